@@ -1,0 +1,107 @@
+#include <r3d/backend_factory.hpp>
+
+#include <fmt/format.h>
+
+#include <r3d/backend_uri.hpp>
+#include <r3d/size.hpp>
+
+#include "backends/directory_backend.hpp"
+#include "backends/file_backend.hpp"
+#include "backends/memory_backend.hpp"
+
+namespace r3d {
+
+namespace {
+
+template <class T>
+ResultMsg<std::shared_ptr<ReadWriterAt>> shared(ResultMsg<std::unique_ptr<T>> r)
+{
+	if (!r)
+		return unexpectedOf(r.error());
+	return std::shared_ptr<ReadWriterAt>(std::move(*r));
+}
+
+ResultMsg<std::shared_ptr<ReadWriterAt>> openMemory(const BackendUri &u)
+{
+	auto ok = u.onlyParams({});
+	if (!ok)
+		return unexpectedOf(ok.error());
+	if (!u.authority.empty() || u.path.empty())
+		return fail(EINVAL, fmt::format("'{}': expected memory:SIZE, e.g. memory:256M", u.text));
+	auto size = parseSize(u.path);
+	if (!size)
+		return fail(size.error().code, fmt::format("'{}': {}", u.text, size.error().message));
+	return shared(backends::MemoryBackend::create(*size));
+}
+
+ResultMsg<std::shared_ptr<ReadWriterAt>> openFile(const BackendUri &u)
+{
+	auto ok = u.onlyParams({ "size" });
+	if (!ok)
+		return unexpectedOf(ok.error());
+	if (!u.authority.empty() && u.authority != "localhost")
+		return fail(EINVAL, fmt::format("'{}': file URIs name a local path (file:PATH or file:///PATH)", u.text));
+	auto size = u.sizeParam("size");
+	if (!size)
+		return unexpectedOf(size.error());
+	if (u.path.empty())
+		return fail(EINVAL, fmt::format("'{}': expected file:PATH", u.text));
+	return shared(backends::FileBackend::open(u.path, *size));
+}
+
+ResultMsg<std::shared_ptr<ReadWriterAt>> openDirectory(const BackendUri &u)
+{
+	auto ok = u.onlyParams({ "size", "chunk", "max-open" });
+	if (!ok)
+		return unexpectedOf(ok.error());
+	if (!u.authority.empty() && u.authority != "localhost")
+		return fail(EINVAL, fmt::format("'{}': dir URIs name a local path (dir:PATH)", u.text));
+	auto size = u.sizeParam("size");
+	if (!size)
+		return unexpectedOf(size.error());
+	auto chunk = u.sizeParam("chunk");
+	if (!chunk)
+		return unexpectedOf(chunk.error());
+	auto maxOpen = u.sizeParam("max-open");
+	if (!maxOpen)
+		return unexpectedOf(maxOpen.error());
+	if (u.path.empty())
+		return fail(EINVAL, fmt::format("'{}': expected dir:PATH?size=SIZE", u.text));
+	return shared(backends::DirectoryBackend::open(
+		u.path, *size, *chunk, static_cast<size_t>(maxOpen->value_or(backends::DirectoryBackend::kDefaultMaxOpenFiles))));
+}
+
+struct Scheme {
+	const char *name;
+	ResultMsg<std::shared_ptr<ReadWriterAt>> (*open)(const BackendUri &);
+};
+
+constexpr Scheme kSchemes[] = {
+	{ "memory", openMemory },
+	{ "file", openFile },
+	{ "dir", openDirectory },
+};
+
+} // namespace
+
+ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri)
+{
+	auto parsed = BackendUri::parse(uri);
+	if (!parsed)
+		return unexpectedOf(parsed.error());
+	for (const auto &s : kSchemes)
+		if (parsed->scheme == s.name)
+			return s.open(*parsed);
+	return fail(EPROTONOSUPPORT,
+		    fmt::format("'{}': unknown backend scheme '{}' (known: {})", uri, parsed->scheme, knownSchemes()));
+}
+
+std::string knownSchemes()
+{
+	std::string out;
+	for (const auto &s : kSchemes)
+		out += (out.empty() ? "" : ", ") + std::string(s.name);
+	return out;
+}
+
+} // namespace r3d

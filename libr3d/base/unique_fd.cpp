@@ -1,0 +1,20 @@
+#include <r3d/unique_fd.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace r3d {
+
+void UniqueFd::reset(int fd)
+{
+	if (fd_ >= 0)
+		::close(fd_);
+	fd_ = fd;
+}
+
+UniqueFd UniqueFd::dup() const
+{
+	return UniqueFd(::fcntl(fd_, F_DUPFD_CLOEXEC, 0));
+}
+
+} // namespace r3d

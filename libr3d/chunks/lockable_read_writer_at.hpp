@@ -1,0 +1,40 @@
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+
+#include "chunks/forwarding_read_writer_at.hpp"
+
+namespace r3d::chunks {
+
+/// Blocks all I/O while locked. lock() also waits until the calls already inside `next`
+/// have returned, so once it returns the backend is quiescent (migration finalize).
+/// unlock() wakes every waiter.
+class LockableReadWriterAt final : public ForwardingReadWriterAt
+{
+public:
+	explicit LockableReadWriterAt(std::shared_ptr<ReadWriterAt> next);
+
+	Result<void> readAt(std::span<std::byte> buf, uint64_t offset) override;
+	Result<void> writeAt(std::span<const std::byte> buf, uint64_t offset) override;
+	Result<void> sync() override;
+	Result<void> trim(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+	Result<void> cache(uint64_t offset, uint64_t length) override;
+	Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
+
+	void lock();
+	void unlock();
+	bool locked() const;
+
+private:
+	template <class Fn>
+	auto gated(Fn &&fn) -> decltype(fn());
+
+	mutable std::mutex mutex_;
+	std::condition_variable cond_;
+	bool locked_ = false;
+	uint64_t inFlight_ = 0;
+};
+
+} // namespace r3d::chunks

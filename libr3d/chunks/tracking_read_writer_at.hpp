@@ -1,0 +1,43 @@
+#pragma once
+
+#include <atomic>
+
+#include "chunks/bitmap.hpp"
+#include "chunks/forwarding_read_writer_at.hpp"
+
+namespace r3d::chunks {
+
+/// Records which chunks were written between track() and syncDirty() in a lock-free
+/// bitmap. A chunk is marked only after its write completed, so a chunk written while
+/// syncDirty() runs shows up in this list or in the next one, never in neither.
+///
+/// (syncDirty() rather than sync(): sync() is the ReadWriterAt flush and passes through.)
+class TrackingReadWriterAt final : public ForwardingReadWriterAt
+{
+public:
+	TrackingReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize);
+
+	Result<void> writeAt(std::span<const std::byte> buf, uint64_t offset) override;
+	Result<void> trim(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+
+	/// Starts tracking with an empty dirty set.
+	void track();
+	/// Stops tracking and forgets the dirty set.
+	void untrack();
+	bool tracking() const { return tracking_.load(std::memory_order_acquire); }
+	/// Returns the indexes of the chunks written since track() or the previous call, in
+	/// ascending order, and clears them. Tracking goes on.
+	std::vector<uint64_t> syncDirty();
+	uint64_t dirtyCount() const { return dirty_.count(); }
+	uint64_t chunkSize() const { return chunkSize_; }
+
+private:
+	void mark(uint64_t offset, uint64_t length);
+
+	uint64_t chunkSize_;
+	Bitmap dirty_;
+	std::atomic<bool> tracking_{ false };
+};
+
+} // namespace r3d::chunks

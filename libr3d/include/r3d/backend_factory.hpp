@@ -1,0 +1,21 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <r3d/read_writer_at.hpp>
+
+namespace r3d {
+
+/// Opens a backend from its URI, the project's contract used by every command:
+///   memory:SIZE                         sparse RAM disk, e.g. memory:256M
+///   file:PATH  file:PATH?size=1G        file or block device; with size: create/extend
+///   dir:PATH?size=1G&chunk=64K          one file per chunk
+/// A malformed URI, an unknown scheme or parameter, size 0 or a size that does not fit
+/// fails with a message naming the problem.
+ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri);
+
+/// The schemes openBackend() knows, for usage messages.
+std::string knownSchemes();
+
+} // namespace r3d

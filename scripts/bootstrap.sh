@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what r3map needs on Debian 12, then configures and builds it in ./build.
+# Idempotent: a second run only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  # build
+  meson ninja-build g++ pkg-config libboost-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  catch2 scdoc
+  # NBD peers the tests drive
+  nbdkit libnbd-bin python3-libnbd qemu-utils fio
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "bootstrap: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -f build/build.ninja ] || meson setup build
+ninja -C build
