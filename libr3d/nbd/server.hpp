@@ -1,0 +1,118 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <r3d/read_writer_at.hpp>
+#include <r3d/result.hpp>
+#include <r3d/unique_fd.hpp>
+
+namespace r3d {
+class ThreadPool;
+}
+
+namespace r3d::nbd {
+
+/// One export a server offers by name.
+struct Export {
+	std::string name; ///< "" is also reachable as the default export
+	std::string description;
+	std::shared_ptr<ReadWriterAt> backend;
+	bool readOnly = false;
+};
+
+struct ServerOptions {
+	/// Largest READ/WRITE payload accepted (advertised as NBD_INFO_BLOCK_SIZE maximum).
+	uint32_t maxPayload = 32 * 1024 * 1024;
+	uint32_t preferredBlockSize = 4096;
+	/// Threads serving requests of backends that may block (isFast() == false).
+	unsigned workerThreads = 16;
+	/// Requests one connection may have in flight before the server stops reading from it.
+	unsigned maxInFlight = 128;
+	/// Bound on option haggling, so a silent client cannot hold a connection forever.
+	std::chrono::milliseconds handshakeTimeout{ 30000 };
+	/// Mark serving threads PR_SET_IO_FLUSHER (needed when the kernel's own device is
+	/// served from this process, so reclaim cannot deadlock on it).
+	bool ioFlusher = false;
+};
+
+/// Counters over all connections of a server.
+struct Stats {
+	uint64_t connections = 0;
+	uint64_t activeConnections = 0;
+	uint64_t reads = 0;
+	uint64_t writes = 0;
+	uint64_t flushes = 0;
+	uint64_t trims = 0;
+	uint64_t writeZeroes = 0;
+	uint64_t caches = 0;
+	uint64_t blockStatus = 0;
+	uint64_t bytesRead = 0;
+	uint64_t bytesWritten = 0;
+	uint64_t errors = 0;
+};
+
+class Session;
+
+/// Our NBD server: fixed newstyle handshake, structured replies, base:allocation,
+/// concurrent requests with out-of-order replies. Transport independent: it serves any
+/// connected stream socket (TCP, UNIX, socketpair). One thread per connection calls
+/// serve(); requests of slow backends run on a shared worker pool.
+class Server
+{
+public:
+	explicit Server(ServerOptions options = {});
+	~Server();
+	Server(const Server &) = delete;
+	Server &operator=(const Server &) = delete;
+
+	/// Adds an export; the first one added is also the default (""). Call before serving.
+	void addExport(Export exp);
+	const std::vector<Export> &exports() const { return exports_; }
+	const Export *findExport(const std::string &name) const;
+	const ServerOptions &options() const { return options_; }
+
+	/// Runs the whole protocol on a connected socket until the client leaves or
+	/// shutdown() is called. Returns an error only for transport failures.
+	Result<void> serve(UniqueFd socket);
+	/// Transmission phase only, with simple replies: for the kernel's nbd driver, which
+	/// expects the handshake to be done already.
+	Result<void> serveTransmission(UniqueFd socket, const std::string &exportName);
+
+	/// Transmission flags advertised for an export (also what the kernel is told).
+	uint16_t transmissionFlags(const Export &exp, bool structuredReplies) const;
+
+	/// Stops every connection: no new requests are read, requests in flight finish,
+	/// backends are flushed, sockets close. serve() calls then return. Idempotent.
+	void shutdown();
+	bool stopping() const { return stopping_.load(); }
+
+	Stats stats() const;
+
+private:
+	friend class Session;
+	struct Counters {
+		std::atomic<uint64_t> connections{ 0 }, activeConnections{ 0 }, reads{ 0 }, writes{ 0 },
+			flushes{ 0 }, trims{ 0 }, writeZeroes{ 0 }, caches{ 0 }, blockStatus{ 0 }, bytesRead{ 0 },
+			bytesWritten{ 0 }, errors{ 0 };
+	};
+
+	Result<void> run(Session &session);
+	ThreadPool &workers();
+
+	ServerOptions options_;
+	std::vector<Export> exports_;
+	Counters counters_;
+	std::atomic<bool> stopping_{ false };
+	std::mutex mutex_;
+	std::unordered_set<Session *> sessions_;
+	std::unique_ptr<ThreadPool> workers_;
+};
+
+} // namespace r3d::nbd
