@@ -15,34 +15,11 @@
 
 #include "nbd/listener.hpp"
 #include "nbd/server.hpp"
+#include "serve_device.hpp"
 #include "serve_options.hpp"
+#include "serve_stats.hpp"
 
 namespace r3cli {
-
-namespace {
-
-std::string statsJson(const r3d::nbd::Stats &s)
-{
-	return fmt::format("{{\"connections\":{},\"reads\":{},\"writes\":{},\"flushes\":{},\"trims\":{},"
-			   "\"write_zeroes\":{},\"caches\":{},\"block_status\":{},\"bytes_read\":{},"
-			   "\"bytes_written\":{},\"errors\":{}}}\n",
-			   s.connections, s.reads, s.writes, s.flushes, s.trims, s.writeZeroes, s.caches,
-			   s.blockStatus, s.bytesRead, s.bytesWritten, s.errors);
-}
-
-// Written to a temporary name and renamed, so a reader never sees half a file.
-bool writeFileAtomically(const std::string &path, const std::string &text)
-{
-	std::string tmp = path + ".tmp";
-	{
-		std::ofstream out(tmp, std::ios::trunc);
-		if (!(out << text))
-			return false;
-	}
-	return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-} // namespace
 
 int runServe(int argc, char **argv)
 {
@@ -72,6 +49,8 @@ int runServe(int argc, char **argv)
 	sigaddset(&signals, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 	std::signal(SIGPIPE, SIG_IGN);
+	if (!o.device.empty())
+		return serveDevice(o, signals);
 
 	r3d::nbd::ServerOptions serverOptions;
 	serverOptions.maxPayload = o.maxRequest;
