@@ -17,4 +17,9 @@ Result<DeviceLock> DeviceLock::tryLock(const std::string &path)
 	return DeviceLock(path, std::move(fd));
 }
 
+void DeviceLock::unlock()
+{
+	(void)::flock(fd_.get(), LOCK_UN);
+}
+
 } // namespace r3d::nbd::kernel

@@ -18,6 +18,10 @@ public:
 	static Result<DeviceLock> tryLock(const std::string &path);
 
 	int fd() const { return fd_.get(); }
+	/// Drops the lock but keeps the device open. udevd postpones the events of a device
+	/// someone holds LOCK_EX on (systemd's block device locking), so an attach unlocks
+	/// once the device is configured; the kernel refuses a second setup from then on.
+	void unlock();
 	const std::string &path() const { return path_; }
 
 private:

@@ -6,6 +6,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -26,6 +28,7 @@ namespace {
 
 constexpr auto kPollFree = std::chrono::milliseconds(2);
 constexpr auto kReclaimWait = std::chrono::seconds(3);
+constexpr auto kBusyRetry = std::chrono::milliseconds(50);
 
 std::shared_ptr<spdlog::logger> logger()
 {
@@ -146,6 +149,18 @@ ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std
 	request.backendIdentifier = OwnerTag::self(options.name, options.procRoot).format();
 
 	auto index = netlink.connect(request);
+	// A device asked for by index can be briefly open elsewhere (udev probing it after a
+	// disconnect), which makes the kernel answer EBUSY: retry until the deadline.
+	auto transientlyBusy = [&] {
+		if (!request.index || index.error().code.value() != EBUSY || Clock::now() + kBusyRetry >= deadline)
+			return false;
+		auto s = devices_.state(*request.index);
+		return s && !s->pid; // connected means really in use: fail at once
+	};
+	while (!index && transientlyBusy()) {
+		std::this_thread::sleep_for(kBusyRetry);
+		index = netlink.connect(request);
+	}
 	if (!index)
 		return unexpectedOf(index.error());
 	index_ = *index;
@@ -215,11 +230,18 @@ ResultMsg<void> KernelDevice::attachIoctl(const std::vector<int> &sockets, const
 		skip.insert(index_);
 	}
 	method_ = AttachMethod::Ioctl;
+	// From here NBD_SET_SOCK by anyone else fails with EBUSY; udevd needs the lock gone.
+	lock_->unlock();
 
 	run_ = std::make_shared<IoctlRun>();
 	if (!run_->done)
 		return fail(errno, "eventfd failed");
 	doIt_ = std::thread([run = run_, fd = lock_->fd()] {
+		// Any signal that interrupts NBD_DO_IT makes the kernel tear the device down, so
+		// this thread takes none (SIGSTOP and SIGKILL still do: a reason to prefer netlink).
+		sigset_t all;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, nullptr);
 		auto r = NbdIoctl(fd).doIt();
 		run->error = r ? 0 : r.error().value();
 		run->finished = true;

@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# The kernel NBD tests. Runs as root inside the test guest (run-guest.sh), which has
+# nbd.ko loaded and the host's root file system mounted read-only.
+#   guest-tests.sh R3SERVE OUT_DIR UDEV_DIR [TEST...]
+# Appends "PASS name seconds", "FAIL name seconds: why" and "METRIC ..." lines to
+# OUT_DIR/results.txt. Every test runs under its own timeout.
+set -u
+R3SERVE="$1" OUT="$2" UDEV_DIR="$3"
+shift 3
+RESULTS="$OUT/results.txt"
+WORK="$(mktemp -d /tmp/r3vm-XXXXXX)"
+export R3SERVE OUT WORK
+all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach methods kill9)
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
+
+# ---- helpers (exported: each test runs in its own bash under timeout) ------------------
+
+# serve_spawn NAME ARGS...: starts r3serve --device ARGS in the background (stdout in
+# $WORK/NAME.out, log in $WORK/NAME.log) and sets SPID.
+serve_spawn() {
+	local name="$1"
+	shift
+	: > "$WORK/$name.out"
+	"$R3SERVE" --device "$@" > "$WORK/$name.out" 2> "$WORK/$name.log" &
+	SPID=$!
+	echo "$SPID" >> "$WORK/pids"
+}
+
+# serve_wait NAME PID: waits until r3serve printed its device; sets DEV.
+serve_wait() {
+	local name="$1" pid="$2" i
+	for i in $(seq 600); do
+		DEV="$(head -n1 "$WORK/$name.out")"
+		[ -n "$DEV" ] && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "r3serve ($name) printed no device:" >&2
+	cat "$WORK/$name.log" >&2
+	return 1
+}
+
+# serve_start NAME ARGS...: both; sets SPID and DEV.
+serve_start() {
+	serve_spawn "$@"
+	serve_wait "$1" "$SPID"
+}
+
+# serve_stop PID DEV: SIGTERM, expect exit 0 and the device free afterwards.
+serve_stop() {
+	local pid="$1" dev="$2" status=0
+	kill -TERM "$pid"
+	wait "$pid" || status=$?
+	[ "$status" -eq 0 ] || { echo "r3serve exited with $status after SIGTERM" >&2; return 1; }
+	dev_free "$dev" || { echo "$dev is still connected after r3serve exited" >&2; return 1; }
+}
+
+# dev_free DEV: not connected (no pid attribute) and size 0.
+dev_free() {
+	local sys="/sys/block/$(basename "$1")"
+	[ ! -e "$sys/pid" ] && [ "$(cat "$sys/size")" = 0 ]
+}
+
+# ready_ms NAME: the attach-to-ready time r3serve logged.
+ready_ms() {
+	sed -n 's/.* ready after \([0-9.]*\) ms.*/\1/p' "$WORK/$1.log" | head -n1
+}
+
+# stats NAME PID FIELD: asks r3serve (SIGUSR1) for its counters and prints one.
+stats() {
+	local file="$WORK/$1.stats" i
+	rm -f "$file"
+	kill -USR1 "$2"
+	for i in $(seq 100); do
+		[ -s "$file" ] && break
+		sleep 0.05
+	done
+	sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p" "$file"
+}
+
+# write_files DIR: three files of known content; their hashes go to DIR.sha256 in $WORK.
+write_files() {
+	local dir="$1" tag="$2"
+	dd if=/dev/urandom of="$dir/big.bin" bs=1M count=8 status=none
+	dd if=/dev/urandom of="$dir/small.bin" bs=4k count=3 status=none
+	echo "hello from the r3map vm test $tag" > "$dir/hello.txt"
+	(cd "$dir" && sha256sum big.bin small.bin hello.txt) > "$WORK/$tag.sha256"
+}
+
+verify_files() {
+	local dir="$1" tag="$2"
+	(cd "$dir" && sha256sum -c --quiet "$WORK/$tag.sha256")
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+metric() {
+	echo "METRIC $*" >> "$RESULTS"
+}
+
+export -f serve_spawn serve_wait serve_start serve_stop dev_free ready_ms stats write_files verify_files fail metric
+export RESULTS
+
+# ---- tests -------------------------------------------------------------------------------
+
+# 1. memory backend, ext4: write, remount, verify; SIGTERM frees the device.
+t_memory_ext4() {
+	serve_start mem auto memory:256M || fail "attach"
+	local pid=$SPID dev=$DEV
+	echo "attached $dev"
+	[ -b "$dev" ] || fail "$dev is not a block device"
+	mkfs.ext4 -q -F "$dev" || fail "mkfs.ext4"
+	mkdir -p "$WORK/mnt"
+	mount "$dev" "$WORK/mnt" || fail "mount"
+	write_files "$WORK/mnt" mem
+	sync
+	umount "$WORK/mnt" || fail "umount"
+	echo 3 > /proc/sys/vm/drop_caches
+	mount "$dev" "$WORK/mnt" || fail "remount"
+	verify_files "$WORK/mnt" mem || fail "hashes differ after remount"
+	umount "$WORK/mnt" || fail "umount"
+	serve_stop "$pid" "$dev" || fail "stop"
+}
+
+# 2. file backend: detach, attach the same file again (other method), verify.
+t_file_persistence() {
+	local img="$WORK/persist.img"
+	serve_start persist1 auto --netlink "file:$img?size=128M" || fail "attach"
+	local pid=$SPID dev=$DEV
+	mkfs.ext4 -q -F "$dev" || fail "mkfs.ext4"
+	mkdir -p "$WORK/pmnt"
+	mount "$dev" "$WORK/pmnt" || fail "mount"
+	write_files "$WORK/pmnt" persist
+	umount "$WORK/pmnt" || fail "umount"
+	serve_stop "$pid" "$dev" || fail "stop"
+
+	serve_start persist2 auto --ioctl "file:$img" || fail "re-attach"
+	pid=$SPID dev=$DEV
+	mount "$dev" "$WORK/pmnt" || fail "mount after re-attach"
+	verify_files "$WORK/pmnt" persist || fail "hashes differ after re-attach"
+	umount "$WORK/pmnt" || fail "umount"
+	serve_stop "$pid" "$dev" || fail "stop"
+}
+
+# 3. fsync reaches the server as FLUSH, blkdiscard as TRIM, and TRIM punches holes.
+t_flush_trim() {
+	local img="$WORK/trim.img"
+	serve_start trim auto --stats-file "$WORK/trim.stats" "file:$img?size=64M" || fail "attach"
+	local pid=$SPID dev=$DEV
+	local f0 f1 t1 t2 b1 b2
+	f0=$(stats trim "$pid" flushes)
+	dd if=/dev/urandom of="$dev" bs=1M count=16 conv=fsync status=none || fail "dd"
+	f1=$(stats trim "$pid" flushes)
+	echo "flushes before/after fsync: $f0 $f1"
+	[ "$f1" -gt "$f0" ] || fail "fsync did not reach the server as FLUSH ($f0 -> $f1)"
+	b1=$(stat -c %b "$img")
+	t1=$(stats trim "$pid" trims)
+	blkdiscard -o 0 -l 16M "$dev" || fail "blkdiscard"
+	t2=$(stats trim "$pid" trims)
+	b2=$(stat -c %b "$img")
+	echo "trims before/after blkdiscard: $t1 $t2; image blocks: $b1 -> $b2"
+	[ "$t2" -gt "$t1" ] || fail "blkdiscard did not reach the server as TRIM ($t1 -> $t2)"
+	# 16 MiB = 32768 blocks of 512 bytes were allocated and must be holes now.
+	[ $((b1 - b2)) -ge 32768 ] || fail "TRIM did not punch holes ($b1 -> $b2 blocks)"
+	cmp -n $((16 << 20)) "$dev" /dev/zero || fail "discarded range does not read as zeros"
+	serve_stop "$pid" "$dev" || fail "stop"
+	metric "flush_trim flushes=$f1 trims=$t2 blocks_before=$b1 blocks_after=$b2"
+}
+
+# 4. Four attaches started together get four distinct devices (both methods).
+t_concurrent_attach() {
+	local method i
+	for method in --netlink --ioctl; do
+		local pids=() devs=()
+		for i in 1 2 3 4; do
+			serve_spawn "conc$i" auto "$method" memory:32M
+			pids+=("$SPID")
+		done
+		for i in 1 2 3 4; do
+			serve_wait "conc$i" "${pids[$((i - 1))]}" || fail "$method: attach $i"
+			devs+=("$DEV")
+		done
+		echo "$method: ${devs[*]}"
+		[ "$(printf '%s\n' "${devs[@]}" | sort -u | wc -l)" -eq 4 ] || fail "$method: devices not distinct: ${devs[*]}"
+		for i in 0 1 2 3; do
+			dd if=/dev/urandom of="${devs[$i]}" bs=64k count=4 oflag=direct status=none || fail "write ${devs[$i]}"
+		done
+		for i in 0 1 2 3; do
+			serve_stop "${pids[$i]}" "${devs[$i]}" || fail "stop ${devs[$i]}"
+		done
+	done
+}
+
+# 5. netlink and ioctl × sysfs and udev readiness (udev: kernel events, then udevd's),
+#    with data checked through each; time-to-ready measured over several attaches.
+t_methods() {
+	local rounds=5 method ready r
+	dd if=/dev/urandom of="$WORK/pattern" bs=64k count=16 status=none
+	local want
+	want="$(sha256sum < "$WORK/pattern")"
+	for variant in "netlink sysfs" "ioctl sysfs" "netlink udev" "ioctl udev" "netlink udevd" "ioctl udevd"; do
+		set -- $variant
+		method=$1 ready=$2
+		if [ "$ready" = udevd ]; then
+			start_udevd || fail "systemd-udevd did not start"
+			ready=udev
+		fi
+		local times=()
+		for r in $(seq $rounds); do
+			serve_start "m-$method-$2-$r" auto "--$method" --ready "$ready" memory:64M || fail "$variant attach"
+			local pid=$SPID dev=$DEV
+			grep -q "($method, $ready readiness" "$WORK/m-$method-$2-$r.log" || fail "$variant: r3serve used another method: $(cat "$WORK/m-$method-$2-$r.log")"
+			times+=("$(ready_ms "m-$method-$2-$r")")
+			if [ "$r" = 1 ]; then
+				dd if="$WORK/pattern" of="$dev" bs=64k oflag=direct status=none || fail "$variant write"
+				[ "$(dd if="$dev" bs=64k count=16 iflag=direct status=none | sha256sum)" = "$want" ] || fail "$variant: data differs"
+			fi
+			serve_stop "$pid" "$dev" || fail "$variant stop"
+		done
+		local sorted
+		sorted="$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')"
+		echo "$variant ready ms: $sorted"
+		metric "ready_ms method=$method ready=$2 median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (rounds + 1) / 2 ))p") samples=${sorted% }"
+	done
+	stop_udevd
+}
+
+start_udevd() {
+	[ -x "$UDEV_DIR/bin/udevadm" ] || return 1
+	# The package's rules replace the host's (few) ones, in this guest only.
+	mount --bind "$UDEV_DIR/lib/udev" /usr/lib/udev || return 1
+	# udevadm acts as the daemon when called systemd-udevd.
+	ln -sf "$UDEV_DIR/bin/udevadm" "$WORK/systemd-udevd"
+	"$WORK/systemd-udevd" --resolve-names=never > "$WORK/udevd.log" 2>&1 &
+	echo $! > "$WORK/udevd.pid"
+	echo $! >> "$WORK/pids"
+	local i
+	for i in $(seq 100); do
+		[ -e /run/udev/control ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+stop_udevd() {
+	if [ -f "$WORK/udevd.pid" ]; then
+		local pid
+		pid="$(cat "$WORK/udevd.pid")"
+		kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+		rm -f "$WORK/udevd.pid" /run/udev/control
+	fi
+	umount /usr/lib/udev 2>/dev/null
+	return 0
+}
+export UDEV_DIR
+export -f start_udevd stop_udevd
+
+# 6. kill -9 of r3serve while a reader is blocked on the device: the reader gets an I/O
+#    error within timeout + dead-connection timeout; the device is usable afterwards.
+t_kill9() {
+	local method timeout=3 dead=3
+	for method in netlink ioctl; do
+		serve_start "k-$method" auto "--$method" --timeout $timeout --dead-conn-timeout $dead memory:64M || fail "attach"
+		local pid=$SPID dev=$DEV
+		dd if=/dev/urandom of="$dev" bs=1M count=4 oflag=direct status=none || fail "write"
+		local reader
+		if [ "$method" = netlink ]; then
+			# Freeze the server so the read stays in flight, then kill it.
+			kill -STOP "$pid"
+			dd if="$dev" of=/dev/null bs=4k count=1 skip=100 iflag=direct 2> "$WORK/k-$method.reader" &
+			reader=$!
+			sleep 1
+			kill -0 "$reader" 2>/dev/null || fail "$method: the reader was not blocked"
+		else
+			# SIGSTOP would interrupt NBD_DO_IT, which tears the device down by itself: keep
+			# a reader busy instead and kill the server under it.
+			(while dd if="$dev" of=/dev/null bs=64k iflag=direct status=none; do :; done) 2> "$WORK/k-$method.reader" &
+			reader=$!
+			sleep 1
+			kill -0 "$reader" 2>/dev/null || fail "$method: the reader stopped early: $(cat "$WORK/k-$method.reader")"
+		fi
+		local t0 t1 status=0
+		t0=$(date +%s.%N)
+		kill -KILL "$pid"
+		wait "$pid" 2>/dev/null
+		wait "$reader" || status=$?
+		t1=$(date +%s.%N)
+		local took
+		took=$(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')
+		echo "$method: reader ended with status $status after ${took}s: $(head -n1 "$WORK/k-$method.reader")"
+		grep -qi 'input/output error' "$WORK/k-$method.reader" || fail "$method: the reader got no I/O error"
+		# The bound: the kernel's request timeout, then the dead-connection wait; plus TCG slack.
+		awk -v t="$took" -v b=$((timeout + dead + 10)) 'BEGIN { exit !(t <= b) }' || fail "$method: took ${took}s"
+		metric "kill9 method=$method reader_error_after_s=$took bound_s=$((timeout + dead))"
+
+		# The device is reusable: attach to it by name and move data through it.
+		serve_start "k2-$method" "$dev" "--$method" memory:64M || fail "$method: $dev not reusable"
+		local pid2=$SPID
+		[ "$DEV" = "$dev" ] || fail "$method: got $DEV instead of $dev"
+		dd if=/dev/urandom of="$dev" bs=1M count=2 oflag=direct status=none || fail "$method: write after reuse"
+		serve_stop "$pid2" "$dev" || fail "$method: stop after reuse"
+	done
+}
+
+export -f t_memory_ext4 t_file_persistence t_flush_trim t_concurrent_attach t_methods t_kill9
+
+# ---- runner ------------------------------------------------------------------------------
+
+cleanup() {
+	local pid
+	if [ -f "$WORK/pids" ]; then
+		while read -r pid; do kill -KILL "$pid" 2>/dev/null; done < "$WORK/pids"
+	fi
+	stop_udevd
+	grep " $WORK/" /proc/mounts | awk '{ print $2 }' | xargs -r -n1 umount -l
+}
+
+failed=0
+for t in "${tests[@]}"; do
+	declare -F "t_$t" > /dev/null || { echo "FAIL $t 0: no such test" >> "$RESULTS"; failed=1; continue; }
+	echo "=== $t"
+	start=$(date +%s.%N)
+	status=0
+	timeout --kill-after=5 "${R3_VM_TEST_TIMEOUT:-180}" bash -c "t_$t" > "$OUT/$t.log" 2>&1 || status=$?
+	cat "$OUT/$t.log"
+	took=$(echo "$start $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
+	if [ "$status" -eq 0 ]; then
+		echo "PASS $t $took" | tee -a "$RESULTS"
+	else
+		why="$(grep -h '^FAIL: ' "$OUT/$t.log" | tail -n1 | cut -c7-)"
+		[ "$status" -eq 124 ] && why="timed out"
+		echo "FAIL $t $took: ${why:-exit status $status}" | tee -a "$RESULTS"
+		failed=1
+		for log in "$WORK"/*.log; do
+			[ -f "$log" ] && { echo "--- $log"; tail -n 20 "$log"; } >> "$OUT/$t.log"
+		done
+	fi
+	cleanup
+	rm -f "$WORK"/*.log "$WORK"/*.out
+done
+dmesg > "$OUT/dmesg.txt"
+exit $failed
