@@ -179,7 +179,7 @@ ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std
 }
 
 ResultMsg<void> KernelDevice::configureIoctl(int device, const std::vector<int> &sockets,
-					     const AttachOptions &options) const
+					     const AttachOptions &options, bool &owned) const
 {
 	NbdIoctl io(device);
 	auto check = [&](Result<void> r, const char *what) -> ResultMsg<void> {
@@ -187,18 +187,23 @@ ResultMsg<void> KernelDevice::configureIoctl(int device, const std::vector<int> 
 			return fail(r.error(), fmt::format("{} {}: {}", what, devices_.devicePath(index_), errnoText(r.error())));
 		return {};
 	};
+	owned = false;
 	for (int socket : sockets) {
 		auto r = check(io.setSocket(socket), "NBD_SET_SOCK on");
 		if (!r)
 			return r;
+		// The kernel now ties the device's setup to this thread: the device is ours.
+		owned = true;
 	}
-	for (auto r : { check(io.setBlockSize(options.blockSize), "NBD_SET_BLKSIZE on"),
-			check(io.setSizeBlocks(options.sizeBytes / options.blockSize), "NBD_SET_SIZE_BLOCKS on"),
-			check(io.setFlags(options.transmissionFlags), "NBD_SET_FLAGS on"),
-			check(io.setTimeout(static_cast<uint64_t>(options.timeout.count())), "NBD_SET_TIMEOUT on") })
-		if (!r)
-			return r;
-	return {};
+	uint64_t timeout = static_cast<uint64_t>(options.timeout.count());
+	ResultMsg<void> r = check(io.setBlockSize(options.blockSize), "NBD_SET_BLKSIZE on");
+	if (r)
+		r = check(io.setSizeBlocks(options.sizeBytes / options.blockSize), "NBD_SET_SIZE_BLOCKS on");
+	if (r)
+		r = check(io.setFlags(options.transmissionFlags), "NBD_SET_FLAGS on");
+	if (r)
+		r = check(io.setTimeout(timeout), "NBD_SET_TIMEOUT on");
+	return r;
 }
 
 ResultMsg<void> KernelDevice::attachIoctl(const std::vector<int> &sockets, const AttachOptions &options,
@@ -217,13 +222,17 @@ ResultMsg<void> KernelDevice::attachIoctl(const std::vector<int> &sockets, const
 			return unexpectedOf(locked.error());
 		index_ = locked->index;
 		path_ = devices_.devicePath(index_);
-		auto configured = configureIoctl(locked->lock.fd(), sockets, options);
+		bool owned = false;
+		auto configured = configureIoctl(locked->lock.fd(), sockets, options, owned);
 		if (configured) {
 			lock_.emplace(std::move(locked->lock));
 			break;
 		}
-		(void)NbdIoctl(locked->lock.fd()).clearSocket();
-		// EBUSY: another task is setting the device up without our lock (nbd-client).
+		// Never CLEAR_SOCK a device whose setup belongs to someone else: it would tear
+		// down their connection (the kernel does not check who asks).
+		if (owned)
+			(void)NbdIoctl(locked->lock.fd()).clearSocket();
+		// EBUSY: another task set the device up between our scan and our SET_SOCK.
 		if (configured.error().code.value() != EBUSY || options.index)
 			return configured;
 		logger()->debug("{} taken meanwhile, trying the next device", path_);

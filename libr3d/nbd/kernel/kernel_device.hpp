@@ -67,7 +67,9 @@ private:
 				      const AttachOptions &options, ReadyWaiter &waiter, Clock::time_point deadline);
 	ResultMsg<void> attachIoctl(const std::vector<int> &sockets, const AttachOptions &options, ReadyWaiter &waiter,
 				    Clock::time_point deadline);
-	ResultMsg<void> configureIoctl(int device, const std::vector<int> &sockets, const AttachOptions &options) const;
+	/// `owned`: our first NBD_SET_SOCK went through, so the device's setup is ours to undo.
+	ResultMsg<void> configureIoctl(int device, const std::vector<int> &sockets, const AttachOptions &options,
+				       bool &owned) const;
 	ResultMsg<void> stopIoctl(Clock::time_point deadline);
 	bool waitFree(Clock::time_point deadline) const;
 
