@@ -10,7 +10,7 @@ shift 3
 RESULTS="$OUT/results.txt"
 WORK="$(mktemp -d /tmp/r3vm-XXXXXX)"
 export R3SERVE OUT WORK
-all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach methods kill9)
+all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach multi_conn methods kill9)
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -200,6 +200,36 @@ t_concurrent_attach() {
 	done
 }
 
+# 4b. Several connections per device (multi-conn): the server sees each, data is intact
+#     under parallel I/O.
+t_multi_conn() {
+	local method n
+	dd if=/dev/urandom of="$WORK/mc.data" bs=1M count=8 status=none
+	for method in "netlink 4" "ioctl 2"; do
+		set -- $method
+		serve_start "mc-$1" auto "--$1" --connections "$2" --stats-file "$WORK/mc-$1.stats" memory:64M || fail "$1 attach"
+		local pid=$SPID dev=$DEV
+		grep -q "$2 connections" "$WORK/mc-$1.log" || fail "$1: not $2 connections: $(cat "$WORK/mc-$1.log")"
+		# Four writers at once, each its own 8 MiB slice. (A bare `wait` would wait for
+		# r3serve too.)
+		local writers=()
+		for n in 0 1 2 3; do
+			dd if="$WORK/mc.data" of="$dev" bs=1M seek=$((n * 8)) oflag=direct status=none &
+			writers+=($!)
+		done
+		for n in "${writers[@]}"; do
+			wait "$n" || fail "$1: a writer failed"
+		done
+		for n in 0 1 2 3; do
+			cmp -i 0:$((n * 8 << 20)) -n $((8 << 20)) "$WORK/mc.data" "$dev" || fail "$1: slice $n differs"
+		done
+		n=$(stats "mc-$1" "$pid" connections)
+		[ "$n" = "$2" ] || fail "$1: the server saw $n connections, not $2"
+		serve_stop "$pid" "$dev" || fail "$1 stop"
+		echo "$1: $2 connections, parallel writes verified"
+	done
+}
+
 # 5. netlink and ioctl × sysfs and udev readiness (udev: kernel events, then udevd's),
 #    with data checked through each; time-to-ready measured over several attaches.
 t_methods() {
@@ -311,7 +341,7 @@ t_kill9() {
 	done
 }
 
-export -f t_memory_ext4 t_file_persistence t_flush_trim t_concurrent_attach t_methods t_kill9
+export -f t_memory_ext4 t_file_persistence t_flush_trim t_concurrent_attach t_multi_conn t_methods t_kill9
 
 # ---- runner ------------------------------------------------------------------------------
 
