@@ -3,7 +3,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <thread>
 
 #include <unistd.h>
@@ -118,13 +117,7 @@ int runServe(int argc, char **argv)
 			status = 1;
 		}
 	}
-	auto stats = server.stats();
-	logger->info("served {} connections: {} reads, {} writes, {} flushes, {} trims, {} errors", stats.connections,
-		     stats.reads, stats.writes, stats.flushes, stats.trims, stats.errors);
-	if (!o.statsFile.empty())
-		writeFileAtomically(o.statsFile, statsJson(stats));
-	if (!o.pidFile.empty())
-		::unlink(o.pidFile.c_str());
+	reportExit(o, server.stats(), "served");
 	return status;
 }
 

@@ -79,13 +79,7 @@ int serveDevice(const ServeOptions &o, const sigset_t &signals)
 		logger->error("{}", closed.error().message);
 		status = 1;
 	}
-	auto stats = m.stats();
-	logger->info("{}: {} reads, {} writes, {} flushes, {} trims, {} errors", m.devicePath(), stats.reads,
-		     stats.writes, stats.flushes, stats.trims, stats.errors);
-	if (!o.statsFile.empty())
-		writeFileAtomically(o.statsFile, statsJson(stats));
-	if (!o.pidFile.empty())
-		::unlink(o.pidFile.c_str());
+	reportExit(o, m.stats(), m.devicePath());
 	return status;
 }
 

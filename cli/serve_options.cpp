@@ -144,13 +144,6 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		case kDevice:
 			o.device = optarg;
 			break;
-		case kConnections: {
-			auto n = parseCount("--connections", optarg, 1, 64);
-			if (!n)
-				return r3d::unexpectedOf(n.error());
-			o.connections = *n;
-			break;
-		}
 		case kNetlink:
 		case kIoctl:
 			if (!o.attachMethod.empty())
@@ -162,19 +155,27 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 				return r3d::fail(EINVAL, fmt::format("--ready {}: expected udev or sysfs", optarg));
 			o.ready = optarg;
 			break;
-		case kBlockSize: {
-			auto n = parseCount("--block-size", optarg, 512, 65536);
-			if (!n)
-				return r3d::unexpectedOf(n.error());
-			o.blockSize = *n;
-			break;
-		}
+		case kConnections:
+		case kBlockSize:
 		case kTimeout:
 		case kDeadConnTimeout: {
-			auto n = parseCount(c == kTimeout ? "--timeout" : "--dead-conn-timeout", optarg, 0, 86400);
+			struct Count {
+				const char *name;
+				unsigned min, max;
+			};
+			Count limits = c == kConnections ? Count{ "--connections", 1, 64 }
+				     : c == kBlockSize   ? Count{ "--block-size", 512, 65536 }
+				     : c == kTimeout     ? Count{ "--timeout", 0, 86400 }
+							 : Count{ "--dead-conn-timeout", 0, 86400 };
+			auto n = parseCount(limits.name, optarg, limits.min, limits.max);
 			if (!n)
 				return r3d::unexpectedOf(n.error());
-			(c == kTimeout ? o.timeout : o.deadConnTimeout) = *n;
+			if (c == kConnections)
+				o.connections = *n;
+			else if (c == kBlockSize)
+				o.blockSize = *n;
+			else
+				(c == kTimeout ? o.timeout : o.deadConnTimeout) = *n;
 			break;
 		}
 		case 'h':

@@ -3,7 +3,13 @@
 #include <cstdio>
 #include <fstream>
 
+#include <unistd.h>
+
 #include <fmt/format.h>
+
+#include <r3d/log.hpp>
+
+#include "serve_options.hpp"
 
 namespace r3cli {
 
@@ -25,6 +31,17 @@ bool writeFileAtomically(const std::string &path, const std::string &text)
 			return false;
 	}
 	return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+void reportExit(const ServeOptions &o, const r3d::nbd::Stats &stats, const std::string &what)
+{
+	r3d::log::get("r3serve")->info("{}: {} connections, {} reads, {} writes, {} flushes, {} trims, {} errors", what,
+				       stats.connections, stats.reads, stats.writes, stats.flushes, stats.trims,
+				       stats.errors);
+	if (!o.statsFile.empty())
+		writeFileAtomically(o.statsFile, statsJson(stats));
+	if (!o.pidFile.empty())
+		::unlink(o.pidFile.c_str());
 }
 
 } // namespace r3cli

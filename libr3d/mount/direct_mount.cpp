@@ -53,6 +53,8 @@ ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(std::shared_ptr<ReadWr
 		return unexpectedOf(index.error());
 	if (options.connections < 1 || options.connections > kMaxConnections)
 		return fail(EINVAL, fmt::format("connections must be 1 .. {}, not {}", kMaxConnections, options.connections));
+	if (auto valid = nbd::kernel::checkBlockSize(options.blockSize); !valid)
+		return unexpectedOf(valid.error());
 	if (backend->size() % options.blockSize != 0)
 		return fail(EINVAL, fmt::format("the backend's size {} is not a multiple of the block size {}",
 						formatSize(backend->size()), options.blockSize));

@@ -1,5 +1,9 @@
 #include "nbd/kernel/attach_options.hpp"
 
+#include <unistd.h>
+
+#include <fmt/format.h>
+
 namespace r3d::nbd::kernel {
 
 const char *toString(AttachMethod method)
@@ -40,6 +44,14 @@ std::optional<ReadyMethod> parseReadyMethod(const std::string &text)
 		if (text == toString(m))
 			return m;
 	return std::nullopt;
+}
+
+ResultMsg<void> checkBlockSize(uint32_t bytes)
+{
+	long page = ::sysconf(_SC_PAGESIZE);
+	if (bytes < 512 || bytes > static_cast<uint64_t>(page) || (bytes & (bytes - 1)) != 0)
+		return fail(EINVAL, fmt::format("block size {} is not a power of two between 512 and {}", bytes, page));
+	return {};
 }
 
 } // namespace r3d::nbd::kernel

@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include <r3d/result.hpp>
+
 namespace r3d::nbd::kernel {
 
 /// How the device is configured in the kernel.
@@ -24,6 +26,9 @@ const char *toString(AttachMethod method);
 const char *toString(ReadyMethod method);
 std::optional<AttachMethod> parseAttachMethod(const std::string &text);
 std::optional<ReadyMethod> parseReadyMethod(const std::string &text);
+
+/// The kernel accepts a power of two from 512 bytes to the page size.
+ResultMsg<void> checkBlockSize(uint32_t bytes);
 
 struct AttachOptions {
 	std::optional<unsigned> index; ///< nullopt: any free device

@@ -51,10 +51,9 @@ ResultMsg<void> validate(const std::vector<int> &sockets, const AttachOptions &o
 {
 	if (sockets.empty())
 		return fail(EINVAL, "attach: no sockets to connect");
-	long page = ::sysconf(_SC_PAGESIZE);
 	uint32_t bs = o.blockSize;
-	if (bs < 512 || bs > static_cast<uint32_t>(page) || (bs & (bs - 1)) != 0)
-		return fail(EINVAL, fmt::format("block size {} is not a power of two between 512 and {}", bs, page));
+	if (auto valid = checkBlockSize(bs); !valid)
+		return valid;
 	if (o.sizeBytes == 0)
 		return fail(EINVAL, "attach: the export is empty");
 	if (o.sizeBytes % bs != 0)

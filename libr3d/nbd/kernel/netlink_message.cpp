@@ -32,30 +32,6 @@ void NetlinkMessage::put(uint16_t type, const void *data, size_t length)
 		std::memcpy(buffer_.data() + start + NLA_HDRLEN, data, length);
 }
 
-NetlinkMessage &NetlinkMessage::putU8(uint16_t type, uint8_t value)
-{
-	put(type, &value, sizeof(value));
-	return *this;
-}
-
-NetlinkMessage &NetlinkMessage::putU16(uint16_t type, uint16_t value)
-{
-	put(type, &value, sizeof(value));
-	return *this;
-}
-
-NetlinkMessage &NetlinkMessage::putU32(uint16_t type, uint32_t value)
-{
-	put(type, &value, sizeof(value));
-	return *this;
-}
-
-NetlinkMessage &NetlinkMessage::putU64(uint16_t type, uint64_t value)
-{
-	put(type, &value, sizeof(value));
-	return *this;
-}
-
 NetlinkMessage &NetlinkMessage::putString(uint16_t type, std::string_view value)
 {
 	std::vector<char> text(value.begin(), value.end());

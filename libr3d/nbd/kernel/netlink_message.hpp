@@ -16,10 +16,10 @@ public:
 	/// `family` is the generic netlink family id (GENL_ID_CTRL for the controller).
 	NetlinkMessage(uint16_t family, uint8_t command, uint8_t version, uint16_t flags);
 
-	NetlinkMessage &putU8(uint16_t type, uint8_t value);
-	NetlinkMessage &putU16(uint16_t type, uint16_t value);
-	NetlinkMessage &putU32(uint16_t type, uint32_t value);
-	NetlinkMessage &putU64(uint16_t type, uint64_t value);
+	NetlinkMessage &putU8(uint16_t type, uint8_t value) { return putScalar(type, value); }
+	NetlinkMessage &putU16(uint16_t type, uint16_t value) { return putScalar(type, value); }
+	NetlinkMessage &putU32(uint16_t type, uint32_t value) { return putScalar(type, value); }
+	NetlinkMessage &putU64(uint16_t type, uint64_t value) { return putScalar(type, value); }
 	/// NUL-terminated, as NLA_STRING / NLA_NUL_STRING policies accept.
 	NetlinkMessage &putString(uint16_t type, std::string_view value);
 
@@ -32,6 +32,12 @@ public:
 	std::span<const std::byte> bytes() const { return buffer_; }
 
 private:
+	template <class T>
+	NetlinkMessage &putScalar(uint16_t type, T value)
+	{
+		put(type, &value, sizeof(value));
+		return *this;
+	}
 	void put(uint16_t type, const void *data, size_t length);
 
 	std::vector<std::byte> buffer_;
