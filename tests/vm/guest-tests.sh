@@ -10,7 +10,7 @@ shift 3
 RESULTS="$OUT/results.txt"
 WORK="$(mktemp -d /tmp/r3vm-XXXXXX)"
 export R3SERVE OUT WORK
-all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach multi_conn methods kill9)
+all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach multi_conn netlink_commands methods kill9)
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -230,6 +230,18 @@ t_multi_conn() {
 	done
 }
 
+# 4c. The netlink commands r3serve does not use on a live device: STATUS, RECONFIGURE.
+t_netlink_commands() {
+	serve_start nl auto --netlink memory:16M || fail "attach"
+	local pid=$SPID dev=$DEV index free
+	index="${dev#/dev/nbd}"
+	for free in 0 1 2 3 4 5 6 7; do
+		[ "$free" != "$index" ] && dev_free "/dev/nbd$free" && break
+	done
+	"$(dirname "$R3SERVE")/../tests/vm/nbd_netlink_check" "$index" "$free" || fail "netlink STATUS/RECONFIGURE"
+	serve_stop "$pid" "$dev" || fail "stop"
+}
+
 # 5. netlink and ioctl × sysfs and udev readiness (udev: the kernel's events, then with
 #    systemd-udevd running, its events), data checked through each. Time to ready is
 #    measured over several attaches, the variants interleaved so drift hits all alike.
@@ -351,7 +363,7 @@ t_kill9() {
 	done
 }
 
-export -f t_memory_ext4 t_file_persistence t_flush_trim t_concurrent_attach t_multi_conn t_methods t_kill9
+export -f t_memory_ext4 t_file_persistence t_flush_trim t_concurrent_attach t_multi_conn t_netlink_commands t_methods t_kill9
 
 # ---- runner ------------------------------------------------------------------------------
 

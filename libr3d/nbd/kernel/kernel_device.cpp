@@ -146,6 +146,7 @@ ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std
 	request.deadConnTimeoutSeconds = static_cast<uint64_t>(options.deadConnTimeout.count());
 	request.serverFlags = options.transmissionFlags;
 	request.backendIdentifier = OwnerTag::self(options.name, options.procRoot).format();
+	identifier_ = request.backendIdentifier;
 
 	auto index = netlink.connect(request);
 	// A device asked for by index can be briefly open elsewhere (udev probing it after a
@@ -305,6 +306,12 @@ ResultMsg<void> KernelDevice::detach(std::chrono::milliseconds timeout)
 	attached_ = false;
 	auto deadline = Clock::now() + timeout;
 	if (method_ == AttachMethod::Netlink) {
+		// Someone may have disconnected the device from outside and another attach taken
+		// it since: never disconnect a device that is no longer ours.
+		if (auto s = devices_.state(index_); !s || !s->pid || s->backend != identifier_) {
+			logger()->warn("{} was disconnected from outside", path_);
+			return {};
+		}
 		auto netlink = NbdNetlink::open(timeout);
 		if (!netlink)
 			return unexpectedOf(netlink.error());

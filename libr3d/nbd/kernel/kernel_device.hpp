@@ -77,6 +77,7 @@ private:
 	std::string procRoot_;
 	unsigned index_ = 0;
 	std::string path_;
+	std::string identifier_; ///< our owner tag (netlink), to recognise the device as ours
 	AttachMethod method_ = AttachMethod::Netlink;
 	ReadyMethod readyMethod_ = ReadyMethod::Sysfs;
 	std::chrono::microseconds timeToReady_{ 0 };

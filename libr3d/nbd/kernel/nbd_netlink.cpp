@@ -86,6 +86,8 @@ NetlinkMessage NbdNetlink::buildReconfigure(uint16_t family, const ReconfigureRe
 		message.putU64(NBD_ATTR_DEAD_CONN_TIMEOUT, *request.deadConnTimeoutSeconds);
 	if (request.clientFlags)
 		message.putU64(NBD_ATTR_CLIENT_FLAGS, *request.clientFlags);
+	if (!request.backendIdentifier.empty())
+		message.putString(NBD_ATTR_BACKEND_IDENTIFIER, request.backendIdentifier);
 	putSockets(message, request.sockets);
 	return message;
 }

@@ -29,6 +29,9 @@ struct ConnectRequest {
 /// NBD_CMD_RECONFIGURE: new sockets replace dead ones; other fields as given.
 struct ReconfigureRequest {
 	uint32_t index = 0;
+	/// Must repeat the identifier the device was connected with, if it has one: the
+	/// kernel refuses to reconfigure a device for another backend.
+	std::string backendIdentifier;
 	std::vector<int> sockets;
 	std::optional<uint64_t> timeoutSeconds;
 	std::optional<uint64_t> deadConnTimeoutSeconds;

@@ -155,11 +155,13 @@ TEST_CASE("DISCONNECT, STATUS and RECONFIGURE name their device", "[netlink]")
 	reconfigure.index = 2;
 	reconfigure.sockets = { 11 };
 	reconfigure.deadConnTimeoutSeconds = 60;
+	reconfigure.backendIdentifier = "r3map:1:2:3:x";
 	auto message = NbdNetlink::buildReconfigure(9, reconfigure);
 	auto attributes = attributesOf(message.finish(3));
 	CHECK(NetlinkAttribute::find(attributes, NBD_ATTR_INDEX)->u32() == 2u);
 	CHECK(NetlinkAttribute::find(attributes, NBD_ATTR_DEAD_CONN_TIMEOUT)->u64() == 60u);
 	CHECK_FALSE(NetlinkAttribute::find(attributes, NBD_ATTR_TIMEOUT));
+	CHECK(NetlinkAttribute::find(attributes, NBD_ATTR_BACKEND_IDENTIFIER)->string() == "r3map:1:2:3:x");
 	CHECK(NetlinkAttribute::find(attributes, NBD_ATTR_SOCKETS));
 }
 
