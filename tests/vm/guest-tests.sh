@@ -238,8 +238,22 @@ t_netlink_commands() {
 	for free in 0 1 2 3 4 5 6 7; do
 		[ "$free" != "$index" ] && dev_free "/dev/nbd$free" && break
 	done
-	"$(dirname "$R3SERVE")/../tests/vm/nbd_netlink_check" "$index" "$free" || fail "netlink STATUS/RECONFIGURE"
+	local check
+	check="$(dirname "$R3SERVE")/../tests/vm/nbd_netlink_check"
+	"$check" "$index" "$free" || fail "netlink STATUS/RECONFIGURE"
 	serve_stop "$pid" "$dev" || fail "stop"
+
+	# Disconnected from outside: r3serve notices, exits 1 and touches nothing it no
+	# longer owns.
+	serve_start nl2 auto --netlink memory:16M || fail "attach"
+	pid=$SPID dev=$DEV
+	"$check" --disconnect "${dev#/dev/nbd}" || fail "external DISCONNECT"
+	local status=0
+	wait "$pid" || status=$?
+	echo "r3serve exited with $status after an external disconnect"
+	[ "$status" = 1 ] || fail "r3serve exited with $status, not 1"
+	grep -q "dropped the connection" "$WORK/nl2.log" || fail "r3serve did not say why it stopped"
+	dev_free "$dev" || fail "$dev not free"
 }
 
 # 5. netlink and ioctl × sysfs and udev readiness (udev: the kernel's events, then with

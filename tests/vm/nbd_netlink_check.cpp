@@ -1,7 +1,8 @@
 // Guest-side check of the netlink commands r3serve itself does not use on a live device:
 // STATUS (all devices and one) and RECONFIGURE (timeouts), verified through sysfs.
-//   nbd_netlink_check INDEX FREE_INDEX
-// INDEX is connected (by r3serve), FREE_INDEX is not. Exit 0 when everything holds.
+//   nbd_netlink_check INDEX FREE_INDEX      checks on INDEX (connected) and FREE_INDEX (not)
+//   nbd_netlink_check --disconnect INDEX    disconnects INDEX as an administrator would
+// Exit 0 when everything holds.
 
 #include <cstdio>
 #include <fstream>
@@ -35,8 +36,17 @@ std::string sysfs(unsigned index, const std::string &attribute)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		std::fprintf(stderr, "usage: nbd_netlink_check INDEX FREE_INDEX\n");
+		std::fprintf(stderr, "usage: nbd_netlink_check INDEX FREE_INDEX | --disconnect INDEX\n");
 		return 2;
+	}
+	if (std::string(argv[1]) == "--disconnect") {
+		auto netlink = NbdNetlink::open();
+		auto done = netlink ? netlink->disconnect(static_cast<unsigned>(std::stoul(argv[2]))) : r3d::ResultMsg<void>();
+		if (!netlink || !done) {
+			std::fprintf(stderr, "%s\n", (netlink ? done.error() : netlink.error()).message.c_str());
+			return 1;
+		}
+		return 0;
 	}
 	unsigned index = static_cast<unsigned>(std::stoul(argv[1]));
 	unsigned freeIndex = static_cast<unsigned>(std::stoul(argv[2]));
