@@ -8,7 +8,7 @@ set -u
 R3SERVE="$1" OUT="$2" UDEV_DIR="$3"
 shift 3
 RESULTS="$OUT/results.txt"
-WORK="$(mktemp -d /tmp/r3vm-XXXXXX)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/r3vm-XXXXXX")"
 export R3SERVE OUT WORK
 all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach multi_conn netlink_commands methods kill9)
 tests=("$@")
@@ -335,31 +335,32 @@ export -f start_udevd stop_udevd
 t_kill9() {
 	local method timeout=3 dead=3
 	for method in netlink ioctl; do
-		serve_start "k-$method" auto "--$method" --timeout $timeout --dead-conn-timeout $dead memory:64M || fail "attach"
+		local upstream="" upid="" backend=memory:64M
+		if [ "$method" = ioctl ]; then
+			# SIGSTOP would interrupt NBD_DO_IT, which tears an ioctl device down by itself.
+			# So the server under test reads from a device whose own server is frozen:
+			# its request then stays in flight for sure.
+			serve_start k-up auto --netlink memory:64M || fail "attach the upstream device"
+			upid=$SPID upstream=$DEV backend="file:$upstream"
+		fi
+		serve_start "k-$method" auto "--$method" --timeout $timeout --dead-conn-timeout $dead "$backend" || fail "attach"
 		local pid=$SPID dev=$DEV
 		dd if=/dev/urandom of="$dev" bs=1M count=4 oflag=direct status=none || fail "write"
-		local reader
-		if [ "$method" = netlink ]; then
-			# Freeze the server so the read stays in flight, then kill it.
-			kill -STOP "$pid"
-			dd if="$dev" of=/dev/null bs=4k count=1 skip=100 iflag=direct 2> "$WORK/k-$method.reader" &
-			reader=$!
-			sleep 1
-			kill -0 "$reader" 2>/dev/null || fail "$method: the reader was not blocked"
-		else
-			# SIGSTOP would interrupt NBD_DO_IT, which tears the device down by itself: keep
-			# a reader busy instead and kill the server under it.
-			(while dd if="$dev" of=/dev/null bs=64k iflag=direct status=none; do :; done) 2> "$WORK/k-$method.reader" &
-			reader=$!
-			sleep 1
-			kill -0 "$reader" 2>/dev/null || fail "$method: the reader stopped early: $(cat "$WORK/k-$method.reader")"
-		fi
+		# Nothing of the region read below may sit in a page cache on the way.
+		sync
+		echo 3 > /proc/sys/vm/drop_caches
+		kill -STOP "${upid:-$pid}"
+		dd if="$dev" of=/dev/null bs=4k count=1 skip=12000 iflag=direct 2> "$WORK/k-$method.reader" &
+		local reader=$!
+		sleep 1
+		kill -0 "$reader" 2>/dev/null || fail "$method: the reader was not blocked: $(cat "$WORK/k-$method.reader")"
 		local t0 t1 status=0
 		t0=$(date +%s.%N)
 		kill -KILL "$pid"
-		wait "$pid" 2>/dev/null
 		wait "$reader" || status=$?
 		t1=$(date +%s.%N)
+		[ -z "$upid" ] || kill -CONT "$upid"
+		wait "$pid" 2>/dev/null
 		local took
 		took=$(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')
 		echo "$method: reader ended with status $status after ${took}s: $(head -n1 "$WORK/k-$method.reader")"
@@ -374,6 +375,7 @@ t_kill9() {
 		[ "$DEV" = "$dev" ] || fail "$method: got $DEV instead of $dev"
 		dd if=/dev/urandom of="$dev" bs=1M count=2 oflag=direct status=none || fail "$method: write after reuse"
 		serve_stop "$pid2" "$dev" || fail "$method: stop after reuse"
+		[ -z "$upid" ] || serve_stop "$upid" "$upstream" || fail "stop the upstream device"
 	done
 }
 

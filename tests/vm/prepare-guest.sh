@@ -7,7 +7,7 @@
 # of this script and guest-init.sh>, so a second run costs nothing. Nothing is installed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-cache_root="${R3_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/r3map/vm}"
+cache_root="${R3_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/r3map/vm}"
 mkdir -p "$cache_root"
 
 log() { echo "prepare-guest: $*" >&2; }

@@ -33,7 +33,7 @@ mkdir -p "$out"
 
 status=0
 "$here/run-guest.sh" "$guest" "$out" "${R3_VM_TIMEOUT:-600}" \
-	"$here/guest-tests.sh" "$r3serve" /tmp/r3results "$guest/udev" "${tests[@]}" || status=$?
+	"$here/guest-tests.sh" "$r3serve" /run/r3results "$guest/udev" "${tests[@]}" || status=$?
 took=$(echo "$start $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
 
 echo "---- guest results (suite wall time ${took}s, guest $(cat "$guest/ready"))"
