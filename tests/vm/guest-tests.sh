@@ -309,11 +309,14 @@ start_udevd() {
 	"$WORK/systemd-udevd" --resolve-names=never > "$WORK/udevd.log" 2>&1 &
 	echo $! > "$WORK/udevd.pid"
 	echo $! >> "$WORK/pids"
-	local i
-	for i in $(seq 100); do
+	local i pid=$!
+	# Loading the rules takes a while under TCG on a busy host.
+	for i in $(seq 600); do
 		[ -e /run/udev/control ] && return 0
+		kill -0 "$pid" 2>/dev/null || { echo "systemd-udevd exited" >> "$WORK/udevd.log"; return 1; }
 		sleep 0.1
 	done
+	echo "no /run/udev/control after 60 s" >> "$WORK/udevd.log"
 	return 1
 }
 
