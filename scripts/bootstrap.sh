@@ -12,6 +12,8 @@ packages=(
   nbdkit libnbd-bin python3-libnbd qemu-utils fio iperf3
   # fuzzing (libFuzzer)
   clang libclang-rt-14-dev
+  # kernel NBD attach, and the QEMU guest of the vm suite (its kernel is downloaded at test time)
+  libudev-dev qemu-system-x86 busybox-static cpio kmod xz-utils e2fsprogs
 )
 
 missing=()
