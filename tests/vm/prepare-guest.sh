@@ -36,6 +36,8 @@ flock 9
 # Preparations nobody used for a week go; others may belong to a run in progress (another
 # checkout of the tree has other scripts, hence another hash).
 find "$cache_root" -mindepth 2 -maxdepth 2 -name last-used -mtime +7 -printf '%h\n' | xargs -r rm -rf
+# Under the lock no preparation is in progress: anything half-built was left by a kill.
+find "$cache_root" -mindepth 1 -maxdepth 1 \( -name '.work-*' -o -name '*.new' \) -exec rm -rf {} +
 if [ -f "$dir/ready" ]; then
 	touch "$dir/last-used"
 	echo "$dir"
