@@ -55,6 +55,7 @@ int serveDevice(const ServeOptions &o, const sigset_t &signals)
 	std::fflush(stdout);
 
 	int status = 0;
+	bool force = false;
 	for (;;) {
 		timespec watch{ 0, kWatchNs };
 		int sig = ::sigtimedwait(&signals, nullptr, &watch);
@@ -65,20 +66,28 @@ int serveDevice(const ServeOptions &o, const sigset_t &signals)
 		}
 		if (sig == SIGTERM || sig == SIGINT) {
 			logger->info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			auto closed = m.close(std::chrono::seconds(10), force);
+			if (!closed && closed.error().code.value() == EBUSY && !force) {
+				// Disconnecting now would lose what the filesystem has not written yet.
+				logger->warn("{}; still serving — signal again to disconnect anyway",
+					     closed.error().message);
+				force = true;
+				continue;
+			}
+			if (!closed) {
+				logger->error("{}", closed.error().message);
+				status = 1;
+			}
 			break;
 		}
 		if (!m.serving()) {
 			logger->error("{}: the kernel dropped the connection", m.devicePath());
 			status = 1;
+			(void)m.close(std::chrono::seconds(10), true);
 			break;
 		}
 	}
 
-	auto closed = m.close();
-	if (!closed) {
-		logger->error("{}", closed.error().message);
-		status = 1;
-	}
 	reportExit(o, m.stats(), m.devicePath());
 	return status;
 }

@@ -89,6 +89,9 @@ ResultMsg<std::unique_ptr<DirectoryBackend>> DirectoryBackend::open(const std::s
 
 	Geometry g;
 	if (auto meta = readMeta(dir.get())) {
+		if (meta->size == 0 || meta->chunk < 512 || meta->chunk > (uint64_t{ 1 } << 30))
+			return fail(EINVAL, fmt::format("dir: '{}/{}' is corrupt (size={} chunk={})", path, kMetaName,
+							meta->size, meta->chunk));
 		if (size && *size != meta->size)
 			return fail(EINVAL, fmt::format("dir: '{}' holds a device of {} bytes, not size={}", path,
 							meta->size, *size));
@@ -173,7 +176,7 @@ Result<void> DirectoryBackend::sync()
 	return {};
 }
 
-Result<void> DirectoryBackend::writeZeroes(uint64_t offset, uint64_t length)
+Result<void> DirectoryBackend::zero(uint64_t offset, uint64_t length, bool fastOnly)
 {
 	R3D_TRY(checkRange(offset, length, size_, true));
 	return chunks::forEachChunk(offset, length, chunkSize_, size_, [&](const chunks::ChunkPiece &p) -> Result<void> {
@@ -191,9 +194,21 @@ Result<void> DirectoryBackend::writeZeroes(uint64_t offset, uint64_t length)
 		if (::fallocate(fd->get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(p.inChunk),
 				static_cast<off_t>(p.length)) == 0)
 			return {};
+		if (fastOnly)
+			return unexpected(ENOTSUP);
 		std::vector<std::byte> zeros(p.length);
 		return pwriteFull(fd->get(), zeros, p.inChunk);
 	});
+}
+
+Result<void> DirectoryBackend::writeZeroes(uint64_t offset, uint64_t length)
+{
+	return zero(offset, length, false);
+}
+
+Result<void> DirectoryBackend::writeZeroesFast(uint64_t offset, uint64_t length)
+{
+	return zero(offset, length, true);
 }
 
 Result<void> DirectoryBackend::trim(uint64_t offset, uint64_t length)

@@ -33,6 +33,7 @@ public:
 	Result<void> sync() override;
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroesFast(uint64_t offset, uint64_t length) override;
 	bool canFastZero() const override { return true; }
 	Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
 
@@ -42,6 +43,7 @@ public:
 private:
 	DirectoryBackend(std::string path, UniqueFd dir, uint64_t size, uint64_t chunkSize, size_t maxOpenFiles);
 
+	Result<void> zero(uint64_t offset, uint64_t length, bool fastOnly);
 	FdCache::Handle chunkFd(uint64_t index, bool create);
 	bool chunkExists(uint64_t index) const;
 	std::shared_mutex &stripe(uint64_t index) { return stripes_[index % stripes_.size()]; }

@@ -119,6 +119,23 @@ Result<void> FileBackend::trim(uint64_t offset, uint64_t length)
 	return ReadWriterAt::writeZeroes(offset, length);
 }
 
+Result<void> FileBackend::writeZeroesFast(uint64_t offset, uint64_t length)
+{
+	R3D_TRY(checkRange(offset, length, size_, true));
+	if (readOnly_)
+		return unexpected(EROFS);
+	if (length == 0)
+		return {};
+	if (blockDevice_)
+		return unexpected(ENOTSUP);
+	if (::fallocate(fd_.get(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+			static_cast<off_t>(length)) == 0 ||
+	    ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+			static_cast<off_t>(length)) == 0)
+		return {};
+	return unexpected(ENOTSUP);
+}
+
 Result<void> FileBackend::writeZeroes(uint64_t offset, uint64_t length)
 {
 	R3D_TRY(checkRange(offset, length, size_, true));
@@ -130,10 +147,7 @@ Result<void> FileBackend::writeZeroes(uint64_t offset, uint64_t length)
 		uint64_t range[2] = { offset, length };
 		if (::ioctl(fd_.get(), BLKZEROOUT, range) == 0)
 			return {};
-	} else if (::fallocate(fd_.get(), FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-			       static_cast<off_t>(length)) == 0 ||
-		   ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
-			       static_cast<off_t>(length)) == 0) {
+	} else if (writeZeroesFast(offset, length)) {
 		return {};
 	}
 	return ReadWriterAt::writeZeroes(offset, length);

@@ -25,7 +25,8 @@ public:
 	Result<void> sync() override;
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
-	bool canFastZero() const override { return true; }
+	Result<void> writeZeroesFast(uint64_t offset, uint64_t length) override;
+	bool canFastZero() const override { return !blockDevice_; }
 	Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
 
 	bool readOnly() const { return readOnly_; }

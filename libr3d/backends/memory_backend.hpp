@@ -27,6 +27,7 @@ public:
 	Result<void> sync() override { return {}; }
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroesFast(uint64_t offset, uint64_t length) override { return writeZeroes(offset, length); }
 	bool canFastZero() const override { return true; }
 	Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
 	bool isFast() const override { return true; }

@@ -45,6 +45,12 @@ Result<void> ReadWriterAt::writeZeroes(uint64_t offset, uint64_t length)
 	return {};
 }
 
+Result<void> ReadWriterAt::writeZeroesFast(uint64_t offset, uint64_t length)
+{
+	R3D_TRY(checkRange(offset, length, size(), true));
+	return unexpected(ENOTSUP);
+}
+
 Result<void> ReadWriterAt::cache(uint64_t offset, uint64_t length)
 {
 	return checkRange(offset, length, size(), false);

@@ -64,9 +64,16 @@ Result<void> ArbitraryReadWriterAt::discard(uint64_t offset, uint64_t length, Pa
 	return forEachChunk(offset, length, chunkSize_, deviceSize, [&](const ChunkPiece &p) -> Result<void> {
 		std::lock_guard lock(stripe(p.index));
 		if (p.whole()) {
-			return op == PartialOp::Trim ? next_->trim(p.chunkOffset(chunkSize_), p.chunkLen)
-						     : next_->writeZeroes(p.chunkOffset(chunkSize_), p.chunkLen);
+			switch (op) {
+			case PartialOp::Trim:
+				return next_->trim(p.chunkOffset(chunkSize_), p.chunkLen);
+			case PartialOp::Zero:
+				return next_->writeZeroes(p.chunkOffset(chunkSize_), p.chunkLen);
+			case PartialOp::FastZero:
+				return next_->writeZeroesFast(p.chunkOffset(chunkSize_), p.chunkLen);
+			}
 		}
+		// A partial chunk costs the same read-modify-write as writing zeros would.
 		auto chunk = scratch(p.chunkLen);
 		R3D_TRY(next_->readAt(chunk, p.chunkOffset(chunkSize_)));
 		std::memset(chunk.data() + p.inChunk, 0, p.length);
@@ -82,6 +89,13 @@ Result<void> ArbitraryReadWriterAt::trim(uint64_t offset, uint64_t length)
 Result<void> ArbitraryReadWriterAt::writeZeroes(uint64_t offset, uint64_t length)
 {
 	return discard(offset, length, PartialOp::Zero);
+}
+
+Result<void> ArbitraryReadWriterAt::writeZeroesFast(uint64_t offset, uint64_t length)
+{
+	if (!next_->canFastZero())
+		return ReadWriterAt::writeZeroesFast(offset, length);
+	return discard(offset, length, PartialOp::FastZero);
 }
 
 } // namespace r3d::chunks

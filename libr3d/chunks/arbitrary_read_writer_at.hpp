@@ -20,10 +20,11 @@ public:
 	Result<void> writeAt(std::span<const std::byte> buf, uint64_t offset) override;
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroesFast(uint64_t offset, uint64_t length) override;
 
 
 private:
-	enum class PartialOp { Trim, Zero };
+	enum class PartialOp { Trim, Zero, FastZero };
 	Result<void> discard(uint64_t offset, uint64_t length, PartialOp op);
 	std::mutex &stripe(uint64_t chunkIndex) { return stripes_[chunkIndex % stripes_.size()]; }
 

@@ -9,8 +9,9 @@ ChunkedReadWriterAt::ChunkedReadWriterAt(std::shared_ptr<ReadWriterAt> next, uin
 {
 }
 
-Result<void> ChunkedReadWriterAt::check(uint64_t offset, uint64_t length) const
+Result<void> ChunkedReadWriterAt::check(uint64_t offset, uint64_t length, bool forWrite) const
 {
+	R3D_TRY(checkRange(offset, length, size(), forWrite));
 	if (offset % chunkSize_ != 0)
 		return unexpected(EINVAL);
 	uint64_t expected = chunkLength(offset / chunkSize_, chunkSize_, size());
@@ -21,26 +22,32 @@ Result<void> ChunkedReadWriterAt::check(uint64_t offset, uint64_t length) const
 
 Result<void> ChunkedReadWriterAt::readAt(std::span<std::byte> buf, uint64_t offset)
 {
-	R3D_TRY(check(offset, buf.size()));
+	R3D_TRY(check(offset, buf.size(), false));
 	return next_->readAt(buf, offset);
 }
 
 Result<void> ChunkedReadWriterAt::writeAt(std::span<const std::byte> buf, uint64_t offset)
 {
-	R3D_TRY(check(offset, buf.size()));
+	R3D_TRY(check(offset, buf.size(), true));
 	return next_->writeAt(buf, offset);
 }
 
 Result<void> ChunkedReadWriterAt::trim(uint64_t offset, uint64_t length)
 {
-	R3D_TRY(check(offset, length));
+	R3D_TRY(check(offset, length, true));
 	return next_->trim(offset, length);
 }
 
 Result<void> ChunkedReadWriterAt::writeZeroes(uint64_t offset, uint64_t length)
 {
-	R3D_TRY(check(offset, length));
+	R3D_TRY(check(offset, length, true));
 	return next_->writeZeroes(offset, length);
+}
+
+Result<void> ChunkedReadWriterAt::writeZeroesFast(uint64_t offset, uint64_t length)
+{
+	R3D_TRY(check(offset, length, true));
+	return next_->writeZeroesFast(offset, length);
 }
 
 } // namespace r3d::chunks

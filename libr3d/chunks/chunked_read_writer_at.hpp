@@ -5,8 +5,8 @@
 namespace r3d::chunks {
 
 /// A guard for network-facing servers: passes a call on only if it covers exactly one
-/// aligned chunk (the last chunk may be short), and rejects everything else with EINVAL
-/// before touching `next`. Bounds the work and memory one request can cause.
+/// aligned chunk (the last chunk may be short), and rejects everything else before touching
+/// `next`: EINVAL, or ENOSPC for writes past the end. Bounds the work and memory one request can cause.
 class ChunkedReadWriterAt final : public ChunkStage
 {
 public:
@@ -16,10 +16,11 @@ public:
 	Result<void> writeAt(std::span<const std::byte> buf, uint64_t offset) override;
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroesFast(uint64_t offset, uint64_t length) override;
 
 
 private:
-	Result<void> check(uint64_t offset, uint64_t length) const;
+	Result<void> check(uint64_t offset, uint64_t length, bool forWrite) const;
 
 };
 

@@ -25,6 +25,10 @@ public:
 	{
 		return next_->writeZeroes(offset, length);
 	}
+	Result<void> writeZeroesFast(uint64_t offset, uint64_t length) override
+	{
+		return next_->writeZeroesFast(offset, length);
+	}
 	bool canFastZero() const override { return next_->canFastZero(); }
 	Result<void> cache(uint64_t offset, uint64_t length) override { return next_->cache(offset, length); }
 	Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override

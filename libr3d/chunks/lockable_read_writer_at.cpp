@@ -49,6 +49,11 @@ Result<void> LockableReadWriterAt::writeZeroes(uint64_t offset, uint64_t length)
 	return gated([&] { return next_->writeZeroes(offset, length); });
 }
 
+Result<void> LockableReadWriterAt::writeZeroesFast(uint64_t offset, uint64_t length)
+{
+	return gated([&] { return next_->writeZeroesFast(offset, length); });
+}
+
 Result<void> LockableReadWriterAt::cache(uint64_t offset, uint64_t length)
 {
 	return gated([&] { return next_->cache(offset, length); });

@@ -20,8 +20,11 @@ public:
 	Result<void> sync() override;
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroesFast(uint64_t offset, uint64_t length) override;
 	Result<void> cache(uint64_t offset, uint64_t length) override;
 	Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
+	/// Calls may block for as long as the lock is held: never run them on a network thread.
+	bool isFast() const override { return false; }
 
 	void lock();
 	void unlock();

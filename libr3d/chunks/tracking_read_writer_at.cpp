@@ -11,30 +11,43 @@ TrackingReadWriterAt::TrackingReadWriterAt(std::shared_ptr<ReadWriterAt> next, u
 
 void TrackingReadWriterAt::mark(uint64_t offset, uint64_t length)
 {
-	if (length == 0 || !tracking_.load(std::memory_order_acquire))
+	// A range outside the device was refused before anything was touched.
+	if (length == 0 || !tracking_.load(std::memory_order_acquire) || !checkRange(offset, length, size(), true))
 		return;
 	dirty_.setRange(offset / chunkSize_, (offset + length - 1) / chunkSize_);
 }
 
 Result<void> TrackingReadWriterAt::writeAt(std::span<const std::byte> buf, uint64_t offset)
 {
-	R3D_TRY(next_->writeAt(buf, offset));
+	auto result = next_->writeAt(buf, offset);
+	// A write that failed part-way may still have changed some chunks: mark them all.
 	mark(offset, buf.size());
-	return {};
+	return result;
 }
 
 Result<void> TrackingReadWriterAt::trim(uint64_t offset, uint64_t length)
 {
-	R3D_TRY(next_->trim(offset, length));
+	auto result = next_->trim(offset, length);
+	// A write that failed part-way may still have changed some chunks: mark them all.
 	mark(offset, length);
-	return {};
+	return result;
 }
 
 Result<void> TrackingReadWriterAt::writeZeroes(uint64_t offset, uint64_t length)
 {
-	R3D_TRY(next_->writeZeroes(offset, length));
+	auto result = next_->writeZeroes(offset, length);
+	// A write that failed part-way may still have changed some chunks: mark them all.
 	mark(offset, length);
-	return {};
+	return result;
+}
+
+Result<void> TrackingReadWriterAt::writeZeroesFast(uint64_t offset, uint64_t length)
+{
+	auto result = next_->writeZeroesFast(offset, length);
+	// ENOTSUP means nothing was done; any other outcome may have changed the range.
+	if (result || result.error().value() != ENOTSUP)
+		mark(offset, length);
+	return result;
 }
 
 void TrackingReadWriterAt::track()

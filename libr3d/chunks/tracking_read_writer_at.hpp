@@ -8,8 +8,9 @@
 namespace r3d::chunks {
 
 /// Records which chunks were written between track() and syncDirty() in a lock-free
-/// bitmap. A chunk is marked only after its write completed, so a chunk written while
-/// syncDirty() runs shows up in this list or in the next one, never in neither.
+/// bitmap. A chunk is marked after its write returned (even a failed one, which may have
+/// changed part of the range), so a chunk written while syncDirty() runs shows up in this
+/// list or in the next one, never in neither.
 ///
 /// (syncDirty() rather than sync(): sync() is the ReadWriterAt flush and passes through.)
 class TrackingReadWriterAt final : public ChunkStage
@@ -20,6 +21,7 @@ public:
 	Result<void> writeAt(std::span<const std::byte> buf, uint64_t offset) override;
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroesFast(uint64_t offset, uint64_t length) override;
 
 	/// Starts tracking with an empty dirty set.
 	void track();

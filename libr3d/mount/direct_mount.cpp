@@ -111,7 +111,7 @@ DirectMount::DirectMount(std::shared_ptr<ReadWriterAt> backend, const DirectMoun
 
 DirectMount::~DirectMount()
 {
-	auto closed = close();
+	auto closed = close(std::chrono::seconds(10), true);
 	if (!closed)
 		logger()->error("closing {}: {}", device_ ? device_->path() : options_.name, closed.error().message);
 }
@@ -155,10 +155,12 @@ void DirectMount::stopServing()
 	serving_.clear();
 }
 
-ResultMsg<void> DirectMount::close(std::chrono::milliseconds timeout)
+ResultMsg<void> DirectMount::close(std::chrono::milliseconds timeout, bool force)
 {
 	if (closed_)
 		return {};
+	if (!force && device_ && serving() && device_->inUse())
+		return fail(EBUSY, fmt::format("{} is in use (mounted?); unmount it first", device_->path()));
 	closed_ = true;
 	ResultMsg<void> result;
 	if (device_ && !options_.readOnly) {

@@ -67,7 +67,10 @@ public:
 	/// fsync of the device (dirty pages and a FLUSH reach the backend), disconnect, wait
 	/// until the device is free, stop the server, sync the backend. Idempotent. Fails with
 	/// EBUSY if the device is still held open (mounted) after `timeout`.
-	ResultMsg<void> close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+	/// Without `force`, a device that is still mounted (or opened exclusively) is left
+	/// connected and close() fails with EBUSY: disconnecting would throw away the
+	/// filesystem's unwritten data. The destructor forces.
+	ResultMsg<void> close(std::chrono::milliseconds timeout = std::chrono::seconds(10), bool force = false);
 
 private:
 	DirectMount(std::shared_ptr<ReadWriterAt> backend, const DirectMountOptions &options);

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -93,12 +94,18 @@ ResultMsg<std::unique_ptr<Listener>> Listener::listenUnix(Server &server, const 
 	if (!fd)
 		return fail(errno, fmt::format("socket: {}", std::strerror(errno)));
 	// A stale socket file from a crashed run would make bind fail; a live one must not be
-	// stolen, so only remove it if nobody answers on it.
-	UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-	if (::connect(probe.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0)
-		return fail(EADDRINUSE, fmt::format("'{}' is in use by another server", path));
-	if (errno == ECONNREFUSED)
-		::unlink(path.c_str());
+	// stolen, and anything that is not a socket (say, a disk image named by mistake) must
+	// never be removed.
+	struct stat st {};
+	if (::lstat(path.c_str(), &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return fail(EEXIST, fmt::format("'{}' exists and is not a socket; not replacing it", path));
+		UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+		if (::connect(probe.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0)
+			return fail(EADDRINUSE, fmt::format("'{}' is in use by another server", path));
+		if (errno == ECONNREFUSED)
+			::unlink(path.c_str());
+	}
 	if (::bind(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 || ::listen(fd.get(), 128) != 0) {
 		int err = errno;
 		return fail(err, fmt::format("cannot listen on '{}': {}", path, std::strerror(err)));

@@ -107,6 +107,26 @@ Result<void> Server::serveTransmission(UniqueFd socket, const std::string &expor
 	return run(session, [exp](Session &s) { return s.runTransmission(*exp); });
 }
 
+void Server::acquireBuffers(size_t bytes)
+{
+	if (bytes == 0)
+		return;
+	std::unique_lock lock(budgetMutex_);
+	budgetCond_.wait(lock, [&] { return budgetUsed_ == 0 || budgetUsed_ + bytes <= options_.maxBufferedBytes; });
+	budgetUsed_ += bytes;
+}
+
+void Server::releaseBuffers(size_t bytes)
+{
+	if (bytes == 0)
+		return;
+	{
+		std::lock_guard lock(budgetMutex_);
+		budgetUsed_ -= bytes;
+	}
+	budgetCond_.notify_all();
+}
+
 void Server::shutdown()
 {
 	std::lock_guard lock(mutex_);

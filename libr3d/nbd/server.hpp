@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,8 +39,13 @@ struct ServerOptions {
 	unsigned maxInFlight = 128;
 	/// Connections a Listener serves at once; more are closed right after accept.
 	unsigned maxConnections = 512;
-	/// Bound on option haggling, so a silent client cannot hold a connection forever.
+	/// Bound on the whole option haggling, so a slow client cannot hold a connection forever.
 	std::chrono::milliseconds handshakeTimeout{ 30000 };
+	/// A client that takes no reply bytes for this long is disconnected, so it cannot pin
+	/// buffers and workers; after shutdown() the limit is a few seconds.
+	std::chrono::milliseconds sendTimeout{ 120000 };
+	/// Request payloads and read data held in memory across all connections at once.
+	size_t maxBufferedBytes = size_t{ 1 } << 30;
 	/// Mark serving threads PR_SET_IO_FLUSHER (needed when the kernel's own device is
 	/// served from this process, so reclaim cannot deadlock on it).
 	bool ioFlusher = false;
@@ -109,6 +115,9 @@ private:
 	/// Registers the session for shutdown() and counts it while `body` runs.
 	Result<void> run(Session &session, const std::function<Result<void>(Session &)> &body);
 	ThreadPool &workers();
+	/// Waits until `bytes` more fit in maxBufferedBytes (one request always fits).
+	void acquireBuffers(size_t bytes);
+	void releaseBuffers(size_t bytes);
 
 	ServerOptions options_;
 	std::vector<Export> exports_;
@@ -117,6 +126,9 @@ private:
 	std::mutex mutex_;
 	std::unordered_set<Session *> sessions_;
 	std::unique_ptr<ThreadPool> workers_;
+	std::mutex budgetMutex_;
+	std::condition_variable budgetCond_;
+	size_t budgetUsed_ = 0;
 };
 
 } // namespace r3d::nbd

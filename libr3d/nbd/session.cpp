@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,6 +32,8 @@ constexpr uint32_t kMaxOptionData = 64 * 1024;
 constexpr size_t kReaderBuffer = 256 * 1024;
 // Inline replies are batched up to this size before being sent.
 constexpr size_t kBatchLimit = 1024 * 1024;
+// After stop(), a client that takes no reply bytes for this long is dropped.
+constexpr std::chrono::milliseconds kStopGrace{ 3000 };
 // Reads at least this large are checked for holes to send as OFFSET_HOLE chunks.
 constexpr uint32_t kSparseReadMin = 64 * 1024;
 // Internal: "no holes here, send one data chunk"; never goes on the wire.
@@ -134,14 +137,6 @@ void setTcpNoDelay(int fd)
 	}
 }
 
-void setReceiveTimeout(int fd, std::chrono::milliseconds timeout)
-{
-	timeval tv{};
-	tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-	tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-	::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-}
-
 } // namespace
 
 Session::Session(Server &server, UniqueFd fd)
@@ -153,18 +148,26 @@ Session::Session(Server &server, UniqueFd fd)
 
 void Session::stop()
 {
+	stopRequested_ = true;
 	::shutdown(fd_.get(), SHUT_RD);
+}
+
+Result<void> Session::send(std::span<const std::byte> bytes)
+{
+	return sendAll(fd_.get(), bytes, [this](std::chrono::milliseconds stalled) {
+		return stalled < (stopRequested_ ? kStopGrace : server_.options().sendTimeout);
+	});
 }
 
 Result<void> Session::run()
 {
-	setReceiveTimeout(fd_.get(), server_.options().handshakeTimeout);
+	reader_.setDeadline(std::chrono::steady_clock::now() + server_.options().handshakeTimeout);
 	auto go = handshake();
 	if (!go)
 		return unexpected(go.error());
 	if (!*go)
 		return {};
-	setReceiveTimeout(fd_.get(), std::chrono::milliseconds(0));
+	reader_.setDeadline(std::nullopt);
 	return transmission();
 }
 
@@ -183,7 +186,7 @@ Result<void> Session::sendOptReply(uint32_t opt, Rep type, std::span<const std::
 	wire::Writer(msg).u64(kOptReplyMagic).u32(opt).u32(static_cast<uint32_t>(type)).u32(
 		static_cast<uint32_t>(data.size()));
 	msg.insert(msg.end(), data.begin(), data.end());
-	return sendAll(fd_.get(), msg);
+	return send(msg);
 }
 
 Result<void> Session::sendOptError(uint32_t opt, Rep type, const std::string &message)
@@ -220,7 +223,7 @@ Result<bool> Session::handshake()
 	put64(hello.data(), kInitPasswd);
 	put64(hello.data() + 8, kIHaveOpt);
 	put16(hello.data() + 16, kFlagFixedNewstyle | kFlagNoZeroes);
-	R3D_TRY(sendAll(fd_.get(), hello));
+	R3D_TRY(send(hello));
 
 	auto got = reader_.fill(4);
 	if (!got)
@@ -272,6 +275,8 @@ Result<bool> Session::handshake()
 
 Result<Session::Step> Session::handleOption(uint32_t opt, std::vector<std::byte> &data)
 {
+	if (server_.stopping() && opt == static_cast<uint32_t>(Opt::ExportName))
+		return Step::Close; // EXPORT_NAME has no error reply
 	if (server_.stopping() && opt != static_cast<uint32_t>(Opt::Abort)) {
 		R3D_TRY(sendOptError(opt, Rep::ErrShutdown, "server is shutting down"));
 		return Step::Continue;
@@ -290,7 +295,7 @@ Result<Session::Step> Session::handleOption(uint32_t opt, std::vector<std::byte>
 		wire::Writer(reply).u64(exp->backend->size()).u16(server_.transmissionFlags(*exp, structured_));
 		if (!noZeroes_)
 			reply.resize(reply.size() + 124);
-		R3D_TRY(sendAll(fd_.get(), reply));
+		R3D_TRY(send(reply));
 		return Step::Transmit;
 	}
 	case Opt::Abort:
@@ -476,7 +481,8 @@ uint32_t Session::validate(const Request &r) const
 		return kEinval;
 	if (!checkRange(r.offset, r.length, export_->backend->size(), write))
 		return write ? kEnospc : kEinval;
-	if ((r.flags & kCmdFlagFastZero) && !export_->backend->canFastZero())
+	// A fast zero cannot also promise allocated zeros (NO_HOLE) without writing them.
+	if ((r.flags & kCmdFlagFastZero) && ((r.flags & kCmdFlagNoHole) || !export_->backend->canFastZero()))
 		return kEnotsup;
 	return 0;
 }
@@ -662,8 +668,12 @@ void Session::execute(const Request &r, std::span<const std::byte> payload, std:
 		break;
 	case Cmd::WriteZeroes:
 		// NO_HOLE asks for allocated zeros: write them instead of punching a hole.
-		result = (r.flags & kCmdFlagNoHole) ? backend.ReadWriterAt::writeZeroes(r.offset, r.length)
-						    : backend.writeZeroes(r.offset, r.length);
+		if (r.flags & kCmdFlagFastZero)
+			result = backend.writeZeroesFast(r.offset, r.length);
+		else if (r.flags & kCmdFlagNoHole)
+			result = backend.ReadWriterAt::writeZeroes(r.offset, r.length);
+		else
+			result = backend.writeZeroes(r.offset, r.length);
 		break;
 	case Cmd::Cache:
 		result = backend.cache(r.offset, r.length);
@@ -683,8 +693,9 @@ void Session::sendLocked(std::span<const std::byte> bytes)
 	std::lock_guard lock(sendMutex_);
 	if (sendFailed_)
 		return;
-	if (!sendAll(fd_.get(), bytes)) {
-		// The client is gone; stop reading so the session winds down.
+	if (auto sent = send(bytes); !sent) {
+		// The client is gone or does not read; stop reading so the session winds down.
+		logger()->debug("dropping a client: {}", sent.error().message());
 		sendFailed_ = true;
 		::shutdown(fd_.get(), SHUT_RDWR);
 	}
@@ -702,43 +713,74 @@ void Session::flushBatch()
 
 void Session::waitForWindow(size_t bytes)
 {
-	// Bound both the count and the memory of requests in flight; one request always fits.
+	// Bound both the count and the memory of one connection's requests in flight (one
+	// request always fits), then take the bytes from the server-wide budget.
 	size_t maxBytes = std::max<size_t>(64 * 1024 * 1024, server_.options().maxPayload);
-	std::unique_lock lock(flightMutex_);
-	flightCond_.wait(lock, [&] {
-		return inFlight_ == 0 || (inFlight_ < server_.options().maxInFlight && inFlightBytes_ + bytes <= maxBytes);
-	});
-	++inFlight_;
-	inFlightBytes_ += bytes;
+	{
+		std::unique_lock lock(flightMutex_);
+		flightCond_.wait(lock, [&] {
+			return inFlight_ == 0 ||
+			       (inFlight_ < server_.options().maxInFlight && inFlightBytes_ + bytes <= maxBytes);
+		});
+		++inFlight_;
+		inFlightBytes_ += bytes;
+	}
+	server_.acquireBuffers(bytes);
 }
 
 void Session::finishWorker(size_t bytes)
 {
+	server_.releaseBuffers(bytes);
 	std::lock_guard lock(flightMutex_);
 	--inFlight_;
 	inFlightBytes_ -= bytes;
 	flightCond_.notify_all();
 }
 
-void Session::dispatchToWorker(const Request &r, BufferPool::Lease payload)
+void Session::dispatchToWorker(const Request &r, BufferPool::Lease payload, size_t bytes)
 {
-	size_t bytes = r.length;
-	if (r.type != static_cast<uint16_t>(Cmd::Read) && r.type != static_cast<uint16_t>(Cmd::Write))
-		bytes = 0;
-	waitForWindow(bytes);
 	auto job = std::make_shared<BufferPool::Lease>(std::move(payload));
 	server_.workers().post([this, r, job, bytes]() mutable {
-		{
-			auto reply = buffers_.acquire(64);
-			reply.bytes().clear();
-			execute(r, job->bytes(), reply.bytes());
-			sendLocked(reply.bytes());
-			job.reset();
-		}
-		// Last touch of the session: once the count drops it may be destroyed, so every
-		// buffer must be back in its pool by now.
-		finishWorker(bytes);
+		auto reply = buffers_.acquire(64);
+		reply.bytes().clear();
+		execute(r, job->bytes(), reply.bytes());
+		job.reset();
+		std::lock_guard lock(replyMutex_);
+		replies_.push_back(PendingReply{ std::move(reply), bytes });
+		replyCond_.notify_one();
 	});
+}
+
+void Session::writerLoop()
+{
+	for (;;) {
+		PendingReply next;
+		{
+			std::unique_lock lock(replyMutex_);
+			replyCond_.wait(lock, [this] { return writerDone_ || !replies_.empty(); });
+			if (replies_.empty())
+				return;
+			next = std::move(replies_.front());
+			replies_.pop_front();
+		}
+		sendLocked(next.bytes.bytes());
+		size_t budget = next.budget;
+		next.bytes = {}; // back to the pool before the count drops and the session may end
+		finishWorker(budget);
+	}
+}
+
+void Session::markWrite(const Request &r)
+{
+	switch (static_cast<Cmd>(r.type)) {
+	case Cmd::Write:
+	case Cmd::Trim:
+	case Cmd::WriteZeroes:
+		wrote_ = true;
+		break;
+	default:
+		break;
+	}
 }
 
 Result<void> Session::transmission()
@@ -746,6 +788,10 @@ Result<void> Session::transmission()
 	inline_ = export_->backend->isFast();
 	logger()->debug("transmission on export '{}' ({} structured replies, {})", export_->name,
 			structured_ ? "with" : "without", inline_ ? "inline" : "worker pool");
+	std::thread writer;
+	if (!inline_)
+		writer = std::thread([this] { writerLoop(); });
+
 	Result<void> status;
 	for (;;) {
 		auto got = reader_.fill(kRequestHeaderSize);
@@ -766,72 +812,83 @@ Result<void> Session::transmission()
 		if (r.type == static_cast<uint16_t>(Cmd::Disc))
 			break;
 
+		bool isWrite = r.type == static_cast<uint16_t>(Cmd::Write);
 		uint32_t error = validate(r);
 		if (error) {
 			logger()->debug("{} offset {} length {} flags {:#x}: rejected ({})", commandName(r.type), r.offset,
 					r.length, r.flags, errorText(error));
-			if (r.type == static_cast<uint16_t>(Cmd::Write)) {
-				// Skip the payload so the stream stays in step; nothing is stored.
-				got = reader_.discard(r.length);
-				if (!got || !*got)
-					break;
-			}
-			if (inline_) {
-				appendError(r, error, batch_);
-			} else {
-				std::vector<std::byte> reply;
-				appendError(r, error, reply);
+			// Skip a rejected write's payload so the stream stays in step; nothing is stored.
+			if (isWrite && !reader_.discard(r.length).value_or(false))
+				break;
+			std::vector<std::byte> reply;
+			appendError(r, error, inline_ ? batch_ : reply);
+			if (!inline_)
 				sendLocked(reply);
-			}
 			continue;
 		}
 		countRequest(r);
+		markWrite(r);
+		bool carriesData = isWrite || r.type == static_cast<uint16_t>(Cmd::Read);
+		size_t budget = carriesData ? r.length : 0;
 
-		bool isWrite = r.type == static_cast<uint16_t>(Cmd::Write);
-		if (isWrite)
-			wrote_ = true;
 		if (inline_) {
+			// Small requests live in the read buffer and the reply batch; only large ones
+			// draw on the server-wide memory budget.
+			size_t big = budget > kReaderBuffer ? budget : 0;
+			server_.acquireBuffers(big);
 			std::span<const std::byte> payload;
 			BufferPool::Lease lease;
-			if (isWrite) {
-				if (r.length <= kReaderBuffer) {
-					got = reader_.fill(r.length);
-					if (!got || !*got)
-						break;
-					payload = std::span(reader_.data(), r.length);
-				} else {
-					lease = buffers_.acquire(r.length);
-					lease.bytes().resize(r.length);
-					got = reader_.read(lease.bytes());
-					if (!got || !*got)
-						break;
-					payload = lease.bytes();
-				}
+			bool ok = true;
+			if (isWrite && r.length <= kReaderBuffer) {
+				ok = reader_.fill(r.length).value_or(false);
+				payload = std::span(reader_.data(), ok ? r.length : 0);
+			} else if (isWrite) {
+				lease = buffers_.acquire(r.length);
+				lease.bytes().resize(r.length);
+				ok = reader_.read(lease.bytes()).value_or(false);
+				payload = lease.bytes();
 			}
-			execute(r, payload, batch_);
-			if (isWrite && payload.data() == reader_.data())
-				reader_.consume(r.length);
-			if (batch_.size() >= kBatchLimit)
-				flushBatch();
+			if (ok) {
+				execute(r, payload, batch_);
+				if (isWrite && r.length <= kReaderBuffer)
+					reader_.consume(r.length);
+				if (batch_.size() >= kBatchLimit)
+					flushBatch();
+			}
+			lease = {};
+			server_.releaseBuffers(big);
+			if (!ok)
+				break;
 			continue;
 		}
 
+		waitForWindow(budget);
 		BufferPool::Lease payload;
 		if (isWrite) {
 			payload = buffers_.acquire(r.length);
 			payload.bytes().resize(r.length);
-			got = reader_.read(payload.bytes());
-			if (!got || !*got)
+			if (!reader_.read(payload.bytes()).value_or(false)) {
+				payload = {};
+				finishWorker(budget);
 				break;
+			}
 		}
-		dispatchToWorker(r, std::move(payload));
+		dispatchToWorker(r, std::move(payload), budget);
 	}
 
-	// Finish what is in flight, then make every acknowledged write durable.
+	// Finish what is in flight, then make every acknowledged change durable.
 	flushBatch();
 	{
 		std::unique_lock lock(flightMutex_);
 		flightCond_.wait(lock, [this] { return inFlight_ == 0; });
+	}
+	if (writer.joinable()) {
+		{
+			std::lock_guard lock(replyMutex_);
+			writerDone_ = true;
+		}
+		replyCond_.notify_one();
+		writer.join();
 	}
 	if (wrote_ && !export_->readOnly) {
 		auto synced = export_->backend->sync();

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -29,7 +31,9 @@ public:
 	Result<void> run();
 	/// Transmission only, with simple replies (the kernel client).
 	Result<void> runTransmission(const Export &exp);
-	/// Makes run() wind down: no further requests are read. Thread-safe.
+	/// Makes run() wind down: no further requests are read, requests in flight finish,
+	/// and a client that does not take its replies is dropped after a short grace.
+	/// Thread-safe.
 	void stop();
 
 private:
@@ -61,12 +65,15 @@ private:
 	void executeBlockStatus(const Request &r, std::vector<std::byte> &out);
 	void replyDone(const Request &r, uint32_t error, std::vector<std::byte> &out);
 	void appendError(const Request &r, uint32_t error, std::vector<std::byte> &out);
-	void dispatchToWorker(const Request &r, BufferPool::Lease payload);
+	void dispatchToWorker(const Request &r, BufferPool::Lease payload, size_t budget);
+	void writerLoop();
 	void flushBatch();
+	Result<void> send(std::span<const std::byte> bytes);
 	void sendLocked(std::span<const std::byte> bytes);
 	void waitForWindow(size_t bytes);
 	void finishWorker(size_t bytes);
 	void countRequest(const Request &r);
+	void markWrite(const Request &r);
 
 	Server &server_;
 	UniqueFd fd_;
@@ -83,10 +90,24 @@ private:
 	std::mutex sendMutex_;
 	bool sendFailed_ = false;
 
+	std::atomic<bool> stopRequested_{ false };
+
+	// Worker mode: requests count as in flight until their reply is on the wire.
 	std::mutex flightMutex_;
 	std::condition_variable flightCond_;
 	unsigned inFlight_ = 0;
 	size_t inFlightBytes_ = 0;
+
+	// Worker mode: finished replies wait here for the session's writer thread, so a
+	// client that stops reading blocks only its own writer, never the shared workers.
+	struct PendingReply {
+		BufferPool::Lease bytes;
+		size_t budget = 0;
+	};
+	std::mutex replyMutex_;
+	std::condition_variable replyCond_;
+	std::deque<PendingReply> replies_;
+	bool writerDone_ = false;
 
 	BufferPool buffers_;
 };

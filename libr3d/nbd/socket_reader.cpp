@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstring>
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -16,8 +17,8 @@ SocketReader::SocketReader(int fd, size_t capacity, std::function<void()> before
 
 Result<size_t> SocketReader::receive(std::byte *dst, size_t len)
 {
+	bool flushed = false;
 	for (;;) {
-		// Take what is already there without flushing; flush only before really waiting.
 		ssize_t n = ::recv(fd_, dst, len, MSG_DONTWAIT);
 		if (n >= 0)
 			return static_cast<size_t>(n);
@@ -25,15 +26,23 @@ Result<size_t> SocketReader::receive(std::byte *dst, size_t len)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return unexpected(errno);
-		if (beforeBlock_)
+		// Take what is already there without flushing; flush only before really waiting.
+		if (beforeBlock_ && !flushed) {
 			beforeBlock_();
-		n = ::recv(fd_, dst, len, 0);
-		if (n >= 0)
-			return static_cast<size_t>(n);
-		if (errno == EINTR)
+			flushed = true;
 			continue;
-		// SO_RCVTIMEO expiry during the handshake shows up as EAGAIN.
-		return unexpected(errno == EAGAIN || errno == EWOULDBLOCK ? ETIMEDOUT : errno);
+		}
+		int timeout = -1;
+		if (deadline_) {
+			auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline_ -
+											 std::chrono::steady_clock::now());
+			if (left.count() <= 0)
+				return unexpected(ETIMEDOUT);
+			timeout = static_cast<int>(std::min<int64_t>(left.count() + 1, 60000));
+		}
+		pollfd pfd{ fd_, POLLIN, 0 };
+		if (::poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+			return unexpected(errno);
 	}
 }
 
@@ -94,18 +103,33 @@ Result<bool> SocketReader::discard(uint64_t n)
 	return true;
 }
 
-Result<void> sendAll(int fd, iovec *iov, int count)
+Result<void> sendAll(int fd, iovec *iov, int count, const StallCheck &keepWaiting)
 {
+	using namespace std::chrono;
+	constexpr milliseconds kStep{ 250 };
+	milliseconds stalled{ 0 };
 	while (count > 0) {
 		msghdr msg{};
 		msg.msg_iov = iov;
 		msg.msg_iovlen = static_cast<size_t>(std::min(count, IOV_MAX));
-		ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+		ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return unexpected(errno);
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				return unexpected(errno);
+			pollfd pfd{ fd, POLLOUT, 0 };
+			int ready = ::poll(&pfd, 1, keepWaiting ? static_cast<int>(kStep.count()) : -1);
+			if (ready < 0 && errno != EINTR)
+				return unexpected(errno);
+			if (ready == 0) {
+				stalled += kStep;
+				if (!keepWaiting(stalled))
+					return unexpected(ETIMEDOUT);
+			}
+			continue;
 		}
+		stalled = milliseconds(0);
 		auto left = static_cast<size_t>(n);
 		while (count > 0 && left >= iov->iov_len) {
 			left -= iov->iov_len;
@@ -120,10 +144,10 @@ Result<void> sendAll(int fd, iovec *iov, int count)
 	return {};
 }
 
-Result<void> sendAll(int fd, std::span<const std::byte> bytes)
+Result<void> sendAll(int fd, std::span<const std::byte> bytes, const StallCheck &keepWaiting)
 {
 	iovec iov{ const_cast<std::byte *>(bytes.data()), bytes.size() };
-	return sendAll(fd, &iov, 1);
+	return sendAll(fd, &iov, 1, keepWaiting);
 }
 
 } // namespace r3d::nbd

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -30,6 +32,9 @@ public:
 	/// Skips `n` bytes without storing them. false: EOF.
 	Result<bool> discard(uint64_t n);
 
+	/// After `deadline`, a read that would wait fails with ETIMEDOUT; nullopt: no limit.
+	void setDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) { deadline_ = deadline; }
+
 private:
 	/// One recv into [dst, dst+len); 0 on EOF.
 	Result<size_t> receive(std::byte *dst, size_t len);
@@ -39,10 +44,16 @@ private:
 	size_t start_ = 0;
 	size_t end_ = 0;
 	std::function<void()> beforeBlock_;
+	std::optional<std::chrono::steady_clock::time_point> deadline_;
 };
 
-/// Sends every byte of the iovecs (MSG_NOSIGNAL), retrying on short writes.
-Result<void> sendAll(int fd, iovec *iov, int count);
-Result<void> sendAll(int fd, std::span<const std::byte> bytes);
+/// Asked while a send is stalled (the peer takes no bytes) with how long it has been so;
+/// returning false gives up and the send fails with ETIMEDOUT.
+using StallCheck = std::function<bool(std::chrono::milliseconds stalled)>;
+
+/// Sends every byte of the iovecs (MSG_NOSIGNAL), retrying on short writes. Without a
+/// StallCheck it waits for the peer as long as it takes.
+Result<void> sendAll(int fd, iovec *iov, int count, const StallCheck &keepWaiting = {});
+Result<void> sendAll(int fd, std::span<const std::byte> bytes, const StallCheck &keepWaiting = {});
 
 } // namespace r3d::nbd

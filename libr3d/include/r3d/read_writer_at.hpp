@@ -37,7 +37,10 @@ public:
 	virtual Result<void> trim(uint64_t offset, uint64_t length);
 	/// Zero a range. Default: writes from a shared zero buffer.
 	virtual Result<void> writeZeroes(uint64_t offset, uint64_t length);
-	/// Whether writeZeroes() is cheaper than writing zeros (NBD FAST_ZERO).
+	/// Zero a range only if that is cheaper than writing zeros (NBD FAST_ZERO); fails with
+	/// ENOTSUP instead of falling back to writing. Default: ENOTSUP.
+	virtual Result<void> writeZeroesFast(uint64_t offset, uint64_t length);
+	/// Whether writeZeroesFast() is implemented (advertised as NBD_FLAG_SEND_FAST_ZERO).
 	virtual bool canFastZero() const { return false; }
 	/// Advise that a range will be read soon (NBD CACHE). Default: nothing to do.
 	virtual Result<void> cache(uint64_t offset, uint64_t length);

@@ -343,6 +343,12 @@ bool KernelDevice::waitFree(Clock::time_point deadline) const
 	}
 }
 
+bool KernelDevice::inUse() const
+{
+	UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
+	return !fd && errno == EBUSY;
+}
+
 ResultMsg<void> KernelDevice::flush() const
 {
 	UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));

@@ -46,6 +46,8 @@ public:
 
 	/// fsync on the device: its dirty pages and a FLUSH reach the server.
 	ResultMsg<void> flush() const;
+	/// Whether the device is mounted or opened exclusively (O_EXCL open fails with EBUSY).
+	bool inUse() const;
 	/// Disconnects (the server gets NBD_CMD_DISC) and waits until the device is free
 	/// again. Fails with EBUSY if someone still holds it open (a mounted filesystem)
 	/// after `timeout`. Idempotent.

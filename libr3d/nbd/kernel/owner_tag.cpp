@@ -34,7 +34,10 @@ OwnerTag OwnerTag::self(std::string_view name, const std::string &procRoot)
 	tag.pid = ::getpid();
 	tag.startTime = startTimeOf(tag.pid, procRoot).value_or(0);
 	tag.pidNamespace = pidNamespaceOf(procRoot);
-	tag.name = std::string(name.substr(0, kMaxName));
+	// sysfs shows the identifier up to the first newline; keep it one printable line so
+	// detach() can recognise its own device.
+	for (char c : name.substr(0, kMaxName))
+		tag.name += (c >= 0x20 && c < 0x7f) ? c : '_';
 	return tag;
 }
 

@@ -33,6 +33,10 @@ grep -q "unknown backend scheme 'nfs'" "$TEST_TMP/out" || fail "scheme message"
 expect_exit 1 --listen 256.1.1.1:99 memory:1M
 expect_exit 1 --socket "$TEST_TMP/no/such/dir/s" memory:1M
 [ ! -e "$TEST_TMP/x" ] || fail "a failed start left a socket behind"
+echo precious >"$TEST_TMP/image"
+expect_exit 1 --socket "$TEST_TMP/image" memory:1M
+grep -q "not a socket" "$TEST_TMP/out" || fail "regular-file socket path message"
+[ "$(cat "$TEST_TMP/image")" = precious ] || fail "r3serve replaced a regular file with its socket"
 
 echo "== pid file, SIGTERM with an idle client connected, data flushed"
 head -c 32M /dev/urandom >"$TEST_TMP/src"

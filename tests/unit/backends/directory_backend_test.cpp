@@ -1,6 +1,7 @@
 #include "backends/directory_backend.hpp"
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -58,4 +59,15 @@ TEST_CASE("open files stay within the limit under concurrent load", "[dir]")
 		REQUIRE(back == r3test::pattern(4096, static_cast<uint32_t>(c % 4)));
 	}
 	REQUIRE(d->sync());
+}
+
+TEST_CASE("a corrupt r3map.meta is refused with a message, never used", "[dir]")
+{
+	r3test::TempDir tmp;
+	{
+		std::ofstream(tmp.path() / "r3map.meta") << "size=1048576\nchunk=0\n";
+	}
+	auto d = DirectoryBackend::open(tmp.path().string(), std::nullopt, std::nullopt);
+	REQUIRE_FALSE(d);
+	CHECK_THAT(d.error().message, Catch::Contains("is corrupt"));
 }

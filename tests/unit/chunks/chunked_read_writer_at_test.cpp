@@ -60,5 +60,6 @@ TEST_CASE("the chunked guard accepts the short last chunk and nothing past the e
 	CHECK(g.guard.readAt(tail, 2 * kChunk));
 	CHECK(g.guard.readAt(full, 2 * kChunk).error().value() == EINVAL);
 	CHECK(g.guard.readAt(full, 3 * kChunk).error().value() == EINVAL);
-	CHECK(g.guard.writeAt(tail, 4 * kChunk).error().value() == EINVAL);
+	CHECK(g.guard.writeAt(tail, 4 * kChunk).error().value() == ENOSPC); // the ReadWriterAt contract
+	CHECK(g.guard.trim(3 * kChunk, kChunk).error().value() == ENOSPC);
 }

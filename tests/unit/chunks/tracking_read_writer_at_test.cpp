@@ -54,13 +54,38 @@ TEST_CASE("syncDirty returns every chunk a write touched, once", "[tracking]")
 	CHECK(t->syncDirty().empty());
 }
 
-TEST_CASE("failed writes are not marked dirty", "[tracking]")
+TEST_CASE("writes refused as out of range are not marked dirty", "[tracking]")
 {
 	auto t = make(4);
 	t->track();
 	auto data = r3test::pattern(kChunk, 3);
 	CHECK_FALSE(t->writeAt(data, 4 * kChunk));
+	CHECK_FALSE(t->writeAt(data, 3 * kChunk + 1));
 	CHECK(t->syncDirty().empty());
+}
+
+namespace {
+
+// Fails every write with EIO, as a backend can after changing part of the range.
+class FailingWrites final : public r3d::chunks::ForwardingReadWriterAt
+{
+public:
+	using ForwardingReadWriterAt::ForwardingReadWriterAt;
+	Result<void> writeAt(std::span<const std::byte>, uint64_t) override { return unexpected(EIO); }
+};
+
+} // namespace
+
+TEST_CASE("a write that failed is still marked dirty: it may have changed part of the range", "[tracking]")
+{
+	auto memory = std::shared_ptr<ReadWriterAt>(std::move(backends::MemoryBackend::create(8 * kChunk).value()));
+	TrackingReadWriterAt t(std::make_shared<FailingWrites>(memory), kChunk);
+	t.track();
+	auto data = r3test::pattern(2 * kChunk, 4);
+	auto r = t.writeAt(data, kChunk);
+	REQUIRE_FALSE(r);
+	CHECK(r.error().value() == EIO);
+	CHECK(t.syncDirty() == std::vector<uint64_t>{ 1, 2 });
 }
 
 TEST_CASE("no dirty chunk is missed under concurrent writes and syncs", "[tracking]")

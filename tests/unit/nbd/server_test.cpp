@@ -3,6 +3,7 @@
 #include <future>
 #include <thread>
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -104,6 +105,35 @@ std::pair<UniqueFd, UniqueFd> socketPair()
 	return { UniqueFd(fds[0]), UniqueFd(fds[1]) };
 }
 
+// Any backend that is not memcpy-fast (file, dir, remote) is served by the worker pool.
+class SlowReadWriterAt final : public chunks::ForwardingReadWriterAt
+{
+public:
+	using ForwardingReadWriterAt::ForwardingReadWriterAt;
+	bool isFast() const override { return false; }
+};
+
+void rawRequest(int fd, Cmd cmd, uint64_t handle, uint64_t offset, uint32_t length)
+{
+	std::vector<std::byte> msg;
+	wire::Writer(msg).u32(kRequestMagic).u16(0).u16(static_cast<uint16_t>(cmd)).u64(handle).u64(offset).u32(length);
+	REQUIRE(sendAll(fd, msg));
+}
+
+// Liveness bound only: these waits are for "eventually", not a measure of speed.
+bool readableWithin(int fd, std::chrono::milliseconds t)
+{
+	pollfd p{ fd, POLLIN, 0 };
+	return ::poll(&p, 1, static_cast<int>(t.count())) == 1;
+}
+
+std::future<bool> serveAsync(Server &server, UniqueFd fd)
+{
+	return std::async(std::launch::async, [&server, fd = std::move(fd)]() mutable {
+		return server.serveTransmission(std::move(fd), "").has_value();
+	});
+}
+
 } // namespace
 
 TEST_CASE("a server speaks the whole protocol over a socketpair", "[nbd]")
@@ -175,4 +205,50 @@ TEST_CASE("shutdown ends idle connections and refuses new ones", "[nbd]")
 	CHECK(served.get());
 	auto [late, lateTheirs] = socketPair();
 	CHECK(server.serve(std::move(lateTheirs)).error().value() == ESHUTDOWN);
+}
+
+TEST_CASE("a client that stops reading its replies does not starve other connections", "[nbd]")
+{
+	using namespace std::chrono_literals;
+	ServerOptions o;
+	o.workerThreads = 4;
+	Server server(o);
+	server.addExport({ "", "", std::make_shared<SlowReadWriterAt>(memory(64 << 20)), false });
+	auto [a, aServer] = socketPair();
+	auto servedA = serveAsync(server, std::move(aServer));
+	// A pipelines 32 MiB of reads and never takes a reply byte.
+	for (uint64_t i = 0; i < 32; ++i)
+		rawRequest(a.get(), Cmd::Read, i, i << 20, 1 << 20);
+	while (server.stats().reads < 32)
+		std::this_thread::sleep_for(10ms);
+
+	auto [b, bServer] = socketPair();
+	auto servedB = serveAsync(server, std::move(bServer));
+	rawRequest(b.get(), Cmd::Read, 100, 0, 4096);
+	CHECK(readableWithin(b.get(), 10s));
+
+	// And shutdown() ends A although its replies can never be delivered.
+	server.shutdown();
+	CHECK(servedA.wait_for(20s) == std::future_status::ready);
+	::shutdown(a.get(), SHUT_RDWR);
+	b.reset();
+	servedA.wait();
+	servedB.wait();
+}
+
+TEST_CASE("shutdown() ends an inline connection whose client stopped reading", "[nbd]")
+{
+	using namespace std::chrono_literals;
+	Server server;
+	server.addExport({ "", "", memory(64 << 20), false });
+	auto [a, aServer] = socketPair();
+	auto served = serveAsync(server, std::move(aServer));
+	for (uint64_t i = 0; i < 16; ++i)
+		rawRequest(a.get(), Cmd::Read, i, i << 20, 1 << 20);
+	while (server.stats().reads < 1) // the first reply already fills the socket
+		std::this_thread::sleep_for(10ms);
+	server.shutdown();
+	CHECK(served.wait_for(20s) == std::future_status::ready);
+	::shutdown(a.get(), SHUT_RDWR);
+	served.wait();
 }
