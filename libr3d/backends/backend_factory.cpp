@@ -8,6 +8,7 @@
 #include "backends/directory_backend.hpp"
 #include "backends/file_backend.hpp"
 #include "backends/memory_backend.hpp"
+#include "backends/remote_backend.hpp"
 
 namespace r3d {
 
@@ -80,6 +81,7 @@ constexpr Scheme kSchemes[] = {
 	{ "memory", openMemory },
 	{ "file", openFile },
 	{ "dir", openDirectory },
+	{ "r3", backends::openRemoteUri },
 };
 
 } // namespace
