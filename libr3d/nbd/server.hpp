@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -103,7 +104,8 @@ private:
 			bytesWritten{ 0 }, errors{ 0 };
 	};
 
-	Result<void> run(Session &session);
+	/// Registers the session for shutdown() and counts it while `body` runs.
+	Result<void> run(Session &session, const std::function<Result<void>(Session &)> &body);
 	ThreadPool &workers();
 
 	ServerOptions options_;
