@@ -16,6 +16,7 @@
 #include "nbd/listener.hpp"
 #include "nbd/server.hpp"
 #include "serve_options.hpp"
+#include "serve_r3.hpp"
 
 namespace r3cli {
 
@@ -30,7 +31,8 @@ std::string statsJson(const r3d::nbd::Stats &s)
 			   s.blockStatus, s.bytesRead, s.bytesWritten, s.errors);
 }
 
-// Written to a temporary name and renamed, so a reader never sees half a file.
+} // namespace
+
 bool writeFileAtomically(const std::string &path, const std::string &text)
 {
 	std::string tmp = path + ".tmp";
@@ -41,8 +43,6 @@ bool writeFileAtomically(const std::string &path, const std::string &text)
 	}
 	return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
-
-} // namespace
 
 int runServe(int argc, char **argv)
 {
@@ -72,6 +72,8 @@ int runServe(int argc, char **argv)
 	sigaddset(&signals, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 	std::signal(SIGPIPE, SIG_IGN);
+	if (o.r3)
+		return serveR3(o, signals);
 
 	r3d::nbd::ServerOptions serverOptions;
 	serverOptions.maxPayload = o.maxRequest;

@@ -22,6 +22,11 @@ enum Opt : int {
 	kStatsFile,
 	kLogLevel,
 	kHelp,
+	kR3,
+	kTlsCert,
+	kTlsKey,
+	kTlsCa,
+	kTokenFile,
 };
 
 // "NAME=URI" names an export; a URI itself never has '=' before its scheme's ':'.
@@ -41,9 +46,13 @@ const char *serveUsage()
 	return "usage: r3serve (--socket PATH | --listen HOST:PORT) [--name NAME] [--description TEXT]\n"
 	       "               [--read-only] [--max-request BYTES] [--workers N] [--pid-file FILE]\n"
 	       "               [--stats-file FILE] [--log-level LEVEL] BACKEND_URI [NAME=BACKEND_URI ...]\n"
+	       "       r3serve --r3 --listen HOST:PORT [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
+	       "               [--token-file FILE] [OPTIONS] BACKEND_URI [NAME=BACKEND_URI ...]\n"
 	       "\n"
-	       "Serves backends over NBD. BACKEND_URI is memory:SIZE, file:PATH[?size=SIZE] or\n"
-	       "dir:PATH?size=SIZE[&chunk=SIZE]. The first export is also the default export \"\".\n"
+	       "Serves backends over NBD, or with --r3 over r3map's transport (for r3:// clients).\n"
+	       "BACKEND_URI is memory:SIZE, file:PATH[?size=SIZE], dir:PATH?size=SIZE[&chunk=SIZE],\n"
+	       "r3://HOST:PORT/NAME, redis://HOST:PORT/PREFIX or s3://BUCKET/PREFIX. The first export\n"
+	       "is also the default export \"\".\n"
 	       "See r3serve(1).\n";
 }
 
@@ -61,6 +70,11 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		{ "stats-file", required_argument, nullptr, kStatsFile },
 		{ "log-level", required_argument, nullptr, kLogLevel },
 		{ "help", no_argument, nullptr, kHelp },
+		{ "r3", no_argument, nullptr, kR3 },
+		{ "tls-cert", required_argument, nullptr, kTlsCert },
+		{ "tls-key", required_argument, nullptr, kTlsKey },
+		{ "tls-ca", required_argument, nullptr, kTlsCa },
+		{ "token-file", required_argument, nullptr, kTokenFile },
 		{ nullptr, 0, nullptr, 0 },
 	};
 	ServeOptions o;
@@ -112,6 +126,21 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		case kLogLevel:
 			o.logLevel = optarg;
 			break;
+		case kR3:
+			o.r3 = true;
+			break;
+		case kTlsCert:
+			o.tlsCert = optarg;
+			break;
+		case kTlsKey:
+			o.tlsKey = optarg;
+			break;
+		case kTlsCa:
+			o.tlsCa = optarg;
+			break;
+		case kTokenFile:
+			o.tokenFile = optarg;
+			break;
 		case 'h':
 		case kHelp:
 			o.help = true;
@@ -135,6 +164,15 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		return r3d::fail(EINVAL, "no BACKEND_URI given");
 	if (o.socketPath.empty() == o.listenAddress.empty())
 		return r3d::fail(EINVAL, "give exactly one of --socket PATH or --listen HOST:PORT");
+	bool secured = !o.tlsCert.empty() || !o.tlsKey.empty() || !o.tlsCa.empty() || !o.tokenFile.empty();
+	if (secured && !o.r3)
+		return r3d::fail(EINVAL, "--tls-cert, --tls-key, --tls-ca and --token-file go with --r3");
+	if (o.r3 && o.listenAddress.empty())
+		return r3d::fail(EINVAL, "--r3 serves TCP: give --listen HOST:PORT");
+	if (o.tlsCert.empty() != o.tlsKey.empty())
+		return r3d::fail(EINVAL, "TLS needs both --tls-cert and --tls-key");
+	if (!o.tlsCa.empty() && o.tlsCert.empty())
+		return r3d::fail(EINVAL, "--tls-ca (client certificates) needs --tls-cert and --tls-key");
 	return o;
 }
 

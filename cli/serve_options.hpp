@@ -23,6 +23,12 @@ struct ServeOptions {
 	std::string statsFile;
 	std::string logLevel = "info";
 	bool help = false;
+	// --r3: export over r3map's own transport instead of NBD.
+	bool r3 = false;
+	std::string tlsCert;
+	std::string tlsKey;
+	std::string tlsCa;
+	std::string tokenFile;
 };
 
 /// Parses the command line; the error message is ready to print after "r3serve: ".
