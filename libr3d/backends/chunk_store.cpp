@@ -56,6 +56,39 @@ std::shared_ptr<ReadWriterAt> wrapChunkStore(std::shared_ptr<ChunkStore> store)
 	return std::make_shared<chunks::ArbitraryReadWriterAt>(std::move(store), chunk);
 }
 
+ResultMsg<void> StoreParams::parse(const BackendUri &uri, const char *concurrencyKey, unsigned maxConcurrency,
+				  const std::set<std::string> &extra)
+{
+	std::set<std::string> known{ "size", "chunk", "timeout", "deadline", concurrencyKey };
+	known.insert(extra.begin(), extra.end());
+	auto ok = uri.onlyParams(known);
+	if (!ok)
+		return ok;
+	auto sizeValue = uri.sizeParam("size");
+	if (!sizeValue)
+		return unexpectedOf(sizeValue.error());
+	auto chunkValue = uri.sizeParam("chunk");
+	if (!chunkValue)
+		return unexpectedOf(chunkValue.error());
+	auto concurrencyValue = uri.sizeParam(concurrencyKey);
+	if (!concurrencyValue)
+		return unexpectedOf(concurrencyValue.error());
+	if (concurrencyValue->value_or(concurrency) > maxConcurrency)
+		return fail(EINVAL, fmt::format("'{}': {} must be at most {}", uri.text, concurrencyKey, maxConcurrency));
+	auto timeoutValue = uri.durationParam("timeout", timeout);
+	if (!timeoutValue)
+		return unexpectedOf(timeoutValue.error());
+	auto deadlineValue = uri.durationParam("deadline", retry.deadline);
+	if (!deadlineValue)
+		return unexpectedOf(deadlineValue.error());
+	size = *sizeValue;
+	chunkSize = *chunkValue;
+	concurrency = static_cast<unsigned>(concurrencyValue->value_or(concurrency));
+	timeout = *timeoutValue;
+	retry.deadline = *deadlineValue;
+	return {};
+}
+
 std::string StoreGeometry::format() const
 {
 	return fmt::format("size={}\nchunk={}\n", size, chunkSize);

@@ -4,12 +4,14 @@
 #include <memory>
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
 
 #include <thread>
 
+#include <r3d/backend_uri.hpp>
 #include <r3d/log.hpp>
 #include <r3d/read_writer_at.hpp>
 
@@ -66,6 +68,15 @@ private:
 /// The store behind an ArbitraryReadWriterAt of its chunk size: any offset and length.
 std::shared_ptr<ReadWriterAt> wrapChunkStore(std::shared_ptr<ChunkStore> store);
 
+/// A store's open() result for the backend factory: wrapped, or its error prefixed by the URI.
+template <class Store>
+ResultMsg<std::shared_ptr<ReadWriterAt>> wrapChunkStore(const BackendUri &uri, ResultMsg<std::unique_ptr<Store>> store)
+{
+	if (!store)
+		return fail(store.error().code, "'" + uri.text + "': " + store.error().message);
+	return wrapChunkStore(std::shared_ptr<ChunkStore>(std::move(*store)));
+}
+
 /// Size and chunk size of a stored device, kept next to its chunks so a later open with
 /// other parameters cannot misread them.
 struct StoreGeometry {
@@ -88,6 +99,21 @@ struct RetryPolicy {
 	std::chrono::milliseconds deadline{ 60000 };
 	std::chrono::milliseconds backoffInitial{ 100 };
 	std::chrono::milliseconds backoffMax{ 2000 };
+};
+
+/// The URI parameters every chunk store takes besides its address: size, chunk, a
+/// concurrency limit (named by the store), timeout and deadline.
+struct StoreParams {
+	std::optional<uint64_t> size;
+	std::optional<uint64_t> chunkSize;
+	unsigned concurrency = 16;
+	std::chrono::milliseconds timeout{ 30000 };
+	RetryPolicy retry;
+
+	/// Refuses parameters other than these and `extra`; parses them over the defaults
+	/// already in *this. `concurrency` is capped at `maxConcurrency`.
+	ResultMsg<void> parse(const BackendUri &uri, const char *concurrencyKey, unsigned maxConcurrency,
+			      const std::set<std::string> &extra = {});
 };
 
 /// One attempt's outcome: done, failed for good (errno), or worth another try.

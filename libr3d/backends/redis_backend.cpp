@@ -62,7 +62,7 @@ redisContext *RedisBackend::acquire(std::string &why)
 {
 	{
 		std::unique_lock lock(mutex_);
-		available_.wait(lock, [&] { return !idle_.empty() || open_ < options_.connections; });
+		available_.wait(lock, [&] { return !idle_.empty() || open_ < options_.store.concurrency; });
 		if (!idle_.empty()) {
 			auto *c = idle_.back();
 			idle_.pop_back();
@@ -70,7 +70,7 @@ redisContext *RedisBackend::acquire(std::string &why)
 		}
 		open_++;
 	}
-	redisContext *c = redisConnectWithTimeout(options_.host.c_str(), options_.port, toTimeval(options_.timeout));
+	redisContext *c = redisConnectWithTimeout(options_.host.c_str(), options_.port, toTimeval(options_.store.timeout));
 	if (!c || c->err) {
 		why = c ? fmt::format("cannot connect: {}", c->errstr) : "cannot connect: out of memory";
 		if (c)
@@ -81,7 +81,7 @@ redisContext *RedisBackend::acquire(std::string &why)
 		return nullptr;
 	}
 	::fcntl(c->fd, F_SETFD, FD_CLOEXEC);
-	redisSetTimeout(c, toTimeval(options_.timeout));
+	redisSetTimeout(c, toTimeval(options_.store.timeout));
 	redisEnableKeepAlive(c);
 	return c;
 }
@@ -130,7 +130,7 @@ Attempt RedisBackend::pipeline(const std::vector<ArgvCommand> &commands, OnReply
 template <class OnReply>
 Result<void> RedisBackend::run(const std::vector<ArgvCommand> &commands, OnReply &&onReply)
 {
-	return retry(options_.retry, kComponent, where_, [&] { return pipeline(commands, onReply); });
+	return retry(options_.store.retry, kComponent, where_, [&] { return pipeline(commands, onReply); });
 }
 
 Result<void> RedisBackend::getChunks(std::span<const ChunkRead> chunks)
@@ -188,10 +188,10 @@ ResultMsg<std::unique_ptr<RedisBackend>> RedisBackend::open(Options options)
 {
 	if (options.prefix.empty())
 		return fail(EINVAL, "redis: give a key prefix, e.g. redis://HOST:PORT/vm42?size=8G");
-	if (options.connections == 0 || options.connections > kMaxConnections)
+	if (options.store.concurrency == 0 || options.store.concurrency > kMaxConnections)
 		return fail(EINVAL, fmt::format("redis: connections must be in 1 .. {}", kMaxConnections));
-	auto size = options.size;
-	auto chunkSize = options.chunkSize;
+	auto size = options.store.size;
+	auto chunkSize = options.store.chunkSize;
 	std::unique_ptr<RedisBackend> backend(new RedisBackend(std::move(options)));
 	const std::string &where = backend->where_;
 	std::string why;
@@ -235,7 +235,8 @@ ResultMsg<std::unique_ptr<RedisBackend>> RedisBackend::open(Options options)
 
 ResultMsg<std::shared_ptr<ReadWriterAt>> openRedisUri(const BackendUri &u)
 {
-	auto ok = u.onlyParams({ "size", "chunk", "connections", "timeout", "deadline" });
+	RedisBackend::Options o;
+	auto ok = o.store.parse(u, "connections", kMaxConnections);
 	if (!ok)
 		return unexpectedOf(ok.error());
 	if (u.authority.empty())
@@ -243,34 +244,10 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openRedisUri(const BackendUri &u)
 	auto hp = transport::parseHostPort(u.authority, "6379");
 	if (!hp)
 		return fail(EINVAL, fmt::format("'{}': {}", u.text, hp.error().message));
-	RedisBackend::Options o;
 	o.host = hp->host.empty() ? "127.0.0.1" : hp->host;
 	o.port = std::stoi(hp->port);
 	o.prefix = u.path.starts_with("/") ? u.path.substr(1) : u.path;
-	auto size = u.sizeParam("size");
-	if (!size)
-		return unexpectedOf(size.error());
-	auto chunk = u.sizeParam("chunk");
-	if (!chunk)
-		return unexpectedOf(chunk.error());
-	auto connections = u.sizeParam("connections");
-	if (!connections)
-		return unexpectedOf(connections.error());
-	auto timeout = u.durationParam("timeout", o.timeout);
-	if (!timeout)
-		return unexpectedOf(timeout.error());
-	auto deadline = u.durationParam("deadline", o.retry.deadline);
-	if (!deadline)
-		return unexpectedOf(deadline.error());
-	o.size = *size;
-	o.chunkSize = *chunk;
-	o.connections = static_cast<unsigned>(std::min<uint64_t>(connections->value_or(o.connections), kMaxConnections + 1));
-	o.timeout = *timeout;
-	o.retry.deadline = *deadline;
-	auto store = RedisBackend::open(std::move(o));
-	if (!store)
-		return fail(store.error().code, fmt::format("'{}': {}", u.text, store.error().message));
-	return wrapChunkStore(std::move(*store));
+	return wrapChunkStore(u, RedisBackend::open(std::move(o)));
 }
 
 } // namespace r3d::backends

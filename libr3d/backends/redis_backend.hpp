@@ -33,11 +33,8 @@ public:
 		std::string host = "127.0.0.1";
 		int port = 6379;
 		std::string prefix;
-		std::optional<uint64_t> size;
-		std::optional<uint64_t> chunkSize;
-		unsigned connections = 16;
-		std::chrono::milliseconds timeout{ 10000 }; ///< connecting, and each command
-		RetryPolicy retry;
+		/// concurrency: connections; timeout: connecting, and each command.
+		StoreParams store{ {}, {}, 16, std::chrono::milliseconds(10000), {} };
 	};
 
 	static ResultMsg<std::unique_ptr<RedisBackend>> open(Options options);

@@ -9,6 +9,7 @@ namespace r3d::backends {
 namespace {
 
 constexpr size_t kMaxMetaSize = 256;
+constexpr unsigned kMaxParallel = 256;
 
 // Keys are used in URLs and signatures as they are, so only characters that need no
 // escaping are allowed.
@@ -116,12 +117,13 @@ Result<void> S3Backend::deleteChunks(std::span<const uint64_t> indices)
 
 ResultMsg<std::shared_ptr<ReadWriterAt>> openS3Uri(const BackendUri &u)
 {
-	auto ok = u.onlyParams({ "endpoint", "region", "size", "chunk", "parallel", "timeout", "deadline" });
+	S3Config c;
+	StoreParams params{ {}, {}, c.parallel, c.timeout, c.retry };
+	auto ok = params.parse(u, "parallel", kMaxParallel, { "endpoint", "region" });
 	if (!ok)
 		return unexpectedOf(ok.error());
 	if (u.authority.empty())
 		return fail(EINVAL, fmt::format("'{}': expected s3://BUCKET/PREFIX?size=SIZE", u.text));
-	S3Config c;
 	c.bucket = u.authority;
 	auto param = [&](const char *key, std::string fallback) {
 		auto it = u.params.find(key);
@@ -137,29 +139,11 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openS3Uri(const BackendUri &u)
 	c.accessKey = env("AWS_ACCESS_KEY_ID");
 	c.secretKey = env("AWS_SECRET_ACCESS_KEY");
 	c.sessionToken = env("AWS_SESSION_TOKEN");
-	auto size = u.sizeParam("size");
-	if (!size)
-		return unexpectedOf(size.error());
-	auto chunk = u.sizeParam("chunk");
-	if (!chunk)
-		return unexpectedOf(chunk.error());
-	auto parallel = u.sizeParam("parallel");
-	if (!parallel)
-		return unexpectedOf(parallel.error());
-	auto timeout = u.durationParam("timeout", c.timeout);
-	if (!timeout)
-		return unexpectedOf(timeout.error());
-	auto deadline = u.durationParam("deadline", c.retry.deadline);
-	if (!deadline)
-		return unexpectedOf(deadline.error());
-	c.parallel = static_cast<unsigned>(std::min<uint64_t>(parallel->value_or(c.parallel), 1000));
-	c.timeout = *timeout;
-	c.retry.deadline = *deadline;
+	c.parallel = params.concurrency;
+	c.timeout = params.timeout;
+	c.retry = params.retry;
 	std::string prefix = u.path.starts_with("/") ? u.path.substr(1) : u.path;
-	auto store = S3Backend::open(std::move(c), std::move(prefix), *size, *chunk);
-	if (!store)
-		return fail(store.error().code, fmt::format("'{}': {}", u.text, store.error().message));
-	return wrapChunkStore(std::move(*store));
+	return wrapChunkStore(u, S3Backend::open(std::move(c), std::move(prefix), params.size, params.chunkSize));
 }
 
 } // namespace r3d::backends

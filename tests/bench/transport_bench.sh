@@ -3,7 +3,8 @@
 # plugin proxying to nbdkit over the same emulated WAN link (tools/wan/r3wan.sh), at several
 # round-trip times and rates: sequential read/write (nbdcopy) and 4K random read/write (fio,
 # queue depth 32), with iperf3 as the link's ceiling. Prints a table and writes JSON. Not a
-# pass/fail test: it fails only if a tool fails. Needs root (network namespaces).
+# pass/fail test: it fails only if a tool fails. Needs root (network namespaces). fio runs at
+# queue depth 32, so 4K random I/O is bounded by 32 / RTT for both.
 source "$(dirname "$0")/../integration/lib.sh"
 require nbdkit nbdcopy nbdinfo fio iperf3 ip tc iptables python3
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
@@ -69,8 +70,10 @@ for rate in $rates; do
 
 		R3SERVE="$TEST_TMP/r3serve-b" start_r3serve origin --r3 --listen 10.231.0.2:7700 --log-level warn \
 			"file:$TEST_TMP/origin-r3.img"
+		# Processes outlive a deleted namespace: each setting's nbdkits are stopped at its end.
 		ip netns exec "r3wan-$link-b" nbdkit --foreground --exit-with-parent -i 10.231.0.2 -p 10809 \
 			file "$TEST_TMP/origin-nbdkit.img" >/dev/null 2>&1 &
+		nbdkits=($!)
 		track $!
 		R3SERVE="$TEST_TMP/r3serve-a" start_r3serve local --socket "$TEST_TMP/r3.sock" --log-level warn \
 			--workers "$threads" "r3://10.231.0.2:7700/?connections=2"
@@ -80,13 +83,15 @@ for rate in $rates; do
 		done
 		ip netns exec "r3wan-$link-a" nbdkit --foreground --exit-with-parent --threads "$threads" \
 			-U "$TEST_TMP/k.sock" nbd hostname=10.231.0.2 port=10809 >/dev/null 2>&1 &
+		nbdkits+=($!)
 		track $!
 		for _ in $(seq 100); do nbdinfo --size "nbd+unix:///?socket=$TEST_TMP/k.sock" >/dev/null 2>&1 && break; sleep 0.1; done
+		for pid in "${nbdkits[@]}"; do kill -0 "$pid" || fail "nbdkit did not start"; done
 
 		ip netns exec "r3wan-$link-b" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 		track $!
 		sleep 0.3
-		ip netns exec "r3wan-$link-a" iperf3 -c 10.231.0.2 -p 5201 -t 3 -J >"$TEST_TMP/iperf.json"
+		ip netns exec "r3wan-$link-a" iperf3 -c 10.231.0.2 -p 5201 -t 5 -O 2 -J >"$TEST_TMP/iperf.json"
 		record "$rate" "$rtt" link tcp "$(python3 -c "
 import json; print(f\"{json.load(open('$TEST_TMP/iperf.json'))['end']['sum_received']['bits_per_second'] / 8 / 2**20:.2f}\")")"
 
@@ -100,6 +105,9 @@ import json; print(f\"{json.load(open('$TEST_TMP/iperf.json'))['end']['sum_recei
 		done
 		stop_r3serve local
 		stop_r3serve origin
+		kill "${nbdkits[@]}"
+		wait "${nbdkits[@]}" 2>/dev/null || true
+		rm -f "$TEST_TMP/k.sock"
 		"$wan" down "$link"
 	done
 done

@@ -78,3 +78,17 @@ expect_refused() {
 	grep -q -- "$pattern" "$TEST_TMP/$name.log" || { cat "$TEST_TMP/$name.log" >&2; fail "$name: no '$pattern' in the message"; }
 	echo "ok: $name refused: $(grep -o -- "$pattern.*" "$TEST_TMP/$name.log" | head -1)"
 }
+
+# throttled_cat FILE MIB_PER_S: FILE on stdout at about that rate, so a copy fed from it
+# lasts long enough to be interrupted.
+throttled_cat() {
+	/usr/bin/python3 -c '
+import sys, time
+rate = float(sys.argv[2])
+with open(sys.argv[1], "rb") as f:
+    while True:
+        b = f.read(1 << 20)
+        if not b: break
+        sys.stdout.buffer.write(b); sys.stdout.flush(); time.sleep(1 / rate)
+' "$1" "$2"
+}

@@ -14,14 +14,7 @@ loc_uri=$(unix_uri "$TEST_TMP/loc.sock")
 
 echo "== kill the export for 10 s during a copy"
 # Throttled to ~20 MiB/s: the copy takes about 13 s without the outage.
-(/usr/bin/python3 -c '
-import sys, time
-with open(sys.argv[1], "rb") as f:
-    while True:
-        b = f.read(1 << 20)
-        if not b: break
-        sys.stdout.buffer.write(b); sys.stdout.flush(); time.sleep(1 / 20)
-' "$TEST_TMP/src.bin" | nbdcopy - "$loc_uri") &
+(throttled_cat "$TEST_TMP/src.bin" 20 | nbdcopy - "$loc_uri") &
 copy=$!
 track "$copy"
 sleep 3

@@ -42,14 +42,7 @@ expect_refused down "Connection refused" --socket "$TEST_TMP/c.sock" "redis://12
 echo "== redis restarts during a copy: the copy stalls, then completes"
 head -c 64M /dev/urandom >"$TEST_TMP/src2.bin"
 # Throttled to ~16 MiB/s so the copy is still running when redis goes away.
-(/usr/bin/python3 -c '
-import sys, time
-with open(sys.argv[1], "rb") as f:
-    while True:
-        b = f.read(1 << 20)
-        if not b: break
-        sys.stdout.buffer.write(b); sys.stdout.flush(); time.sleep(1 / 16)
-' "$TEST_TMP/src2.bin" | nbdcopy - "$(unix_uri "$TEST_TMP/b.sock")") &
+(throttled_cat "$TEST_TMP/src2.bin" 16 | nbdcopy - "$(unix_uri "$TEST_TMP/b.sock")") &
 copy=$!
 sleep 1.5
 kill -9 "$redis_pid"
