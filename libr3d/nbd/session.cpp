@@ -728,11 +728,15 @@ void Session::dispatchToWorker(const Request &r, BufferPool::Lease payload)
 	waitForWindow(bytes);
 	auto job = std::make_shared<BufferPool::Lease>(std::move(payload));
 	server_.workers().post([this, r, job, bytes]() mutable {
-		auto reply = buffers_.acquire(64);
-		reply.bytes().clear();
-		execute(r, job->bytes(), reply.bytes());
-		sendLocked(reply.bytes());
-		job.reset();
+		{
+			// Every lease goes back to buffers_ before finishWorker(): once the last
+			// request is finished the session, and buffers_ with it, may be gone.
+			auto reply = buffers_.acquire(64);
+			reply.bytes().clear();
+			execute(r, job->bytes(), reply.bytes());
+			sendLocked(reply.bytes());
+			job.reset();
+		}
 		finishWorker(bytes);
 	});
 }
