@@ -3,7 +3,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <thread>
 
 #include <unistd.h>
@@ -15,34 +14,12 @@
 
 #include "nbd/listener.hpp"
 #include "nbd/server.hpp"
+#include "serve_device.hpp"
 #include "serve_options.hpp"
 #include "serve_r3.hpp"
+#include "serve_stats.hpp"
 
 namespace r3cli {
-
-namespace {
-
-std::string statsJson(const r3d::nbd::Stats &s)
-{
-	return fmt::format("{{\"connections\":{},\"reads\":{},\"writes\":{},\"flushes\":{},\"trims\":{},"
-			   "\"write_zeroes\":{},\"caches\":{},\"block_status\":{},\"bytes_read\":{},"
-			   "\"bytes_written\":{},\"errors\":{}}}\n",
-			   s.connections, s.reads, s.writes, s.flushes, s.trims, s.writeZeroes, s.caches,
-			   s.blockStatus, s.bytesRead, s.bytesWritten, s.errors);
-}
-
-} // namespace
-
-bool writeFileAtomically(const std::string &path, const std::string &text)
-{
-	std::string tmp = path + ".tmp";
-	{
-		std::ofstream out(tmp, std::ios::trunc);
-		if (!(out << text))
-			return false;
-	}
-	return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
 
 int runServe(int argc, char **argv)
 {
@@ -74,6 +51,8 @@ int runServe(int argc, char **argv)
 	std::signal(SIGPIPE, SIG_IGN);
 	if (o.r3)
 		return serveR3(o, signals);
+	if (!o.device.empty())
+		return serveDevice(o, signals);
 
 	r3d::nbd::ServerOptions serverOptions;
 	serverOptions.maxPayload = o.maxRequest;
@@ -141,13 +120,7 @@ int runServe(int argc, char **argv)
 			status = 1;
 		}
 	}
-	auto stats = server.stats();
-	logger->info("served {} connections: {} reads, {} writes, {} flushes, {} trims, {} errors", stats.connections,
-		     stats.reads, stats.writes, stats.flushes, stats.trims, stats.errors);
-	if (!o.statsFile.empty())
-		writeFileAtomically(o.statsFile, statsJson(stats));
-	if (!o.pidFile.empty())
-		::unlink(o.pidFile.c_str());
+	reportExit(o, server.stats(), "served");
 	return status;
 }
 

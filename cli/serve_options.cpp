@@ -27,7 +27,23 @@ enum Opt : int {
 	kTlsKey,
 	kTlsCa,
 	kTokenFile,
+	kDevice,
+	kConnections,
+	kNetlink,
+	kIoctl,
+	kReady,
+	kBlockSize,
+	kTimeout,
+	kDeadConnTimeout,
 };
+
+r3d::ResultMsg<unsigned> parseCount(const char *option, const char *text, unsigned min, unsigned max)
+{
+	auto n = r3d::parseSize(text);
+	if (!n || *n < min || *n > max)
+		return r3d::fail(EINVAL, fmt::format("{} {} is not a number in {} .. {}", option, text, min, max));
+	return static_cast<unsigned>(*n);
+}
 
 // "NAME=URI" names an export; a URI itself never has '=' before its scheme's ':'.
 std::pair<std::string, std::string> splitExport(const std::string &arg, const std::string &defaultName)
@@ -46,13 +62,18 @@ const char *serveUsage()
 	return "usage: r3serve (--socket PATH | --listen HOST:PORT) [--name NAME] [--description TEXT]\n"
 	       "               [--read-only] [--max-request BYTES] [--workers N] [--pid-file FILE]\n"
 	       "               [--stats-file FILE] [--log-level LEVEL] BACKEND_URI [NAME=BACKEND_URI ...]\n"
+	       "       r3serve --device auto|/dev/nbdN [--connections N] [--netlink|--ioctl]\n"
+	       "               [--ready udev|sysfs] [--block-size BYTES] [--timeout SECONDS]\n"
+	       "               [--dead-conn-timeout SECONDS] [--read-only] [...] BACKEND_URI\n"
 	       "       r3serve --r3 --listen HOST:PORT [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
-	       "               [--token-file FILE] [OPTIONS] BACKEND_URI [NAME=BACKEND_URI ...]\n"
+	       "               [--token-file FILE] [...] BACKEND_URI [NAME=BACKEND_URI ...]\n"
 	       "\n"
-	       "Serves backends over NBD, or with --r3 over r3map's transport (for r3:// clients).\n"
-	       "BACKEND_URI is memory:SIZE, file:PATH[?size=SIZE], dir:PATH?size=SIZE[&chunk=SIZE],\n"
-	       "r3://HOST:PORT/NAME, redis://HOST:PORT/PREFIX or s3://BUCKET/PREFIX. The first export\n"
-	       "is also the default export \"\".\n"
+	       "Serves backends over NBD. BACKEND_URI is memory:SIZE, file:PATH[?size=SIZE],\n"
+	       "dir:PATH?size=SIZE[&chunk=SIZE], r3://HOST:PORT/NAME, redis://HOST:PORT/PREFIX?size=SIZE\n"
+	       "or s3://BUCKET/PREFIX?endpoint=URL&size=SIZE. The first export is also the default\n"
+	       "export \"\". With --device, the backend becomes a kernel block device: its path is\n"
+	       "printed once it is ready, and SIGTERM flushes, disconnects and frees it. With --r3, the\n"
+	       "exports are served over r3map's own transport, for r3:// clients.\n"
 	       "See r3serve(1).\n";
 }
 
@@ -75,6 +96,14 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		{ "tls-key", required_argument, nullptr, kTlsKey },
 		{ "tls-ca", required_argument, nullptr, kTlsCa },
 		{ "token-file", required_argument, nullptr, kTokenFile },
+		{ "device", required_argument, nullptr, kDevice },
+		{ "connections", required_argument, nullptr, kConnections },
+		{ "netlink", no_argument, nullptr, kNetlink },
+		{ "ioctl", no_argument, nullptr, kIoctl },
+		{ "ready", required_argument, nullptr, kReady },
+		{ "block-size", required_argument, nullptr, kBlockSize },
+		{ "timeout", required_argument, nullptr, kTimeout },
+		{ "dead-conn-timeout", required_argument, nullptr, kDeadConnTimeout },
 		{ nullptr, 0, nullptr, 0 },
 	};
 	ServeOptions o;
@@ -141,6 +170,43 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		case kTokenFile:
 			o.tokenFile = optarg;
 			break;
+		case kDevice:
+			o.device = optarg;
+			break;
+		case kNetlink:
+		case kIoctl:
+			if (!o.attachMethod.empty())
+				return r3d::fail(EINVAL, "give at most one of --netlink or --ioctl");
+			o.attachMethod = c == kNetlink ? "netlink" : "ioctl";
+			break;
+		case kReady:
+			if (std::string(optarg) != "udev" && std::string(optarg) != "sysfs")
+				return r3d::fail(EINVAL, fmt::format("--ready {}: expected udev or sysfs", optarg));
+			o.ready = optarg;
+			break;
+		case kConnections:
+		case kBlockSize:
+		case kTimeout:
+		case kDeadConnTimeout: {
+			struct Count {
+				const char *name;
+				unsigned min, max;
+			};
+			Count limits = c == kConnections ? Count{ "--connections", 1, 64 }
+				     : c == kBlockSize   ? Count{ "--block-size", 512, 65536 }
+				     : c == kTimeout     ? Count{ "--timeout", 0, 86400 }
+							 : Count{ "--dead-conn-timeout", 0, 86400 };
+			auto n = parseCount(limits.name, optarg, limits.min, limits.max);
+			if (!n)
+				return r3d::unexpectedOf(n.error());
+			if (c == kConnections)
+				o.connections = *n;
+			else if (c == kBlockSize)
+				o.blockSize = *n;
+			else
+				(c == kTimeout ? o.timeout : o.deadConnTimeout) = *n;
+			break;
+		}
 		case 'h':
 		case kHelp:
 			o.help = true;
@@ -162,8 +228,20 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 	}
 	if (o.exports.empty())
 		return r3d::fail(EINVAL, "no BACKEND_URI given");
+	if (!o.device.empty()) {
+		if (o.r3)
+			return r3d::fail(EINVAL, "--r3 exports over the network: it does not take --device");
+		if (!o.socketPath.empty() || !o.listenAddress.empty())
+			return r3d::fail(EINVAL, "--device serves the kernel only: it does not take --socket or --listen");
+		if (o.exports.size() > 1)
+			return r3d::fail(EINVAL, "--device attaches exactly one BACKEND_URI");
+		return o;
+	}
+	if (o.connections != 1 || !o.attachMethod.empty() || !o.ready.empty() || o.timeout || o.deadConnTimeout ||
+	    o.blockSize != 4096)
+		return r3d::fail(EINVAL, "--connections, --netlink, --ioctl, --ready, --block-size and the timeouts need --device");
 	if (o.socketPath.empty() == o.listenAddress.empty())
-		return r3d::fail(EINVAL, "give exactly one of --socket PATH or --listen HOST:PORT");
+		return r3d::fail(EINVAL, "give exactly one of --socket PATH, --listen HOST:PORT or --device");
 	bool secured = !o.tlsCert.empty() || !o.tlsKey.empty() || !o.tlsCa.empty() || !o.tokenFile.empty();
 	if (secured && !o.r3)
 		return r3d::fail(EINVAL, "--tls-cert, --tls-key, --tls-ca and --token-file go with --r3");

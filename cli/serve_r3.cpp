@@ -9,14 +9,14 @@
 #include <r3d/backend_factory.hpp>
 #include <r3d/log.hpp>
 
-#include "serve_command.hpp"
+#include "serve_stats.hpp"
 #include "transport/rpc_server.hpp"
 
 namespace r3cli {
 
 namespace {
 
-std::string statsJson(const r3d::transport::RpcServerStats &s)
+std::string r3StatsJson(const r3d::transport::RpcServerStats &s)
 {
 	return fmt::format("{{\"connections\":{},\"refused\":{},\"requests\":{},\"errors\":{},\"bytes_read\":{},"
 			   "\"bytes_written\":{}}}\n",
@@ -71,7 +71,7 @@ int serveR3(const ServeOptions &o, const sigset_t &signals)
 			break;
 		}
 		if (!o.statsFile.empty())
-			writeFileAtomically(o.statsFile, statsJson((*server)->stats()));
+			writeFileAtomically(o.statsFile, r3StatsJson((*server)->stats()));
 	}
 	(*server)->stop();
 
@@ -87,7 +87,7 @@ int serveR3(const ServeOptions &o, const sigset_t &signals)
 	logger->info("served {} connections ({} refused): {} requests, {} errors", stats.connections, stats.refused,
 		     stats.requests, stats.errors);
 	if (!o.statsFile.empty())
-		writeFileAtomically(o.statsFile, statsJson(stats));
+		writeFileAtomically(o.statsFile, r3StatsJson(stats));
 	if (!o.pidFile.empty())
 		::unlink(o.pidFile.c_str());
 	return status;

@@ -15,6 +15,8 @@ packages=(
   # transport (protobuf, TLS), redis and s3 backends, WAN emulation
   libprotobuf-dev protobuf-compiler libssl-dev openssl libhiredis-dev libcurl4-openssl-dev
   libnetfilter-queue-dev redis-server redis-tools iproute2 iptables
+  # kernel NBD attach, and the QEMU guest of the vm suite (its kernel is downloaded at test time)
+  libudev-dev qemu-system-x86 busybox-static cpio kmod xz-utils e2fsprogs
 )
 # npm installs s3rver below. Node.js may come from elsewhere (e.g. NodeSource, which bundles
 # npm and conflicts with Debian's npm): take Debian's only when there is no npm at all.
