@@ -463,6 +463,12 @@ asio::awaitable<void> RpcServer::Impl::acceptLoop(tcp::acceptor &acceptor)
 			continue;
 		}
 		setCloexec(socket);
+		if (activeConnections >= options.maxConnections) {
+			log->warn("{}: refused: already {} connections (the limit)", describePeer(socket),
+				  options.maxConnections);
+			refused++;
+			continue; // the socket closes as it goes out of scope
+		}
 		socket.set_option(tcp::no_delay(true), ec);
 		connections++;
 		activeConnections++;
@@ -474,8 +480,9 @@ asio::awaitable<void> RpcServer::Impl::acceptLoop(tcp::acceptor &acceptor)
 
 ResultMsg<std::unique_ptr<RpcServer>> RpcServer::create(RpcServerOptions options)
 {
-	if (options.maxPayload == 0 || options.maxInFlight == 0 || options.workerThreads == 0)
-		return fail(EINVAL, "rpc server: payload, in-flight and worker limits must be at least 1");
+	if (options.maxPayload == 0 || options.maxInFlight == 0 || options.workerThreads == 0 ||
+	    options.maxConnections == 0)
+		return fail(EINVAL, "rpc server: payload, in-flight, worker and connection limits must be at least 1");
 	auto impl = std::make_unique<Impl>();
 	if (options.tls.enabled() || !options.tls.keyFile.empty() || !options.tls.caFile.empty()) {
 		auto tls = makeServerTlsContext(options.tls);

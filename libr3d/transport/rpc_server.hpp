@@ -32,7 +32,9 @@ struct RpcServerOptions {
 	/// Requests one connection may have in flight, and the bytes they may hold, before the
 	/// server stops reading from it.
 	unsigned maxInFlight = 256;
-	uint64_t maxInFlightBytes = 256ull * 1024 * 1024;
+	uint64_t maxInFlightBytes = 128ull * 1024 * 1024;
+	/// Connections at once; more are closed at accept, so memory stays bounded.
+	unsigned maxConnections = 512;
 	/// Threads that call backends which may block (ReadWriterAt::isFast() false).
 	unsigned workerThreads = 16;
 	/// Bound on TLS handshake plus hello, so a silent client cannot hold a connection.

@@ -435,3 +435,20 @@ TEST_CASE("TLS material that cannot be used is named", "[rpc][tls]")
 	o.tls = TlsClientConfig{ true, certs / "server.key", "", "", "" };
 	CHECK_THAT(connectError(o), Catch::Contains("no usable CA certificate"));
 }
+
+TEST_CASE("connections over the limit are closed at once, the others go on", "[rpc][caps]")
+{
+	RpcServerOptions o;
+	o.maxConnections = 2;
+	auto t = TestServer::start(r3test::memoryBackend(kSize), o);
+	auto a = connect(t.clientOptions());
+	auto b = connect(t.clientOptions());
+	auto third = r3test::rawConnect(t.port());
+	std::string got;
+	CHECK(r3test::readUntilClosed(third.get(), got));
+	CHECK(got.empty());
+	CHECK(t.server->stats().refused == 1);
+	std::vector<std::byte> buf(4096);
+	CHECK(a->read(buf, 0));
+	CHECK(b->read(buf, 0));
+}
