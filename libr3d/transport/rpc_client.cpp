@@ -101,6 +101,9 @@ struct RpcClient::Impl {
 	unsigned maxInFlight = 0;
 	std::shared_ptr<asio::ssl::context> tls;
 	std::shared_ptr<spdlog::logger> log = log::get("transport");
+	// Declared before every Asio object below (timers in slots, the work guard), so it is
+	// destroyed after them.
+	asio::io_context io{ 1 };
 
 	// Network thread only.
 	uint64_t nextId = 1;
@@ -111,7 +114,6 @@ struct RpcClient::Impl {
 	std::atomic<uint64_t> reconnects{ 0 }, resent{ 0 }, expired{ 0 };
 
 	std::thread thread;
-	asio::io_context io{ 1 };
 	std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
 	std::optional<Wakeup> sweepWake;
 
