@@ -17,19 +17,21 @@ done < /modules.order
 
 mkdir -p /host
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host || die "cannot mount the host root"
-for fs in "proc /proc" "sysfs /sys" "devtmpfs /dev" "tmpfs /tmp" "tmpfs /run"; do
+# /tmp stays the host's (read-only): the source or build tree may live there. The guest
+# writes to /run, a tmpfs, and points TMPDIR at it.
+for fs in "proc /proc" "sysfs /sys" "devtmpfs /dev" "tmpfs /run"; do
 	set -- $fs
 	mount -t "$1" "$1" "/host$2" || die "cannot mount $1 on /host$2"
 done
-mkdir -p /host/dev/pts /host/dev/shm /host/tmp/r3results
+mkdir -p /host/dev/pts /host/dev/shm /host/run/r3results /host/run/tmp
 mount -t devpts devpts /host/dev/pts
 mount -t tmpfs shm /host/dev/shm
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /host/tmp/r3results || die "cannot mount the results share"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /host/run/r3results || die "cannot mount the results share"
 say "ready uptime=$(cut -d' ' -f1 /proc/uptime)"
 
-HOME=/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-	chroot /host /bin/sh /tmp/r3results/run.sh
+HOME=/run/tmp TMPDIR=/run/tmp PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+	chroot /host /bin/sh /run/r3results/run.sh
 say "exit $? uptime=$(cut -d' ' -f1 /proc/uptime)"
 sync
-umount /host/tmp/r3results
+umount /host/run/r3results
 poweroff -f

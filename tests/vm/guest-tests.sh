@@ -8,9 +8,9 @@ set -u
 R3SERVE="$1" OUT="$2" UDEV_DIR="$3"
 shift 3
 RESULTS="$OUT/results.txt"
-WORK="$(mktemp -d /tmp/r3vm-XXXXXX)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/r3vm-XXXXXX")"
 export R3SERVE OUT WORK
-all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach multi_conn netlink_commands methods kill9)
+all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach busy_device multi_conn netlink_commands methods kill9)
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -93,6 +93,17 @@ verify_files() {
 	(cd "$dir" && sha256sum -c --quiet "$WORK/$tag.sha256")
 }
 
+# io_flushers PID: threads of PID with PF_MEMALLOC_NOIO and PF_LOCAL_THROTTLE, the flags
+# PR_SET_IO_FLUSHER sets (field 9 of /proc/PID/task/TID/stat).
+io_flushers() {
+	local stat count=0 flags
+	for stat in /proc/"$1"/task/*/stat; do
+		flags=$(sed 's/.*) //' "$stat" | cut -d' ' -f7)
+		[ $((flags & 0x180000)) = $((0x180000)) ] && count=$((count + 1))
+	done
+	echo $count
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1
@@ -102,7 +113,7 @@ metric() {
 	echo "METRIC $*" >> "$RESULTS"
 }
 
-export -f serve_spawn serve_wait serve_start serve_stop dev_free ready_ms stats write_files verify_files fail metric
+export -f io_flushers serve_spawn serve_wait serve_start serve_stop dev_free ready_ms stats write_files verify_files fail metric
 export RESULTS
 
 # ---- tests -------------------------------------------------------------------------------
@@ -200,6 +211,25 @@ t_concurrent_attach() {
 	done
 }
 
+# 4a. Asking for a device that is in use fails at once, with either method.
+t_busy_device() {
+	serve_start busy auto memory:16M || fail "attach"
+	local pid=$SPID dev=$DEV method t0 t1 status
+	for method in netlink ioctl; do
+		t0=$(date +%s.%N)
+		status=0
+		"$R3SERVE" --device "$dev" "--$method" memory:16M > "$WORK/busy-$method.out" 2> "$WORK/busy-$method.log" || status=$?
+		t1=$(date +%s.%N)
+		echo "$method: exit $status after $(echo "$t0 $t1" | awk '{ printf "%.2f", $2 - $1 }')s: $(tail -n1 "$WORK/busy-$method.log")"
+		[ "$status" = 1 ] || fail "$method: attaching to the busy $dev exited with $status"
+		[ ! -s "$WORK/busy-$method.out" ] || fail "$method: printed a device anyway"
+		grep -qE 'in use|is connected' "$WORK/busy-$method.log" || fail "$method: unclear error"
+		awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 5) }' || fail "$method: took too long"
+	done
+	dd if=/dev/zero of="$dev" bs=64k count=1 oflag=direct status=none || fail "the first attach was disturbed"
+	serve_stop "$pid" "$dev" || fail "stop"
+}
+
 # 4b. Several connections per device (multi-conn): the server sees each, data is intact
 #     under parallel I/O.
 t_multi_conn() {
@@ -225,6 +255,9 @@ t_multi_conn() {
 		done
 		n=$(stats "mc-$1" "$pid" connections)
 		[ "$n" = "$2" ] || fail "$1: the server saw $n connections, not $2"
+		n=$(io_flushers "$pid")
+		[ "$n" -ge "$2" ] || fail "$1: only $n threads are PR_SET_IO_FLUSHER"
+		echo "$1: $n threads are PR_SET_IO_FLUSHER"
 		serve_stop "$pid" "$dev" || fail "$1 stop"
 		echo "$1: $2 connections, parallel writes verified"
 	done
@@ -309,11 +342,14 @@ start_udevd() {
 	"$WORK/systemd-udevd" --resolve-names=never > "$WORK/udevd.log" 2>&1 &
 	echo $! > "$WORK/udevd.pid"
 	echo $! >> "$WORK/pids"
-	local i
-	for i in $(seq 100); do
+	local i pid=$!
+	# Loading the rules takes a while under TCG on a busy host.
+	for i in $(seq 600); do
 		[ -e /run/udev/control ] && return 0
+		kill -0 "$pid" 2>/dev/null || { echo "systemd-udevd exited" >> "$WORK/udevd.log"; return 1; }
 		sleep 0.1
 	done
+	echo "no /run/udev/control after 60 s" >> "$WORK/udevd.log"
 	return 1
 }
 
@@ -335,31 +371,32 @@ export -f start_udevd stop_udevd
 t_kill9() {
 	local method timeout=3 dead=3
 	for method in netlink ioctl; do
-		serve_start "k-$method" auto "--$method" --timeout $timeout --dead-conn-timeout $dead memory:64M || fail "attach"
+		local upstream="" upid="" backend=memory:64M
+		if [ "$method" = ioctl ]; then
+			# SIGSTOP would interrupt NBD_DO_IT, which tears an ioctl device down by itself.
+			# So the server under test reads from a device whose own server is frozen:
+			# its request then stays in flight for sure.
+			serve_start k-up auto --netlink memory:64M || fail "attach the upstream device"
+			upid=$SPID upstream=$DEV backend="file:$upstream"
+		fi
+		serve_start "k-$method" auto "--$method" --timeout $timeout --dead-conn-timeout $dead "$backend" || fail "attach"
 		local pid=$SPID dev=$DEV
 		dd if=/dev/urandom of="$dev" bs=1M count=4 oflag=direct status=none || fail "write"
-		local reader
-		if [ "$method" = netlink ]; then
-			# Freeze the server so the read stays in flight, then kill it.
-			kill -STOP "$pid"
-			dd if="$dev" of=/dev/null bs=4k count=1 skip=100 iflag=direct 2> "$WORK/k-$method.reader" &
-			reader=$!
-			sleep 1
-			kill -0 "$reader" 2>/dev/null || fail "$method: the reader was not blocked"
-		else
-			# SIGSTOP would interrupt NBD_DO_IT, which tears the device down by itself: keep
-			# a reader busy instead and kill the server under it.
-			(while dd if="$dev" of=/dev/null bs=64k iflag=direct status=none; do :; done) 2> "$WORK/k-$method.reader" &
-			reader=$!
-			sleep 1
-			kill -0 "$reader" 2>/dev/null || fail "$method: the reader stopped early: $(cat "$WORK/k-$method.reader")"
-		fi
+		# Nothing of the region read below may sit in a page cache on the way.
+		sync
+		echo 3 > /proc/sys/vm/drop_caches
+		kill -STOP "${upid:-$pid}"
+		dd if="$dev" of=/dev/null bs=4k count=1 skip=12000 iflag=direct 2> "$WORK/k-$method.reader" &
+		local reader=$!
+		sleep 1
+		kill -0 "$reader" 2>/dev/null || fail "$method: the reader was not blocked: $(cat "$WORK/k-$method.reader")"
 		local t0 t1 status=0
 		t0=$(date +%s.%N)
 		kill -KILL "$pid"
-		wait "$pid" 2>/dev/null
 		wait "$reader" || status=$?
 		t1=$(date +%s.%N)
+		[ -z "$upid" ] || kill -CONT "$upid"
+		wait "$pid" 2>/dev/null
 		local took
 		took=$(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')
 		echo "$method: reader ended with status $status after ${took}s: $(head -n1 "$WORK/k-$method.reader")"
@@ -374,10 +411,11 @@ t_kill9() {
 		[ "$DEV" = "$dev" ] || fail "$method: got $DEV instead of $dev"
 		dd if=/dev/urandom of="$dev" bs=1M count=2 oflag=direct status=none || fail "$method: write after reuse"
 		serve_stop "$pid2" "$dev" || fail "$method: stop after reuse"
+		[ -z "$upid" ] || serve_stop "$upid" "$upstream" || fail "stop the upstream device"
 	done
 }
 
-export -f t_memory_ext4 t_file_persistence t_flush_trim t_concurrent_attach t_multi_conn t_netlink_commands t_methods t_kill9
+export -f t_memory_ext4 t_file_persistence t_flush_trim t_concurrent_attach t_busy_device t_multi_conn t_netlink_commands t_methods t_kill9
 
 # ---- runner ------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@
 # of this script and guest-init.sh>, so a second run costs nothing. Nothing is installed.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-cache_root="${R3_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/r3map/vm}"
+cache_root="${R3_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/r3map/vm}"
 mkdir -p "$cache_root"
 
 log() { echo "prepare-guest: $*" >&2; }
@@ -33,7 +33,13 @@ dir="$cache_root/${kpkg}_${pkgversion}-$hash"
 
 exec 9>"$cache_root/.lock"
 flock 9
+# Preparations nobody used for a week go; others may belong to a run in progress (another
+# checkout of the tree has other scripts, hence another hash).
+find "$cache_root" -mindepth 2 -maxdepth 2 -name last-used -mtime +7 -printf '%h\n' | xargs -r rm -rf
+# Under the lock no preparation is in progress: anything half-built was left by a kill.
+find "$cache_root" -mindepth 1 -maxdepth 1 \( -name '.work-*' -o -name '*.new' \) -exec rm -rf {} +
 if [ -f "$dir/ready" ]; then
+	touch "$dir/last-used"
 	echo "$dir"
 	exit 0
 fi
@@ -97,9 +103,8 @@ dpkg -x "$udeb" udev
 mkdir -p "$dir.new"
 mv vmlinux initrd.gz udev "$dir.new/"
 echo "$kpkg $pkgversion" > "$dir.new/ready"
+touch "$dir.new/last-used"
 rm -rf "$dir"
 mv "$dir.new" "$dir"
-# Older preparations are dead weight.
-find "$cache_root" -mindepth 1 -maxdepth 1 -type d ! -name '.*' ! -path "$dir" -exec rm -rf {} +
 log "prepared $dir"
 echo "$dir"

@@ -2,7 +2,8 @@
 # Boots the test guest once under TCG with a hard timeout and runs a script inside it.
 #   run-guest.sh GUEST_DIR OUT_DIR TIMEOUT_SECONDS SCRIPT [ARGS...]
 # SCRIPT runs as root in the guest with the host's root file system mounted read-only
-# (so it sees the same paths as here) and OUT_DIR mounted read-write at /tmp/r3results.
+# (so it sees the same paths as here) and OUT_DIR mounted read-write at /run/r3results;
+# /run is the guest's writable tmpfs and TMPDIR.
 # The guest console goes to OUT_DIR/console.log. Exit status: the script's, 124 on
 # timeout (QEMU killed), 125 when the guest died without reporting one.
 set -euo pipefail
@@ -12,11 +13,11 @@ shift 4
 mkdir -p "$out"
 rm -f "$out/console.log" "$out/exit-status"
 {
-	echo 'cd /tmp'
+	echo 'cd /run/tmp'
 	printf 'export R3VM=1\n'
 	printf '%q ' /bin/bash "$script" "$@"
 	echo
-	echo 'echo $? > /tmp/r3results/exit-status'
+	echo 'echo $? > /run/r3results/exit-status'
 } > "$out/run.sh"
 
 smp="${R3_VM_SMP:-2}"

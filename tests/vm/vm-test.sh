@@ -22,7 +22,7 @@ fi
 r3serve="$build/cli/r3serve"
 [ -x "$r3serve" ] || { echo "FAIL: $r3serve is not built" >&2; exit 1; }
 tests=("$@")
-expected=(memory_ext4 file_persistence flush_trim concurrent_attach multi_conn netlink_commands methods kill9)
+expected=(memory_ext4 file_persistence flush_trim concurrent_attach busy_device multi_conn netlink_commands methods kill9)
 [ ${#tests[@]} -gt 0 ] || tests=("${expected[@]}")
 
 start=$(date +%s.%N)
@@ -33,7 +33,7 @@ mkdir -p "$out"
 
 status=0
 "$here/run-guest.sh" "$guest" "$out" "${R3_VM_TIMEOUT:-600}" \
-	"$here/guest-tests.sh" "$r3serve" /tmp/r3results "$guest/udev" "${tests[@]}" || status=$?
+	"$here/guest-tests.sh" "$r3serve" /run/r3results "$guest/udev" "${tests[@]}" || status=$?
 took=$(echo "$start $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
 
 echo "---- guest results (suite wall time ${took}s, guest $(cat "$guest/ready"))"

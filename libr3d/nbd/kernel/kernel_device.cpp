@@ -145,6 +145,8 @@ ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std
 	request.timeoutSeconds = static_cast<uint64_t>(options.timeout.count());
 	request.deadConnTimeoutSeconds = static_cast<uint64_t>(options.deadConnTimeout.count());
 	request.serverFlags = options.transmissionFlags;
+	// No client flags: DISCONNECT_ON_CLOSE would drop the device whenever its last user
+	// closes it, and DESTROY_ON_DISCONNECT deletes a /dev/nbdN that ioctl users expect.
 	request.backendIdentifier = OwnerTag::self(options.name, options.procRoot).format();
 	identifier_ = request.backendIdentifier;
 
