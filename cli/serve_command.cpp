@@ -16,6 +16,7 @@
 #include "nbd/server.hpp"
 #include "serve_device.hpp"
 #include "serve_options.hpp"
+#include "serve_r3.hpp"
 #include "serve_stats.hpp"
 
 namespace r3cli {
@@ -48,6 +49,8 @@ int runServe(int argc, char **argv)
 	sigaddset(&signals, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 	std::signal(SIGPIPE, SIG_IGN);
+	if (o.r3)
+		return serveR3(o, signals);
 	if (!o.device.empty())
 		return serveDevice(o, signals);
 

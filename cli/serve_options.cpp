@@ -22,6 +22,11 @@ enum Opt : int {
 	kStatsFile,
 	kLogLevel,
 	kHelp,
+	kR3,
+	kTlsCert,
+	kTlsKey,
+	kTlsCa,
+	kTokenFile,
 	kDevice,
 	kConnections,
 	kNetlink,
@@ -60,11 +65,15 @@ const char *serveUsage()
 	       "       r3serve --device auto|/dev/nbdN [--connections N] [--netlink|--ioctl]\n"
 	       "               [--ready udev|sysfs] [--block-size BYTES] [--timeout SECONDS]\n"
 	       "               [--dead-conn-timeout SECONDS] [--read-only] [...] BACKEND_URI\n"
+	       "       r3serve --r3 --listen HOST:PORT [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
+	       "               [--token-file FILE] [...] BACKEND_URI [NAME=BACKEND_URI ...]\n"
 	       "\n"
-	       "Serves backends over NBD. BACKEND_URI is memory:SIZE, file:PATH[?size=SIZE] or\n"
-	       "dir:PATH?size=SIZE[&chunk=SIZE]. The first export is also the default export \"\".\n"
-	       "With --device, the backend becomes a kernel block device: its path is printed\n"
-	       "once it is ready, and SIGTERM flushes, disconnects and frees it.\n"
+	       "Serves backends over NBD. BACKEND_URI is memory:SIZE, file:PATH[?size=SIZE],\n"
+	       "dir:PATH?size=SIZE[&chunk=SIZE], r3://HOST:PORT/NAME, redis://HOST:PORT/PREFIX?size=SIZE\n"
+	       "or s3://BUCKET/PREFIX?endpoint=URL&size=SIZE. The first export is also the default\n"
+	       "export \"\". With --device, the backend becomes a kernel block device: its path is\n"
+	       "printed once it is ready, and SIGTERM flushes, disconnects and frees it. With --r3, the\n"
+	       "exports are served over r3map's own transport, for r3:// clients.\n"
 	       "See r3serve(1).\n";
 }
 
@@ -82,6 +91,11 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		{ "stats-file", required_argument, nullptr, kStatsFile },
 		{ "log-level", required_argument, nullptr, kLogLevel },
 		{ "help", no_argument, nullptr, kHelp },
+		{ "r3", no_argument, nullptr, kR3 },
+		{ "tls-cert", required_argument, nullptr, kTlsCert },
+		{ "tls-key", required_argument, nullptr, kTlsKey },
+		{ "tls-ca", required_argument, nullptr, kTlsCa },
+		{ "token-file", required_argument, nullptr, kTokenFile },
 		{ "device", required_argument, nullptr, kDevice },
 		{ "connections", required_argument, nullptr, kConnections },
 		{ "netlink", no_argument, nullptr, kNetlink },
@@ -140,6 +154,21 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 			break;
 		case kLogLevel:
 			o.logLevel = optarg;
+			break;
+		case kR3:
+			o.r3 = true;
+			break;
+		case kTlsCert:
+			o.tlsCert = optarg;
+			break;
+		case kTlsKey:
+			o.tlsKey = optarg;
+			break;
+		case kTlsCa:
+			o.tlsCa = optarg;
+			break;
+		case kTokenFile:
+			o.tokenFile = optarg;
 			break;
 		case kDevice:
 			o.device = optarg;
@@ -200,6 +229,8 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 	if (o.exports.empty())
 		return r3d::fail(EINVAL, "no BACKEND_URI given");
 	if (!o.device.empty()) {
+		if (o.r3)
+			return r3d::fail(EINVAL, "--r3 exports over the network: it does not take --device");
 		if (!o.socketPath.empty() || !o.listenAddress.empty())
 			return r3d::fail(EINVAL, "--device serves the kernel only: it does not take --socket or --listen");
 		if (o.exports.size() > 1)
@@ -211,6 +242,15 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		return r3d::fail(EINVAL, "--connections, --netlink, --ioctl, --ready, --block-size and the timeouts need --device");
 	if (o.socketPath.empty() == o.listenAddress.empty())
 		return r3d::fail(EINVAL, "give exactly one of --socket PATH, --listen HOST:PORT or --device");
+	bool secured = !o.tlsCert.empty() || !o.tlsKey.empty() || !o.tlsCa.empty() || !o.tokenFile.empty();
+	if (secured && !o.r3)
+		return r3d::fail(EINVAL, "--tls-cert, --tls-key, --tls-ca and --token-file go with --r3");
+	if (o.r3 && o.listenAddress.empty())
+		return r3d::fail(EINVAL, "--r3 serves TCP: give --listen HOST:PORT");
+	if (o.tlsCert.empty() != o.tlsKey.empty())
+		return r3d::fail(EINVAL, "TLS needs both --tls-cert and --tls-key");
+	if (!o.tlsCa.empty() && o.tlsCert.empty())
+		return r3d::fail(EINVAL, "--tls-ca (client certificates) needs --tls-cert and --tls-key");
 	return o;
 }
 

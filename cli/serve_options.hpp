@@ -23,6 +23,12 @@ struct ServeOptions {
 	std::string statsFile;
 	std::string logLevel = "info";
 	bool help = false;
+	// --r3: export over r3map's own transport instead of NBD.
+	bool r3 = false;
+	std::string tlsCert;
+	std::string tlsKey;
+	std::string tlsCa;
+	std::string tokenFile;
 
 	// --device: attach to a kernel nbd device instead of listening (serve_device.cpp).
 	std::string device;         ///< "auto" or /dev/nbdN; empty: not in device mode

@@ -12,9 +12,15 @@ packages=(
   nbdkit libnbd-bin python3-libnbd qemu-utils fio iperf3
   # fuzzing (libFuzzer)
   clang libclang-rt-14-dev
+  # transport (protobuf, TLS), redis and s3 backends, WAN emulation
+  libprotobuf-dev protobuf-compiler libssl-dev openssl libhiredis-dev libcurl4-openssl-dev
+  libnetfilter-queue-dev redis-server redis-tools iproute2 iptables
   # kernel NBD attach, and the QEMU guest of the vm suite (its kernel is downloaded at test time)
   libudev-dev qemu-system-x86 busybox-static cpio kmod xz-utils e2fsprogs
 )
+# npm installs s3rver below. Node.js may come from elsewhere (e.g. NodeSource, which bundles
+# npm and conflicts with Debian's npm): take Debian's only when there is no npm at all.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -26,6 +32,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# s3rver, the S3 server the s3:// tests run against, pinned, outside the source tree.
+npm_cache="${R3_NPM_CACHE:-$HOME/.cache/r3map/npm}"
+if ! grep -qs '"version": "3.7.1"' "$npm_cache/node_modules/s3rver/package.json"; then
+  mkdir -p "$npm_cache"
+  (cd "$npm_cache" && npm install --no-audit --no-fund --loglevel=error s3rver@3.7.1 >/dev/null) ||
+    echo "bootstrap: could not install s3rver; the s3:// tests will be skipped" >&2
 fi
 
 [ -f build/build.ninja ] || meson setup build

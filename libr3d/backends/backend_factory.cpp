@@ -8,6 +8,9 @@
 #include "backends/directory_backend.hpp"
 #include "backends/file_backend.hpp"
 #include "backends/memory_backend.hpp"
+#include "backends/redis_backend.hpp"
+#include "backends/remote_backend.hpp"
+#include "backends/s3_backend.hpp"
 
 namespace r3d {
 
@@ -80,6 +83,9 @@ constexpr Scheme kSchemes[] = {
 	{ "memory", openMemory },
 	{ "file", openFile },
 	{ "dir", openDirectory },
+	{ "r3", backends::openRemoteUri },
+	{ "redis", backends::openRedisUri },
+	{ "s3", backends::openS3Uri },
 };
 
 } // namespace

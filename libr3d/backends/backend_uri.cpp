@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <r3d/duration.hpp>
 #include <r3d/size.hpp>
 
 namespace r3d {
@@ -116,6 +117,20 @@ ResultMsg<std::optional<uint64_t>> BackendUri::sizeParam(const std::string &key)
 	if (*size == 0)
 		return fail(EINVAL, fmt::format("'{}': {} must be greater than 0", text, key));
 	return std::optional<uint64_t>(*size);
+}
+
+ResultMsg<std::chrono::milliseconds> BackendUri::durationParam(const std::string &key,
+							      std::chrono::milliseconds fallback) const
+{
+	auto it = params.find(key);
+	if (it == params.end())
+		return fallback;
+	auto d = parseDuration(it->second);
+	if (!d)
+		return fail(d.error().code, fmt::format("'{}': {}={}: {}", text, key, it->second, d.error().message));
+	if (d->count() == 0)
+		return fail(EINVAL, fmt::format("'{}': {} must be greater than 0", text, key));
+	return *d;
 }
 
 } // namespace r3d

@@ -11,6 +11,9 @@ namespace r3d {
 ///   memory:SIZE                         sparse RAM disk, e.g. memory:256M
 ///   file:PATH  file:PATH?size=1G        file or block device; with size: create/extend
 ///   dir:PATH?size=1G&chunk=64K          one file per chunk
+///   r3://HOST[:PORT]/NAME?tls-ca=..     an r3serve --r3 export over r3map's transport
+///   redis://HOST[:PORT]/PREFIX?size=1G  one Redis key per chunk
+///   s3://BUCKET/PREFIX?endpoint=URL&size=1G  one S3 object per chunk
 /// A malformed URI, an unknown scheme or parameter, size 0 or a size that does not fit
 /// fails with a message naming the problem.
 ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri);

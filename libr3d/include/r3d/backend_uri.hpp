@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -24,6 +25,8 @@ struct BackendUri {
 	ResultMsg<void> onlyParams(const std::set<std::string> &allowed) const;
 	/// A size parameter ("size", "chunk"); nullopt when absent, an error when malformed or 0.
 	ResultMsg<std::optional<uint64_t>> sizeParam(const std::string &key) const;
+	/// A duration parameter ("timeout=30s"); `fallback` when absent, an error when malformed or 0.
+	ResultMsg<std::chrono::milliseconds> durationParam(const std::string &key, std::chrono::milliseconds fallback) const;
 };
 
 } // namespace r3d

@@ -1,0 +1,144 @@
+#include "backends/remote_backend.hpp"
+
+#include <fmt/format.h>
+
+#include "chunks/arbitrary_read_writer_at.hpp"
+#include "transport/host_port.hpp"
+#include "transport/token.hpp"
+
+namespace r3d::backends {
+
+namespace {
+
+constexpr uint64_t kMaxConnections = 64;
+
+ResultMsg<transport::RpcClientOptions> remoteOptions(const BackendUri &u)
+{
+	auto ok = u.onlyParams({ "tls", "tls-ca", "tls-cert", "tls-key", "tls-name", "token-file", "connections",
+				 "timeout", "connect-timeout", "deadline" });
+	if (!ok)
+		return unexpectedOf(ok.error());
+	if (u.authority.empty())
+		return fail(EINVAL, fmt::format("'{}': expected r3://HOST[:PORT]/NAME", u.text));
+	auto hp = transport::parseHostPort(u.authority, kDefaultRemotePort);
+	if (!hp)
+		return fail(EINVAL, fmt::format("'{}': {}", u.text, hp.error().message));
+	if (hp->host.empty())
+		return fail(EINVAL, fmt::format("'{}': the host is missing", u.text));
+
+	transport::RpcClientOptions o;
+	o.host = hp->host;
+	o.port = hp->port;
+	o.exportName = u.path.starts_with("/") ? u.path.substr(1) : u.path;
+	auto param = [&](const char *key) {
+		auto it = u.params.find(key);
+		return it == u.params.end() ? std::string() : it->second;
+	};
+	o.tls.caFile = param("tls-ca");
+	o.tls.certFile = param("tls-cert");
+	o.tls.keyFile = param("tls-key");
+	o.tls.serverName = param("tls-name");
+	std::string tls = param("tls");
+	if (!tls.empty() && tls != "on" && tls != "off")
+		return fail(EINVAL, fmt::format("'{}': tls={}: expected on or off", u.text, tls));
+	o.tls.enabled = tls == "on" || (tls.empty() && (!o.tls.caFile.empty() || !o.tls.certFile.empty() ||
+							 !o.tls.keyFile.empty() || !o.tls.serverName.empty()));
+	if (tls == "off" && (!o.tls.caFile.empty() || !o.tls.certFile.empty()))
+		return fail(EINVAL, fmt::format("'{}': tls=off contradicts the tls-* parameters", u.text));
+	if (auto file = param("token-file"); !file.empty()) {
+		auto token = transport::readTokenFile(file);
+		if (!token)
+			return fail(token.error().code, fmt::format("'{}': {}", u.text, token.error().message));
+		o.token = *token;
+	}
+	auto connections = u.sizeParam("connections");
+	if (!connections)
+		return unexpectedOf(connections.error());
+	if (connections->value_or(1) > kMaxConnections)
+		return fail(EINVAL, fmt::format("'{}': connections must be at most {}", u.text, kMaxConnections));
+	o.connections = static_cast<unsigned>(connections->value_or(1));
+	for (auto [key, field] : { std::pair{ "timeout", &o.requestTimeout }, std::pair{ "connect-timeout", &o.connectTimeout },
+				   std::pair{ "deadline", &o.deadline } }) {
+		auto d = u.durationParam(key, *field);
+		if (!d)
+			return unexpectedOf(d.error());
+		*field = *d;
+	}
+	return o;
+}
+
+} // namespace
+
+ResultMsg<std::shared_ptr<ReadWriterAt>> openRemoteUri(const BackendUri &uri)
+{
+	auto options = remoteOptions(uri);
+	if (!options)
+		return unexpectedOf(options.error());
+	auto remote = RemoteBackend::open(std::move(*options));
+	if (!remote)
+		return fail(remote.error().code, fmt::format("'{}': {}", uri.text, remote.error().message));
+	uint64_t chunk = (*remote)->info().chunkSize;
+	std::shared_ptr<ReadWriterAt> backend = std::move(*remote);
+	if (chunk > 0)
+		return std::shared_ptr<ReadWriterAt>(std::make_shared<chunks::ArbitraryReadWriterAt>(backend, chunk));
+	return backend;
+}
+
+ResultMsg<std::unique_ptr<RemoteBackend>> RemoteBackend::open(transport::RpcClientOptions options)
+{
+	auto client = transport::RpcClient::connect(std::move(options));
+	if (!client)
+		return unexpectedOf(client.error());
+	return std::unique_ptr<RemoteBackend>(new RemoteBackend(std::move(*client)));
+}
+
+RemoteBackend::RemoteBackend(std::unique_ptr<transport::RpcClient> client)
+	: client_(std::move(client)), size_(client_->info().size)
+{
+}
+
+Result<void> RemoteBackend::checkWrite(uint64_t offset, uint64_t length) const
+{
+	R3D_TRY(checkRange(offset, length, size_, true));
+	if (client_->info().readOnly)
+		return unexpected(EROFS);
+	return {};
+}
+
+Result<void> RemoteBackend::readAt(std::span<std::byte> buf, uint64_t offset)
+{
+	R3D_TRY(checkRange(offset, buf.size(), size_, false));
+	return client_->read(buf, offset);
+}
+
+Result<void> RemoteBackend::writeAt(std::span<const std::byte> buf, uint64_t offset)
+{
+	R3D_TRY(checkWrite(offset, buf.size()));
+	return client_->write(buf, offset);
+}
+
+Result<void> RemoteBackend::sync()
+{
+	return client_->sync();
+}
+
+Result<void> RemoteBackend::trim(uint64_t offset, uint64_t length)
+{
+	R3D_TRY(checkWrite(offset, length));
+	return client_->trim(offset, length);
+}
+
+Result<void> RemoteBackend::writeZeroes(uint64_t offset, uint64_t length)
+{
+	R3D_TRY(checkWrite(offset, length));
+	return client_->writeZeroes(offset, length);
+}
+
+Result<void> RemoteBackend::readRanges(std::span<const transport::IoRange> ranges, std::span<std::byte> out)
+{
+	for (const auto &r : ranges)
+		R3D_TRY(checkRange(r.offset, r.length, size_, false));
+	return client_->readRanges(ranges, out);
+}
+
+} // namespace r3d::backends

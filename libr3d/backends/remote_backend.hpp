@@ -1,0 +1,49 @@
+#pragma once
+
+#include <memory>
+
+#include <r3d/backend_uri.hpp>
+#include <r3d/read_writer_at.hpp>
+
+#include "transport/rpc_client.hpp"
+
+namespace r3d::backends {
+
+/// A backend served by another host over the r3 transport (r3://HOST:PORT/NAME). The size
+/// is the export's, learned at connect. Calls larger than the transport's payload limit
+/// are split into requests that travel concurrently.
+/// The default port of r3:// URIs.
+inline constexpr const char *kDefaultRemotePort = "7700";
+
+/// Opens r3://HOST[:PORT]/NAME?tls-ca=F&tls-cert=F&tls-key=F&tls-name=N&tls=on&token-file=F
+/// &connections=N&timeout=D&connect-timeout=D&deadline=D for the backend factory. An
+/// export served in chunks gets an ArbitraryReadWriterAt on top, so any offset works.
+ResultMsg<std::shared_ptr<ReadWriterAt>> openRemoteUri(const BackendUri &uri);
+
+class RemoteBackend final : public ReadWriterAt
+{
+public:
+	static ResultMsg<std::unique_ptr<RemoteBackend>> open(transport::RpcClientOptions options);
+
+	Result<void> readAt(std::span<std::byte> buf, uint64_t offset) override;
+	Result<void> writeAt(std::span<const std::byte> buf, uint64_t offset) override;
+	uint64_t size() const override { return size_; }
+	Result<void> sync() override;
+	Result<void> trim(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+
+	/// Several ranges (typically contiguous chunks) in one round trip, back to back in `out`.
+	Result<void> readRanges(std::span<const transport::IoRange> ranges, std::span<std::byte> out);
+
+	const transport::RemoteExportInfo &info() const { return client_->info(); }
+	transport::RpcClient &client() { return *client_; }
+
+private:
+	explicit RemoteBackend(std::unique_ptr<transport::RpcClient> client);
+	Result<void> checkWrite(uint64_t offset, uint64_t length) const;
+
+	std::unique_ptr<transport::RpcClient> client_;
+	uint64_t size_;
+};
+
+} // namespace r3d::backends

@@ -1,0 +1,232 @@
+#include "backends/s3_client.hpp"
+
+#include <cstring>
+#include <latch>
+#include <mutex>
+
+#include <curl/curl.h>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+#include <r3d/log.hpp>
+
+#include "base/thread_pool.hpp"
+
+namespace r3d::backends {
+
+namespace {
+
+constexpr const char *kComponent = "s3";
+constexpr size_t kMaxErrorBody = 16 * 1024;
+
+struct CurlDeleter {
+	void operator()(CURL *c) const { curl_easy_cleanup(c); }
+};
+
+// One handle per worker thread, so each keeps its connection alive between requests.
+CURL *threadHandle()
+{
+	thread_local std::unique_ptr<CURL, CurlDeleter> handle(curl_easy_init());
+	return handle.get();
+}
+
+std::string sha256Hex(std::span<const std::byte> data)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int length = 0;
+	EVP_Digest(data.data(), data.size(), md, &length, EVP_sha256(), nullptr);
+	std::string hex;
+	for (unsigned i = 0; i < length; ++i)
+		hex += fmt::format("{:02x}", md[i]);
+	return hex;
+}
+
+std::string xmlField(const std::string &xml, const char *tag)
+{
+	std::string open = fmt::format("<{}>", tag), close = fmt::format("</{}>", tag);
+	auto a = xml.find(open);
+	auto b = xml.find(close);
+	if (a == std::string::npos || b == std::string::npos || b < a)
+		return {};
+	return xml.substr(a + open.size(), b - a - open.size());
+}
+
+const char *methodName(S3Request::Method m)
+{
+	switch (m) {
+	case S3Request::Method::Get:
+		return "GET";
+	case S3Request::Method::Put:
+		return "PUT";
+	case S3Request::Method::Delete:
+		return "DELETE";
+	}
+	return "?";
+}
+
+// Where a response body goes: the request's buffer on success, `error` otherwise.
+struct Sink {
+	S3Request *request;
+	CURL *curl;
+	std::string error;
+	bool overflow = false;
+};
+
+size_t onBody(char *data, size_t size, size_t count, void *user)
+{
+	auto *sink = static_cast<Sink *>(user);
+	size_t n = size * count;
+	long status = 0;
+	curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status >= 300) {
+		sink->error.append(data, std::min(n, kMaxErrorBody - std::min(kMaxErrorBody, sink->error.size())));
+		return n;
+	}
+	S3Request &r = *sink->request;
+	if (r.method != S3Request::Method::Get)
+		return n;
+	if (r.received + n > r.into.size()) {
+		sink->overflow = true;
+		return 0; // aborts the transfer
+	}
+	std::memcpy(r.into.data() + r.received, data, n);
+	r.received += n;
+	return n;
+}
+
+// HTTP status and S3 code to errno, for failures a retry cannot cure.
+int errnoFor(long status, const std::string &code)
+{
+	if (status == 403 || code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch")
+		return EACCES;
+	if (status == 404)
+		return ENOENT;
+	if (status == 409)
+		return EBUSY;
+	if (status == 413 || code == "EntityTooLarge")
+		return EFBIG;
+	if (status == 400)
+		return EINVAL;
+	return EIO;
+}
+
+} // namespace
+
+S3Client::S3Client(S3Config config) : config_(std::move(config))
+{
+	where_ = fmt::format("s3://{} ({})", config_.bucket, config_.endpoint);
+	userPassword_ = config_.accessKey + ":" + config_.secretKey;
+	sigv4_ = fmt::format("aws:amz:{}:s3", config_.region);
+}
+
+S3Client::~S3Client() = default;
+
+ResultMsg<std::unique_ptr<S3Client>> S3Client::create(S3Config config)
+{
+	static std::once_flag curlInit;
+	std::call_once(curlInit, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+	if (config.parallel == 0 || config.parallel > 256)
+		return fail(EINVAL, "s3: parallel must be in 1 .. 256");
+	if (config.accessKey.empty() || config.secretKey.empty())
+		return fail(EACCES, "s3: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+	std::unique_ptr<S3Client> client(new S3Client(std::move(config)));
+	client->pool_ = std::make_unique<ThreadPool>(client->config_.parallel);
+	return client;
+}
+
+Attempt S3Client::perform(S3Request &r)
+{
+	CURL *c = threadHandle();
+	if (!c)
+		return Attempt::failed(ENOMEM);
+	curl_easy_reset(c);
+	r.received = 0;
+	r.missing = false;
+	Sink sink{ &r, c, {}, false };
+	std::string url = fmt::format("{}/{}/{}", config_.endpoint, config_.bucket, r.key);
+	auto payload = r.method == S3Request::Method::Put ? r.body : std::span<const std::byte>{};
+	std::string shaHeader = "x-amz-content-sha256: " + sha256Hex(payload);
+	curl_slist *headers = curl_slist_append(nullptr, shaHeader.c_str());
+	headers = curl_slist_append(headers, "Expect:");
+	std::string tokenHeader = "x-amz-security-token: " + config_.sessionToken;
+	if (!config_.sessionToken.empty())
+		headers = curl_slist_append(headers, tokenHeader.c_str());
+
+	curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4_.c_str());
+	curl_easy_setopt(c, CURLOPT_USERPWD, userPassword_.c_str());
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config_.timeout.count()));
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(std::max<int64_t>(1, config_.timeout.count() / 1000)));
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, onBody);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+	switch (r.method) {
+	case S3Request::Method::Get:
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+		break;
+	case S3Request::Method::Put:
+		headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.empty() ? "" : reinterpret_cast<const char *>(payload.data()));
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
+		break;
+	case S3Request::Method::Delete:
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+		break;
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+	CURLcode rc = curl_easy_perform(c);
+	curl_slist_free_all(headers);
+	long status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	std::string what = fmt::format("{} {}", methodName(r.method), r.key);
+
+	if (sink.overflow) {
+		log::get(kComponent)->error("{}: {}: the object is larger than {} bytes", where_, what, r.into.size());
+		return Attempt::failed(EIO);
+	}
+	if (rc != CURLE_OK)
+		return Attempt::transient(fmt::format("{}: {}", what, curl_easy_strerror(rc)));
+	std::string code = xmlField(sink.error, "Code");
+	if (status >= 200 && status < 300) {
+		if (r.method == S3Request::Method::Get && r.exact && r.received != r.into.size()) {
+			log::get(kComponent)->error("{}: {}: the object has {} bytes, expected {}", where_, what, r.received,
+						    r.into.size());
+			return Attempt::failed(EIO);
+		}
+		return Attempt::done();
+	}
+	if (status == 404 && code == "NoSuchKey" && r.method != S3Request::Method::Put) {
+		if (r.method == S3Request::Method::Get)
+			std::memset(r.into.data(), 0, r.into.size());
+		r.missing = true;
+		return Attempt::done();
+	}
+	std::string message = xmlField(sink.error, "Message");
+	if (status >= 500 || code == "SlowDown" || code == "RequestTimeout")
+		return Attempt::transient(fmt::format("{}: HTTP {} {} {}", what, status, code, message));
+	log::get(kComponent)->error("{}: {}: HTTP {} {}: {}", where_, what, status, code.empty() ? "(no code)" : code,
+				    message);
+	return Attempt::failed(errnoFor(status, code));
+}
+
+Result<void> S3Client::run(std::span<S3Request> requests)
+{
+	std::latch done(static_cast<std::ptrdiff_t>(requests.size()));
+	for (auto &r : requests) {
+		pool_->post([this, &r, &done] {
+			auto result = retry(config_.retry, kComponent, where_, [&] { return perform(r); });
+			r.error = result ? 0 : result.error().value();
+			done.count_down();
+		});
+	}
+	done.wait();
+	for (const auto &r : requests)
+		if (r.error)
+			return unexpected(r.error);
+	return {};
+}
+
+} // namespace r3d::backends

@@ -1,0 +1,74 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+
+#include <r3d/result.hpp>
+
+#include "backends/chunk_store.hpp"
+
+namespace r3d {
+class ThreadPool;
+}
+
+namespace r3d::backends {
+
+struct S3Config {
+	std::string endpoint; ///< "http://127.0.0.1:4568"; path-style requests
+	std::string region = "us-east-1";
+	std::string bucket;
+	std::string accessKey;
+	std::string secretKey;
+	std::string sessionToken;
+	unsigned parallel = 16; ///< requests in flight at most, over all callers
+	std::chrono::milliseconds timeout{ 30000 }; ///< connecting, and a transfer without progress
+	RetryPolicy retry;
+};
+
+/// One object request; the results are filled in by S3Client::run().
+struct S3Request {
+	enum class Method { Get, Put, Delete };
+
+	Method method = Method::Get;
+	std::string key;
+	std::span<std::byte> into;       ///< GET: the object, which must fill it exactly
+	std::span<const std::byte> body; ///< PUT
+	bool exact = true;               ///< GET: false accepts an object shorter than `into`
+
+	bool missing = false; ///< GET: no such object (`into` is zero-filled)
+	size_t received = 0;
+	int error = 0;
+};
+
+/// S3 over libcurl: SigV4 signing (CURLOPT_AWS_SIGV4) with the payload's SHA-256 in
+/// x-amz-content-sha256, path-style URLs, a bounded set of threads each keeping its own
+/// connection. Transient failures (no connection, 5xx, SlowDown) are retried until the
+/// deadline; other HTTP errors map to an errno, with the S3 error code in the log.
+class S3Client
+{
+public:
+	static ResultMsg<std::unique_ptr<S3Client>> create(S3Config config);
+	~S3Client();
+	S3Client(const S3Client &) = delete;
+	S3Client &operator=(const S3Client &) = delete;
+
+	/// Runs the requests in parallel and waits for all; returns the first error.
+	Result<void> run(std::span<S3Request> requests);
+
+	/// "s3://BUCKET (ENDPOINT)", for messages.
+	const std::string &where() const { return where_; }
+
+private:
+	explicit S3Client(S3Config config);
+	Attempt perform(S3Request &r);
+
+	S3Config config_;
+	std::string where_;
+	std::string userPassword_;
+	std::string sigv4_;
+	std::unique_ptr<ThreadPool> pool_;
+};
+
+} // namespace r3d::backends

@@ -1,0 +1,248 @@
+#include "transport/channel.hpp"
+
+#include <cstring>
+
+#include <fcntl.h>
+
+#include <boost/asio/read.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <fmt/format.h>
+
+namespace r3d::transport {
+
+namespace {
+
+constexpr size_t kInboxSize = 64 * 1024;
+// Reads at least this large go straight into the caller's buffer, skipping the inbox copy.
+constexpr size_t kDirectReadSize = 16 * 1024;
+// Payloads below this are copied next to their frame header instead of sent by reference.
+constexpr size_t kCoalesceLimit = 16 * 1024;
+
+} // namespace
+
+int toErrno(const ErrorCode &ec)
+{
+	if (!ec)
+		return 0;
+	if (ec.category() == boost::system::system_category() || ec.category() == boost::system::generic_category())
+		return ec.value();
+	if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
+		return ECONNRESET;
+	if (ec.category() == asio::error::get_ssl_category() || ec.category() == asio::ssl::error::get_stream_category())
+		return EPROTO;
+	return EIO;
+}
+
+bool isTlsError(const ErrorCode &ec)
+{
+	return ec.category() == asio::error::get_ssl_category();
+}
+
+bool isPeerClose(const ErrorCode &ec)
+{
+	return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset;
+}
+
+std::string describePeer(const tcp::socket &socket)
+{
+	ErrorCode ec;
+	auto ep = socket.remote_endpoint(ec);
+	if (ec)
+		return "unknown peer";
+	if (ep.address().is_v6())
+		return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
+	return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+void setCloexec(tcp::socket &socket)
+{
+	int fd = socket.native_handle();
+	int flags = ::fcntl(fd, F_GETFD);
+	if (flags >= 0)
+		::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+void SendBatch::addPayload(std::span<const std::byte> payload)
+{
+	if (payload.size() < kCoalesceLimit) {
+		text_.append(reinterpret_cast<const char *>(payload.data()), payload.size());
+		return;
+	}
+	pieces_.push_back(Piece{ text_.size(), payload });
+}
+
+const std::vector<asio::const_buffer> &SendBatch::buffers()
+{
+	buffers_.clear();
+	size_t pos = 0;
+	for (const auto &p : pieces_) {
+		if (p.textEnd > pos)
+			buffers_.emplace_back(text_.data() + pos, p.textEnd - pos);
+		buffers_.emplace_back(p.external.data(), p.external.size());
+		pos = p.textEnd;
+	}
+	if (text_.size() > pos)
+		buffers_.emplace_back(text_.data() + pos, text_.size() - pos);
+	return buffers_;
+}
+
+void SendBatch::clear()
+{
+	text_.clear();
+	pieces_.clear();
+	buffers_.clear();
+}
+
+Channel::Channel(tcp::socket socket) : plain_(std::move(socket)), peer_(describePeer(plain_)), inbox_(kInboxSize) {}
+
+Channel::Channel(tcp::socket socket, asio::ssl::context &tls)
+	: plain_(socket.get_executor()), peer_(describePeer(socket)), inbox_(kInboxSize)
+{
+	tls_.emplace(std::move(socket), tls);
+}
+
+void Channel::verifyPeerName(const std::string &name)
+{
+	ErrorCode ec;
+	asio::ip::make_address(name, ec);
+	if (ec)
+		SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
+	tls_->set_verify_callback(asio::ssl::host_name_verification(name));
+}
+
+asio::awaitable<ErrorCode> Channel::handshake(asio::ssl::stream_base::handshake_type type)
+{
+	ErrorCode ec;
+	co_await tls_->async_handshake(type, asio::redirect_error(asio::use_awaitable, ec));
+	co_return ec;
+}
+
+asio::awaitable<size_t> Channel::readSome(asio::mutable_buffer buffer, ErrorCode &ec)
+{
+	if (tls_)
+		co_return co_await tls_->async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+	co_return co_await plain_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<ErrorCode> Channel::readExact(std::span<std::byte> dst)
+{
+	size_t done = std::min(dst.size(), inboxEnd_ - inboxPos_);
+	std::memcpy(dst.data(), inbox_.data() + inboxPos_, done);
+	inboxPos_ += done;
+	ErrorCode ec;
+	while (done < dst.size()) {
+		size_t want = dst.size() - done;
+		if (want >= kDirectReadSize) {
+			done += co_await readSome(asio::buffer(dst.data() + done, want), ec);
+		} else {
+			inboxPos_ = 0;
+			inboxEnd_ = co_await readSome(asio::buffer(inbox_), ec);
+			size_t n = std::min(want, inboxEnd_);
+			std::memcpy(dst.data() + done, inbox_.data(), n);
+			inboxPos_ = n;
+			done += n;
+		}
+		if (ec)
+			co_return ec;
+	}
+	co_return ec;
+}
+
+asio::awaitable<ErrorCode> Channel::skip(size_t n)
+{
+	std::vector<std::byte> sink(std::min(n, kInboxSize));
+	while (n > 0) {
+		size_t step = std::min(n, sink.size());
+		if (auto ec = co_await readExact(std::span(sink.data(), step)))
+			co_return ec;
+		n -= step;
+	}
+	co_return ErrorCode{};
+}
+
+asio::awaitable<ErrorCode> Channel::write(const std::vector<asio::const_buffer> &buffers)
+{
+	ErrorCode ec;
+	if (tls_)
+		co_await asio::async_write(*tls_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+	else
+		co_await asio::async_write(plain_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+	co_return ec;
+}
+
+asio::awaitable<ErrorCode> Channel::write(const std::string &bytes)
+{
+	// A named vector: gcc 12 miscompiles a braced temporary inside co_await.
+	std::vector<asio::const_buffer> buffers{ asio::buffer(bytes) };
+	co_return co_await write(buffers);
+}
+
+asio::awaitable<ErrorCode> Channel::readFrame(FrameKind kind, const FrameLimits &limits, FrameHeader &header,
+					      std::vector<std::byte> &meta, std::string &reason)
+{
+	std::array<std::byte, kFrameHeaderSize> bytes;
+	if (auto ec = co_await readExact(bytes))
+		co_return ec;
+	auto decoded = decodeFrameHeader(bytes, kind, limits);
+	if (!decoded) {
+		reason = decoded.error().message;
+		co_return ErrorCode(decoded.error().code.value(), boost::system::system_category());
+	}
+	header = *decoded;
+	meta.resize(header.metaLength);
+	co_return co_await readExact(meta);
+}
+
+void Channel::close()
+{
+	ErrorCode ignored;
+	socket().shutdown(tcp::socket::shutdown_both, ignored);
+	socket().close(ignored);
+}
+
+Watchdog::Watchdog(asio::any_io_executor executor, std::chrono::milliseconds timeout, std::function<void()> onExpire)
+	: state_(std::make_shared<State>()), timer_(executor, timeout)
+{
+	state_->onExpire = std::move(onExpire);
+	timer_.async_wait([state = state_](const ErrorCode &ec) {
+		if (ec || !state->armed)
+			return;
+		state->expired = true;
+		state->onExpire();
+	});
+}
+
+Watchdog::~Watchdog()
+{
+	state_->armed = false;
+	timer_.cancel();
+}
+
+asio::awaitable<void> Wakeup::wait()
+{
+	timer_.expires_at(asio::steady_timer::time_point::max());
+	ErrorCode ignored;
+	co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+asio::awaitable<void> Wakeup::waitFor(std::chrono::milliseconds d)
+{
+	timer_.expires_after(d);
+	ErrorCode ignored;
+	co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+asio::awaitable<void> sleepFor(std::chrono::milliseconds d)
+{
+	asio::steady_timer timer(co_await asio::this_coro::executor, d);
+	ErrorCode ignored;
+	co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+}
+
+} // namespace r3d::transport

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+
+namespace r3d::transport {
+
+/// TLS of a server: its certificate chain and key; with a CA file, clients must present a
+/// certificate signed by it (mutual TLS).
+struct TlsServerConfig {
+	std::string certFile;
+	std::string keyFile;
+	std::string caFile;
+
+	bool enabled() const { return !certFile.empty(); }
+};
+
+/// TLS of a client: the server certificate is always verified, against caFile or the
+/// system's trust store; certFile/keyFile present a client certificate (mutual TLS).
+struct TlsClientConfig {
+	bool enabled = false;
+	std::string caFile;
+	std::string certFile;
+	std::string keyFile;
+	std::string serverName; ///< name or IP checked against the certificate; default: the host
+};
+
+} // namespace r3d::transport

@@ -1,0 +1,127 @@
+#pragma once
+
+// In-process r3 transport servers and TLS material for the transport tests.
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <r3d/backend_factory.hpp>
+#include <r3d/unique_fd.hpp>
+
+#include "test_support.hpp"
+#include "transport/host_port.hpp"
+#include "transport/rpc_client.hpp"
+#include "transport/rpc_server.hpp"
+
+#ifndef R3_SOURCE_ROOT
+#error "R3_SOURCE_ROOT must name the source tree (for tests/support/make_test_certs.sh)"
+#endif
+
+namespace r3test {
+
+/// A server on 127.0.0.1 (port picked by the kernel unless given) exporting `backend` as "disk".
+struct TestServer {
+	std::shared_ptr<r3d::ReadWriterAt> backend;
+	std::unique_ptr<r3d::transport::RpcServer> server;
+	std::string address;
+
+	static TestServer start(std::shared_ptr<r3d::ReadWriterAt> backend, r3d::transport::RpcServerOptions options = {},
+				uint64_t chunkSize = 0, const std::string &listen = "127.0.0.1:0")
+	{
+		TestServer t;
+		t.backend = std::move(backend);
+		auto s = r3d::transport::RpcServer::create(std::move(options));
+		if (!s)
+			FAIL(s.error().message);
+		t.server = std::move(*s);
+		t.server->addExport(r3d::transport::RpcExport{ "disk", t.backend, chunkSize, false });
+		auto a = t.server->listen(listen);
+		if (!a)
+			FAIL(a.error().message);
+		t.address = *a;
+		t.server->start();
+		return t;
+	}
+
+	std::string port() const { return r3d::transport::parseHostPort(address).value().port; }
+
+	r3d::transport::RpcClientOptions clientOptions() const
+	{
+		r3d::transport::RpcClientOptions o;
+		o.host = "127.0.0.1";
+		o.port = port();
+		o.exportName = "disk";
+		o.connectTimeout = std::chrono::milliseconds(3000);
+		return o;
+	}
+};
+
+inline std::shared_ptr<r3d::ReadWriterAt> memoryBackend(uint64_t size)
+{
+	auto r = r3d::openBackend("memory:" + std::to_string(size));
+	if (!r)
+		FAIL(r.error().message);
+	return *r;
+}
+
+/// CA, server, client and rogue certificates from tests/support/make_test_certs.sh.
+class TestCerts
+{
+public:
+	TestCerts()
+	{
+		std::string cmd = std::string(R3_SOURCE_ROOT) + "/tests/support/make_test_certs.sh " + dir_.path().string();
+		int rc = std::system(cmd.c_str());
+		if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77)
+			skip("openssl is not installed");
+		if (rc != 0)
+			FAIL("make_test_certs.sh failed");
+	}
+	std::string operator/(const std::string &name) const { return dir_ / name; }
+
+private:
+	TempDir dir_;
+};
+
+/// A plain TCP connection, for speaking broken protocol at a server.
+inline r3d::UniqueFd rawConnect(const std::string &port)
+{
+	r3d::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	sockaddr_in addr{};
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons(static_cast<uint16_t>(std::stoi(port)));
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0);
+	timeval tv{ 10, 0 };
+	::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+inline void sendAll(int fd, const void *data, size_t n)
+{
+	REQUIRE(::send(fd, data, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n));
+}
+
+/// Reads until the server closes the connection; returns what came (false on timeout).
+inline bool readUntilClosed(int fd, std::string &got)
+{
+	char buf[4096];
+	for (;;) {
+		ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+		if (n == 0)
+			return true;
+		if (n < 0)
+			return false;
+		got.append(buf, static_cast<size_t>(n));
+	}
+}
+
+} // namespace r3test
