@@ -1,6 +1,8 @@
 #pragma once
 
+#include <atomic>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -39,7 +41,11 @@ private:
 	std::string address_;
 	std::string unlinkPath_;
 	std::mutex mutex_;
-	std::list<std::thread> connections_;
+	struct Connection {
+		std::thread thread;
+		std::shared_ptr<std::atomic<bool>> done;
+	};
+	std::list<Connection> connections_;
 	bool stopped_ = false;
 };
 

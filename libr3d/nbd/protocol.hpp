@@ -43,10 +43,9 @@ enum class Opt : uint32_t {
 	Info = 6,
 	Go = 7,
 	StructuredReply = 8,
-	BlockSize = 9,
-	ListMetaContext = 10,
-	SetMetaContext = 11,
-	ExtendedHeaders = 12,
+	ListMetaContext = 9,
+	SetMetaContext = 10,
+	ExtendedHeaders = 11,
 };
 
 enum class Rep : uint32_t {

@@ -1,0 +1,141 @@
+#include "serve_options.hpp"
+
+#include <getopt.h>
+
+#include <fmt/format.h>
+
+#include <r3d/size.hpp>
+
+namespace r3cli {
+
+namespace {
+
+enum Opt : int {
+	kSocket = 256,
+	kListen,
+	kName,
+	kDescription,
+	kReadOnly,
+	kMaxRequest,
+	kWorkers,
+	kPidFile,
+	kStatsFile,
+	kLogLevel,
+	kHelp,
+};
+
+// "NAME=URI" names an export; a URI itself never has '=' before its scheme's ':'.
+std::pair<std::string, std::string> splitExport(const std::string &arg, const std::string &defaultName)
+{
+	size_t eq = arg.find('=');
+	size_t colon = arg.find(':');
+	if (eq != std::string::npos && (colon == std::string::npos || eq < colon))
+		return { arg.substr(0, eq), arg.substr(eq + 1) };
+	return { defaultName, arg };
+}
+
+} // namespace
+
+const char *serveUsage()
+{
+	return "usage: r3serve (--socket PATH | --listen HOST:PORT) [--name NAME] [--description TEXT]\n"
+	       "               [--read-only] [--max-request BYTES] [--workers N] [--pid-file FILE]\n"
+	       "               [--stats-file FILE] [--log-level LEVEL] BACKEND_URI [NAME=BACKEND_URI ...]\n"
+	       "\n"
+	       "Serves backends over NBD. BACKEND_URI is memory:SIZE, file:PATH[?size=SIZE] or\n"
+	       "dir:PATH?size=SIZE[&chunk=SIZE]. The first export is also the default export \"\".\n"
+	       "See r3serve(1).\n";
+}
+
+r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
+{
+	static const option kLong[] = {
+		{ "socket", required_argument, nullptr, kSocket },
+		{ "listen", required_argument, nullptr, kListen },
+		{ "name", required_argument, nullptr, kName },
+		{ "description", required_argument, nullptr, kDescription },
+		{ "read-only", no_argument, nullptr, kReadOnly },
+		{ "max-request", required_argument, nullptr, kMaxRequest },
+		{ "workers", required_argument, nullptr, kWorkers },
+		{ "pid-file", required_argument, nullptr, kPidFile },
+		{ "stats-file", required_argument, nullptr, kStatsFile },
+		{ "log-level", required_argument, nullptr, kLogLevel },
+		{ "help", no_argument, nullptr, kHelp },
+		{ nullptr, 0, nullptr, 0 },
+	};
+	ServeOptions o;
+	std::string name;
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		int c = ::getopt_long(argc, argv, "+h", kLong, nullptr);
+		if (c == -1)
+			break;
+		switch (c) {
+		case kSocket:
+			o.socketPath = optarg;
+			break;
+		case kListen:
+			o.listenAddress = optarg;
+			break;
+		case kName:
+			name = optarg;
+			break;
+		case kDescription:
+			o.description = optarg;
+			break;
+		case kReadOnly:
+			o.readOnly = true;
+			break;
+		case kMaxRequest: {
+			auto size = r3d::parseSize(optarg);
+			if (!size)
+				return r3d::fail(EINVAL, "--max-request: " + size.error().message);
+			if (*size < 512 || *size > (1u << 30))
+				return r3d::fail(EINVAL, fmt::format("--max-request {} is outside 512 .. 1G", optarg));
+			o.maxRequest = static_cast<uint32_t>(*size);
+			break;
+		}
+		case kWorkers: {
+			auto n = r3d::parseSize(optarg);
+			if (!n || *n < 1 || *n > 1024)
+				return r3d::fail(EINVAL, fmt::format("--workers {} is not a number in 1 .. 1024", optarg));
+			o.workers = static_cast<unsigned>(*n);
+			break;
+		}
+		case kPidFile:
+			o.pidFile = optarg;
+			break;
+		case kStatsFile:
+			o.statsFile = optarg;
+			break;
+		case kLogLevel:
+			o.logLevel = optarg;
+			break;
+		case 'h':
+		case kHelp:
+			o.help = true;
+			return o;
+		case ':':
+			return r3d::fail(EINVAL, fmt::format("option '{}' needs a value", argv[optind - 1]));
+		default:
+			return r3d::fail(EINVAL, fmt::format("unknown option '{}'", argv[optind - 1]));
+		}
+	}
+	for (int i = optind; i < argc; ++i) {
+		auto exp = splitExport(argv[i], i == optind ? name : "");
+		if (i > optind && exp.first.empty())
+			return r3d::fail(EINVAL, fmt::format("'{}': further exports need a name (NAME=BACKEND_URI)", argv[i]));
+		for (const auto &e : o.exports)
+			if (e.first == exp.first)
+				return r3d::fail(EINVAL, fmt::format("export name '{}' is used twice", exp.first));
+		o.exports.push_back(std::move(exp));
+	}
+	if (o.exports.empty())
+		return r3d::fail(EINVAL, "no BACKEND_URI given");
+	if (o.socketPath.empty() == o.listenAddress.empty())
+		return r3d::fail(EINVAL, "give exactly one of --socket PATH or --listen HOST:PORT");
+	return o;
+}
+
+} // namespace r3cli

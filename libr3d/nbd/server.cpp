@@ -1,0 +1,142 @@
+#include "nbd/server.hpp"
+
+#include <sys/prctl.h>
+
+#include <r3d/log.hpp>
+
+#include "base/thread_pool.hpp"
+#include "nbd/protocol.hpp"
+#include "nbd/session.hpp"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+namespace r3d::nbd {
+
+namespace {
+
+void markIoFlusher()
+{
+	// Needs CAP_SYS_RESOURCE; without it the risk stays but serving still works.
+	if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
+		log::get("nbd")->debug("PR_SET_IO_FLUSHER: {}", std::strerror(errno));
+}
+
+} // namespace
+
+Server::Server(ServerOptions options) : options_(std::move(options)) {}
+
+Server::~Server()
+{
+	shutdown();
+	workers_.reset();
+}
+
+void Server::addExport(Export exp)
+{
+	exports_.push_back(std::move(exp));
+}
+
+const Export *Server::findExport(const std::string &name) const
+{
+	if (exports_.empty())
+		return nullptr;
+	for (const auto &e : exports_)
+		if (e.name == name)
+			return &e;
+	return name.empty() ? &exports_.front() : nullptr;
+}
+
+uint16_t Server::transmissionFlags(const Export &exp, bool structuredReplies) const
+{
+	uint16_t flags = kFlagHasFlags | kFlagSendFlush | kFlagSendCache | kFlagCanMultiConn;
+	if (structuredReplies)
+		flags |= kFlagSendDf;
+	if (exp.readOnly)
+		flags |= kFlagReadOnly;
+	else
+		flags |= kFlagSendFua | kFlagSendTrim | kFlagSendWriteZeroes |
+			 (exp.backend->canFastZero() ? kFlagSendFastZero : 0);
+	return flags;
+}
+
+ThreadPool &Server::workers()
+{
+	std::lock_guard lock(mutex_);
+	if (!workers_) {
+		std::function<void()> onStart;
+		if (options_.ioFlusher)
+			onStart = markIoFlusher;
+		workers_ = std::make_unique<ThreadPool>(options_.workerThreads, onStart);
+	}
+	return *workers_;
+}
+
+Result<void> Server::run(Session &session)
+{
+	{
+		std::lock_guard lock(mutex_);
+		if (stopping_)
+			return unexpected(ESHUTDOWN);
+		sessions_.insert(&session);
+	}
+	if (options_.ioFlusher)
+		markIoFlusher();
+	counters_.connections.fetch_add(1);
+	counters_.activeConnections.fetch_add(1);
+	return {};
+}
+
+Result<void> Server::serve(UniqueFd socket)
+{
+	Session session(*this, std::move(socket));
+	R3D_TRY(run(session));
+	auto result = session.run();
+	counters_.activeConnections.fetch_sub(1);
+	std::lock_guard lock(mutex_);
+	sessions_.erase(&session);
+	return result;
+}
+
+Result<void> Server::serveTransmission(UniqueFd socket, const std::string &exportName)
+{
+	const Export *exp = findExport(exportName);
+	if (!exp)
+		return unexpected(ENOENT);
+	Session session(*this, std::move(socket));
+	R3D_TRY(run(session));
+	auto result = session.runTransmission(*exp);
+	counters_.activeConnections.fetch_sub(1);
+	std::lock_guard lock(mutex_);
+	sessions_.erase(&session);
+	return result;
+}
+
+void Server::shutdown()
+{
+	std::lock_guard lock(mutex_);
+	stopping_ = true;
+	for (auto *s : sessions_)
+		s->stop();
+}
+
+Stats Server::stats() const
+{
+	Stats s;
+	s.connections = counters_.connections.load();
+	s.activeConnections = counters_.activeConnections.load();
+	s.reads = counters_.reads.load();
+	s.writes = counters_.writes.load();
+	s.flushes = counters_.flushes.load();
+	s.trims = counters_.trims.load();
+	s.writeZeroes = counters_.writeZeroes.load();
+	s.caches = counters_.caches.load();
+	s.blockStatus = counters_.blockStatus.load();
+	s.bytesRead = counters_.bytesRead.load();
+	s.bytesWritten = counters_.bytesWritten.load();
+	s.errors = counters_.errors.load();
+	return s;
+}
+
+} // namespace r3d::nbd

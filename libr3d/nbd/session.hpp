@@ -1,0 +1,94 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <r3d/result.hpp>
+#include <r3d/unique_fd.hpp>
+
+#include "base/buffer_pool.hpp"
+#include "nbd/protocol.hpp"
+#include "nbd/server.hpp"
+#include "nbd/socket_reader.hpp"
+
+namespace r3d::nbd {
+
+/// One client connection: option haggling, then the transmission loop. The thread that
+/// calls run() reads and validates requests; a fast backend runs them on that thread and
+/// batches the replies, a slow one runs them on the server's workers, which reply out of
+/// order as they finish.
+class Session
+{
+public:
+	Session(Server &server, UniqueFd fd);
+
+	/// Handshake, then transmission until the client leaves or stop().
+	Result<void> run();
+	/// Transmission only, with simple replies (the kernel client).
+	Result<void> runTransmission(const Export &exp);
+	/// Makes run() wind down: no further requests are read. Thread-safe.
+	void stop();
+
+private:
+	struct Request {
+		uint16_t flags;
+		uint16_t type;
+		uint64_t handle;
+		uint64_t offset;
+		uint32_t length;
+	};
+
+	enum class Step { Continue, Transmit, Close };
+
+	// Handshake.
+	Result<bool> handshake();
+	Result<Step> handleOption(uint32_t opt, std::vector<std::byte> &data);
+	Result<Step> handleInfo(uint32_t opt, const std::vector<std::byte> &data);
+	Result<Step> handleMetaContext(uint32_t opt, const std::vector<std::byte> &data);
+	Result<void> sendOptReply(uint32_t opt, Rep type, std::span<const std::byte> data = {});
+	Result<void> sendOptError(uint32_t opt, Rep type, const std::string &message);
+	Result<void> sendExportInfo(uint32_t opt, const Export &exp, Info info);
+
+	// Transmission.
+	Result<void> transmission();
+	uint32_t validate(const Request &r) const;
+	void execute(const Request &r, std::span<const std::byte> payload, std::vector<std::byte> &out);
+	void executeRead(const Request &r, std::vector<std::byte> &out);
+	uint32_t readSparse(const Request &r, std::vector<std::byte> &out);
+	void executeBlockStatus(const Request &r, std::vector<std::byte> &out);
+	void replyDone(const Request &r, uint32_t error, std::vector<std::byte> &out);
+	void appendError(const Request &r, uint32_t error, std::vector<std::byte> &out);
+	void dispatchToWorker(const Request &r, BufferPool::Lease payload);
+	void flushBatch();
+	void sendLocked(std::span<const std::byte> bytes);
+	void waitForWindow(size_t bytes);
+	void finishWorker(size_t bytes);
+	void countRequest(const Request &r);
+
+	Server &server_;
+	UniqueFd fd_;
+	SocketReader reader_;
+	const Export *export_ = nullptr;
+	bool noZeroes_ = false;
+	bool structured_ = false;
+	bool metaBaseAllocation_ = false;
+	std::string metaExport_;
+	bool inline_ = true;
+	bool wrote_ = false;
+
+	std::vector<std::byte> batch_; ///< replies of inline requests, sent before blocking
+	std::mutex sendMutex_;
+	bool sendFailed_ = false;
+
+	std::mutex flightMutex_;
+	std::condition_variable flightCond_;
+	unsigned inFlight_ = 0;
+	size_t inFlightBytes_ = 0;
+
+	BufferPool buffers_;
+};
+
+} // namespace r3d::nbd
