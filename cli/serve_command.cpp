@@ -99,6 +99,10 @@ int runServe(int argc, char **argv)
 		return 1;
 	}
 
+	// Where to connect, once it accepts connections: the port the kernel chose for port 0.
+	std::printf("%s\n", (*listener)->address().c_str());
+	std::fflush(stdout);
+
 	std::atomic<bool> stopping{ false };
 	std::thread signalThread([&] {
 		for (;;) {
@@ -114,9 +118,10 @@ int runServe(int argc, char **argv)
 			break;
 		}
 		stopping = true;
-		// Stop accepting, then let every connection finish what is in flight and flush.
-		(*listener)->stop();
+		// Refuse new connections and wind down live ones (in-flight requests finish and
+		// backends are flushed); stop() then joins the connection threads.
 		server.shutdown();
+		(*listener)->stop();
 	});
 	(*listener)->run();
 	if (!stopping.exchange(true))

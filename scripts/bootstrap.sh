@@ -8,8 +8,10 @@ packages=(
   # build
   meson ninja-build g++ pkg-config libboost-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   catch2 scdoc
-  # NBD peers the tests drive
-  nbdkit libnbd-bin python3-libnbd qemu-utils fio
+  # NBD peers the tests and benchmarks drive
+  nbdkit libnbd-bin python3-libnbd qemu-utils fio iperf3
+  # fuzzing (libFuzzer)
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -60,7 +60,8 @@ Result<bool> SocketReader::fill(size_t n)
 Result<bool> SocketReader::read(std::span<std::byte> dst)
 {
 	size_t have = std::min(available(), dst.size());
-	std::memcpy(dst.data(), data(), have);
+	if (have > 0)
+		std::memcpy(dst.data(), data(), have);
 	consume(have);
 	size_t done = have;
 	while (done < dst.size()) {
