@@ -13,13 +13,28 @@
 
 namespace r3mapd {
 
+std::set<std::string> knownSchemeSet()
+{
+	std::set<std::string> out;
+	std::string all = r3d::knownSchemes();
+	for (size_t pos = 0; pos <= all.size();) {
+		size_t comma = all.find(", ", pos);
+		out.insert(all.substr(pos, comma - pos));
+		if (comma == std::string::npos)
+			break;
+		pos = comma + 2;
+	}
+	return out;
+}
+
 r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Config &config, const std::string &uri,
 								      std::optional<uint64_t> size)
 {
 	auto parsed = r3d::BackendUri::parse(uri);
 	if (!parsed)
 		return rename(Errc::BadUri, parsed.error());
-	if (!config.schemeAllowed(parsed->scheme))
+	// An unknown scheme is a bad URI, whatever the configuration allows.
+	if (knownSchemeSet().count(parsed->scheme) && !config.schemeAllowed(parsed->scheme))
 		return fail(Errc::SchemeNotAllowed, fmt::format("'{}': scheme '{}' is not in allowed_schemes of the "
 								"daemon's configuration",
 								uri, parsed->scheme));

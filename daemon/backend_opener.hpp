@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <r3d/read_writer_at.hpp>
@@ -18,5 +19,8 @@ struct Config;
 /// SchemeNotAllowed, InvalidArgument (size mismatch), BackendFailed (open failed).
 r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Config &config, const std::string &uri,
 								      std::optional<uint64_t> size);
+
+/// The backend schemes this build knows (r3d::knownSchemes()).
+std::set<std::string> knownSchemeSet();
 
 } // namespace r3mapd

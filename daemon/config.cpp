@@ -12,6 +12,8 @@
 #include <r3d/backend_factory.hpp>
 #include <r3d/size.hpp>
 
+#include "backend_opener.hpp"
+
 namespace r3mapd {
 
 namespace {
@@ -20,20 +22,6 @@ using nlohmann::json;
 
 constexpr const char *kKeys[] = { "default_chunk_size", "max_request_size", "allowed_schemes", "log_level",
 				  "access_group" };
-
-std::set<std::string> knownSchemeSet()
-{
-	std::set<std::string> out;
-	std::string all = r3d::knownSchemes();
-	for (size_t pos = 0; pos <= all.size();) {
-		size_t comma = all.find(", ", pos);
-		out.insert(all.substr(pos, comma - pos));
-		if (comma == std::string::npos)
-			break;
-		pos = comma + 2;
-	}
-	return out;
-}
 
 std::string keyList()
 {

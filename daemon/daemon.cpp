@@ -20,11 +20,13 @@ namespace r3mapd {
 namespace {
 
 constexpr unsigned kWorkers = 4;
+// How soon a device whose connections the kernel dropped shows as failed.
+constexpr std::chrono::seconds kDeviceCheckInterval{ 1 };
 
 } // namespace
 
 Daemon::Daemon(Config config, AttachFn attach)
-	: config_(std::move(config)), signals_(io_, SIGTERM, SIGINT), watchdog_(io_), access_(config_.accessGroup),
+	: config_(std::move(config)), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
 	  mounts_(config_, std::move(attach), service_), exports_(config_, service_), work_(kWorkers)
 {
 }
@@ -74,9 +76,21 @@ int Daemon::run()
 	notify::ready();
 	notify::status("serving org.r3map.r3mapd");
 	watchdog_.start();
+	watchDevices();
 	log->info("r3mapd {} ready (access group '{}')", kVersion, config_.accessGroup);
 	io_.run();
 	return exitCode_;
+}
+
+void Daemon::watchDevices()
+{
+	deviceTimer_.expires_after(kDeviceCheckInterval);
+	deviceTimer_.async_wait([this](const boost::system::error_code &ec) {
+		if (ec || stopping_)
+			return;
+		mounts_.checkDevices();
+		watchDevices();
+	});
 }
 
 void Daemon::shutdown(int exitCode)
@@ -92,6 +106,7 @@ void Daemon::shutdown(int exitCode)
 	exports_.stopAll();
 	service_.stop();
 	watchdog_.stop();
+	deviceTimer_.cancel();
 	signals_.cancel();
 	io_.stop();
 	r3d::log::get("daemon")->info("stopped");

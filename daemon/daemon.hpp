@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "access_policy.hpp"
 #include "config.hpp"
@@ -36,10 +37,12 @@ public:
 
 private:
 	void shutdown(int exitCode);
+	void watchDevices();
 
 	Config config_;
 	boost::asio::io_context io_;
 	boost::asio::signal_set signals_;
+	boost::asio::steady_timer deviceTimer_;
 	Watchdog watchdog_;
 	AccessPolicy access_;
 	service::BusService service_;

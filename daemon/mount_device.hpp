@@ -22,6 +22,9 @@ public:
 	virtual std::string devicePath() const = 0;
 	/// Counters of the server behind the device.
 	virtual r3d::nbd::Stats stats() const = 0;
+	/// False once the kernel has dropped its connections: I/O no longer reaches the
+	/// backend. Cheap; polled.
+	virtual bool serving() const = 0;
 	/// Flushes everything acknowledged to the backend and detaches the device. Blocks;
 	/// idempotent.
 	virtual r3d::ResultMsg<void> close() = 0;
@@ -32,9 +35,6 @@ struct AttachParams {
 	std::shared_ptr<r3d::ReadWriterAt> backend;
 	uint64_t chunkSize = 4096;
 	bool readOnly = false;
-	r3d::nbd::ServerOptions server;
-	/// Called once, from any thread, when the device loses its server for good.
-	std::function<void(const std::string &reason)> onDead;
 };
 
 /// Attaches a backend to a free kernel NBD device and returns once it is ready for I/O.

@@ -97,10 +97,6 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 	params.backend = std::move(*backend);
 	params.chunkSize = chunk;
 	params.readOnly = request.readOnly;
-	params.server.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
-	// The daemon serves the kernel's own device: reclaim must not wait on it.
-	params.server.ioFlusher = true;
-	params.onDead = [this, id](const std::string &reason) { deviceDied(id, reason); };
 	auto device = attach_(std::move(params));
 	if (!device) {
 		{
@@ -115,9 +111,7 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 		std::lock_guard lock(mutex_);
 		e->device = std::shared_ptr<MountDevice>(std::move(*device));
 		e->info.device = e->device->devicePath();
-		// A device that died while we were finishing the attach stays failed.
-		if (e->info.state == MountState::Attaching)
-			e->info.state = MountState::Ready;
+		e->info.state = MountState::Ready;
 		snapshot = e->info;
 	}
 	observer_.mountChanged(snapshot);
@@ -125,29 +119,18 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 	return snapshot;
 }
 
-void MountManager::setState(Entry &e, MountState state, std::string message)
+void MountManager::setState(Entry &e, MountState state, std::string message, std::optional<MountState> onlyFrom)
 {
 	MountInfo snapshot;
 	{
 		std::lock_guard lock(mutex_);
+		if (onlyFrom && e.info.state != *onlyFrom)
+			return;
 		e.info.state = state;
 		e.info.stateMessage = std::move(message);
 		snapshot = e.info;
 	}
 	observer_.mountChanged(snapshot);
-}
-
-void MountManager::deviceDied(const std::string &id, const std::string &reason)
-{
-	std::shared_ptr<Entry> e;
-	{
-		std::lock_guard lock(mutex_);
-		e = entry(id);
-		if (!e || e->info.state == MountState::Unmounting || e->info.state == MountState::Failed)
-			return;
-	}
-	r3d::log::get("mount")->error("mount {}: device lost: {}", id, reason);
-	setState(*e, MountState::Failed, reason);
 }
 
 r3d::ResultMsg<void> MountManager::unmount(const std::string &id)
@@ -261,6 +244,22 @@ std::optional<r3d::nbd::Stats> MountManager::stats(const std::string &id) const
 	if (!device)
 		return r3d::nbd::Stats{};
 	return device->stats();
+}
+
+void MountManager::checkDevices()
+{
+	std::vector<std::shared_ptr<Entry>> lost;
+	{
+		std::lock_guard lock(mutex_);
+		for (const auto &[n, e] : mounts_)
+			if (e->info.state == MountState::Ready && !e->device->serving())
+				lost.push_back(e);
+	}
+	for (const auto &e : lost) {
+		r3d::log::get("mount")->error("mount {}: {} lost its connection to the server", e->info.id, e->info.device);
+		setState(*e, MountState::Failed, "the kernel dropped the connection to the server; unmount to free the device",
+			 MountState::Ready);
+	}
 }
 
 void MountManager::unmountAll()

@@ -76,6 +76,10 @@ public:
 	std::optional<std::string> resolve(const std::string &idOrDevice) const;
 	std::optional<r3d::nbd::Stats> stats(const std::string &id) const;
 
+	/// Marks ready mounts whose device lost its server as failed; cheap, called
+	/// periodically from the io_context.
+	void checkDevices();
+
 	/// Unmounts everything, for shutdown; logs failures and carries on.
 	void unmountAll();
 
@@ -83,8 +87,8 @@ private:
 	struct Entry;
 
 	std::shared_ptr<Entry> entry(const std::string &id) const;
-	void setState(Entry &e, MountState state, std::string message);
-	void deviceDied(const std::string &id, const std::string &reason);
+	/// With `onlyFrom`, nothing happens unless the mount is in that state.
+	void setState(Entry &e, MountState state, std::string message, std::optional<MountState> onlyFrom = std::nullopt);
 
 	const Config &config_;
 	AttachFn attach_;
