@@ -1,5 +1,7 @@
 #include "client.hpp"
 
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 namespace r3ctl {
@@ -31,9 +33,15 @@ Failure describe(const sdbus::Error &e)
 		return { kExitNotFound, name, "no such mount or export (it may have just gone away)" };
 	if (name == "org.freedesktop.DBus.Error.NoReply" || name == "org.freedesktop.DBus.Error.Timeout")
 		return { kExitFailed, name, fmt::format("r3mapd did not answer in time: {}", e.getMessage()) };
-	// sd-bus names errno failures System.Error.E*: the bus itself is unreachable.
-	if (startsWith(name, "System.Error.") || startsWith(name, "org.sdbuscpp.Error"))
-		return { kExitUnreachable, name, fmt::format("cannot talk to the system bus: {}", e.getMessage()) };
+	if (name == kNoBusError) {
+		const char *address = std::getenv("DBUS_SYSTEM_BUS_ADDRESS");
+		return { kExitUnreachable, name,
+			 fmt::format("cannot talk to the system bus at {}: {}",
+				     address ? address : "unix:path=/run/dbus/system_bus_socket", e.getMessage()) };
+	}
+	// sd-bus names errno failures System.Error.E*: the connection broke.
+	if (startsWith(name, "System.Error."))
+		return { kExitUnreachable, name, fmt::format("lost the system bus: {}", e.getMessage()) };
 	return { kExitFailed, name, e.getMessage() };
 }
 

@@ -16,6 +16,9 @@ using PropertyMap = std::map<std::string, sdbus::Variant>;
 /// ObjectManager.GetManagedObjects(): path → interface → properties.
 using ManagedObjects = std::map<sdbus::ObjectPath, std::map<std::string, PropertyMap>>;
 
+/// r3ctl's own name for "no system bus to connect to".
+inline constexpr const char *kNoBusError = "org.r3map.r3ctl.Error.NoBus";
+
 /// What went wrong, for the user: an exit code, the D-Bus error name and a sentence.
 struct Failure {
 	int exitCode;
