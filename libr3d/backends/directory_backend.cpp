@@ -13,6 +13,7 @@
 
 #include <r3d/size.hpp>
 
+#include "base/file_io.hpp"
 #include "chunks/chunk_range.hpp"
 
 namespace r3d::backends {
@@ -142,20 +143,11 @@ Result<void> DirectoryBackend::readAt(std::span<std::byte> buf, uint64_t offset)
 			std::memset(dst.data(), 0, dst.size());
 			return {};
 		}
-		size_t done = 0;
-		while (done < dst.size()) {
-			ssize_t n = ::pread(fd->get(), dst.data() + done, dst.size() - done,
-					    static_cast<off_t>(p.inChunk + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return unexpected(errno);
-			if (n == 0) { // short chunk file: the rest was never written
-				std::memset(dst.data() + done, 0, dst.size() - done);
-				break;
-			}
-			done += static_cast<size_t>(n);
-		}
+		auto got = preadFull(fd->get(), dst, p.inChunk);
+		if (!got)
+			return unexpected(got.error());
+		// A short chunk file: the rest was never written.
+		std::memset(dst.data() + *got, 0, dst.size() - *got);
 		return {};
 	});
 }
@@ -169,17 +161,7 @@ Result<void> DirectoryBackend::writeAt(std::span<const std::byte> buf, uint64_t 
 		auto fd = chunkFd(p.index, true);
 		if (!fd)
 			return unexpected(errno);
-		size_t done = 0;
-		while (done < src.size()) {
-			ssize_t n = ::pwrite(fd->get(), src.data() + done, src.size() - done,
-					     static_cast<off_t>(p.inChunk + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return unexpected(errno);
-			done += static_cast<size_t>(n);
-		}
-		return {};
+		return pwriteFull(fd->get(), src, p.inChunk);
 	});
 }
 
@@ -210,10 +192,7 @@ Result<void> DirectoryBackend::writeZeroes(uint64_t offset, uint64_t length)
 				static_cast<off_t>(p.length)) == 0)
 			return {};
 		std::vector<std::byte> zeros(p.length);
-		if (::pwrite(fd->get(), zeros.data(), zeros.size(), static_cast<off_t>(p.inChunk)) !=
-		    static_cast<ssize_t>(zeros.size()))
-			return unexpected(errno ? errno : EIO);
-		return {};
+		return pwriteFull(fd->get(), zeros, p.inChunk);
 	});
 }
 
@@ -228,10 +207,7 @@ Result<std::vector<Extent>> DirectoryBackend::extents(uint64_t offset, uint64_t 
 	std::vector<Extent> out;
 	auto r = chunks::forEachChunk(offset, length, chunkSize_, size_, [&](const chunks::ChunkPiece &p) -> Result<void> {
 		bool hole = !chunkExists(p.index);
-		if (!out.empty() && out.back().hole == hole)
-			out.back().length += p.length;
-		else
-			out.push_back(Extent{ p.length, hole, hole });
+		appendExtent(out, Extent{ p.length, hole, hole });
 		return {};
 	});
 	R3D_TRY(r);

@@ -13,6 +13,8 @@
 
 #include <r3d/size.hpp>
 
+#include "base/file_io.hpp"
+
 namespace r3d::backends {
 
 ResultMsg<std::unique_ptr<FileBackend>> FileBackend::open(const std::string &path, std::optional<uint64_t> size)
@@ -79,21 +81,11 @@ FileBackend::FileBackend(std::string path, UniqueFd fd, uint64_t size, bool read
 Result<void> FileBackend::readAt(std::span<std::byte> buf, uint64_t offset)
 {
 	R3D_TRY(checkRange(offset, buf.size(), size_, false));
-	size_t done = 0;
-	while (done < buf.size()) {
-		ssize_t n = ::pread(fd_.get(), buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return unexpected(errno);
-		}
-		if (n == 0) {
-			// The file shrank under us: what lies past its end reads as zeros.
-			std::memset(buf.data() + done, 0, buf.size() - done);
-			break;
-		}
-		done += static_cast<size_t>(n);
-	}
+	auto got = preadFull(fd_.get(), buf, offset);
+	if (!got)
+		return unexpected(got.error());
+	// The file shrank under us: what lies past its end reads as zeros.
+	std::memset(buf.data() + *got, 0, buf.size() - *got);
 	return {};
 }
 
@@ -102,17 +94,7 @@ Result<void> FileBackend::writeAt(std::span<const std::byte> buf, uint64_t offse
 	R3D_TRY(checkRange(offset, buf.size(), size_, true));
 	if (readOnly_)
 		return unexpected(EROFS);
-	size_t done = 0;
-	while (done < buf.size()) {
-		ssize_t n = ::pwrite(fd_.get(), buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return unexpected(errno);
-		}
-		done += static_cast<size_t>(n);
-	}
-	return {};
+	return pwriteFull(fd_.get(), buf, offset);
 }
 
 Result<void> FileBackend::sync()

@@ -90,10 +90,7 @@ Result<std::vector<Extent>> MemoryBackend::extents(uint64_t offset, uint64_t len
 		while (next < end && !allocated_.test(next / kGranule) == hole)
 			next += kGranule;
 		uint64_t n = std::min(next, end) - pos;
-		if (!out.empty() && out.back().hole == hole)
-			out.back().length += n;
-		else
-			out.push_back(Extent{ n, hole, hole });
+		appendExtent(out, Extent{ n, hole, hole });
 		pos += n;
 	}
 	return out;

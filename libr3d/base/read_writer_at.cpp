@@ -20,6 +20,14 @@ Result<void> checkRange(uint64_t offset, uint64_t length, uint64_t size, bool fo
 	return {};
 }
 
+void appendExtent(std::vector<Extent> &extents, const Extent &e)
+{
+	if (!extents.empty() && extents.back().hole == e.hole && extents.back().zero == e.zero)
+		extents.back().length += e.length;
+	else
+		extents.push_back(e);
+}
+
 Result<void> ReadWriterAt::trim(uint64_t offset, uint64_t length)
 {
 	return writeZeroes(offset, length);

@@ -22,7 +22,7 @@ std::span<std::byte> scratch(uint64_t length)
 } // namespace
 
 ArbitraryReadWriterAt::ArbitraryReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize)
-	: ForwardingReadWriterAt(std::move(next)), chunkSize_(chunkSize)
+	: ChunkStage(std::move(next), chunkSize)
 {
 }
 

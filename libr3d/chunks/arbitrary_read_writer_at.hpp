@@ -3,7 +3,7 @@
 #include <array>
 #include <mutex>
 
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "chunks/chunk_stage.hpp"
 
 namespace r3d::chunks {
 
@@ -11,7 +11,7 @@ namespace r3d::chunks {
 /// head and tail are read-modify-written through a per-thread scratch chunk, whole aligned
 /// chunks go straight through without a copy. Partial writes to one chunk are serialized
 /// by a striped lock so two concurrent RMWs of disjoint bytes cannot undo each other.
-class ArbitraryReadWriterAt final : public ForwardingReadWriterAt
+class ArbitraryReadWriterAt final : public ChunkStage
 {
 public:
 	ArbitraryReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize);
@@ -21,14 +21,12 @@ public:
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
 
-	uint64_t chunkSize() const { return chunkSize_; }
 
 private:
 	enum class PartialOp { Trim, Zero };
 	Result<void> discard(uint64_t offset, uint64_t length, PartialOp op);
 	std::mutex &stripe(uint64_t chunkIndex) { return stripes_[chunkIndex % stripes_.size()]; }
 
-	uint64_t chunkSize_;
 	std::array<std::mutex, 256> stripes_;
 };
 

@@ -5,7 +5,7 @@
 namespace r3d::chunks {
 
 ChunkedReadWriterAt::ChunkedReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize)
-	: ForwardingReadWriterAt(std::move(next)), chunkSize_(chunkSize)
+	: ChunkStage(std::move(next), chunkSize)
 {
 }
 

@@ -1,13 +1,13 @@
 #pragma once
 
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "chunks/chunk_stage.hpp"
 
 namespace r3d::chunks {
 
 /// A guard for network-facing servers: passes a call on only if it covers exactly one
 /// aligned chunk (the last chunk may be short), and rejects everything else with EINVAL
 /// before touching `next`. Bounds the work and memory one request can cause.
-class ChunkedReadWriterAt final : public ForwardingReadWriterAt
+class ChunkedReadWriterAt final : public ChunkStage
 {
 public:
 	ChunkedReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize);
@@ -17,12 +17,10 @@ public:
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
 
-	uint64_t chunkSize() const { return chunkSize_; }
 
 private:
 	Result<void> check(uint64_t offset, uint64_t length) const;
 
-	uint64_t chunkSize_;
 };
 
 } // namespace r3d::chunks

@@ -5,7 +5,7 @@
 namespace r3d::chunks {
 
 TrackingReadWriterAt::TrackingReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize)
-	: ForwardingReadWriterAt(std::move(next)), chunkSize_(chunkSize), dirty_(chunkCount(size(), chunkSize))
+	: ChunkStage(std::move(next), chunkSize), dirty_(chunkCount(size(), chunkSize))
 {
 }
 

@@ -3,7 +3,7 @@
 #include <atomic>
 
 #include "chunks/bitmap.hpp"
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "chunks/chunk_stage.hpp"
 
 namespace r3d::chunks {
 
@@ -12,7 +12,7 @@ namespace r3d::chunks {
 /// syncDirty() runs shows up in this list or in the next one, never in neither.
 ///
 /// (syncDirty() rather than sync(): sync() is the ReadWriterAt flush and passes through.)
-class TrackingReadWriterAt final : public ForwardingReadWriterAt
+class TrackingReadWriterAt final : public ChunkStage
 {
 public:
 	TrackingReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize);
@@ -30,12 +30,10 @@ public:
 	/// ascending order, and clears them. Tracking goes on.
 	std::vector<uint64_t> syncDirty();
 	uint64_t dirtyCount() const { return dirty_.count(); }
-	uint64_t chunkSize() const { return chunkSize_; }
 
 private:
 	void mark(uint64_t offset, uint64_t length);
 
-	uint64_t chunkSize_;
 	Bitmap dirty_;
 	std::atomic<bool> tracking_{ false };
 };

@@ -148,6 +148,10 @@ void Listener::run()
 			c.thread.join();
 			return true;
 		});
+		if (connections_.size() >= server_.options().maxConnections) {
+			logger->warn("{}: {} connections already; refusing another", address_, connections_.size());
+			continue;
+		}
 		auto done = std::make_shared<std::atomic<bool>>(false);
 		connections_.push_back(Connection{ std::thread([this, done, c = std::move(client)]() mutable {
 							  auto r = server_.serve(std::move(c));

@@ -73,7 +73,7 @@ ThreadPool &Server::workers()
 	return *workers_;
 }
 
-Result<void> Server::run(Session &session)
+Result<void> Server::run(Session &session, const std::function<Result<void>(Session &)> &body)
 {
 	{
 		std::lock_guard lock(mutex_);
@@ -85,18 +85,17 @@ Result<void> Server::run(Session &session)
 		markIoFlusher();
 	counters_.connections.fetch_add(1);
 	counters_.activeConnections.fetch_add(1);
-	return {};
+	auto result = body(session);
+	counters_.activeConnections.fetch_sub(1);
+	std::lock_guard lock(mutex_);
+	sessions_.erase(&session);
+	return result;
 }
 
 Result<void> Server::serve(UniqueFd socket)
 {
 	Session session(*this, std::move(socket));
-	R3D_TRY(run(session));
-	auto result = session.run();
-	counters_.activeConnections.fetch_sub(1);
-	std::lock_guard lock(mutex_);
-	sessions_.erase(&session);
-	return result;
+	return run(session, [](Session &s) { return s.run(); });
 }
 
 Result<void> Server::serveTransmission(UniqueFd socket, const std::string &exportName)
@@ -105,12 +104,7 @@ Result<void> Server::serveTransmission(UniqueFd socket, const std::string &expor
 	if (!exp)
 		return unexpected(ENOENT);
 	Session session(*this, std::move(socket));
-	R3D_TRY(run(session));
-	auto result = session.runTransmission(*exp);
-	counters_.activeConnections.fetch_sub(1);
-	std::lock_guard lock(mutex_);
-	sessions_.erase(&session);
-	return result;
+	return run(session, [exp](Session &s) { return s.runTransmission(*exp); });
 }
 
 void Server::shutdown()

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +36,8 @@ struct ServerOptions {
 	unsigned workerThreads = 16;
 	/// Requests one connection may have in flight before the server stops reading from it.
 	unsigned maxInFlight = 128;
+	/// Connections a Listener serves at once; more are closed right after accept.
+	unsigned maxConnections = 512;
 	/// Bound on option haggling, so a silent client cannot hold a connection forever.
 	std::chrono::milliseconds handshakeTimeout{ 30000 };
 	/// Mark serving threads PR_SET_IO_FLUSHER (needed when the kernel's own device is
@@ -103,7 +106,8 @@ private:
 			bytesWritten{ 0 }, errors{ 0 };
 	};
 
-	Result<void> run(Session &session);
+	/// Registers the session for shutdown() and counts it while `body` runs.
+	Result<void> run(Session &session, const std::function<Result<void>(Session &)> &body);
 	ThreadPool &workers();
 
 	ServerOptions options_;

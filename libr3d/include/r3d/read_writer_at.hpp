@@ -49,6 +49,9 @@ public:
 	virtual bool isFast() const { return false; }
 };
 
+/// Appends `e` to an allocation map, merging it into the last extent when their flags match.
+void appendExtent(std::vector<Extent> &extents, const Extent &e);
+
 /// Checks that [offset, offset+length) lies inside a device of `size` bytes.
 /// Returns EINVAL for reads and ENOSPC for writes, as the NBD protocol asks.
 Result<void> checkRange(uint64_t offset, uint64_t length, uint64_t size, bool forWrite);
