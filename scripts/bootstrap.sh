@@ -12,6 +12,9 @@ packages=(
   nbdkit libnbd-bin python3-libnbd qemu-utils fio iperf3
   # fuzzing (libFuzzer)
   clang libclang-rt-14-dev
+  # r3mapd, r3ctl and their tests: D-Bus, systemd, a private bus, packaging
+  libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev dbus dbus-bin libglib2.0-bin python3 systemd
+  debhelper dpkg-dev fakeroot
 )
 
 missing=()

@@ -10,23 +10,24 @@ namespace {
 
 constexpr const char *kUsage = "usage: r3ctl exports\nLists the exports.\n";
 
+std::vector<std::string> row(const nlohmann::json &e)
+{
+	return { e["id"].get<std::string>(),
+		 e["listen"].get<std::string>(),
+		 e["name"].get<std::string>(),
+		 r3d::formatSize(e["size"].get<uint64_t>()),
+		 e["read_only"].get<bool>() ? "ro" : "rw",
+		 std::to_string(e["connected_clients"].get<uint32_t>()),
+		 e["backend_uri"].get<std::string>() };
+}
+
 int exports(Context &ctx, const std::vector<std::string> &argv)
 {
 	auto args = Args::parse(argv, {}, 0, 0);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
-	auto list = objectsOf(ctx.client().objects(), org::r3map::Export1_proxy::INTERFACE_NAME, exportJson);
-	if (ctx.out.json()) {
-		ctx.out.print(list);
-		return kExitOk;
-	}
-	std::vector<std::vector<std::string>> rows;
-	for (const auto &e : list)
-		rows.push_back({ e["id"].get<std::string>(), e["listen"].get<std::string>(), e["name"].get<std::string>(),
-				 r3d::formatSize(e["size"].get<uint64_t>()), e["read_only"].get<bool>() ? "ro" : "rw",
-				 std::to_string(e["connected_clients"].get<uint32_t>()), e["backend_uri"].get<std::string>() });
-	ctx.out.table({ "ID", "LISTEN", "NAME", "SIZE", "MODE", "CLIENTS", "BACKEND" }, rows);
-	return kExitOk;
+	return listObjects(ctx, org::r3map::Export1_proxy::INTERFACE_NAME, exportJson,
+			   { "ID", "LISTEN", "NAME", "SIZE", "MODE", "CLIENTS", "BACKEND" }, row);
 }
 
 } // namespace

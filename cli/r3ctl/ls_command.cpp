@@ -10,23 +10,24 @@ namespace {
 
 constexpr const char *kUsage = "usage: r3ctl ls\nLists the mounts.\n";
 
+std::vector<std::string> row(const nlohmann::json &m)
+{
+	return { m["id"].get<std::string>(),
+		 m["device"].get<std::string>(),
+		 m["state"].get<std::string>(),
+		 r3d::formatSize(m["size"].get<uint64_t>()),
+		 r3d::formatSize(m["chunk_size"].get<uint64_t>()),
+		 m["read_only"].get<bool>() ? "ro" : "rw",
+		 m["backend_uri"].get<std::string>() };
+}
+
 int ls(Context &ctx, const std::vector<std::string> &argv)
 {
 	auto args = Args::parse(argv, {}, 0, 0);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
-	auto mounts = objectsOf(ctx.client().objects(), org::r3map::Mount1_proxy::INTERFACE_NAME, mountJson);
-	if (ctx.out.json()) {
-		ctx.out.print(mounts);
-		return kExitOk;
-	}
-	std::vector<std::vector<std::string>> rows;
-	for (const auto &m : mounts)
-		rows.push_back({ m["id"].get<std::string>(), m["device"].get<std::string>(), m["state"].get<std::string>(),
-				 r3d::formatSize(m["size"].get<uint64_t>()), r3d::formatSize(m["chunk_size"].get<uint64_t>()),
-				 m["read_only"].get<bool>() ? "ro" : "rw", m["backend_uri"].get<std::string>() });
-	ctx.out.table({ "ID", "DEVICE", "STATE", "SIZE", "CHUNK", "MODE", "BACKEND" }, rows);
-	return kExitOk;
+	return listObjects(ctx, org::r3map::Mount1_proxy::INTERFACE_NAME, mountJson,
+			   { "ID", "DEVICE", "STATE", "SIZE", "CHUNK", "MODE", "BACKEND" }, row);
 }
 
 } // namespace

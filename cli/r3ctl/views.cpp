@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "exit_codes.hpp"
+
 namespace r3ctl {
 
 namespace {
@@ -66,6 +68,22 @@ std::vector<nlohmann::json> objectsOf(const ManagedObjects &objects, const std::
 		return id(a) < id(b);
 	});
 	return out;
+}
+
+int listObjects(Context &ctx, const std::string &interface,
+		nlohmann::json (*view)(const std::string &, const PropertyMap &), const std::vector<std::string> &header,
+		std::vector<std::string> (*row)(const nlohmann::json &object))
+{
+	auto list = objectsOf(ctx.client().objects(), interface, view);
+	if (ctx.out.json()) {
+		ctx.out.print(list);
+		return kExitOk;
+	}
+	std::vector<std::vector<std::string>> rows;
+	for (const auto &object : list)
+		rows.push_back(row(object));
+	ctx.out.table(header, rows);
+	return kExitOk;
 }
 
 } // namespace r3ctl

@@ -38,14 +38,37 @@ struct BusService::Impl {
 namespace {
 
 // Observers must not throw into the managers: a broken bus costs the object, not the mount.
+// The object is created and destroyed without our lock (see Impl).
 template <class Object, class Info>
-std::shared_ptr<Object> publish(BusService::Impl &d, const Info &info)
+void publish(BusService::Impl &d, std::map<std::string, std::shared_ptr<Object>> &objects, const Info &info)
 {
+	{
+		std::lock_guard lock(d.mutex);
+		if (!d.publishing)
+			return;
+	}
+	std::shared_ptr<Object> object;
 	try {
-		return std::make_shared<Object>(*d.connection, *d.state, info);
+		object = std::make_shared<Object>(*d.connection, *d.state, info);
 	} catch (const std::exception &e) {
 		r3d::log::get("dbus")->error("cannot publish {}: {}", info.id, e.what());
-		return nullptr;
+		return;
+	}
+	std::lock_guard lock(d.mutex);
+	objects[info.id] = std::move(object);
+}
+
+template <class Object>
+void unpublish(BusService::Impl &d, std::map<std::string, std::shared_ptr<Object>> &objects, const std::string &id)
+{
+	std::shared_ptr<Object> object;
+	{
+		std::lock_guard lock(d.mutex);
+		auto it = objects.find(id);
+		if (it == objects.end())
+			return;
+		object = std::move(it->second);
+		objects.erase(it);
 	}
 }
 
@@ -138,16 +161,7 @@ void BusService::stop()
 
 void BusService::mountAdded(const MountInfo &info)
 {
-	auto &d = *impl_;
-	{
-		std::lock_guard lock(d.mutex);
-		if (!d.publishing)
-			return;
-	}
-	auto object = publish<MountObject>(d, info);
-	std::lock_guard lock(d.mutex);
-	if (object)
-		d.mounts[info.id] = std::move(object);
+	publish<MountObject>(*impl_, impl_->mounts, info);
 }
 
 void BusService::mountChanged(const MountInfo &info)
@@ -169,42 +183,17 @@ void BusService::mountChanged(const MountInfo &info)
 
 void BusService::mountRemoved(const std::string &id)
 {
-	std::shared_ptr<MountObject> object;
-	{
-		std::lock_guard lock(impl_->mutex);
-		auto it = impl_->mounts.find(id);
-		if (it == impl_->mounts.end())
-			return;
-		object = std::move(it->second);
-		impl_->mounts.erase(it);
-	}
+	unpublish(*impl_, impl_->mounts, id);
 }
 
 void BusService::exportAdded(const ExportInfo &info)
 {
-	auto &d = *impl_;
-	{
-		std::lock_guard lock(d.mutex);
-		if (!d.publishing)
-			return;
-	}
-	auto object = publish<ExportObject>(d, info);
-	std::lock_guard lock(d.mutex);
-	if (object)
-		d.exports[info.id] = std::move(object);
+	publish<ExportObject>(*impl_, impl_->exports, info);
 }
 
 void BusService::exportRemoved(const std::string &id)
 {
-	std::shared_ptr<ExportObject> object;
-	{
-		std::lock_guard lock(impl_->mutex);
-		auto it = impl_->exports.find(id);
-		if (it == impl_->exports.end())
-			return;
-		object = std::move(it->second);
-		impl_->exports.erase(it);
-	}
+	unpublish(*impl_, impl_->exports, id);
 }
 
 } // namespace r3mapd::service

@@ -19,58 +19,69 @@ ManagerObject::~ManagerObject()
 	unregisterAdaptor();
 }
 
-void ManagerObject::Mount(sdbus::Result<sdbus::ObjectPath> &&result, std::string backend_uri,
-			  std::map<std::string, sdbus::Variant> options)
+namespace {
+
+// Mount and Export: the caller is admitted, then the options are parsed on the bus thread,
+// then `create` runs on a worker and the new object's path is the reply.
+template <class Parse, class Create>
+void createObject(ServiceState &state, const sdbus::IObject &object, sdbus::Result<sdbus::ObjectPath> &&result,
+		  const std::string &action, Parse parse, Create create, const char *prefix)
 {
-	if (!admit(state_, getObject(), result, fmt::format("Mount {}", backend_uri)))
+	if (!admit(state, object, result, action))
 		return;
-	auto request = mountRequest(std::move(backend_uri), options);
+	auto request = parse();
 	if (!request) {
 		replyError(result, toDbusError(request.error()));
 		return;
 	}
-	runAsync(state_, std::move(result),
-		 [this, request = std::move(*request)]() -> r3d::ResultMsg<sdbus::ObjectPath> {
-			 auto info = state_.context.mounts.mount(request);
+	runAsync(state, std::move(result),
+		 [request = std::move(*request), create, prefix]() -> r3d::ResultMsg<sdbus::ObjectPath> {
+			 auto info = create(request);
 			 if (!info)
 				 return r3d::unexpectedOf(info.error());
-			 return sdbus::ObjectPath(kMountsPath + info->id);
+			 return sdbus::ObjectPath(prefix + info->id);
 		 });
+}
+
+template <class Info>
+std::vector<sdbus::ObjectPath> pathsOf(const std::vector<Info> &infos, const char *prefix)
+{
+	std::vector<sdbus::ObjectPath> out;
+	for (const auto &info : infos)
+		out.emplace_back(prefix + info.id);
+	return out;
+}
+
+} // namespace
+
+void ManagerObject::Mount(sdbus::Result<sdbus::ObjectPath> &&result, std::string backend_uri,
+			  std::map<std::string, sdbus::Variant> options)
+{
+	auto action = fmt::format("Mount {}", backend_uri);
+	createObject(
+		state_, getObject(), std::move(result), action,
+		[&] { return mountRequest(std::move(backend_uri), options); },
+		[&mounts = state_.context.mounts](const MountRequest &r) { return mounts.mount(r); }, kMountsPath);
 }
 
 std::vector<sdbus::ObjectPath> ManagerObject::ListMounts()
 {
-	std::vector<sdbus::ObjectPath> out;
-	for (const auto &info : state_.context.mounts.list())
-		out.emplace_back(kMountsPath + info.id);
-	return out;
+	return pathsOf(state_.context.mounts.list(), kMountsPath);
 }
 
 void ManagerObject::Export(sdbus::Result<sdbus::ObjectPath> &&result, std::string backend_uri, std::string listen,
 			   std::map<std::string, sdbus::Variant> options)
 {
-	if (!admit(state_, getObject(), result, fmt::format("Export {} on {}", backend_uri, listen)))
-		return;
-	auto request = exportRequest(std::move(backend_uri), std::move(listen), options);
-	if (!request) {
-		replyError(result, toDbusError(request.error()));
-		return;
-	}
-	runAsync(state_, std::move(result),
-		 [this, request = std::move(*request)]() -> r3d::ResultMsg<sdbus::ObjectPath> {
-			 auto info = state_.context.exports.start(request);
-			 if (!info)
-				 return r3d::unexpectedOf(info.error());
-			 return sdbus::ObjectPath(kExportsPath + info->id);
-		 });
+	auto action = fmt::format("Export {} on {}", backend_uri, listen);
+	createObject(
+		state_, getObject(), std::move(result), action,
+		[&] { return exportRequest(std::move(backend_uri), std::move(listen), options); },
+		[&exports = state_.context.exports](const ExportRequest &r) { return exports.start(r); }, kExportsPath);
 }
 
 std::vector<sdbus::ObjectPath> ManagerObject::ListExports()
 {
-	std::vector<sdbus::ObjectPath> out;
-	for (const auto &info : state_.context.exports.list())
-		out.emplace_back(kExportsPath + info.id);
-	return out;
+	return pathsOf(state_.context.exports.list(), kExportsPath);
 }
 
 std::string ManagerObject::GetVersion()

@@ -1,7 +1,6 @@
 #include "service/request_options.hpp"
 
 #include <cstdint>
-#include <initializer_list>
 
 #include <fmt/format.h>
 
@@ -12,14 +11,6 @@
 namespace r3mapd::service {
 
 namespace {
-
-std::string known(std::initializer_list<const char *> keys)
-{
-	std::string out;
-	for (const char *k : keys)
-		out += (out.empty() ? "" : ", ") + std::string(k);
-	return out;
-}
 
 r3d::Unexpected<r3d::Error> wrongType(const std::string &key, const sdbus::Variant &v, const char *expected)
 {
@@ -63,52 +54,71 @@ r3d::ResultMsg<std::string> stringOption(const std::string &key, const sdbus::Va
 	return v.get<std::string>();
 }
 
+// One key of an a{sv}: how its value is checked and where it lands.
+template <class Request>
+struct OptionSpec {
+	const char *key;
+	r3d::ResultMsg<void> (*apply)(Request &request, const std::string &key, const sdbus::Variant &value);
+};
+
+template <class Request, auto Member, auto Parse>
+r3d::ResultMsg<void> set(Request &request, const std::string &key, const sdbus::Variant &value)
+{
+	auto parsed = Parse(key, value);
+	if (!parsed)
+		return r3d::unexpectedOf(parsed.error());
+	request.*Member = std::move(*parsed);
+	return {};
+}
+
+template <class Request, size_t N>
+r3d::ResultMsg<void> applyOptions(Request &request, const OptionMap &options, const OptionSpec<Request> (&specs)[N])
+{
+	for (const auto &[key, value] : options) {
+		const OptionSpec<Request> *spec = nullptr;
+		for (const auto &s : specs)
+			if (key == s.key)
+				spec = &s;
+		if (!spec) {
+			std::string known;
+			for (const auto &s : specs)
+				known += (known.empty() ? "" : ", ") + std::string(s.key);
+			return fail(Errc::InvalidArgument, fmt::format("unknown option '{}' (known: {})", key, known));
+		}
+		if (auto ok = spec->apply(request, key, value); !ok)
+			return ok;
+	}
+	return {};
+}
+
 } // namespace
 
 r3d::ResultMsg<MountRequest> mountRequest(std::string backendUri, const OptionMap &options)
 {
+	static constexpr OptionSpec<MountRequest> kOptions[] = {
+		{ "size", set<MountRequest, &MountRequest::size, sizeOption> },
+		{ "chunk_size", set<MountRequest, &MountRequest::chunkSize, sizeOption> },
+		{ "read_only", set<MountRequest, &MountRequest::readOnly, boolOption> },
+	};
 	MountRequest r;
 	r.backendUri = std::move(backendUri);
-	for (const auto &[key, value] : options) {
-		if (key == "size" || key == "chunk_size") {
-			auto size = sizeOption(key, value);
-			if (!size)
-				return r3d::unexpectedOf(size.error());
-			(key == "size" ? r.size : r.chunkSize) = *size;
-		} else if (key == "read_only") {
-			auto b = boolOption(key, value);
-			if (!b)
-				return r3d::unexpectedOf(b.error());
-			r.readOnly = *b;
-		} else {
-			return fail(Errc::InvalidArgument, fmt::format("unknown option '{}' (known: {})", key,
-								       known({ "size", "chunk_size", "read_only" })));
-		}
-	}
+	if (auto ok = applyOptions(r, options, kOptions); !ok)
+		return r3d::unexpectedOf(ok.error());
 	return r;
 }
 
 r3d::ResultMsg<ExportRequest> exportRequest(std::string backendUri, std::string listen, const OptionMap &options)
 {
+	static constexpr OptionSpec<ExportRequest> kOptions[] = {
+		{ "name", set<ExportRequest, &ExportRequest::name, stringOption> },
+		{ "description", set<ExportRequest, &ExportRequest::description, stringOption> },
+		{ "read_only", set<ExportRequest, &ExportRequest::readOnly, boolOption> },
+	};
 	ExportRequest r;
 	r.backendUri = std::move(backendUri);
 	r.listen = std::move(listen);
-	for (const auto &[key, value] : options) {
-		if (key == "name" || key == "description") {
-			auto s = stringOption(key, value);
-			if (!s)
-				return r3d::unexpectedOf(s.error());
-			(key == "name" ? r.name : r.description) = *s;
-		} else if (key == "read_only") {
-			auto b = boolOption(key, value);
-			if (!b)
-				return r3d::unexpectedOf(b.error());
-			r.readOnly = *b;
-		} else {
-			return fail(Errc::InvalidArgument, fmt::format("unknown option '{}' (known: {})", key,
-								       known({ "name", "description", "read_only" })));
-		}
-	}
+	if (auto ok = applyOptions(r, options, kOptions); !ok)
+		return r3d::unexpectedOf(ok.error());
 	return r;
 }
 
