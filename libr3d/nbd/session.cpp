@@ -728,11 +728,15 @@ void Session::dispatchToWorker(const Request &r, BufferPool::Lease payload)
 	waitForWindow(bytes);
 	auto job = std::make_shared<BufferPool::Lease>(std::move(payload));
 	server_.workers().post([this, r, job, bytes]() mutable {
-		auto reply = buffers_.acquire(64);
-		reply.bytes().clear();
-		execute(r, job->bytes(), reply.bytes());
-		sendLocked(reply.bytes());
-		job.reset();
+		{
+			auto reply = buffers_.acquire(64);
+			reply.bytes().clear();
+			execute(r, job->bytes(), reply.bytes());
+			sendLocked(reply.bytes());
+			job.reset();
+		}
+		// Last touch of the session: once the count drops it may be destroyed, so every
+		// buffer must be back in its pool by now.
 		finishWorker(bytes);
 	});
 }

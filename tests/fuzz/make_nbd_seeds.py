@@ -34,6 +34,8 @@ seeds = {
     opt(7, struct.pack(">IH", 0, 1) + struct.pack(">H", 3)) + commands,
     "export_name": b"\0" + struct.pack(">I", 1) + opt(1, b"") + commands,
     "kernel": b"\1" + commands,
+    "kernel_slow": b"\3" + commands,
+    "go_slow": b"\0" + struct.pack(">I", 3) + opt(7, struct.pack(">I", 4) + b"slow" + struct.pack(">H", 0)) + commands,
 }
 for name, data in seeds.items():
     with open(os.path.join(out, name), "wb") as f:

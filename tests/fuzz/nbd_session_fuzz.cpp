@@ -1,5 +1,6 @@
 // libFuzzer target: arbitrary bytes from a client into a real Session over a socketpair,
-// covering option haggling (first byte even) or the kernel's transmission-only mode (odd).
+// covering option haggling (first byte even) or the kernel's transmission-only mode (odd),
+// there on the inline path (bit 1 clear) or the worker pool (bit 1 set).
 
 #include <cstddef>
 #include <cstdint>
@@ -11,11 +12,20 @@
 #include <r3d/log.hpp>
 
 #include "backends/memory_backend.hpp"
+#include "chunks/forwarding_read_writer_at.hpp"
 #include "nbd/server.hpp"
 
 using namespace r3d;
 
 namespace {
+
+// Served on the worker pool like a backend that may block, to fuzz the concurrent path.
+class SlowReadWriterAt final : public chunks::ForwardingReadWriterAt
+{
+public:
+	using ForwardingReadWriterAt::ForwardingReadWriterAt;
+	bool isFast() const override { return false; }
+};
 
 nbd::Server &server()
 {
@@ -30,6 +40,10 @@ nbd::Server &server()
 				 false });
 		srv->addExport({ "ro", "", std::shared_ptr<ReadWriterAt>(std::move(*backends::MemoryBackend::create(8192))),
 				 true });
+		srv->addExport({ "slow", "",
+				 std::make_shared<SlowReadWriterAt>(std::shared_ptr<ReadWriterAt>(
+					 std::move(*backends::MemoryBackend::create(1 << 20)))),
+				 false });
 		return srv;
 	}();
 	return *s;
@@ -62,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	});
 	if (transmissionOnly)
-		(void)server().serveTransmission(UniqueFd(fds[1]), "");
+		(void)server().serveTransmission(UniqueFd(fds[1]), (data[0] & 2) ? "slow" : "");
 	else
 		(void)server().serve(UniqueFd(fds[1]));
 	writer.join();

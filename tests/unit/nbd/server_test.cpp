@@ -1,0 +1,178 @@
+#include "nbd/server.hpp"
+
+#include <future>
+#include <thread>
+
+#include <sys/socket.h>
+
+#include <catch2/catch.hpp>
+
+#include "backends/memory_backend.hpp"
+#include "chunks/forwarding_read_writer_at.hpp"
+#include "nbd/protocol.hpp"
+#include "nbd/socket_reader.hpp"
+#include "nbd/wire.hpp"
+#include "test_support.hpp"
+
+using namespace r3d;
+using namespace r3d::nbd;
+
+namespace {
+
+std::shared_ptr<ReadWriterAt> memory(uint64_t size)
+{
+	return std::shared_ptr<ReadWriterAt>(std::move(backends::MemoryBackend::create(size).value()));
+}
+
+// A backend that may block (so the server uses its worker pool) and holds reads at
+// offset 0 until released, to force replies out of order.
+class HeldReadWriterAt final : public chunks::ForwardingReadWriterAt
+{
+public:
+	using ForwardingReadWriterAt::ForwardingReadWriterAt;
+	Result<void> readAt(std::span<std::byte> buf, uint64_t offset) override
+	{
+		if (offset == 0)
+			released.wait();
+		return next_->readAt(buf, offset);
+	}
+	bool isFast() const override { return false; }
+	std::promise<void> release;
+	std::shared_future<void> released = release.get_future().share();
+};
+
+// Just enough of a client to speak to a Server over a socketpair.
+class RawClient
+{
+public:
+	explicit RawClient(UniqueFd fd) : fd_(std::move(fd)), reader_(fd_.get(), 1 << 20, {}) {}
+
+	std::vector<std::byte> take(size_t n)
+	{
+		REQUIRE(reader_.fill(n).value());
+		std::vector<std::byte> out(reader_.data(), reader_.data() + n);
+		reader_.consume(n);
+		return out;
+	}
+	void send(const std::vector<std::byte> &bytes) { REQUIRE(sendAll(fd_.get(), bytes)); }
+
+	// Newstyle greeting, then OPT_GO on the default export; returns the export size.
+	uint64_t handshake()
+	{
+		auto hello = take(18);
+		CHECK(wire::get64(hello.data()) == kInitPasswd);
+		CHECK(wire::get16(hello.data() + 16) == (kFlagFixedNewstyle | kFlagNoZeroes));
+		std::vector<std::byte> msg;
+		wire::Writer(msg).u32(kClientFlagFixedNewstyle | kClientFlagNoZeroes);
+		wire::Writer(msg).u64(kIHaveOpt).u32(static_cast<uint32_t>(Opt::Go)).u32(6).u32(0).u16(0);
+		send(msg);
+		uint64_t size = 0;
+		for (;;) {
+			auto head = take(20);
+			uint32_t type = wire::get32(head.data() + 12);
+			auto payload = take(wire::get32(head.data() + 16));
+			if (type == static_cast<uint32_t>(Rep::Ack))
+				return size;
+			REQUIRE(type == static_cast<uint32_t>(Rep::Info));
+			if (wire::get16(payload.data()) == static_cast<uint16_t>(Info::Export))
+				size = wire::get64(payload.data() + 2);
+		}
+	}
+	void request(Cmd cmd, uint64_t handle, uint64_t offset, uint32_t length, const std::vector<std::byte> &data = {})
+	{
+		std::vector<std::byte> msg;
+		wire::Writer(msg).u32(kRequestMagic).u16(0).u16(static_cast<uint16_t>(cmd)).u64(handle).u64(offset).u32(length);
+		msg.insert(msg.end(), data.begin(), data.end());
+		send(msg);
+	}
+	std::pair<uint32_t, uint64_t> reply()
+	{
+		auto head = take(16);
+		REQUIRE(wire::get32(head.data()) == kSimpleReplyMagic);
+		return { wire::get32(head.data() + 4), wire::get64(head.data() + 8) };
+	}
+
+private:
+	UniqueFd fd_;
+	SocketReader reader_;
+};
+
+std::pair<UniqueFd, UniqueFd> socketPair()
+{
+	int fds[2];
+	REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+	return { UniqueFd(fds[0]), UniqueFd(fds[1]) };
+}
+
+} // namespace
+
+TEST_CASE("a server speaks the whole protocol over a socketpair", "[nbd]")
+{
+	Server server;
+	server.addExport({ "", "", memory(1 << 20), false });
+	auto [mine, theirs] = socketPair();
+	auto served = std::async(std::launch::async, [&, fd = std::move(theirs)]() mutable {
+		return server.serve(std::move(fd)).has_value();
+	});
+	RawClient client(std::move(mine));
+	CHECK(client.handshake() == 1 << 20);
+
+	auto data = r3test::pattern(4096, 1);
+	client.request(Cmd::Write, 7, 8192, 4096, data);
+	CHECK(client.reply() == std::make_pair(0u, uint64_t{ 7 }));
+	client.request(Cmd::Read, 8, 8192, 4096);
+	CHECK(client.reply() == std::make_pair(0u, uint64_t{ 8 }));
+	CHECK(client.take(4096) == data);
+	client.request(Cmd::Read, 9, (1 << 20) - 10, 20);
+	CHECK(client.reply() == std::make_pair(kEinval, uint64_t{ 9 }));
+	client.request(Cmd::Flush, 10, 0, 0);
+	CHECK(client.reply() == std::make_pair(0u, uint64_t{ 10 }));
+	client.request(Cmd::Disc, 11, 0, 0);
+	CHECK(served.get());
+	auto stats = server.stats();
+	CHECK(stats.writes == 1);
+	CHECK(stats.reads == 1);
+	CHECK(stats.flushes == 1);
+	CHECK(stats.errors == 1);
+	CHECK(stats.activeConnections == 0);
+}
+
+TEST_CASE("replies of a blocking backend come back out of order", "[nbd]")
+{
+	auto held = std::make_shared<HeldReadWriterAt>(memory(1 << 20));
+	Server server;
+	server.addExport({ "", "", held, false });
+	auto [mine, theirs] = socketPair();
+	auto served = std::async(std::launch::async, [&, fd = std::move(theirs)]() mutable {
+		return server.serve(std::move(fd)).has_value();
+	});
+	RawClient client(std::move(mine));
+	client.handshake();
+	client.request(Cmd::Read, 1, 0, 512);    // held in the backend
+	client.request(Cmd::Read, 2, 4096, 512); // free to finish first
+	CHECK(client.reply().second == 2);
+	client.take(512);
+	held->release.set_value();
+	CHECK(client.reply().second == 1);
+	client.take(512);
+	client.request(Cmd::Disc, 3, 0, 0);
+	CHECK(served.get());
+}
+
+TEST_CASE("shutdown ends idle connections and refuses new ones", "[nbd]")
+{
+	Server server;
+	server.addExport({ "", "", memory(1 << 20), false });
+	auto [mine, theirs] = socketPair();
+	auto served = std::async(std::launch::async, [&, fd = std::move(theirs)]() mutable {
+		return server.serve(std::move(fd)).has_value();
+	});
+	RawClient client(std::move(mine));
+	client.handshake();
+	while (server.stats().activeConnections == 0)
+		std::this_thread::yield();
+	server.shutdown();
+	CHECK(served.get());
+	auto [late, lateTheirs] = socketPair();
+	CHECK(server.serve(std::move(lateTheirs)).error().value() == ESHUTDOWN);
+}
