@@ -35,6 +35,8 @@ struct AttachParams {
 	std::shared_ptr<r3d::ReadWriterAt> backend;
 	uint64_t chunkSize = 4096;
 	bool readOnly = false;
+	/// For logs and /sys/block/nbdN/backend: the backend URI.
+	std::string name;
 };
 
 /// Attaches a backend to a free kernel NBD device and returns once it is ready for I/O.

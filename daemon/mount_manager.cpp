@@ -97,6 +97,7 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 	params.backend = std::move(*backend);
 	params.chunkSize = chunk;
 	params.readOnly = request.readOnly;
+	params.name = request.backendUri;
 	auto device = attach_(std::move(params));
 	if (!device) {
 		{

@@ -52,7 +52,8 @@ CONF
 }
 
 name_owned() {
-	busctl --system status org.r3map.r3mapd >/dev/null 2>&1
+	busctl --system call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus NameHasOwner s \
+		org.r3map.r3mapd 2>/dev/null | grep -qx 'b true'
 }
 
 # start_r3mapd NAME [ARGS...]: r3mapd in the background, log in $TEST_TMP/NAME.log;
