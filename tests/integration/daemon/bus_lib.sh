@@ -1,54 +1,21 @@
 # Helpers for the r3mapd tests: a private dbus-daemon of type system with the project's
 # own policy file, and r3mapd on it. Source after ../lib.sh.
-# Meson passes R3MAPD, R3CTL and R3MAP_DBUS_DIR (the source dbus/ folder).
+# Meson passes R3MAPD, R3CTL, R3MAP_DBUS_DIR (the source dbus/ folder) and R3MAP_SOURCE_DIR.
 
 require dbus-daemon busctl setpriv python3
 
 # start_bus [POLICY_FILE]: a system-like bus in $TEST_TMP/bus with POLICY_FILE (default:
-# dbus/org.r3map.r3mapd.conf) as its only service policy. Exports DBUS_SYSTEM_BUS_ADDRESS.
+# dbus/org.r3map.r3mapd.conf) as its only service policy (scripts/private-system-bus.sh).
+# Exports DBUS_SYSTEM_BUS_ADDRESS; sets bus_pid.
 start_bus() {
-	local policy=${1:-$R3MAP_DBUS_DIR/org.r3map.r3mapd.conf}
 	local dir=$TEST_TMP/bus
-	rm -rf "$dir"
-	mkdir -p "$dir/policy"
-	cp "$policy" "$dir/policy/"
-	cat >"$dir/bus.conf" <<CONF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$dir/system_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
-  </policy>
-  <!-- As in the stock system.conf: root may monitor (busctl monitor). -->
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <includedir>$dir/policy</includedir>
-</busconfig>
-CONF
-	dbus-daemon --config-file="$dir/bus.conf" --nofork --print-address=3 3>"$dir/address" 2>"$dir/log" &
-	bus_pid=$!
+	"$R3MAP_SOURCE_DIR/scripts/private-system-bus.sh" "$dir" "${1:-$R3MAP_DBUS_DIR/org.r3map.r3mapd.conf}" \
+		>"$TEST_TMP/bus.started" || { cat "$dir/log" >&2; fail "dbus-daemon did not start"; }
+	export DBUS_SYSTEM_BUS_ADDRESS=$(sed -n 1p "$TEST_TMP/bus.started")
+	bus_pid=$(sed -n 2p "$TEST_TMP/bus.started")
 	track "$bus_pid"
-	wait_for_file "$dir/address" || { cat "$dir/log" >&2; fail "dbus-daemon did not start"; }
-	export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/system_bus_socket"
-	# Running users must reach the socket, as on a real system bus.
-	chmod 755 "$TEST_TMP" "$dir"
+	# Running users must reach the socket below it, as on a real system bus.
+	chmod 755 "$TEST_TMP"
 }
 
 name_owned() {
