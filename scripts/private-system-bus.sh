@@ -2,10 +2,17 @@
 # Starts a private dbus-daemon that behaves like the system bus (type system, the stock
 # default-deny policy) with r3mapd's policy file, for trying and testing r3mapd without
 # touching the real system bus. Prints two lines: the bus address and the daemon's pid.
-#   scripts/private-system-bus.sh DIR [POLICY_FILE]
+#   scripts/private-system-bus.sh [--foreground] DIR [POLICY_FILE]
 #   eval "$(scripts/private-system-bus.sh /tmp/r3bus | sed -n '1s/^/export DBUS_SYSTEM_BUS_ADDRESS=/p')"
-# POLICY_FILE defaults to dbus/org.r3map.r3mapd.conf. Stop it with kill PID.
+# POLICY_FILE defaults to dbus/org.r3map.r3mapd.conf. Stop it with kill PID. With
+# --foreground the bus runs in this process (for scripts that start it with &) and only
+# the address is printed.
 set -euo pipefail
+foreground=false
+if [ "${1:-}" = --foreground ]; then
+	foreground=true
+	shift
+fi
 dir=$(realpath -m "$1")
 policy=${2:-$(dirname "$0")/../dbus/org.r3map.r3mapd.conf}
 rm -rf "$dir/policy"
@@ -43,4 +50,7 @@ cat >"$dir/bus.conf" <<CONF
 CONF
 # Users other than root must reach the socket, as on the real system bus.
 chmod 755 "$dir"
+if $foreground; then
+	exec dbus-daemon --config-file="$dir/bus.conf" --nofork --print-address=1 2>"$dir/log"
+fi
 dbus-daemon --config-file="$dir/bus.conf" --fork --print-address=1 --print-pid=1 2>"$dir/log"

@@ -9,11 +9,13 @@ require dbus-daemon busctl setpriv python3
 # Exports DBUS_SYSTEM_BUS_ADDRESS; sets bus_pid.
 start_bus() {
 	local dir=$TEST_TMP/bus
-	"$R3MAP_SOURCE_DIR/scripts/private-system-bus.sh" "$dir" "${1:-$R3MAP_DBUS_DIR/org.r3map.r3mapd.conf}" \
-		>"$TEST_TMP/bus.started" || { cat "$dir/log" >&2; fail "dbus-daemon did not start"; }
-	export DBUS_SYSTEM_BUS_ADDRESS=$(sed -n 1p "$TEST_TMP/bus.started")
-	bus_pid=$(sed -n 2p "$TEST_TMP/bus.started")
+	rm -f "$TEST_TMP/bus.address"
+	"$R3MAP_SOURCE_DIR/scripts/private-system-bus.sh" --foreground "$dir" \
+		"${1:-$R3MAP_DBUS_DIR/org.r3map.r3mapd.conf}" >"$TEST_TMP/bus.address" &
+	bus_pid=$!
 	track "$bus_pid"
+	wait_for_file "$TEST_TMP/bus.address" || { cat "$dir/log" >&2; fail "dbus-daemon did not start"; }
+	export DBUS_SYSTEM_BUS_ADDRESS=$(sed -n 1p "$TEST_TMP/bus.address")
 	# Running users must reach the socket below it, as on a real system bus.
 	chmod 755 "$TEST_TMP"
 }
