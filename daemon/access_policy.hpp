@@ -1,5 +1,6 @@
 #pragma once
 
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,8 +26,8 @@ struct Caller {
 class AccessPolicy
 {
 public:
-	/// `group` is a name or a number. The name is looked up on every check, so a group
-	/// created after startup counts; while it does not exist only root is admitted.
+	/// `group` is a name or a number. A name is looked up until it is found (then kept), so
+	/// a group created after startup counts; while it does not exist only root is admitted.
 	explicit AccessPolicy(std::string group);
 
 	/// Fails with Errc::NotPermitted, naming the caller and `action`.
@@ -38,6 +39,8 @@ private:
 	std::optional<gid_t> groupId() const;
 
 	std::string group_;
+	mutable std::mutex mutex_;
+	mutable std::optional<gid_t> gid_; ///< once found: NSS may be slow, the bus thread asks
 };
 
 } // namespace r3mapd
