@@ -101,6 +101,10 @@ r3d::ResultMsg<void> BusService::start(ServiceContext context, std::function<voi
 		d.connection->requestName(kBusName);
 		d.nameOwned = true;
 	} catch (const sdbus::Error &e) {
+		{
+			std::lock_guard lock(d.mutex);
+			d.publishing = false;
+		}
 		d.manager.reset();
 		d.connection.reset();
 		return fail(Errc::Failed, fmt::format("cannot own {} on the system bus: {}", kBusName, e.getMessage()));
