@@ -137,6 +137,7 @@ void MountManager::setState(Entry &e, MountState state, std::string message, std
 r3d::ResultMsg<void> MountManager::unmount(const std::string &id)
 {
 	std::shared_ptr<Entry> e;
+	bool failed = false;
 	{
 		std::lock_guard lock(mutex_);
 		e = entry(id);
@@ -144,12 +145,19 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id)
 			return fail(Errc::NotFound, fmt::format("no mount '{}'", id));
 		if (e->info.state == MountState::Attaching || e->info.state == MountState::Unmounting)
 			return fail(Errc::Busy, fmt::format("mount {} is {}", id, stateName(e->info.state)));
+		failed = e->info.state == MountState::Failed;
 	}
 	setState(*e, MountState::Unmounting, "unmount requested");
 	r3d::ResultMsg<void> closed;
 	{
 		std::unique_lock io(e->ioMutex);
 		closed = e->device->close();
+	}
+	if (!closed && failed) {
+		// The device had already lost its server: nothing more can reach the backend, and
+		// what the server acknowledged is there. Clean up rather than fail again.
+		r3d::log::get("mount")->warn("mount {}: cleaning up after the failure: {}", id, closed.error().message);
+		closed = {};
 	}
 	if (!closed) {
 		// Keep it: the data may not be in the backend yet, and Unmount can be retried.
