@@ -3,7 +3,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <thread>
 
 #include <unistd.h>
@@ -15,34 +14,11 @@
 
 #include "nbd/listener.hpp"
 #include "nbd/server.hpp"
+#include "serve_device.hpp"
 #include "serve_options.hpp"
+#include "serve_stats.hpp"
 
 namespace r3cli {
-
-namespace {
-
-std::string statsJson(const r3d::nbd::Stats &s)
-{
-	return fmt::format("{{\"connections\":{},\"reads\":{},\"writes\":{},\"flushes\":{},\"trims\":{},"
-			   "\"write_zeroes\":{},\"caches\":{},\"block_status\":{},\"bytes_read\":{},"
-			   "\"bytes_written\":{},\"errors\":{}}}\n",
-			   s.connections, s.reads, s.writes, s.flushes, s.trims, s.writeZeroes, s.caches,
-			   s.blockStatus, s.bytesRead, s.bytesWritten, s.errors);
-}
-
-// Written to a temporary name and renamed, so a reader never sees half a file.
-bool writeFileAtomically(const std::string &path, const std::string &text)
-{
-	std::string tmp = path + ".tmp";
-	{
-		std::ofstream out(tmp, std::ios::trunc);
-		if (!(out << text))
-			return false;
-	}
-	return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-} // namespace
 
 int runServe(int argc, char **argv)
 {
@@ -72,6 +48,8 @@ int runServe(int argc, char **argv)
 	sigaddset(&signals, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 	std::signal(SIGPIPE, SIG_IGN);
+	if (!o.device.empty())
+		return serveDevice(o, signals);
 
 	r3d::nbd::ServerOptions serverOptions;
 	serverOptions.maxPayload = o.maxRequest;
@@ -139,13 +117,7 @@ int runServe(int argc, char **argv)
 			status = 1;
 		}
 	}
-	auto stats = server.stats();
-	logger->info("served {} connections: {} reads, {} writes, {} flushes, {} trims, {} errors", stats.connections,
-		     stats.reads, stats.writes, stats.flushes, stats.trims, stats.errors);
-	if (!o.statsFile.empty())
-		writeFileAtomically(o.statsFile, statsJson(stats));
-	if (!o.pidFile.empty())
-		::unlink(o.pidFile.c_str());
+	reportExit(o, server.stats(), "served");
 	return status;
 }
 

@@ -22,7 +22,23 @@ enum Opt : int {
 	kStatsFile,
 	kLogLevel,
 	kHelp,
+	kDevice,
+	kConnections,
+	kNetlink,
+	kIoctl,
+	kReady,
+	kBlockSize,
+	kTimeout,
+	kDeadConnTimeout,
 };
+
+r3d::ResultMsg<unsigned> parseCount(const char *option, const char *text, unsigned min, unsigned max)
+{
+	auto n = r3d::parseSize(text);
+	if (!n || *n < min || *n > max)
+		return r3d::fail(EINVAL, fmt::format("{} {} is not a number in {} .. {}", option, text, min, max));
+	return static_cast<unsigned>(*n);
+}
 
 // "NAME=URI" names an export; a URI itself never has '=' before its scheme's ':'.
 std::pair<std::string, std::string> splitExport(const std::string &arg, const std::string &defaultName)
@@ -41,9 +57,14 @@ const char *serveUsage()
 	return "usage: r3serve (--socket PATH | --listen HOST:PORT) [--name NAME] [--description TEXT]\n"
 	       "               [--read-only] [--max-request BYTES] [--workers N] [--pid-file FILE]\n"
 	       "               [--stats-file FILE] [--log-level LEVEL] BACKEND_URI [NAME=BACKEND_URI ...]\n"
+	       "       r3serve --device auto|/dev/nbdN [--connections N] [--netlink|--ioctl]\n"
+	       "               [--ready udev|sysfs] [--block-size BYTES] [--timeout SECONDS]\n"
+	       "               [--dead-conn-timeout SECONDS] [--read-only] [...] BACKEND_URI\n"
 	       "\n"
 	       "Serves backends over NBD. BACKEND_URI is memory:SIZE, file:PATH[?size=SIZE] or\n"
 	       "dir:PATH?size=SIZE[&chunk=SIZE]. The first export is also the default export \"\".\n"
+	       "With --device, the backend becomes a kernel block device: its path is printed\n"
+	       "once it is ready, and SIGTERM flushes, disconnects and frees it.\n"
 	       "See r3serve(1).\n";
 }
 
@@ -61,6 +82,14 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		{ "stats-file", required_argument, nullptr, kStatsFile },
 		{ "log-level", required_argument, nullptr, kLogLevel },
 		{ "help", no_argument, nullptr, kHelp },
+		{ "device", required_argument, nullptr, kDevice },
+		{ "connections", required_argument, nullptr, kConnections },
+		{ "netlink", no_argument, nullptr, kNetlink },
+		{ "ioctl", no_argument, nullptr, kIoctl },
+		{ "ready", required_argument, nullptr, kReady },
+		{ "block-size", required_argument, nullptr, kBlockSize },
+		{ "timeout", required_argument, nullptr, kTimeout },
+		{ "dead-conn-timeout", required_argument, nullptr, kDeadConnTimeout },
 		{ nullptr, 0, nullptr, 0 },
 	};
 	ServeOptions o;
@@ -112,6 +141,43 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		case kLogLevel:
 			o.logLevel = optarg;
 			break;
+		case kDevice:
+			o.device = optarg;
+			break;
+		case kNetlink:
+		case kIoctl:
+			if (!o.attachMethod.empty())
+				return r3d::fail(EINVAL, "give at most one of --netlink or --ioctl");
+			o.attachMethod = c == kNetlink ? "netlink" : "ioctl";
+			break;
+		case kReady:
+			if (std::string(optarg) != "udev" && std::string(optarg) != "sysfs")
+				return r3d::fail(EINVAL, fmt::format("--ready {}: expected udev or sysfs", optarg));
+			o.ready = optarg;
+			break;
+		case kConnections:
+		case kBlockSize:
+		case kTimeout:
+		case kDeadConnTimeout: {
+			struct Count {
+				const char *name;
+				unsigned min, max;
+			};
+			Count limits = c == kConnections ? Count{ "--connections", 1, 64 }
+				     : c == kBlockSize   ? Count{ "--block-size", 512, 65536 }
+				     : c == kTimeout     ? Count{ "--timeout", 0, 86400 }
+							 : Count{ "--dead-conn-timeout", 0, 86400 };
+			auto n = parseCount(limits.name, optarg, limits.min, limits.max);
+			if (!n)
+				return r3d::unexpectedOf(n.error());
+			if (c == kConnections)
+				o.connections = *n;
+			else if (c == kBlockSize)
+				o.blockSize = *n;
+			else
+				(c == kTimeout ? o.timeout : o.deadConnTimeout) = *n;
+			break;
+		}
 		case 'h':
 		case kHelp:
 			o.help = true;
@@ -133,8 +199,18 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 	}
 	if (o.exports.empty())
 		return r3d::fail(EINVAL, "no BACKEND_URI given");
+	if (!o.device.empty()) {
+		if (!o.socketPath.empty() || !o.listenAddress.empty())
+			return r3d::fail(EINVAL, "--device serves the kernel only: it does not take --socket or --listen");
+		if (o.exports.size() > 1)
+			return r3d::fail(EINVAL, "--device attaches exactly one BACKEND_URI");
+		return o;
+	}
+	if (o.connections != 1 || !o.attachMethod.empty() || !o.ready.empty() || o.timeout || o.deadConnTimeout ||
+	    o.blockSize != 4096)
+		return r3d::fail(EINVAL, "--connections, --netlink, --ioctl, --ready, --block-size and the timeouts need --device");
 	if (o.socketPath.empty() == o.listenAddress.empty())
-		return r3d::fail(EINVAL, "give exactly one of --socket PATH or --listen HOST:PORT");
+		return r3d::fail(EINVAL, "give exactly one of --socket PATH, --listen HOST:PORT or --device");
 	return o;
 }
 

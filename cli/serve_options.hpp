@@ -23,6 +23,15 @@ struct ServeOptions {
 	std::string statsFile;
 	std::string logLevel = "info";
 	bool help = false;
+
+	// --device: attach to a kernel nbd device instead of listening (serve_device.cpp).
+	std::string device;         ///< "auto" or /dev/nbdN; empty: not in device mode
+	unsigned connections = 1;   ///< --connections
+	std::string attachMethod;   ///< --netlink / --ioctl; empty: auto
+	std::string ready;          ///< --ready udev|sysfs; empty: the default
+	uint32_t blockSize = 4096;  ///< --block-size
+	std::optional<unsigned> timeout;         ///< --timeout SECONDS
+	std::optional<unsigned> deadConnTimeout; ///< --dead-conn-timeout SECONDS
 };
 
 /// Parses the command line; the error message is ready to print after "r3serve: ".

@@ -1,0 +1,186 @@
+#include "mount/direct_mount.hpp"
+
+#include <sys/socket.h>
+
+#include <fmt/format.h>
+
+#include <r3d/backend_factory.hpp>
+#include <r3d/log.hpp>
+#include <r3d/size.hpp>
+
+#include "nbd/kernel/kernel_device.hpp"
+#include "nbd/kernel/sysfs_devices.hpp"
+
+namespace r3d::mount {
+
+namespace {
+
+constexpr unsigned kMaxConnections = 64;
+
+std::shared_ptr<spdlog::logger> logger()
+{
+	static auto l = log::get("mount");
+	return l;
+}
+
+ResultMsg<std::optional<unsigned>> parseDevice(const std::string &device)
+{
+	if (device.empty() || device == "auto")
+		return std::optional<unsigned>();
+	auto index = nbd::kernel::SysfsDevices::parseDevice(device);
+	if (!index || !device.starts_with("/dev/nbd"))
+		return fail(EINVAL, fmt::format("device '{}': expected auto or /dev/nbdN", device));
+	return std::optional<unsigned>(*index);
+}
+
+} // namespace
+
+ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(const std::string &backendUri, DirectMountOptions options)
+{
+	auto backend = openBackend(backendUri);
+	if (!backend)
+		return unexpectedOf(backend.error());
+	if (options.name.empty())
+		options.name = backendUri;
+	return open(std::move(*backend), std::move(options));
+}
+
+ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(std::shared_ptr<ReadWriterAt> backend,
+							  DirectMountOptions options)
+{
+	auto index = parseDevice(options.device);
+	if (!index)
+		return unexpectedOf(index.error());
+	if (options.connections < 1 || options.connections > kMaxConnections)
+		return fail(EINVAL, fmt::format("connections must be 1 .. {}, not {}", kMaxConnections, options.connections));
+	if (auto valid = nbd::kernel::checkBlockSize(options.blockSize); !valid)
+		return unexpectedOf(valid.error());
+	if (backend->size() % options.blockSize != 0)
+		return fail(EINVAL, fmt::format("the backend's size {} is not a multiple of the block size {}",
+						formatSize(backend->size()), options.blockSize));
+
+	std::unique_ptr<DirectMount> mount(new DirectMount(std::move(backend), options));
+	const nbd::Export &exp = mount->server_->exports().front();
+
+	std::vector<UniqueFd> kernelEnds;
+	for (unsigned i = 0; i < options.connections; ++i) {
+		int pair[2];
+		if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+			int err = errno;
+			mount->stopServing();
+			return fail(err, fmt::format("socketpair: {}", std::strerror(err)));
+		}
+		kernelEnds.emplace_back(pair[0]);
+		mount->serving_.emplace_back([server = mount->server_.get(), fd = UniqueFd(pair[1])]() mutable {
+			auto served = server->serveTransmission(std::move(fd), "");
+			if (!served)
+				logger()->warn("connection from the kernel ended: {}", served.error().message());
+		});
+	}
+
+	nbd::kernel::AttachOptions attach;
+	attach.index = *index;
+	attach.method = options.method;
+	attach.ready = options.ready;
+	attach.sizeBytes = mount->backend_->size();
+	attach.blockSize = options.blockSize;
+	attach.transmissionFlags = mount->server_->transmissionFlags(exp, false);
+	attach.timeout = options.timeout;
+	attach.deadConnTimeout = options.deadConnTimeout;
+	attach.readyTimeout = options.readyTimeout;
+	attach.name = options.name;
+	auto device = nbd::kernel::KernelDevice::attach(std::move(kernelEnds), attach);
+	if (!device) {
+		mount->stopServing();
+		mount->closed_ = true;
+		return unexpectedOf(device.error());
+	}
+	mount->device_ = std::move(*device);
+	return mount;
+}
+
+DirectMount::DirectMount(std::shared_ptr<ReadWriterAt> backend, const DirectMountOptions &options)
+	: backend_(std::move(backend)), options_(options)
+{
+	nbd::ServerOptions serverOptions;
+	serverOptions.ioFlusher = true;
+	serverOptions.workerThreads = options.workerThreads;
+	server_ = std::make_unique<nbd::Server>(serverOptions);
+	server_->addExport({ "", options.name, backend_, options.readOnly });
+}
+
+DirectMount::~DirectMount()
+{
+	auto closed = close();
+	if (!closed)
+		logger()->error("closing {}: {}", device_ ? device_->path() : options_.name, closed.error().message);
+}
+
+const std::string &DirectMount::devicePath() const
+{
+	return device_->path();
+}
+
+unsigned DirectMount::index() const
+{
+	return device_->index();
+}
+
+nbd::kernel::AttachMethod DirectMount::method() const
+{
+	return device_->method();
+}
+
+nbd::kernel::ReadyMethod DirectMount::readyMethod() const
+{
+	return device_->readyMethod();
+}
+
+std::chrono::microseconds DirectMount::timeToReady() const
+{
+	return device_->timeToReady();
+}
+
+bool DirectMount::serving() const
+{
+	return !closed_ && server_->stats().activeConnections > 0;
+}
+
+void DirectMount::stopServing()
+{
+	server_->shutdown();
+	for (auto &t : serving_)
+		if (t.joinable())
+			t.join();
+	serving_.clear();
+}
+
+ResultMsg<void> DirectMount::close(std::chrono::milliseconds timeout)
+{
+	if (closed_)
+		return {};
+	closed_ = true;
+	ResultMsg<void> result;
+	if (device_ && !options_.readOnly) {
+		auto flushed = device_->flush();
+		if (!flushed) {
+			logger()->warn("{}", flushed.error().message);
+			result = flushed;
+		}
+	}
+	if (device_) {
+		// The kernel sends NBD_CMD_DISC; the serving threads see it and return.
+		auto detached = device_->detach(timeout);
+		if (!detached && result)
+			result = detached;
+	}
+	stopServing();
+	if (!options_.readOnly) {
+		auto synced = backend_->sync();
+		if (!synced && result)
+			result = fail(synced.error(), fmt::format("syncing the backend: {}", synced.error().message()));
+	}
+	return result;
+}
+
+} // namespace r3d::mount

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <r3d/read_writer_at.hpp>
+#include <r3d/result.hpp>
+
+#include "nbd/kernel/attach_options.hpp"
+#include "nbd/server.hpp"
+
+namespace r3d::nbd::kernel {
+class KernelDevice;
+}
+
+namespace r3d::mount {
+
+struct DirectMountOptions {
+	std::string device = "auto"; ///< "auto" or "/dev/nbdN"
+	unsigned connections = 1;    ///< sockets between kernel and server (multi-conn)
+	nbd::kernel::AttachMethod method = nbd::kernel::AttachMethod::Auto;
+	nbd::kernel::ReadyMethod ready = nbd::kernel::AttachOptions{}.ready;
+	bool readOnly = false;
+	uint32_t blockSize = 4096;
+	/// A request unanswered this long fails the connection (0: wait forever).
+	std::chrono::seconds timeout = nbd::kernel::AttachOptions{}.timeout;
+	/// After the connections die, I/O waits this long, then fails with EIO (netlink).
+	std::chrono::seconds deadConnTimeout = nbd::kernel::AttachOptions{}.deadConnTimeout;
+	/// Bound on open(): attach plus readiness.
+	std::chrono::milliseconds readyTimeout = nbd::kernel::AttachOptions{}.readyTimeout;
+	/// For logs and /sys/block/nbdN/backend; open(uri) defaults it to the URI.
+	std::string name;
+	unsigned workerThreads = 16;
+};
+
+/// A backend as a kernel block device, served from this process:
+///   /dev/nbdN ⇄ socketpair(s) ⇄ nbd::Server ⇄ backend.
+/// The serving threads are PR_SET_IO_FLUSHER, so memory reclaim that writes back pages of
+/// the device cannot deadlock on them. open() returns once the device is usable or with
+/// an error within options.readyTimeout; close() (or the destructor) flushes,
+/// disconnects and leaves the device free.
+class DirectMount
+{
+public:
+	static ResultMsg<std::unique_ptr<DirectMount>> open(const std::string &backendUri, DirectMountOptions options);
+	static ResultMsg<std::unique_ptr<DirectMount>> open(std::shared_ptr<ReadWriterAt> backend,
+							    DirectMountOptions options);
+	~DirectMount();
+	DirectMount(const DirectMount &) = delete;
+	DirectMount &operator=(const DirectMount &) = delete;
+
+	const std::string &devicePath() const;
+	unsigned index() const;
+	uint64_t size() const { return backend_->size(); }
+	nbd::kernel::AttachMethod method() const;
+	nbd::kernel::ReadyMethod readyMethod() const;
+	/// From the start of the kernel attach until the device was usable.
+	std::chrono::microseconds timeToReady() const;
+	nbd::Stats stats() const { return server_->stats(); }
+	/// False once the kernel has dropped every connection (disconnected from outside,
+	/// or a request timed out): the device no longer reaches the backend.
+	bool serving() const;
+
+	/// fsync of the device (dirty pages and a FLUSH reach the backend), disconnect, wait
+	/// until the device is free, stop the server, sync the backend. Idempotent. Fails with
+	/// EBUSY if the device is still held open (mounted) after `timeout`.
+	ResultMsg<void> close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+private:
+	DirectMount(std::shared_ptr<ReadWriterAt> backend, const DirectMountOptions &options);
+	void stopServing();
+
+	std::shared_ptr<ReadWriterAt> backend_;
+	DirectMountOptions options_;
+	std::unique_ptr<nbd::Server> server_;
+	std::vector<std::thread> serving_;
+	std::unique_ptr<nbd::kernel::KernelDevice> device_;
+	bool closed_ = false;
+};
+
+} // namespace r3d::mount

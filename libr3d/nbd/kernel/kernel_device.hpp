@@ -1,0 +1,92 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <r3d/result.hpp>
+#include <r3d/unique_fd.hpp>
+
+#include "nbd/kernel/attach_options.hpp"
+#include "nbd/kernel/device_lock.hpp"
+#include "nbd/kernel/sysfs_devices.hpp"
+
+namespace r3d::nbd::kernel {
+
+class NbdNetlink;
+class ReadyWaiter;
+
+/// A /dev/nbdN connected to sockets whose other ends an NBD server (ours) serves. The
+/// kernel skips the handshake: the server must already be in the transmission phase.
+///
+/// attach() picks the method (netlink, or ioctls when the family is absent), the device
+/// (the kernel's choice over netlink, a locked sysfs scan over ioctls) and waits for
+/// readiness, all within options.readyTimeout: it returns an error, never hangs.
+class KernelDevice
+{
+public:
+	using Clock = std::chrono::steady_clock;
+
+	/// The kernel takes its own reference to each socket; ours are closed on return.
+	static ResultMsg<std::unique_ptr<KernelDevice>> attach(std::vector<UniqueFd> sockets, const AttachOptions &options);
+	/// Detaches if still attached.
+	~KernelDevice();
+	KernelDevice(const KernelDevice &) = delete;
+	KernelDevice &operator=(const KernelDevice &) = delete;
+
+	unsigned index() const { return index_; }
+	const std::string &path() const { return path_; }
+	AttachMethod method() const { return method_; }
+	ReadyMethod readyMethod() const { return readyMethod_; }
+	/// From the start of attach() until the device was usable.
+	std::chrono::microseconds timeToReady() const { return timeToReady_; }
+
+	/// fsync on the device: its dirty pages and a FLUSH reach the server.
+	ResultMsg<void> flush() const;
+	/// Disconnects (the server gets NBD_CMD_DISC) and waits until the device is free
+	/// again. Fails with EBUSY if someone still holds it open (a mounted filesystem)
+	/// after `timeout`. Idempotent.
+	ResultMsg<void> detach(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+	/// The kernel still has the device configured (sysfs pid present).
+	bool connected() const;
+
+	/// Disconnects devices that an r3map process attached through netlink and left
+	/// behind when it died (kill -9), so they can be used again. Only devices whose
+	/// owner tag names a dead process of our PID namespace; `only` limits it to one.
+	/// Returns the indexes reclaimed.
+	static std::vector<unsigned> reclaimStale(const AttachOptions &options, std::optional<unsigned> only = std::nullopt);
+
+private:
+	struct IoctlRun;
+
+	explicit KernelDevice(const AttachOptions &options);
+	ResultMsg<void> attachNetlink(const NbdNetlink &netlink, const std::vector<int> &sockets,
+				      const AttachOptions &options, ReadyWaiter &waiter, Clock::time_point deadline);
+	ResultMsg<void> attachIoctl(const std::vector<int> &sockets, const AttachOptions &options, ReadyWaiter &waiter,
+				    Clock::time_point deadline);
+	/// `owned`: our first NBD_SET_SOCK went through, so the device's setup is ours to undo.
+	ResultMsg<void> configureIoctl(int device, const std::vector<int> &sockets, const AttachOptions &options,
+				       bool &owned) const;
+	ResultMsg<void> stopIoctl(Clock::time_point deadline);
+	bool waitFree(Clock::time_point deadline) const;
+
+	SysfsDevices devices_;
+	std::string procRoot_;
+	unsigned index_ = 0;
+	std::string path_;
+	std::string identifier_; ///< our owner tag (netlink), to recognise the device as ours
+	AttachMethod method_ = AttachMethod::Netlink;
+	ReadyMethod readyMethod_ = ReadyMethod::Sysfs;
+	std::chrono::microseconds timeToReady_{ 0 };
+	bool attached_ = false;
+
+	// ioctl path: the locked device fd and the thread blocked in NBD_DO_IT.
+	std::optional<DeviceLock> lock_;
+	std::shared_ptr<IoctlRun> run_;
+	std::thread doIt_;
+};
+
+} // namespace r3d::nbd::kernel

@@ -1,0 +1,28 @@
+#include "nbd/kernel/sysfs_ready_waiter.hpp"
+
+#include <poll.h>
+
+namespace r3d::nbd::kernel {
+
+namespace {
+
+constexpr int kPollIntervalMs = 1;
+
+} // namespace
+
+Result<void> SysfsReadyWaiter::wait(unsigned index, Clock::time_point deadline, int abortFd)
+{
+	for (;;) {
+		auto s = devices_.state(index);
+		if (s && s->sizeSectors > 0)
+			return {};
+		if (Clock::now() >= deadline)
+			return unexpected(ETIMEDOUT);
+		pollfd pfd{ abortFd, POLLIN, 0 };
+		int n = ::poll(&pfd, abortFd >= 0 ? 1 : 0, kPollIntervalMs);
+		if (n > 0)
+			return unexpected(ECANCELED);
+	}
+}
+
+} // namespace r3d::nbd::kernel

@@ -1,0 +1,417 @@
+#!/usr/bin/env bash
+# The kernel NBD tests. Runs as root inside the test guest (run-guest.sh), which has
+# nbd.ko loaded and the host's root file system mounted read-only.
+#   guest-tests.sh R3SERVE OUT_DIR UDEV_DIR [TEST...]
+# Appends "PASS name seconds", "FAIL name seconds: why" and "METRIC ..." lines to
+# OUT_DIR/results.txt. Every test runs under its own timeout.
+set -u
+R3SERVE="$1" OUT="$2" UDEV_DIR="$3"
+shift 3
+RESULTS="$OUT/results.txt"
+WORK="$(mktemp -d /tmp/r3vm-XXXXXX)"
+export R3SERVE OUT WORK
+all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach multi_conn netlink_commands methods kill9)
+tests=("$@")
+[ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
+
+# ---- helpers (exported: each test runs in its own bash under timeout) ------------------
+
+# serve_spawn NAME ARGS...: starts r3serve --device ARGS in the background (stdout in
+# $WORK/NAME.out, log in $WORK/NAME.log) and sets SPID.
+serve_spawn() {
+	local name="$1"
+	shift
+	: > "$WORK/$name.out"
+	"$R3SERVE" --device "$@" > "$WORK/$name.out" 2> "$WORK/$name.log" &
+	SPID=$!
+	echo "$SPID" >> "$WORK/pids"
+}
+
+# serve_wait NAME PID: waits until r3serve printed its device; sets DEV.
+serve_wait() {
+	local name="$1" pid="$2" i
+	for i in $(seq 600); do
+		DEV="$(head -n1 "$WORK/$name.out")"
+		[ -n "$DEV" ] && return 0
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "r3serve ($name) printed no device:" >&2
+	cat "$WORK/$name.log" >&2
+	return 1
+}
+
+# serve_start NAME ARGS...: both; sets SPID and DEV.
+serve_start() {
+	serve_spawn "$@"
+	serve_wait "$1" "$SPID"
+}
+
+# serve_stop PID DEV: SIGTERM, expect exit 0 and the device free afterwards.
+serve_stop() {
+	local pid="$1" dev="$2" status=0
+	kill -TERM "$pid"
+	wait "$pid" || status=$?
+	[ "$status" -eq 0 ] || { echo "r3serve exited with $status after SIGTERM" >&2; return 1; }
+	dev_free "$dev" || { echo "$dev is still connected after r3serve exited" >&2; return 1; }
+}
+
+# dev_free DEV: not connected (no pid attribute) and size 0.
+dev_free() {
+	local sys="/sys/block/$(basename "$1")"
+	[ ! -e "$sys/pid" ] && [ "$(cat "$sys/size")" = 0 ]
+}
+
+# ready_ms NAME: the attach-to-ready time r3serve logged.
+ready_ms() {
+	sed -n 's/.* ready after \([0-9.]*\) ms.*/\1/p' "$WORK/$1.log" | head -n1
+}
+
+# stats NAME PID FIELD: asks r3serve (SIGUSR1) for its counters and prints one.
+stats() {
+	local file="$WORK/$1.stats" i
+	rm -f "$file"
+	kill -USR1 "$2"
+	for i in $(seq 100); do
+		[ -s "$file" ] && break
+		sleep 0.05
+	done
+	sed -n "s/.*\"$3\":\([0-9]*\).*/\1/p" "$file"
+}
+
+# write_files DIR: three files of known content; their hashes go to DIR.sha256 in $WORK.
+write_files() {
+	local dir="$1" tag="$2"
+	dd if=/dev/urandom of="$dir/big.bin" bs=1M count=8 status=none
+	dd if=/dev/urandom of="$dir/small.bin" bs=4k count=3 status=none
+	echo "hello from the r3map vm test $tag" > "$dir/hello.txt"
+	(cd "$dir" && sha256sum big.bin small.bin hello.txt) > "$WORK/$tag.sha256"
+}
+
+verify_files() {
+	local dir="$1" tag="$2"
+	(cd "$dir" && sha256sum -c --quiet "$WORK/$tag.sha256")
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+metric() {
+	echo "METRIC $*" >> "$RESULTS"
+}
+
+export -f serve_spawn serve_wait serve_start serve_stop dev_free ready_ms stats write_files verify_files fail metric
+export RESULTS
+
+# ---- tests -------------------------------------------------------------------------------
+
+# 1. memory backend, ext4: write, remount, verify; SIGTERM frees the device.
+t_memory_ext4() {
+	serve_start mem auto memory:256M || fail "attach"
+	local pid=$SPID dev=$DEV
+	echo "attached $dev"
+	[ -b "$dev" ] || fail "$dev is not a block device"
+	mkfs.ext4 -q -F "$dev" || fail "mkfs.ext4"
+	mkdir -p "$WORK/mnt"
+	mount "$dev" "$WORK/mnt" || fail "mount"
+	write_files "$WORK/mnt" mem
+	sync
+	umount "$WORK/mnt" || fail "umount"
+	echo 3 > /proc/sys/vm/drop_caches
+	mount "$dev" "$WORK/mnt" || fail "remount"
+	verify_files "$WORK/mnt" mem || fail "hashes differ after remount"
+	umount "$WORK/mnt" || fail "umount"
+	serve_stop "$pid" "$dev" || fail "stop"
+}
+
+# 2. file backend: detach, attach the same file again (other method), verify.
+t_file_persistence() {
+	local img="$WORK/persist.img"
+	serve_start persist1 auto --netlink "file:$img?size=128M" || fail "attach"
+	local pid=$SPID dev=$DEV
+	mkfs.ext4 -q -F "$dev" || fail "mkfs.ext4"
+	mkdir -p "$WORK/pmnt"
+	mount "$dev" "$WORK/pmnt" || fail "mount"
+	write_files "$WORK/pmnt" persist
+	umount "$WORK/pmnt" || fail "umount"
+	serve_stop "$pid" "$dev" || fail "stop"
+
+	serve_start persist2 auto --ioctl "file:$img" || fail "re-attach"
+	pid=$SPID dev=$DEV
+	mount "$dev" "$WORK/pmnt" || fail "mount after re-attach"
+	verify_files "$WORK/pmnt" persist || fail "hashes differ after re-attach"
+	umount "$WORK/pmnt" || fail "umount"
+	serve_stop "$pid" "$dev" || fail "stop"
+}
+
+# 3. fsync reaches the server as FLUSH, blkdiscard as TRIM, and TRIM punches holes.
+t_flush_trim() {
+	local img="$WORK/trim.img"
+	serve_start trim auto --stats-file "$WORK/trim.stats" "file:$img?size=64M" || fail "attach"
+	local pid=$SPID dev=$DEV
+	local f0 f1 t1 t2 b1 b2
+	f0=$(stats trim "$pid" flushes)
+	dd if=/dev/urandom of="$dev" bs=1M count=16 conv=fsync status=none || fail "dd"
+	f1=$(stats trim "$pid" flushes)
+	echo "flushes before/after fsync: $f0 $f1"
+	[ "$f1" -gt "$f0" ] || fail "fsync did not reach the server as FLUSH ($f0 -> $f1)"
+	b1=$(stat -c %b "$img")
+	t1=$(stats trim "$pid" trims)
+	blkdiscard -o 0 -l 16M "$dev" || fail "blkdiscard"
+	t2=$(stats trim "$pid" trims)
+	b2=$(stat -c %b "$img")
+	echo "trims before/after blkdiscard: $t1 $t2; image blocks: $b1 -> $b2"
+	[ "$t2" -gt "$t1" ] || fail "blkdiscard did not reach the server as TRIM ($t1 -> $t2)"
+	# 16 MiB = 32768 blocks of 512 bytes were allocated and must be holes now.
+	[ $((b1 - b2)) -ge 32768 ] || fail "TRIM did not punch holes ($b1 -> $b2 blocks)"
+	cmp -n $((16 << 20)) "$dev" /dev/zero || fail "discarded range does not read as zeros"
+	serve_stop "$pid" "$dev" || fail "stop"
+	metric "flush_trim flushes=$f1 trims=$t2 blocks_before=$b1 blocks_after=$b2"
+}
+
+# 4. Four attaches started together get four distinct devices (both methods, a few
+#    rounds, since a race shows up only sometimes).
+t_concurrent_attach() {
+	local method i round
+	for round in 1 2 3; do
+	for method in --netlink --ioctl; do
+		local pids=() devs=()
+		for i in 1 2 3 4; do
+			serve_spawn "conc$i" auto "$method" memory:32M
+			pids+=("$SPID")
+		done
+		for i in 1 2 3 4; do
+			serve_wait "conc$i" "${pids[$((i - 1))]}" || fail "$method: attach $i"
+			devs+=("$DEV")
+		done
+		echo "round $round $method: ${devs[*]}"
+		[ "$(printf '%s\n' "${devs[@]}" | sort -u | wc -l)" -eq 4 ] || fail "$method: devices not distinct: ${devs[*]}"
+		for i in 0 1 2 3; do
+			dd if=/dev/urandom of="$WORK/conc.data" bs=64k count=4 status=none
+			dd if="$WORK/conc.data" of="${devs[$i]}" bs=64k oflag=direct status=none || fail "write ${devs[$i]}"
+			cmp -n $((256 << 10)) "$WORK/conc.data" "${devs[$i]}" || fail "read back ${devs[$i]}"
+		done
+		for i in 0 1 2 3; do
+			serve_stop "${pids[$i]}" "${devs[$i]}" || fail "stop ${devs[$i]}"
+		done
+	done
+	done
+}
+
+# 4b. Several connections per device (multi-conn): the server sees each, data is intact
+#     under parallel I/O.
+t_multi_conn() {
+	local method n
+	dd if=/dev/urandom of="$WORK/mc.data" bs=1M count=8 status=none
+	for method in "netlink 4" "ioctl 2"; do
+		set -- $method
+		serve_start "mc-$1" auto "--$1" --connections "$2" --stats-file "$WORK/mc-$1.stats" memory:64M || fail "$1 attach"
+		local pid=$SPID dev=$DEV
+		grep -q "$2 connections" "$WORK/mc-$1.log" || fail "$1: not $2 connections: $(cat "$WORK/mc-$1.log")"
+		# Four writers at once, each its own 8 MiB slice. (A bare `wait` would wait for
+		# r3serve too.)
+		local writers=()
+		for n in 0 1 2 3; do
+			dd if="$WORK/mc.data" of="$dev" bs=1M seek=$((n * 8)) oflag=direct status=none &
+			writers+=($!)
+		done
+		for n in "${writers[@]}"; do
+			wait "$n" || fail "$1: a writer failed"
+		done
+		for n in 0 1 2 3; do
+			cmp -i 0:$((n * 8 << 20)) -n $((8 << 20)) "$WORK/mc.data" "$dev" || fail "$1: slice $n differs"
+		done
+		n=$(stats "mc-$1" "$pid" connections)
+		[ "$n" = "$2" ] || fail "$1: the server saw $n connections, not $2"
+		serve_stop "$pid" "$dev" || fail "$1 stop"
+		echo "$1: $2 connections, parallel writes verified"
+	done
+}
+
+# 4c. The netlink commands r3serve does not use on a live device: STATUS, RECONFIGURE.
+t_netlink_commands() {
+	serve_start nl auto --netlink memory:16M || fail "attach"
+	local pid=$SPID dev=$DEV index free
+	index="${dev#/dev/nbd}"
+	for free in 0 1 2 3 4 5 6 7; do
+		[ "$free" != "$index" ] && dev_free "/dev/nbd$free" && break
+	done
+	local check
+	check="$(dirname "$R3SERVE")/../tests/vm/nbd_netlink_check"
+	"$check" "$index" "$free" || fail "netlink STATUS/RECONFIGURE"
+	serve_stop "$pid" "$dev" || fail "stop"
+
+	# Disconnected from outside: r3serve notices, exits 1 and touches nothing it no
+	# longer owns.
+	serve_start nl2 auto --netlink memory:16M || fail "attach"
+	pid=$SPID dev=$DEV
+	"$check" --disconnect "${dev#/dev/nbd}" || fail "external DISCONNECT"
+	local status=0
+	wait "$pid" || status=$?
+	echo "r3serve exited with $status after an external disconnect"
+	[ "$status" = 1 ] || fail "r3serve exited with $status, not 1"
+	grep -q "dropped the connection" "$WORK/nl2.log" || fail "r3serve did not say why it stopped"
+	dev_free "$dev" || fail "$dev not free"
+}
+
+# 5. netlink and ioctl × sysfs and udev readiness (udev: the kernel's events, then with
+#    systemd-udevd running, its events), data checked through each. Time to ready is
+#    measured over several attaches, the variants interleaved so drift hits all alike.
+t_methods() {
+	local rounds=5 r variant
+	dd if=/dev/urandom of="$WORK/pattern" bs=64k count=16 status=none
+	for r in $(seq $rounds); do
+		for variant in "netlink sysfs" "ioctl sysfs" "netlink udev" "ioctl udev"; do
+			attach_variant $variant $r
+		done
+	done
+	start_udevd || fail "systemd-udevd did not start: $(cat "$WORK/udevd.log")"
+	for r in $(seq $rounds); do
+		for variant in "netlink udevd" "ioctl udevd"; do
+			attach_variant $variant $r
+		done
+	done
+	stop_udevd
+	for variant in "netlink sysfs" "ioctl sysfs" "netlink udev" "ioctl udev" "netlink udevd" "ioctl udevd"; do
+		set -- $variant
+		local sorted
+		sorted="$(sort -n "$WORK/times-$1-$2" | tr '\n' ' ')"
+		echo "$variant: ready after (ms) $sorted"
+		metric "ready_ms method=$1 ready=$2 median=$(sort -n "$WORK/times-$1-$2" | sed -n "$(( (rounds + 1) / 2 ))p") samples=${sorted% }"
+	done
+}
+
+# attach_variant METHOD READY ROUND: one attach, its time, and a data check in round 1.
+attach_variant() {
+	local method=$1 ready=$2 round=$3 name="m-$1-$2-$3"
+	local flag=$ready
+	[ "$ready" = udevd ] && flag=udev
+	serve_start "$name" auto "--$method" --ready "$flag" memory:64M || fail "$method $ready: attach"
+	local pid=$SPID dev=$DEV
+	grep -q "($method, $flag readiness" "$WORK/$name.log" || fail "$method $ready: r3serve used another method: $(cat "$WORK/$name.log")"
+	ready_ms "$name" >> "$WORK/times-$method-$ready"
+	if [ "$round" = 1 ]; then
+		dd if="$WORK/pattern" of="$dev" bs=64k oflag=direct status=none || fail "$method $ready: write"
+		cmp "$WORK/pattern" "$dev" -n $((1 << 20)) || fail "$method $ready: data differs"
+	fi
+	serve_stop "$pid" "$dev" || fail "$method $ready: stop"
+}
+export -f attach_variant
+
+start_udevd() {
+	[ -x "$UDEV_DIR/bin/udevadm" ] || return 1
+	# The package's rules replace the host's (few) ones, in this guest only.
+	mount --bind "$UDEV_DIR/lib/udev" /usr/lib/udev || return 1
+	# udevadm acts as the daemon when called systemd-udevd.
+	ln -sf "$UDEV_DIR/bin/udevadm" "$WORK/systemd-udevd"
+	"$WORK/systemd-udevd" --resolve-names=never > "$WORK/udevd.log" 2>&1 &
+	echo $! > "$WORK/udevd.pid"
+	echo $! >> "$WORK/pids"
+	local i
+	for i in $(seq 100); do
+		[ -e /run/udev/control ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+stop_udevd() {
+	if [ -f "$WORK/udevd.pid" ]; then
+		local pid
+		pid="$(cat "$WORK/udevd.pid")"
+		kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+		rm -f "$WORK/udevd.pid" /run/udev/control
+	fi
+	umount /usr/lib/udev 2>/dev/null
+	return 0
+}
+export UDEV_DIR
+export -f start_udevd stop_udevd
+
+# 6. kill -9 of r3serve while a reader is blocked on the device: the reader gets an I/O
+#    error within timeout + dead-connection timeout; the device is usable afterwards.
+t_kill9() {
+	local method timeout=3 dead=3
+	for method in netlink ioctl; do
+		serve_start "k-$method" auto "--$method" --timeout $timeout --dead-conn-timeout $dead memory:64M || fail "attach"
+		local pid=$SPID dev=$DEV
+		dd if=/dev/urandom of="$dev" bs=1M count=4 oflag=direct status=none || fail "write"
+		local reader
+		if [ "$method" = netlink ]; then
+			# Freeze the server so the read stays in flight, then kill it.
+			kill -STOP "$pid"
+			dd if="$dev" of=/dev/null bs=4k count=1 skip=100 iflag=direct 2> "$WORK/k-$method.reader" &
+			reader=$!
+			sleep 1
+			kill -0 "$reader" 2>/dev/null || fail "$method: the reader was not blocked"
+		else
+			# SIGSTOP would interrupt NBD_DO_IT, which tears the device down by itself: keep
+			# a reader busy instead and kill the server under it.
+			(while dd if="$dev" of=/dev/null bs=64k iflag=direct status=none; do :; done) 2> "$WORK/k-$method.reader" &
+			reader=$!
+			sleep 1
+			kill -0 "$reader" 2>/dev/null || fail "$method: the reader stopped early: $(cat "$WORK/k-$method.reader")"
+		fi
+		local t0 t1 status=0
+		t0=$(date +%s.%N)
+		kill -KILL "$pid"
+		wait "$pid" 2>/dev/null
+		wait "$reader" || status=$?
+		t1=$(date +%s.%N)
+		local took
+		took=$(echo "$t0 $t1" | awk '{ printf "%.1f", $2 - $1 }')
+		echo "$method: reader ended with status $status after ${took}s: $(head -n1 "$WORK/k-$method.reader")"
+		grep -qi 'input/output error' "$WORK/k-$method.reader" || fail "$method: the reader got no I/O error"
+		# The bound: the kernel's request timeout, then the dead-connection wait; plus TCG slack.
+		awk -v t="$took" -v b=$((timeout + dead + 10)) 'BEGIN { exit !(t <= b) }' || fail "$method: took ${took}s"
+		metric "kill9 method=$method reader_error_after_s=$took bound_s=$((timeout + dead))"
+
+		# The device is reusable: attach to it by name and move data through it.
+		serve_start "k2-$method" "$dev" "--$method" memory:64M || fail "$method: $dev not reusable"
+		local pid2=$SPID
+		[ "$DEV" = "$dev" ] || fail "$method: got $DEV instead of $dev"
+		dd if=/dev/urandom of="$dev" bs=1M count=2 oflag=direct status=none || fail "$method: write after reuse"
+		serve_stop "$pid2" "$dev" || fail "$method: stop after reuse"
+	done
+}
+
+export -f t_memory_ext4 t_file_persistence t_flush_trim t_concurrent_attach t_multi_conn t_netlink_commands t_methods t_kill9
+
+# ---- runner ------------------------------------------------------------------------------
+
+cleanup() {
+	local pid
+	if [ -f "$WORK/pids" ]; then
+		while read -r pid; do kill -KILL "$pid" 2>/dev/null; done < "$WORK/pids"
+	fi
+	stop_udevd
+	grep " $WORK/" /proc/mounts | awk '{ print $2 }' | xargs -r -n1 umount -l
+}
+
+failed=0
+for t in "${tests[@]}"; do
+	declare -F "t_$t" > /dev/null || { echo "FAIL $t 0: no such test" >> "$RESULTS"; failed=1; continue; }
+	echo "=== $t"
+	start=$(date +%s.%N)
+	status=0
+	timeout --kill-after=5 "${R3_VM_TEST_TIMEOUT:-180}" bash -c "t_$t" > "$OUT/$t.log" 2>&1 || status=$?
+	cat "$OUT/$t.log"
+	took=$(echo "$start $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
+	if [ "$status" -eq 0 ]; then
+		echo "PASS $t $took" | tee -a "$RESULTS"
+	else
+		why="$(grep -h '^FAIL: ' "$OUT/$t.log" | tail -n1 | cut -c7-)"
+		[ "$status" -eq 124 ] && why="timed out"
+		echo "FAIL $t $took: ${why:-exit status $status}" | tee -a "$RESULTS"
+		failed=1
+		for log in "$WORK"/*.log; do
+			[ -f "$log" ] && { echo "--- $log"; tail -n 20 "$log"; } >> "$OUT/$t.log"
+		done
+	fi
+	cleanup
+	rm -f "$WORK"/*.log "$WORK"/*.out
+done
+dmesg > "$OUT/dmesg.txt"
+exit $failed
