@@ -1,0 +1,45 @@
+#include "args.hpp"
+#include "commands.hpp"
+#include "views.hpp"
+
+namespace r3ctl {
+
+namespace {
+
+constexpr const char *kUsage =
+	"usage: r3ctl export URI --listen ADDR [--name NAME] [--description TEXT] [--read-only]\n"
+	"Serves the backend over NBD from r3mapd; ADDR is HOST:PORT (port 0 picks one) or unix:PATH.\n"
+	"Prints the address it listens on.\n";
+
+int exportBackend(Context &ctx, const std::vector<std::string> &argv)
+{
+	auto args = Args::parse(
+		argv, { { "listen", true }, { "name", true }, { "description", true }, { "read-only", false } }, 1, 1);
+	if (!args)
+		return ctx.out.usage(args.error().message, kUsage);
+	auto listen = args->value("listen");
+	if (!listen)
+		return ctx.out.usage("--listen ADDR is required", kUsage);
+	std::map<std::string, sdbus::Variant> options;
+	if (auto name = args->value("name"))
+		options["name"] = sdbus::Variant(*name);
+	if (auto description = args->value("description"))
+		options["description"] = sdbus::Variant(*description);
+	if (args->has("read-only"))
+		options["read_only"] = sdbus::Variant(true);
+
+	auto &client = ctx.client();
+	std::string path = client.manager().Export(args->positional()[0], *listen, options);
+	auto e = exportJson(path, client.exportAt(path)->GetAll(org::r3map::Export1_proxy::INTERFACE_NAME));
+	if (ctx.out.json())
+		ctx.out.print(e);
+	else
+		ctx.out.line(e["listen"].get<std::string>());
+	return kExitOk;
+}
+
+} // namespace
+
+const Command kExportCommand{ "export", "serve a backend over NBD from the daemon", kUsage, exportBackend };
+
+} // namespace r3ctl

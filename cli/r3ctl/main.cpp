@@ -1,0 +1,6 @@
+#include "commands.hpp"
+
+int main(int argc, char **argv)
+{
+	return r3ctl::run(argc, argv);
+}

@@ -1,0 +1,79 @@
+#pragma once
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "export1_proxy.h"
+#include "manager1_proxy.h"
+#include "mount1_proxy.h"
+
+namespace r3ctl {
+
+inline constexpr const char *kBusName = "org.r3map.r3mapd";
+inline constexpr const char *kManagerPath = "/org/r3map";
+inline constexpr const char *kMountsPath = "/org/r3map/mounts/";
+inline constexpr const char *kExportsPath = "/org/r3map/exports/";
+
+// Proxies for synchronous calls: r3ctl runs no event loop, so the signal handlers the
+// generated classes insist on are empty.
+
+/// /org/r3map: Manager1, ObjectManager, Properties.
+class ManagerProxy final : public sdbus::ProxyInterfaces<org::r3map::Manager1_proxy, sdbus::ObjectManager_proxy,
+							  sdbus::Properties_proxy>
+{
+public:
+	explicit ManagerProxy(sdbus::IConnection &connection) : ProxyInterfaces(connection, kBusName, kManagerPath)
+	{
+		registerProxy();
+	}
+	~ManagerProxy() { unregisterProxy(); }
+
+private:
+	void onInterfacesAdded(const sdbus::ObjectPath &,
+			       const std::map<std::string, std::map<std::string, sdbus::Variant>> &) override
+	{
+	}
+	void onInterfacesRemoved(const sdbus::ObjectPath &, const std::vector<std::string> &) override {}
+	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,
+				 const std::vector<std::string> &) override
+	{
+	}
+};
+
+/// /org/r3map/mounts/ID.
+class MountProxy final : public sdbus::ProxyInterfaces<org::r3map::Mount1_proxy, sdbus::Properties_proxy>
+{
+public:
+	MountProxy(sdbus::IConnection &connection, std::string path)
+		: ProxyInterfaces(connection, kBusName, std::move(path))
+	{
+		registerProxy();
+	}
+	~MountProxy() { unregisterProxy(); }
+
+private:
+	void onStateChanged(const std::string &, const std::string &) override {}
+	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,
+				 const std::vector<std::string> &) override
+	{
+	}
+};
+
+/// /org/r3map/exports/ID.
+class ExportProxy final : public sdbus::ProxyInterfaces<org::r3map::Export1_proxy, sdbus::Properties_proxy>
+{
+public:
+	ExportProxy(sdbus::IConnection &connection, std::string path)
+		: ProxyInterfaces(connection, kBusName, std::move(path))
+	{
+		registerProxy();
+	}
+	~ExportProxy() { unregisterProxy(); }
+
+private:
+	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,
+				 const std::vector<std::string> &) override
+	{
+	}
+};
+
+} // namespace r3ctl

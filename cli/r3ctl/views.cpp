@@ -1,0 +1,89 @@
+#include "views.hpp"
+
+#include <algorithm>
+
+#include "exit_codes.hpp"
+
+namespace r3ctl {
+
+namespace {
+
+template <class T>
+T get(const PropertyMap &p, const char *name)
+{
+	auto it = p.find(name);
+	return it == p.end() ? T{} : it->second.get<T>();
+}
+
+nlohmann::json statistics(const PropertyMap &p)
+{
+	nlohmann::json out = nlohmann::json::object();
+	for (const auto &[key, value] : get<std::map<std::string, uint64_t>>(p, "Statistics"))
+		out[key] = value;
+	return out;
+}
+
+} // namespace
+
+nlohmann::json mountJson(const std::string &path, const PropertyMap &p)
+{
+	return {
+		{ "id", get<std::string>(p, "Id") },
+		{ "path", path },
+		{ "device", get<std::string>(p, "Device") },
+		{ "backend_uri", get<std::string>(p, "BackendUri") },
+		{ "size", get<uint64_t>(p, "Size") },
+		{ "chunk_size", get<uint64_t>(p, "ChunkSize") },
+		{ "read_only", get<bool>(p, "ReadOnly") },
+		{ "state", get<std::string>(p, "State") },
+		{ "statistics", statistics(p) },
+	};
+}
+
+nlohmann::json exportJson(const std::string &path, const PropertyMap &p)
+{
+	return {
+		{ "id", get<std::string>(p, "Id") },
+		{ "path", path },
+		{ "listen", get<std::string>(p, "Listen") },
+		{ "name", get<std::string>(p, "ExportName") },
+		{ "backend_uri", get<std::string>(p, "BackendUri") },
+		{ "size", get<uint64_t>(p, "Size") },
+		{ "read_only", get<bool>(p, "ReadOnly") },
+		{ "connected_clients", get<uint32_t>(p, "ConnectedClients") },
+		{ "statistics", statistics(p) },
+	};
+}
+
+std::vector<nlohmann::json> objectsOf(const ManagedObjects &objects, const std::string &interface,
+				      nlohmann::json (*view)(const std::string &, const PropertyMap &))
+{
+	std::vector<nlohmann::json> out;
+	for (const auto &[path, interfaces] : objects)
+		if (auto it = interfaces.find(interface); it != interfaces.end())
+			out.push_back(view(path, it->second));
+	// Paths sort as text ("10" < "2"); ids are numbers.
+	std::sort(out.begin(), out.end(), [](const nlohmann::json &a, const nlohmann::json &b) {
+		auto id = [](const nlohmann::json &j) { return std::stoull(j["id"].get<std::string>()); };
+		return id(a) < id(b);
+	});
+	return out;
+}
+
+int listObjects(Context &ctx, const std::string &interface,
+		nlohmann::json (*view)(const std::string &, const PropertyMap &), const std::vector<std::string> &header,
+		std::vector<std::string> (*row)(const nlohmann::json &object))
+{
+	auto list = objectsOf(ctx.client().objects(), interface, view);
+	if (ctx.out.json()) {
+		ctx.out.print(list);
+		return kExitOk;
+	}
+	std::vector<std::vector<std::string>> rows;
+	for (const auto &object : list)
+		rows.push_back(row(object));
+	ctx.out.table(header, rows);
+	return kExitOk;
+}
+
+} // namespace r3ctl

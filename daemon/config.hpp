@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include <r3d/result.hpp>
+
+namespace r3mapd {
+
+/// r3mapd's configuration, /etc/r3map/r3mapd.json, validated once at startup; see r3mapd.conf(5).
+struct Config {
+	static constexpr const char *kDefaultPath = "/etc/r3map/r3mapd.json";
+	static constexpr uint64_t kMinChunkSize = 512;
+	static constexpr uint64_t kMaxChunkSize = 64ull << 20;
+	static constexpr uint64_t kMinRequestSize = 4096;
+	static constexpr uint64_t kMaxRequestSize = 256ull << 20;
+
+	/// Chunk size of a mount that does not ask for one.
+	uint64_t defaultChunkSize = 4096;
+	/// Largest NBD request payload the daemon's servers accept.
+	uint64_t maxRequestSize = 32ull << 20;
+	/// Backend schemes callers may use; empty means every scheme this build knows.
+	std::set<std::string> allowedSchemes;
+	std::string logLevel = "info";
+	/// Group (name or number) whose members may call mutating methods besides root.
+	std::string accessGroup = "r3map";
+
+	/// Parses JSON text; `source` names it in messages. Unknown keys, wrong types and
+	/// out-of-range values fail with a message naming the key and the problem.
+	static r3d::ResultMsg<Config> parse(const std::string &text, const std::string &source);
+	/// Reads and parses a file. A missing file gives the defaults unless `mustExist`.
+	static r3d::ResultMsg<Config> load(const std::string &path, bool mustExist);
+
+	bool schemeAllowed(const std::string &scheme) const;
+};
+
+/// A chunk size must be a power of two from kMinChunkSize to kMaxChunkSize.
+r3d::ResultMsg<void> checkChunkSize(uint64_t bytes);
+
+/// Whether `name` is a log level r3d::log::setLevel() accepts.
+bool isLogLevel(const std::string &name);
+
+} // namespace r3mapd

@@ -1,0 +1,148 @@
+#include "daemon.hpp"
+
+#include <csignal>
+#include <cstdio>
+
+#include <unistd.h>
+
+#include <boost/asio/post.hpp>
+
+#include <r3d/log.hpp>
+
+#include "daemon_args.hpp"
+#include "errors.hpp"
+#include "kernel_attach.hpp"
+#include "notify.hpp"
+#include "version.hpp"
+
+namespace r3mapd {
+
+namespace {
+
+constexpr unsigned kWorkers = 4;
+// How soon a device whose connections the kernel dropped shows as failed.
+constexpr std::chrono::seconds kDeviceCheckInterval{ 1 };
+
+} // namespace
+
+Daemon::Daemon(Config config, AttachFn attach)
+	: config_(std::move(config)), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
+	  mounts_(config_, std::move(attach), service_), exports_(config_, service_), work_(kWorkers)
+{
+}
+
+Daemon::~Daemon()
+{
+	shutdown(exitCode_);
+}
+
+int Daemon::run()
+{
+	auto log = r3d::log::get("daemon");
+	signals_.async_wait([this, log](const boost::system::error_code &ec, int signal) {
+		if (ec)
+			return;
+		log->info("{}: shutting down", strsignal(signal));
+		shutdown(0);
+	});
+
+	service::ServiceContext context{
+		mounts_,
+		exports_,
+		access_,
+		work_,
+		kVersion,
+		[] { return std::string(spdlog::level::to_string_view(r3d::log::get("daemon")->level()).data()); },
+		[](const std::string &level) -> r3d::ResultMsg<void> {
+			if (!isLogLevel(level) || !r3d::log::setLevel(level))
+				return fail(Errc::InvalidArgument, fmt::format("'{}' is not one of trace, debug, info, "
+									       "warning, error, critical, off",
+									       level));
+			r3d::log::get("daemon")->info("log level set to {}", level);
+			return {};
+		},
+	};
+	auto started = service_.start(context, [this](const std::string &why) {
+		boost::asio::post(io_, [this, why] {
+			r3d::log::get("daemon")->critical("lost the system bus: {}", why);
+			shutdown(1);
+		});
+	});
+	if (!started) {
+		log->critical("{}", started.error().message);
+		shutdown(1);
+		return exitCode_;
+	}
+	notify::ready();
+	notify::status("serving org.r3map.r3mapd");
+	watchdog_.start();
+	watchDevices();
+	log->info("r3mapd {} ready (access group '{}')", kVersion, config_.accessGroup);
+	io_.run();
+	return exitCode_;
+}
+
+void Daemon::watchDevices()
+{
+	deviceTimer_.expires_after(kDeviceCheckInterval);
+	deviceTimer_.async_wait([this](const boost::system::error_code &ec) {
+		if (ec || stopping_)
+			return;
+		mounts_.checkDevices();
+		watchDevices();
+	});
+}
+
+void Daemon::shutdown(int exitCode)
+{
+	if (stopping_)
+		return;
+	stopping_ = true;
+	exitCode_ = exitCode;
+	notify::stopping();
+	service_.stopAccepting();
+	work_.close();
+	mounts_.unmountAll();
+	exports_.stopAll();
+	service_.stop();
+	watchdog_.stop();
+	deviceTimer_.cancel();
+	signals_.cancel();
+	io_.stop();
+	r3d::log::get("daemon")->info("stopped");
+}
+
+int Daemon::main(int argc, char **argv)
+{
+	r3d::log::setup();
+	auto log = r3d::log::get("daemon");
+	auto args = DaemonArgs::parse(argc, argv);
+	if (!args) {
+		std::fprintf(stderr, "r3mapd: %s\n%s", args.error().message.c_str(), DaemonArgs::usage());
+		return 2;
+	}
+	if (args->help) {
+		std::fputs(DaemonArgs::usage(), stdout);
+		return 0;
+	}
+	if (args->version) {
+		std::printf("r3mapd %s\n", kVersion);
+		return 0;
+	}
+	auto config = Config::load(args->configPath, args->configGiven);
+	if (!config) {
+		log->critical("bad configuration: {}", config.error().message);
+		return 1;
+	}
+	if (args->logLevel)
+		config->logLevel = *args->logLevel;
+	r3d::log::setLevel(config->logLevel);
+	// Broken NBD clients must cost a connection, not the daemon.
+	std::signal(SIGPIPE, SIG_IGN);
+	if (::geteuid() != 0)
+		log->warn("not running as root: attaching devices will fail");
+	Daemon daemon(std::move(*config), kernelAttach());
+	return daemon.run();
+}
+
+} // namespace r3mapd

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "access_policy.hpp"
+#include "config.hpp"
+#include "export_manager.hpp"
+#include "mount_device.hpp"
+#include "mount_manager.hpp"
+#include "service/bus_service.hpp"
+#include "watchdog.hpp"
+#include "work_queue.hpp"
+
+namespace r3mapd {
+
+/// r3mapd: one io_context for signals and the watchdog, a bus thread that only admits
+/// calls, workers for whatever blocks.
+///
+/// Shutdown (SIGTERM, SIGINT, or the bus going away): STOPPING=1 → refuse new calls →
+/// finish the calls in flight → flush and unmount every mount → stop every export →
+/// release the bus name.
+class Daemon
+{
+public:
+	Daemon(Config config, AttachFn attach);
+	~Daemon();
+	Daemon(const Daemon &) = delete;
+	Daemon &operator=(const Daemon &) = delete;
+
+	/// Serves until shut down; returns the process exit code.
+	int run();
+
+	/// The r3mapd program: arguments, configuration, run().
+	static int main(int argc, char **argv);
+
+private:
+	void shutdown(int exitCode);
+	void watchDevices();
+
+	Config config_;
+	boost::asio::io_context io_;
+	boost::asio::signal_set signals_;
+	boost::asio::steady_timer deviceTimer_;
+	Watchdog watchdog_;
+	AccessPolicy access_;
+	service::BusService service_;
+	MountManager mounts_;
+	ExportManager exports_;
+	WorkQueue work_;
+	int exitCode_ = 0;
+	bool stopping_ = false;
+};
+
+} // namespace r3mapd

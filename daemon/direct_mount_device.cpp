@@ -1,0 +1,21 @@
+#include "direct_mount_device.hpp"
+
+#include <cerrno>
+
+#include "errors.hpp"
+
+namespace r3mapd {
+
+DirectMountDevice::DirectMountDevice(std::unique_ptr<r3d::mount::DirectMount> mount) : mount_(std::move(mount)) {}
+
+r3d::ResultMsg<void> DirectMountDevice::close()
+{
+	auto closed = mount_->close();
+	if (closed)
+		return {};
+	// EBUSY: disconnected, synced, but someone still holds the device open.
+	bool held = closed.error().code == std::error_code(EBUSY, std::system_category());
+	return rename(held ? Errc::Busy : Errc::BackendFailed, closed.error());
+}
+
+} // namespace r3mapd

@@ -1,0 +1,170 @@
+#include "export_manager.hpp"
+
+#include <cerrno>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include <r3d/log.hpp>
+#include <r3d/size.hpp>
+
+#include "backend_opener.hpp"
+#include "config.hpp"
+#include "errors.hpp"
+#include "nbd/listener.hpp"
+#include "object_id.hpp"
+
+namespace r3mapd {
+
+struct ExportManager::Entry {
+	ExportInfo info;
+	std::unique_ptr<r3d::nbd::Server> server;
+	std::unique_ptr<r3d::nbd::Listener> listener;
+	std::thread acceptor;
+	bool stopping = false; ///< guarded by ExportManager::mutex_
+};
+
+namespace {
+
+constexpr std::string_view kUnixPrefix = "unix:";
+
+r3d::ResultMsg<std::unique_ptr<r3d::nbd::Listener>> listen(r3d::nbd::Server &server, const std::string &address)
+{
+	if (address.empty())
+		return fail(Errc::InvalidArgument, "listen address is empty: give HOST:PORT or unix:PATH");
+	auto listener = address.starts_with(kUnixPrefix)
+				? r3d::nbd::Listener::listenUnix(server, address.substr(kUnixPrefix.size()))
+			: address.starts_with("/") ? r3d::nbd::Listener::listenUnix(server, address)
+						   : r3d::nbd::Listener::listenTcp(server, address);
+	if (!listener)
+		return fail(classify(listener.error().code), listener.error().message);
+	return listener;
+}
+
+} // namespace
+
+ExportManager::ExportManager(const Config &config, ExportObserver &observer) : config_(config), observer_(observer) {}
+
+ExportManager::~ExportManager()
+{
+	for (auto &[id, e] : exports_)
+		shutdown(*e);
+}
+
+std::shared_ptr<ExportManager::Entry> ExportManager::entry(const std::string &id) const
+{
+	auto n = parseObjectId(id);
+	if (!n)
+		return nullptr;
+	auto it = exports_.find(*n);
+	return it == exports_.end() ? nullptr : it->second;
+}
+
+r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
+{
+	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt);
+	if (!backend)
+		return r3d::unexpectedOf(backend.error());
+
+	auto e = std::make_shared<Entry>();
+	r3d::nbd::ServerOptions options;
+	options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
+	e->server = std::make_unique<r3d::nbd::Server>(options);
+	e->server->addExport({ request.name, request.description, *backend, request.readOnly });
+	auto listener = listen(*e->server, request.listen);
+	if (!listener)
+		return r3d::unexpectedOf(listener.error());
+	e->listener = std::move(*listener);
+	e->info = ExportInfo{ "", request.backendUri,
+			      request.listen.starts_with("/") || request.listen.starts_with(kUnixPrefix)
+				      ? std::string(kUnixPrefix) + e->listener->address()
+				      : e->listener->address(),
+			      request.name, (*backend)->size(), request.readOnly };
+	e->acceptor = std::thread([listener = e->listener.get()] { listener->run(); });
+
+	ExportInfo snapshot;
+	{
+		std::lock_guard lock(mutex_);
+		uint64_t n = nextId_++;
+		e->info.id = std::to_string(n);
+		exports_.emplace(n, e);
+		snapshot = e->info;
+	}
+	observer_.exportAdded(snapshot);
+	r3d::log::get("export")->info("export {}: serving {} ({}{}) on {}", snapshot.id, snapshot.backendUri,
+				      r3d::formatSize(snapshot.size), snapshot.readOnly ? ", read-only" : "",
+				      snapshot.listen);
+	return snapshot;
+}
+
+void ExportManager::shutdown(Entry &e)
+{
+	// Connections first: the listener waits for their threads.
+	e.server->shutdown();
+	e.listener->stop();
+	if (e.acceptor.joinable())
+		e.acceptor.join();
+}
+
+r3d::ResultMsg<void> ExportManager::stop(const std::string &id)
+{
+	std::shared_ptr<Entry> e;
+	{
+		std::lock_guard lock(mutex_);
+		e = entry(id);
+		if (!e)
+			return fail(Errc::NotFound, fmt::format("no export '{}'", id));
+		if (e->stopping)
+			return fail(Errc::Busy, fmt::format("export {} is already stopping", id));
+		e->stopping = true;
+	}
+	shutdown(*e);
+	{
+		std::lock_guard lock(mutex_);
+		exports_.erase(*parseObjectId(id));
+	}
+	observer_.exportRemoved(id);
+	r3d::log::get("export")->info("export {}: stopped", id);
+	return {};
+}
+
+std::vector<ExportInfo> ExportManager::list() const
+{
+	std::lock_guard lock(mutex_);
+	std::vector<ExportInfo> out;
+	for (const auto &[n, e] : exports_)
+		out.push_back(e->info);
+	return out;
+}
+
+std::optional<ExportInfo> ExportManager::find(const std::string &id) const
+{
+	std::lock_guard lock(mutex_);
+	auto e = entry(id);
+	if (!e)
+		return std::nullopt;
+	return e->info;
+}
+
+std::optional<r3d::nbd::Stats> ExportManager::stats(const std::string &id) const
+{
+	std::shared_ptr<Entry> e;
+	{
+		std::lock_guard lock(mutex_);
+		e = entry(id);
+	}
+	if (!e)
+		return std::nullopt;
+	return e->server->stats();
+}
+
+void ExportManager::stopAll()
+{
+	for (const auto &info : list()) {
+		auto ok = stop(info.id);
+		if (!ok)
+			r3d::log::get("export")->error("export {}: {}", info.id, ok.error().message);
+	}
+}
+
+} // namespace r3mapd

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <r3d/result.hpp>
+
+#include "nbd/server.hpp"
+
+namespace r3mapd {
+
+struct Config;
+
+struct ExportRequest {
+	std::string backendUri;
+	std::string listen; ///< "HOST:PORT" or "unix:PATH"
+	std::string name;   ///< NBD export name
+	std::string description;
+	bool readOnly = false;
+};
+
+/// A snapshot of one export.
+struct ExportInfo {
+	std::string id;
+	std::string backendUri;
+	std::string listen; ///< the bound address, with the port chosen for port 0
+	std::string name;
+	uint64_t size = 0;
+	bool readOnly = false;
+};
+
+/// Hears about exports appearing and going away; never called with a manager lock held.
+class ExportObserver
+{
+public:
+	virtual ~ExportObserver() = default;
+	virtual void exportAdded(const ExportInfo &info) = 0;
+	virtual void exportRemoved(const std::string &id) = 0;
+};
+
+/// Owns every export by id: an NBD server and its listener, accepting on its own thread.
+/// start/stop block (backend open, bind, flush) and are meant for worker threads.
+class ExportManager
+{
+public:
+	ExportManager(const Config &config, ExportObserver &observer);
+	~ExportManager();
+	ExportManager(const ExportManager &) = delete;
+	ExportManager &operator=(const ExportManager &) = delete;
+
+	r3d::ResultMsg<ExportInfo> start(const ExportRequest &request);
+	/// Stops listening, ends the connections, flushes the backend. Busy while stopping.
+	r3d::ResultMsg<void> stop(const std::string &id);
+
+	std::vector<ExportInfo> list() const;
+	std::optional<ExportInfo> find(const std::string &id) const;
+	std::optional<r3d::nbd::Stats> stats(const std::string &id) const;
+
+	/// Stops everything, for shutdown.
+	void stopAll();
+
+private:
+	struct Entry;
+
+	std::shared_ptr<Entry> entry(const std::string &id) const;
+	static void shutdown(Entry &e);
+
+	const Config &config_;
+	ExportObserver &observer_;
+	mutable std::mutex mutex_;
+	std::map<uint64_t, std::shared_ptr<Entry>> exports_;
+	uint64_t nextId_ = 1;
+};
+
+} // namespace r3mapd

@@ -1,0 +1,53 @@
+#include "kernel_attach.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "chunks/arbitrary_read_writer_at.hpp"
+#include "direct_mount_device.hpp"
+#include "errors.hpp"
+
+namespace r3mapd {
+
+namespace {
+
+constexpr uint64_t kMaxBlockSize = 4096; // the kernel's limit: one page
+
+// What went wrong, for the caller: the driver missing, no device left, or the attach.
+Errc attachError(const std::error_code &ec)
+{
+	if (ec.category() != std::system_category())
+		return classify(ec);
+	switch (ec.value()) {
+	case ENODEV:
+		return Errc::NotSupported;
+	case EBUSY:
+		return Errc::NoFreeDevice;
+	case EINVAL:
+		return Errc::InvalidArgument;
+	default:
+		return Errc::AttachFailed;
+	}
+}
+
+} // namespace
+
+AttachFn kernelAttach()
+{
+	return [](AttachParams params) -> r3d::ResultMsg<std::unique_ptr<MountDevice>> {
+		r3d::mount::DirectMountOptions options;
+		options.readOnly = params.readOnly;
+		options.blockSize = static_cast<uint32_t>(std::min(params.chunkSize, kMaxBlockSize));
+		options.name = params.name;
+		auto backend = params.backend;
+		// Chunks larger than a kernel block: the backend sees whole chunks only.
+		if (params.chunkSize > options.blockSize)
+			backend = std::make_shared<r3d::chunks::ArbitraryReadWriterAt>(backend, params.chunkSize);
+		auto mount = r3d::mount::DirectMount::open(std::move(backend), options);
+		if (!mount)
+			return rename(attachError(mount.error().code), mount.error());
+		return std::unique_ptr<MountDevice>(std::make_unique<DirectMountDevice>(std::move(*mount)));
+	};
+}
+
+} // namespace r3mapd

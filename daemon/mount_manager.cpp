@@ -1,0 +1,283 @@
+#include "mount_manager.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <shared_mutex>
+
+#include <fcntl.h>
+
+#include <fmt/format.h>
+
+#include <r3d/log.hpp>
+#include <r3d/size.hpp>
+
+#include "backend_opener.hpp"
+#include "config.hpp"
+#include "errors.hpp"
+#include "object_id.hpp"
+
+namespace r3mapd {
+
+struct MountManager::Entry {
+	MountInfo info; ///< guarded by MountManager::mutex_
+	/// Set once when attached; shared so a statistics read never waits for a flush.
+	std::shared_ptr<MountDevice> device;
+	/// openFd() holds it shared, unmount() exclusively while the device closes.
+	std::shared_mutex ioMutex;
+};
+
+namespace {
+
+constexpr uint32_t kAllowedOpenFlags = O_ACCMODE | O_SYNC | O_DSYNC | O_DIRECT | O_NONBLOCK | O_CLOEXEC;
+
+} // namespace
+
+const char *stateName(MountState state)
+{
+	switch (state) {
+	case MountState::Attaching:
+		return "attaching";
+	case MountState::Ready:
+		return "ready";
+	case MountState::Unmounting:
+		return "unmounting";
+	case MountState::Failed:
+		return "failed";
+	}
+	return "failed";
+}
+
+MountManager::MountManager(const Config &config, AttachFn attach, MountObserver &observer)
+	: config_(config), attach_(std::move(attach)), observer_(observer)
+{
+}
+
+MountManager::~MountManager()
+{
+	for (auto &[id, e] : mounts_)
+		if (e->device)
+			(void)e->device->close();
+}
+
+std::shared_ptr<MountManager::Entry> MountManager::entry(const std::string &id) const
+{
+	auto n = parseObjectId(id);
+	if (!n)
+		return nullptr;
+	auto it = mounts_.find(*n);
+	return it == mounts_.end() ? nullptr : it->second;
+}
+
+r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
+{
+	auto log = r3d::log::get("mount");
+	uint64_t chunk = request.chunkSize.value_or(config_.defaultChunkSize);
+	if (auto ok = checkChunkSize(chunk); !ok)
+		return rename(Errc::InvalidArgument, ok.error());
+	auto backend = openAllowedBackend(config_, request.backendUri, request.size);
+	if (!backend)
+		return r3d::unexpectedOf(backend.error());
+
+	auto e = std::make_shared<Entry>();
+	MountInfo snapshot;
+	{
+		std::lock_guard lock(mutex_);
+		uint64_t n = nextId_++;
+		e->info = MountInfo{ std::to_string(n), "", request.backendUri, (*backend)->size(), chunk, request.readOnly,
+				     MountState::Attaching, "" };
+		mounts_.emplace(n, e);
+		snapshot = e->info;
+	}
+	const std::string id = snapshot.id;
+	observer_.mountAdded(snapshot);
+	log->info("mount {}: attaching {} ({}, chunk {}{})", id, request.backendUri, r3d::formatSize(snapshot.size),
+		  r3d::formatSize(chunk), request.readOnly ? ", read-only" : "");
+
+	AttachParams params;
+	params.backend = std::move(*backend);
+	params.chunkSize = chunk;
+	params.readOnly = request.readOnly;
+	params.name = request.backendUri;
+	auto device = attach_(std::move(params));
+	if (!device) {
+		{
+			std::lock_guard lock(mutex_);
+			mounts_.erase(*parseObjectId(id));
+		}
+		observer_.mountRemoved(id);
+		log->warn("mount {}: attach failed: {}", id, device.error().message);
+		return r3d::unexpectedOf(device.error());
+	}
+	{
+		std::lock_guard lock(mutex_);
+		e->device = std::shared_ptr<MountDevice>(std::move(*device));
+		e->info.device = e->device->devicePath();
+		e->info.state = MountState::Ready;
+		snapshot = e->info;
+	}
+	observer_.mountChanged(snapshot);
+	log->info("mount {}: {} ready", id, snapshot.device);
+	return snapshot;
+}
+
+void MountManager::setState(Entry &e, MountState state, std::string message, std::optional<MountState> onlyFrom)
+{
+	MountInfo snapshot;
+	{
+		std::lock_guard lock(mutex_);
+		if (onlyFrom && e.info.state != *onlyFrom)
+			return;
+		e.info.state = state;
+		e.info.stateMessage = std::move(message);
+		snapshot = e.info;
+	}
+	observer_.mountChanged(snapshot);
+}
+
+r3d::ResultMsg<void> MountManager::unmount(const std::string &id)
+{
+	std::shared_ptr<Entry> e;
+	bool failed = false;
+	{
+		std::lock_guard lock(mutex_);
+		e = entry(id);
+		if (!e)
+			return fail(Errc::NotFound, fmt::format("no mount '{}'", id));
+		if (e->info.state == MountState::Attaching || e->info.state == MountState::Unmounting)
+			return fail(Errc::Busy, fmt::format("mount {} is {}", id, stateName(e->info.state)));
+		failed = e->info.state == MountState::Failed;
+	}
+	setState(*e, MountState::Unmounting, "unmount requested");
+	r3d::ResultMsg<void> closed;
+	{
+		std::unique_lock io(e->ioMutex);
+		closed = e->device->close();
+	}
+	if (!closed && failed) {
+		// The device had already lost its server: nothing more can reach the backend, and
+		// what the server acknowledged is there. Clean up rather than fail again.
+		r3d::log::get("mount")->warn("mount {}: cleaning up after the failure: {}", id, closed.error().message);
+		closed = {};
+	}
+	if (!closed) {
+		// Keep it: the data may not be in the backend yet, and Unmount can be retried.
+		auto message = fmt::format("unmount failed: {}", closed.error().message);
+		r3d::log::get("mount")->error("mount {}: {}", id, message);
+		setState(*e, MountState::Failed, message);
+		return fail(classify(closed.error().code), message);
+	}
+	{
+		std::lock_guard lock(mutex_);
+		mounts_.erase(*parseObjectId(id));
+	}
+	observer_.mountRemoved(id);
+	r3d::log::get("mount")->info("mount {}: unmounted", id);
+	return {};
+}
+
+r3d::ResultMsg<r3d::UniqueFd> MountManager::openFd(const std::string &id, uint32_t flags)
+{
+	if ((flags & ~kAllowedOpenFlags) != 0)
+		return fail(Errc::InvalidArgument, fmt::format("flags {:#x} have bits OpenFd does not allow: {:#x}", flags,
+							       flags & ~kAllowedOpenFlags));
+	uint32_t access = flags & O_ACCMODE;
+	if (access != O_RDONLY && access != O_WRONLY && access != O_RDWR)
+		return fail(Errc::InvalidArgument, fmt::format("flags {:#x}: the access mode is not O_RDONLY, O_WRONLY "
+							       "or O_RDWR",
+							       flags));
+	std::shared_ptr<Entry> e;
+	auto usable = [&]() -> r3d::ResultMsg<void> {
+		std::lock_guard lock(mutex_);
+		if (!e && !(e = entry(id)))
+			return fail(Errc::NotFound, fmt::format("no mount '{}'", id));
+		if (e->info.state == MountState::Failed)
+			return fail(Errc::Failed, fmt::format("mount {} has failed: {}", id, e->info.stateMessage));
+		if (e->info.state != MountState::Ready)
+			return fail(Errc::Busy, fmt::format("mount {} is {}", id, stateName(e->info.state)));
+		if (e->info.readOnly && access != O_RDONLY)
+			return fail(Errc::ReadOnly, fmt::format("mount {} is read-only", id));
+		return {};
+	};
+	if (auto ok = usable(); !ok)
+		return r3d::unexpectedOf(ok.error());
+	std::shared_lock io(e->ioMutex);
+	// Checked again: an unmount may have closed the device while we waited.
+	if (auto ok = usable(); !ok)
+		return r3d::unexpectedOf(ok.error());
+	std::string path = e->device->devicePath();
+	r3d::UniqueFd fd(::open(path.c_str(), static_cast<int>(flags) | O_CLOEXEC | O_NOCTTY));
+	if (!fd)
+		return fail(classify(r3d::lastErrno()), fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+	return fd;
+}
+
+std::vector<MountInfo> MountManager::list() const
+{
+	std::lock_guard lock(mutex_);
+	std::vector<MountInfo> out;
+	for (const auto &[n, e] : mounts_)
+		out.push_back(e->info);
+	return out;
+}
+
+std::optional<MountInfo> MountManager::find(const std::string &id) const
+{
+	std::lock_guard lock(mutex_);
+	auto e = entry(id);
+	if (!e)
+		return std::nullopt;
+	return e->info;
+}
+
+std::optional<std::string> MountManager::resolve(const std::string &idOrDevice) const
+{
+	std::lock_guard lock(mutex_);
+	if (entry(idOrDevice))
+		return idOrDevice;
+	for (const auto &[n, e] : mounts_)
+		if (!e->info.device.empty() && (e->info.device == idOrDevice || e->info.device == "/dev/" + idOrDevice))
+			return e->info.id;
+	return std::nullopt;
+}
+
+std::optional<r3d::nbd::Stats> MountManager::stats(const std::string &id) const
+{
+	std::shared_ptr<MountDevice> device;
+	{
+		std::lock_guard lock(mutex_);
+		auto e = entry(id);
+		if (!e)
+			return std::nullopt;
+		device = e->device;
+	}
+	if (!device)
+		return r3d::nbd::Stats{};
+	return device->stats();
+}
+
+void MountManager::checkDevices()
+{
+	std::vector<std::shared_ptr<Entry>> lost;
+	{
+		std::lock_guard lock(mutex_);
+		for (const auto &[n, e] : mounts_)
+			if (e->info.state == MountState::Ready && !e->device->serving())
+				lost.push_back(e);
+	}
+	for (const auto &e : lost) {
+		r3d::log::get("mount")->error("mount {}: {} lost its connection to the server", e->info.id, e->info.device);
+		setState(*e, MountState::Failed, "the kernel dropped the connection to the server; unmount to free the device",
+			 MountState::Ready);
+	}
+}
+
+void MountManager::unmountAll()
+{
+	for (const auto &info : list()) {
+		auto ok = unmount(info.id);
+		if (!ok)
+			r3d::log::get("mount")->error("mount {}: left behind at shutdown: {}", info.id, ok.error().message);
+	}
+}
+
+} // namespace r3mapd

@@ -1,0 +1,101 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <r3d/result.hpp>
+#include <r3d/unique_fd.hpp>
+
+#include "mount_device.hpp"
+
+namespace r3mapd {
+
+struct Config;
+
+struct MountRequest {
+	std::string backendUri;
+	std::optional<uint64_t> size;
+	std::optional<uint64_t> chunkSize; ///< default: Config::defaultChunkSize
+	bool readOnly = false;
+};
+
+enum class MountState { Attaching, Ready, Unmounting, Failed };
+
+/// "attaching", "ready", "unmounting", "failed": the Mount1.State values.
+const char *stateName(MountState state);
+
+/// A snapshot of one mount.
+struct MountInfo {
+	std::string id;
+	std::string device; ///< empty until attached
+	std::string backendUri;
+	uint64_t size = 0;
+	uint64_t chunkSize = 0;
+	bool readOnly = false;
+	MountState state = MountState::Attaching;
+	std::string stateMessage;
+};
+
+/// Hears about mounts appearing, changing and going away. Called from worker threads and
+/// never with a manager lock held, so it may call back into the manager.
+class MountObserver
+{
+public:
+	virtual ~MountObserver() = default;
+	virtual void mountAdded(const MountInfo &info) = 0;
+	virtual void mountChanged(const MountInfo &info) = 0;
+	virtual void mountRemoved(const std::string &id) = 0;
+};
+
+/// Owns every mount by id. Calls block (backend open, attach, flush) and are meant for
+/// worker threads; list/find/stats are cheap and may be called from the bus thread.
+class MountManager
+{
+public:
+	MountManager(const Config &config, AttachFn attach, MountObserver &observer);
+	~MountManager();
+	MountManager(const MountManager &) = delete;
+	MountManager &operator=(const MountManager &) = delete;
+
+	/// Validates, opens the backend and attaches it. The mount is listed (attaching) from
+	/// the moment the backend is open; on failure it disappears again.
+	r3d::ResultMsg<MountInfo> mount(const MountRequest &request);
+	/// Flushes, detaches and forgets a mount. Busy while it attaches or unmounts.
+	r3d::ResultMsg<void> unmount(const std::string &id);
+	/// Opens the device for a caller; `flags` as open(2), validated (see Mount1.OpenFd).
+	r3d::ResultMsg<r3d::UniqueFd> openFd(const std::string &id, uint32_t flags);
+
+	std::vector<MountInfo> list() const;
+	std::optional<MountInfo> find(const std::string &id) const;
+	/// An id, "/dev/nbdN" or "nbdN" to an id.
+	std::optional<std::string> resolve(const std::string &idOrDevice) const;
+	std::optional<r3d::nbd::Stats> stats(const std::string &id) const;
+
+	/// Marks ready mounts whose device lost its server as failed; cheap, called
+	/// periodically from the io_context.
+	void checkDevices();
+
+	/// Unmounts everything, for shutdown; logs failures and carries on.
+	void unmountAll();
+
+private:
+	struct Entry;
+
+	std::shared_ptr<Entry> entry(const std::string &id) const;
+	/// With `onlyFrom`, nothing happens unless the mount is in that state.
+	void setState(Entry &e, MountState state, std::string message, std::optional<MountState> onlyFrom = std::nullopt);
+
+	const Config &config_;
+	AttachFn attach_;
+	MountObserver &observer_;
+	mutable std::mutex mutex_;
+	std::map<uint64_t, std::shared_ptr<Entry>> mounts_; ///< by numeric id: creation order
+	uint64_t nextId_ = 1;
+};
+
+} // namespace r3mapd

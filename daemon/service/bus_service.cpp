@@ -1,0 +1,203 @@
+#include "service/bus_service.hpp"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+#include <sdbus-c++/sdbus-c++.h>
+
+#include <r3d/log.hpp>
+
+#include "errors.hpp"
+#include "service/export_object.hpp"
+#include "service/manager_object.hpp"
+#include "service/mount_object.hpp"
+#include "service/service_state.hpp"
+
+namespace r3mapd::service {
+
+// Lock order: mutex is never held while calling into sdbus-c++, because the bus thread
+// holds sdbus-c++'s lock while it runs our getters and handlers.
+struct BusService::Impl {
+	std::optional<ServiceState> state;
+	std::unique_ptr<sdbus::IConnection> connection;
+	std::unique_ptr<ManagerObject> manager;
+	std::thread busThread;
+	std::atomic<bool> leaving{ false };
+	bool nameOwned = false;
+
+	std::mutex mutex;
+	std::map<std::string, std::shared_ptr<MountObject>> mounts;
+	std::map<std::string, std::shared_ptr<ExportObject>> exports;
+	bool publishing = false; ///< objects are created only while the service runs
+};
+
+namespace {
+
+// Observers must not throw into the managers: a broken bus costs the object, not the mount.
+// The object is created and destroyed without our lock (see Impl).
+template <class Object, class Info>
+void publish(BusService::Impl &d, std::map<std::string, std::shared_ptr<Object>> &objects, const Info &info)
+{
+	{
+		std::lock_guard lock(d.mutex);
+		if (!d.publishing)
+			return;
+	}
+	std::shared_ptr<Object> object;
+	try {
+		object = std::make_shared<Object>(*d.connection, *d.state, info);
+	} catch (const std::exception &e) {
+		r3d::log::get("dbus")->error("cannot publish {}: {}", info.id, e.what());
+		return;
+	}
+	std::lock_guard lock(d.mutex);
+	objects[info.id] = std::move(object);
+}
+
+template <class Object>
+void unpublish(BusService::Impl &d, std::map<std::string, std::shared_ptr<Object>> &objects, const std::string &id)
+{
+	std::shared_ptr<Object> object;
+	{
+		std::lock_guard lock(d.mutex);
+		auto it = objects.find(id);
+		if (it == objects.end())
+			return;
+		object = std::move(it->second);
+		objects.erase(it);
+	}
+}
+
+} // namespace
+
+BusService::BusService() : impl_(std::make_unique<Impl>()) {}
+
+BusService::~BusService()
+{
+	stop();
+}
+
+r3d::ResultMsg<void> BusService::start(ServiceContext context, std::function<void(const std::string &)> onBusLost)
+{
+	auto log = r3d::log::get("dbus");
+	auto &d = *impl_;
+	d.state.emplace(std::move(context));
+	try {
+		d.connection = sdbus::createSystemBusConnection();
+	} catch (const sdbus::Error &e) {
+		return fail(Errc::Failed, fmt::format("cannot connect to the system bus: {}", e.getMessage()));
+	}
+	try {
+		// Objects first, then the name: whoever sees the name can call at once.
+		d.manager = std::make_unique<ManagerObject>(*d.connection, *d.state);
+		{
+			std::lock_guard lock(d.mutex);
+			d.publishing = true;
+		}
+		d.connection->requestName(kBusName);
+		d.nameOwned = true;
+	} catch (const sdbus::Error &e) {
+		{
+			std::lock_guard lock(d.mutex);
+			d.publishing = false;
+		}
+		d.manager.reset();
+		d.connection.reset();
+		return fail(Errc::Failed, fmt::format("cannot own {} on the system bus: {}", kBusName, e.getMessage()));
+	}
+	d.busThread = std::thread([&d, onBusLost = std::move(onBusLost)] {
+		try {
+			d.connection->enterEventLoop();
+		} catch (const std::exception &e) {
+			if (!d.leaving.load())
+				onBusLost(e.what());
+		}
+	});
+	log->info("serving {} on the system bus as {}", kBusName, d.connection->getUniqueName());
+	return {};
+}
+
+void BusService::stopAccepting()
+{
+	if (impl_->state)
+		impl_->state->accepting = false;
+}
+
+void BusService::stop()
+{
+	auto &d = *impl_;
+	if (!d.connection)
+		return;
+	d.leaving = true;
+	stopAccepting();
+	if (d.nameOwned) {
+		try {
+			d.connection->releaseName(kBusName);
+		} catch (const sdbus::Error &e) {
+			r3d::log::get("dbus")->warn("releasing {}: {}", kBusName, e.getMessage());
+		}
+		d.nameOwned = false;
+	}
+	try {
+		d.connection->leaveEventLoop();
+	} catch (const sdbus::Error &e) {
+		r3d::log::get("dbus")->warn("stopping the bus loop: {}", e.getMessage());
+	}
+	if (d.busThread.joinable())
+		d.busThread.join();
+	std::map<std::string, std::shared_ptr<MountObject>> mounts;
+	std::map<std::string, std::shared_ptr<ExportObject>> exports;
+	{
+		std::lock_guard lock(d.mutex);
+		d.publishing = false;
+		mounts.swap(d.mounts);
+		exports.swap(d.exports);
+	}
+	mounts.clear();
+	exports.clear();
+	d.manager.reset();
+	d.connection.reset();
+}
+
+void BusService::mountAdded(const MountInfo &info)
+{
+	publish<MountObject>(*impl_, impl_->mounts, info);
+}
+
+void BusService::mountChanged(const MountInfo &info)
+{
+	std::shared_ptr<MountObject> object;
+	{
+		std::lock_guard lock(impl_->mutex);
+		auto it = impl_->mounts.find(info.id);
+		if (it == impl_->mounts.end())
+			return;
+		object = it->second;
+	}
+	try {
+		object->update(info);
+	} catch (const std::exception &e) {
+		r3d::log::get("dbus")->warn("mount {}: cannot signal the change: {}", info.id, e.what());
+	}
+}
+
+void BusService::mountRemoved(const std::string &id)
+{
+	unpublish(*impl_, impl_->mounts, id);
+}
+
+void BusService::exportAdded(const ExportInfo &info)
+{
+	publish<ExportObject>(*impl_, impl_->exports, info);
+}
+
+void BusService::exportRemoved(const std::string &id)
+{
+	unpublish(*impl_, impl_->exports, id);
+}
+
+} // namespace r3mapd::service

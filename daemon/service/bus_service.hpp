@@ -1,0 +1,67 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <r3d/result.hpp>
+
+#include "export_manager.hpp"
+#include "mount_manager.hpp"
+
+namespace r3mapd {
+
+class AccessPolicy;
+class WorkQueue;
+
+namespace service {
+
+/// What the D-Bus objects need from the daemon.
+struct ServiceContext {
+	MountManager &mounts;
+	ExportManager &exports;
+	const AccessPolicy &access;
+	WorkQueue &work;
+	std::string version;
+	std::function<std::string()> logLevel;
+	std::function<r3d::ResultMsg<void>(const std::string &level)> setLogLevel;
+};
+
+/// r3mapd on the system bus: org.r3map.r3mapd with /org/r3map (Manager1, ObjectManager)
+/// and one object per mount and export. The sdbus-c++ types stay behind this class.
+///
+/// The bus thread only validates, checks the caller and posts to the WorkQueue; the worker
+/// completes the call. Objects appear and disappear through the observer callbacks.
+class BusService final : public MountObserver, public ExportObserver
+{
+public:
+	static constexpr const char *kBusName = "org.r3map.r3mapd";
+
+	BusService();
+	~BusService() override;
+	BusService(const BusService &) = delete;
+	BusService &operator=(const BusService &) = delete;
+
+	/// Connects to the system bus ($DBUS_SYSTEM_BUS_ADDRESS), publishes /org/r3map, owns
+	/// the name and starts the bus thread. `onBusLost` runs on the bus thread if the
+	/// connection breaks later.
+	r3d::ResultMsg<void> start(ServiceContext context, std::function<void(const std::string &)> onBusLost);
+	/// From now on every mutating call fails with ShuttingDown.
+	void stopAccepting();
+	/// Releases the name, stops the bus thread and drops every object. Idempotent.
+	void stop();
+
+	void mountAdded(const MountInfo &info) override;
+	void mountChanged(const MountInfo &info) override;
+	void mountRemoved(const std::string &id) override;
+	void exportAdded(const ExportInfo &info) override;
+	void exportRemoved(const std::string &id) override;
+
+	struct Impl;
+
+private:
+	std::unique_ptr<Impl> impl_;
+};
+
+} // namespace service
+} // namespace r3mapd

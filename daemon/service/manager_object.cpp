@@ -1,0 +1,112 @@
+#include "service/manager_object.hpp"
+
+#include <fmt/format.h>
+
+#include "errors.hpp"
+#include "service/async_call.hpp"
+#include "service/request_options.hpp"
+
+namespace r3mapd::service {
+
+ManagerObject::ManagerObject(sdbus::IConnection &connection, ServiceState &state)
+	: AdaptorInterfaces(connection, kRootPath), state_(state)
+{
+	registerAdaptor();
+}
+
+ManagerObject::~ManagerObject()
+{
+	unregisterAdaptor();
+}
+
+namespace {
+
+// Mount and Export: the caller is admitted, then the options are parsed on the bus thread,
+// then `create` runs on a worker and the new object's path is the reply.
+template <class Parse, class Create>
+void createObject(ServiceState &state, const sdbus::IObject &object, sdbus::Result<sdbus::ObjectPath> &&result,
+		  const std::string &action, Parse parse, Create create, const char *prefix)
+{
+	if (!admit(state, object, result, action))
+		return;
+	auto request = parse();
+	if (!request) {
+		replyError(result, toDbusError(request.error()));
+		return;
+	}
+	runAsync(state, std::move(result),
+		 [request = std::move(*request), create, prefix]() -> r3d::ResultMsg<sdbus::ObjectPath> {
+			 auto info = create(request);
+			 if (!info)
+				 return r3d::unexpectedOf(info.error());
+			 return sdbus::ObjectPath(prefix + info->id);
+		 });
+}
+
+template <class Info>
+std::vector<sdbus::ObjectPath> pathsOf(const std::vector<Info> &infos, const char *prefix)
+{
+	std::vector<sdbus::ObjectPath> out;
+	for (const auto &info : infos)
+		out.emplace_back(prefix + info.id);
+	return out;
+}
+
+} // namespace
+
+void ManagerObject::Mount(sdbus::Result<sdbus::ObjectPath> &&result, std::string backend_uri,
+			  std::map<std::string, sdbus::Variant> options)
+{
+	auto action = fmt::format("Mount {}", backend_uri);
+	createObject(
+		state_, getObject(), std::move(result), action,
+		[&] { return mountRequest(std::move(backend_uri), options); },
+		[&mounts = state_.context.mounts](const MountRequest &r) { return mounts.mount(r); }, kMountsPath);
+}
+
+std::vector<sdbus::ObjectPath> ManagerObject::ListMounts()
+{
+	return pathsOf(state_.context.mounts.list(), kMountsPath);
+}
+
+void ManagerObject::Export(sdbus::Result<sdbus::ObjectPath> &&result, std::string backend_uri, std::string listen,
+			   std::map<std::string, sdbus::Variant> options)
+{
+	auto action = fmt::format("Export {} on {}", backend_uri, listen);
+	createObject(
+		state_, getObject(), std::move(result), action,
+		[&] { return exportRequest(std::move(backend_uri), std::move(listen), options); },
+		[&exports = state_.context.exports](const ExportRequest &r) { return exports.start(r); }, kExportsPath);
+}
+
+std::vector<sdbus::ObjectPath> ManagerObject::ListExports()
+{
+	return pathsOf(state_.context.exports.list(), kExportsPath);
+}
+
+std::string ManagerObject::GetVersion()
+{
+	return state_.context.version;
+}
+
+void ManagerObject::SetLogLevel(const std::string &level)
+{
+	auto admitted = state_.admit(getObject(), fmt::format("SetLogLevel {}", level));
+	if (!admitted)
+		throw toDbusError(admitted.error());
+	if (auto ok = state_.context.setLogLevel(level); !ok)
+		throw toDbusError(ok.error());
+	getObject().emitPropertiesChangedSignal(kInterface, { "LogLevel" });
+}
+
+std::string ManagerObject::Version()
+{
+	return state_.context.version;
+}
+
+std::string ManagerObject::LogLevel()
+{
+	return state_.context.logLevel();
+}
+
+} // namespace r3mapd::service

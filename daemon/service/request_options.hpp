@@ -1,0 +1,24 @@
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <sdbus-c++/Types.h>
+
+#include <r3d/result.hpp>
+
+#include "export_manager.hpp"
+#include "mount_manager.hpp"
+
+namespace r3mapd::service {
+
+using OptionMap = std::map<std::string, sdbus::Variant>;
+
+/// Manager1.Mount options → MountRequest. Unknown keys, wrong types and size 0 fail with
+/// InvalidArgument naming the key.
+r3d::ResultMsg<MountRequest> mountRequest(std::string backendUri, const OptionMap &options);
+
+/// Manager1.Export options → ExportRequest, with the same rules.
+r3d::ResultMsg<ExportRequest> exportRequest(std::string backendUri, std::string listen, const OptionMap &options);
+
+} // namespace r3mapd::service

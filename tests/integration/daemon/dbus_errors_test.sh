@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Malformed calls get precise org.r3map.Error.* replies, and the daemon stays up.
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/bus_lib.sh"
+
+require gdbus
+
+# expect_error NAME TEXT METHOD ARGS...: a Manager1 call (arguments in GVariant text) fails
+# with org.r3map.Error.NAME and a message containing TEXT; the daemon is still up.
+expect_error() {
+	local name=$1 text=$2 method=$3
+	shift 3
+	gdbus call --system --dest org.r3map.r3mapd --object-path /org/r3map --method "org.r3map.Manager1.$method" "$@" \
+		>"$TEST_TMP/reply" 2>&1 && fail "$method $* succeeded"
+	grep -qF "GDBus.Error:org.r3map.Error.$name: " "$TEST_TMP/reply" \
+		|| fail "$method $*: wanted org.r3map.Error.$name, got: $(cat "$TEST_TMP/reply")"
+	grep -qF -- "$text" "$TEST_TMP/reply" || fail "$method $*: wanted '$text', got: $(cat "$TEST_TMP/reply")"
+	daemon_alive
+}
+
+echo '{"allowed_schemes": ["memory", "dir"]}' >"$TEST_TMP/r3mapd.json"
+start_bus
+start_r3mapd d --config "$TEST_TMP/r3mapd.json"
+
+echo "== bad backend URIs: BadUri"
+expect_error BadUri "unknown backend scheme 'nfs'" Mount nfs://server/x '{}'
+expect_error BadUri "expected SCHEME:" Mount /tmp/disk.img '{}'
+expect_error BadUri "greater than 0" Mount memory:0 '{}'
+expect_error BadUri "unknown parameter 'colour'" Export "memory:1M?colour=red" 127.0.0.1:0 '{}'
+echo "== schemes the configuration does not allow: SchemeNotAllowed"
+expect_error SchemeNotAllowed "not in allowed_schemes" Mount "file:$TEST_TMP/x?size=1M" '{}'
+expect_error SchemeNotAllowed "not in allowed_schemes" Export "file:$TEST_TMP/x?size=1M" 127.0.0.1:0 '{}'
+echo "== a backend that cannot be opened: BackendFailed"
+expect_error BackendFailed "$TEST_TMP/no/such" Export "dir:$TEST_TMP/no/such/dir?size=1M" 127.0.0.1:0 '{}'
+
+echo "== malformed options: InvalidArgument naming the key"
+expect_error InvalidArgument "option 'size' must not be 0" Mount memory:1M "{'size': <uint64 0>}"
+expect_error InvalidArgument "unknown option 'colour' (known: size, chunk_size, read_only)" Mount memory:1M "{'colour': <'red'>}"
+expect_error InvalidArgument "option 'size': expected t (bytes) or s" Mount memory:1M "{'size': <true>}"
+expect_error InvalidArgument "option 'read_only': expected b" Mount memory:1M "{'read_only': <'yes'>}"
+expect_error InvalidArgument "option 'size': size '12Q'" Mount memory:1M "{'size': <'12Q'>}"
+expect_error InvalidArgument "chunk size 3000 is not a power of two" Mount memory:1M "{'chunk_size': <uint64 3000>}"
+expect_error InvalidArgument "size 2 MiB was asked but backend 'memory:1M' has 1 MiB" Mount memory:1M "{'size': <'2M'>}"
+expect_error InvalidArgument "unknown option 'size'" Export memory:1M 127.0.0.1:0 "{'size': <uint64 1>}"
+expect_error InvalidArgument "option 'name': expected s" Export memory:1M 127.0.0.1:0 "{'name': <uint32 7>}"
+expect_error InvalidArgument "listen address is empty" Export memory:1M "''" '{}'
+expect_error InvalidArgument "is not one of trace" SetLogLevel loud
+
+if [ ! -e /sys/module/nbd ]; then
+	echo "== without the kernel's nbd driver a mount is NotSupported, and nothing is left behind"
+	expect_error NotSupported "" Mount memory:1M '{}'
+fi
+
+echo "== a wrong signature is refused by the bus library before our code runs"
+busctl --system call org.r3map.r3mapd /org/r3map org.r3map.Manager1 Mount s memory:1M >"$TEST_TMP/reply" 2>&1 \
+	&& fail "Mount with signature s succeeded"
+daemon_alive
+
+echo "== objects that do not exist"
+busctl --system call org.r3map.r3mapd /org/r3map/mounts/7 org.r3map.Mount1 Unmount >"$TEST_TMP/reply" 2>&1 \
+	&& fail "Unmount of a missing mount succeeded"
+expect_r3ctl 5 unmount 7
+expect_r3ctl 5 --json status /dev/nbd9
+[ "$(json_error)" = org.r3map.Error.NotFound ] || fail "status: $(cat "$TEST_TMP/out")"
+
+echo "== nothing was created by all of that"
+busctl --system call org.r3map.r3mapd /org/r3map org.r3map.Manager1 ListMounts | grep -qx 'ao 0' || fail "mounts left"
+busctl --system call org.r3map.r3mapd /org/r3map org.r3map.Manager1 ListExports | grep -qx 'ao 0' || fail "exports left"
+stop_r3mapd d
+echo PASS

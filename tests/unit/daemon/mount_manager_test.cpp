@@ -1,0 +1,92 @@
+#include "mount_manager.hpp"
+
+#include <fcntl.h>
+
+#include <catch2/catch.hpp>
+
+#include "config.hpp"
+#include "errors.hpp"
+#include "kernel_attach.hpp"
+
+using namespace r3mapd;
+
+namespace {
+
+// Records what the manager announces.
+class Recorder final : public MountObserver
+{
+public:
+	void mountAdded(const MountInfo &info) override { events.push_back("added " + info.id); }
+	void mountChanged(const MountInfo &info) override
+	{
+		events.push_back("changed " + info.id + " " + stateName(info.state));
+	}
+	void mountRemoved(const std::string &id) override { events.push_back("removed " + id); }
+
+	std::vector<std::string> events;
+};
+
+r3d::Error mountError(MountManager &m, MountRequest request)
+{
+	auto r = m.mount(request);
+	REQUIRE_FALSE(r);
+	return r.error();
+}
+
+} // namespace
+
+TEST_CASE("requests are validated before anything is listed", "[mount]")
+{
+	Config config;
+	config.allowedSchemes = { "memory" };
+	Recorder events;
+	MountManager m(config, kernelAttach(), events);
+
+	auto e = mountError(m, { "memory:1M", std::nullopt, 3000, false });
+	CHECK(e.code == Errc::InvalidArgument);
+	CHECK_THAT(e.message, Catch::Contains("chunk size 3000"));
+	e = mountError(m, { "bogus:1", std::nullopt, std::nullopt, false });
+	CHECK(e.code == Errc::BadUri);
+	e = mountError(m, { "file:/tmp/x?size=1M", std::nullopt, std::nullopt, false });
+	CHECK(e.code == Errc::SchemeNotAllowed);
+	e = mountError(m, { "memory:1M", 2u << 20, std::nullopt, false });
+	CHECK(e.code == Errc::InvalidArgument);
+	CHECK(e.message == "size 2 MiB was asked but backend 'memory:1M' has 1 MiB");
+	e = mountError(m, { "memory:1M", 0, std::nullopt, false });
+	CHECK(e.code == Errc::InvalidArgument);
+	CHECK(events.events.empty());
+	CHECK(m.list().empty());
+}
+
+TEST_CASE("a failed attach leaves nothing behind", "[mount]")
+{
+	// The real attach: on a machine without the nbd driver it fails, which is the point.
+	if (::access("/sys/module/nbd", F_OK) == 0) {
+		WARN("the nbd driver is loaded here; the failure path is covered in the vm suite");
+		return;
+	}
+	Config config;
+	Recorder events;
+	MountManager m(config, kernelAttach(), events);
+	auto e = mountError(m, { "memory:1M", std::nullopt, std::nullopt, false });
+	CHECK(e.code == Errc::NotSupported);
+	CHECK(events.events == std::vector<std::string>{ "added 1", "removed 1" });
+	CHECK(m.list().empty());
+	CHECK_FALSE(m.find("1"));
+}
+
+TEST_CASE("unknown mounts and bad OpenFd flags are refused precisely", "[mount]")
+{
+	Config config;
+	Recorder events;
+	MountManager m(config, kernelAttach(), events);
+	CHECK(m.unmount("1").error().code == Errc::NotFound);
+	CHECK(m.unmount("x").error().code == Errc::NotFound);
+	CHECK(m.openFd("1", O_RDWR).error().code == Errc::NotFound);
+	auto e = m.openFd("1", O_RDWR | O_CREAT);
+	CHECK(e.error().code == Errc::InvalidArgument);
+	CHECK_THAT(e.error().message, Catch::Contains("bits OpenFd does not allow: 0x40"));
+	CHECK(m.openFd("1", O_ACCMODE).error().code == Errc::InvalidArgument);
+	CHECK_FALSE(m.resolve("/dev/nbd0"));
+	CHECK_FALSE(m.stats("1"));
+}

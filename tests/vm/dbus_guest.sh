@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# r3mapd end to end with the kernel: runs as root inside the test guest (run-guest.sh),
+# which has nbd.ko loaded and the host's root file system read-only.
+#   dbus_guest.sh OUT_DIR R3MAPD R3CTL MMAP_PATTERN NBD_NETLINK_CHECK
+# A private dbus-daemon with the project's policy, r3mapd on it, and an unprivileged user
+# r3user in group r3map who gets the device only as a descriptor passed by the daemon.
+# The log goes to OUT_DIR/guest.log.
+OUT=$1
+export R3MAPD=$2 R3CTL=$3 MMAP_PATTERN=$4 NBD_NETLINK_CHECK=$5
+here=$(cd "$(dirname "$0")" && pwd)
+export R3MAP_SOURCE_DIR="$here/../.."
+export R3MAP_DBUS_DIR="$R3MAP_SOURCE_DIR/dbus"
+exec >"$OUT/guest.log" 2>&1
+source "$here/../integration/lib.sh"
+source "$here/../integration/daemon/bus_lib.sh"
+require mount dd cmp
+
+step() { echo "== $*"; }
+
+# sysfs says whether a device is connected.
+dev_free() {
+	local sys="/sys/block/$(basename "$1")"
+	[ ! -e "$sys/pid" ] && [ "$(cat "$sys/size")" = 0 ]
+}
+
+step "a user r3user in group r3map (the guest's /etc is the host's, read-only: overlay two files)"
+mkdir -p "$TEST_TMP/etc"
+cp /etc/passwd /etc/group "$TEST_TMP/etc/"
+grep -q '^r3map:' /etc/group && fail "the host already has a group r3map; this test wants its own"
+echo 'r3user:x:4243:4243:r3map test user:/tmp:/bin/sh' >>"$TEST_TMP/etc/passwd"
+echo 'r3user:x:4243:' >>"$TEST_TMP/etc/group"
+echo 'r3map:x:4242:r3user' >>"$TEST_TMP/etc/group"
+mount --bind "$TEST_TMP/etc/passwd" /etc/passwd
+mount --bind "$TEST_TMP/etc/group" /etc/group
+[ "$(id -Gn r3user)" = "r3user r3map" ] || fail "r3user's groups: $(id -Gn r3user)"
+as_user=(setpriv --reuid=r3user --regid=r3user --init-groups)
+
+start_bus
+start_r3mapd d
+
+step "r3ctl mount memory:128M → /dev/nbdN, ready"
+expect_r3ctl 0 mount memory:128M
+dev=$(cat "$TEST_TMP/out")
+[[ "$dev" =~ ^/dev/nbd[0-9]+$ ]] || fail "mount printed '$dev'"
+[ "$(cat "/sys/block/${dev#/dev/}/size")" = 262144 ] || fail "$dev is not 128 MiB"
+expect_r3ctl 0 --json status "$dev"
+[ "$(json_field 'j["state"]')" = ready ] || fail "state $(json_field 'j["state"]')"
+id=$(json_field 'j["id"]')
+expect_r3ctl 0 ls
+cp "$TEST_TMP/out" "$OUT/r3ctl-ls.txt"
+busctl --system introspect org.r3map.r3mapd "/org/r3map/mounts/$id" >"$OUT/busctl-introspect-mount.txt"
+busctl --system introspect org.r3map.r3mapd /org/r3map >"$OUT/busctl-introspect-manager.txt"
+
+step "Mount1 on a live mount matches org.r3map.Mount1.xml"
+busctl --system introspect --xml-interface org.r3map.r3mapd "/org/r3map/mounts/$id" >"$TEST_TMP/mount.xml"
+python3 "$here/../integration/daemon/compare_introspection.py" "$R3MAP_DBUS_DIR/org.r3map.Mount1.xml" \
+	"$TEST_TMP/mount.xml" || fail "Mount1 differs from the XML"
+
+step "r3user cannot open $dev itself"
+"${as_user[@]}" dd if="$dev" of=/dev/null bs=4096 count=1 2>"$TEST_TMP/dd.err" && fail "r3user read $dev directly"
+grep -q "Permission denied" "$TEST_TMP/dd.err" || fail "unexpected: $(cat "$TEST_TMP/dd.err")"
+
+step "OpenFd to r3user's process: mmap MAP_SHARED, write a pattern, msync"
+offset=$((1 << 20)) length=$((4 << 20)) seed=42
+expect_r3ctl 0 --as "$(id -u r3user):$(id -g r3user):4242" open "$id" -- "$MMAP_PATTERN" write $offset $length $seed
+grep -q "wrote $length bytes at $offset as uid 4243" "$TEST_TMP/out" || fail "writer: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
+
+step "the pattern is there: read back through the device, and through a new descriptor"
+"$MMAP_PATTERN" print $offset $length $seed >"$TEST_TMP/expected"
+dd if="$dev" of="$TEST_TMP/actual" bs=1M skip=1 count=4 iflag=direct status=none
+cmp "$TEST_TMP/expected" "$TEST_TMP/actual" || fail "the device does not hold the pattern"
+"${as_user[@]}" "$R3CTL" open "$dev" --read-only -- "$MMAP_PATTERN" verify $offset $length $seed >"$TEST_TMP/out" 2>&1 \
+	|| fail "verify through a read-only descriptor: $(cat "$TEST_TMP/out")"
+expect_r3ctl 0 --json status "$id"
+[ "$(json_field 'j["statistics"]["bytes_written"] >= 4 << 20')" = True ] || fail "statistics: $(cat "$TEST_TMP/out")"
+
+step "what the daemon refuses: write access to a read-only mount, nobody outside the group"
+expect_r3ctl 0 mount memory:16M --read-only
+rodev=$(cat "$TEST_TMP/out")
+expect_r3ctl 1 --json open "$rodev" -- true
+[ "$(json_error)" = org.r3map.Error.ReadOnly ] || fail "read-only: $(cat "$TEST_TMP/out")"
+expect_r3ctl 4 --as 65534 mount memory:1M
+expect_r3ctl 0 unmount "$rodev"
+
+step "StateChanged and PropertiesChanged when unmounting; r3ctl unmount frees the device"
+timeout 30 busctl --system monitor --match "type='signal',sender='org.r3map.r3mapd'" >"$TEST_TMP/signals" 2>&1 &
+monitor=$!
+track $monitor
+sleep 0.5
+expect_r3ctl 0 unmount "$dev"
+grep -q "unmounted $dev (mount $id)" "$TEST_TMP/out" || fail "unmount said: $(cat "$TEST_TMP/out")"
+dev_free "$dev" || fail "$dev is still connected"
+for _ in $(seq 50); do grep -q InterfacesRemoved "$TEST_TMP/signals" && break; sleep 0.1; done
+kill $monitor 2>/dev/null || true
+grep -q 'Member=StateChanged' "$TEST_TMP/signals" || { cat "$TEST_TMP/signals"; fail "no StateChanged"; }
+grep -q 'STRING "unmounting"' "$TEST_TMP/signals" || fail "StateChanged did not say unmounting"
+grep -q 'Member=InterfacesRemoved' "$TEST_TMP/signals" || fail "no InterfacesRemoved"
+expect_r3ctl 0 --json ls
+[ "$(cat "$TEST_TMP/out")" = "[]" ] || fail "mounts left: $(cat "$TEST_TMP/out")"
+
+step "a device disconnected from outside turns the mount failed; Unmount cleans up"
+expect_r3ctl 0 mount memory:8M
+xdev=$(cat "$TEST_TMP/out")
+"$NBD_NETLINK_CHECK" --disconnect "${xdev#/dev/nbd}" || fail "external DISCONNECT"
+for _ in $(seq 100); do
+	run_r3ctl --json status "$xdev"
+	[ "$(json_field 'j["state"]')" = failed ] && break
+	sleep 0.1
+done
+[ "$(json_field 'j["state"]')" = failed ] || fail "state after an external disconnect: $(cat "$TEST_TMP/out")"
+busctl --system get-property org.r3map.r3mapd "$(json_field 'j["path"]')" org.r3map.Mount1 State | grep -qx 's "failed"' \
+	|| fail "State property"
+expect_r3ctl 1 --json open "$xdev" -- true
+[ "$(json_error)" = org.r3map.Error.Failed ] || fail "OpenFd on a failed mount: $(cat "$TEST_TMP/out")"
+expect_r3ctl 0 unmount "$xdev"
+dev_free "$xdev" || fail "$xdev not free after unmounting the failed mount"
+grep -q "lost its connection to the server" "$TEST_TMP/d.log" || fail "the daemon did not log the loss"
+
+step "a file backend keeps what was written through a passed descriptor after unmount"
+expect_r3ctl 0 mount "file:$TEST_TMP/disk.img?size=8M" --chunk-size 64K
+fdev=$(cat "$TEST_TMP/out")
+expect_r3ctl 0 --as "$(id -u r3user):$(id -g r3user):4242" open "$fdev" -- "$MMAP_PATTERN" write 0 $((8 << 20)) 7
+expect_r3ctl 0 unmount "$fdev"
+"$MMAP_PATTERN" print 0 $((8 << 20)) 7 | cmp - "$TEST_TMP/disk.img" || fail "the file does not hold the pattern"
+
+step "SIGTERM with mounts attached: every device flushed and freed, exit 0"
+expect_r3ctl 0 mount "file:$TEST_TMP/disk2.img?size=4M"
+d1=$(cat "$TEST_TMP/out")
+expect_r3ctl 0 mount memory:4M
+d2=$(cat "$TEST_TMP/out")
+printf 'written before SIGTERM' | dd of="$d1" bs=4096 conv=sync oflag=direct status=none
+stop_r3mapd d
+dev_free "$d1" && dev_free "$d2" || fail "devices still connected after r3mapd exited"
+head -c 22 "$TEST_TMP/disk2.img" | grep -q 'written before SIGTERM' || fail "data written before SIGTERM was lost"
+grep -q "unmounted" "$TEST_TMP/d.log" || fail "no unmount in the daemon log"
+echo PASS

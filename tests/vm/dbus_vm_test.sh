@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Meson test "vm_dbus": boots the test guest once and runs dbus_guest.sh in it: r3mapd on a
+# private system bus, mounts on real /dev/nbdN, an fd passed to an unprivileged process.
+#   dbus_vm_test.sh BUILD_DIR
+# Exit 77 (skip) only when qemu-system-x86_64 is missing; logs in BUILD_DIR/tests/vm/dbus-out.
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="$(cd "$1" && pwd)"
+
+if ! command -v qemu-system-x86_64 >/dev/null; then
+	echo "SKIP: qemu-system-x86_64 is not installed (scripts/bootstrap.sh installs it)"
+	exit 77
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "FAIL: the vm tests share the host's root with the guest and need root" >&2
+	exit 1
+fi
+R3MAPD="$build/daemon/r3mapd" R3CTL="$build/cli/r3ctl/r3ctl" MMAP_PATTERN="$build/tests/vm/mmap_pattern"
+NBD_NETLINK_CHECK="$build/tests/vm/nbd_netlink_check"
+for bin in "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK"; do
+	[ -x "$bin" ] || { echo "FAIL: $bin is not built" >&2; exit 1; }
+done
+
+guest="$("$here/prepare-guest.sh")" || { echo "FAIL: preparing the guest failed" >&2; exit 1; }
+out="$build/tests/vm/dbus-out"
+rm -rf "$out"
+mkdir -p "$out"
+status=0
+"$here/run-guest.sh" "$guest" "$out" "${R3_VM_TIMEOUT:-300}" \
+	"$here/dbus_guest.sh" /tmp/r3results "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK" || status=$?
+cat "$out/guest.log" 2>/dev/null
+if [ "$status" -ne 0 ] || ! grep -q '^PASS$' "$out/guest.log" 2>/dev/null; then
+	echo "---- console (last 40 lines of $out/console.log)"
+	tail -n 40 "$out/console.log" 2>/dev/null
+	echo "FAIL: the guest test failed (status $status)"
+	exit 1
+fi
+echo "---- r3ctl ls in the guest"
+cat "$out/r3ctl-ls.txt"
