@@ -13,7 +13,7 @@ r3d::ResultMsg<void> DirectMountDevice::close()
 	auto closed = mount_->close();
 	if (closed)
 		return {};
-	// EBUSY: disconnected, synced, but someone still holds the device open.
+	// EBUSY: still mounted or opened exclusively; the device was left connected.
 	bool held = closed.error().code == std::error_code(EBUSY, std::system_category());
 	return rename(held ? Errc::Busy : Errc::BackendFailed, closed.error());
 }

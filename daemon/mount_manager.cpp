@@ -147,11 +147,18 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id)
 			return fail(Errc::Busy, fmt::format("mount {} is {}", id, stateName(e->info.state)));
 		failed = e->info.state == MountState::Failed;
 	}
+	MountState before = failed ? MountState::Failed : MountState::Ready;
 	setState(*e, MountState::Unmounting, "unmount requested");
 	r3d::ResultMsg<void> closed;
 	{
 		std::unique_lock io(e->ioMutex);
 		closed = e->device->close();
+	}
+	if (!closed && closed.error().code == make_error_code(Errc::Busy)) {
+		// Still mounted or held open exclusively: the device stays connected and served,
+		// nothing was lost, and Unmount can be retried once it is released.
+		setState(*e, before, closed.error().message);
+		return fail(Errc::Busy, closed.error().message);
 	}
 	if (!closed && failed) {
 		// The device had already lost its server: nothing more can reach the backend, and

@@ -86,7 +86,9 @@ step "StateChanged and PropertiesChanged when unmounting; r3ctl unmount frees th
 timeout 30 busctl --system monitor --match "type='signal',sender='org.r3map.r3mapd'" >"$TEST_TMP/signals" 2>&1 &
 monitor=$!
 track $monitor
-sleep 0.5
+# Under TCG busctl takes a while to subscribe: wait until it says it is listening.
+for _ in $(seq 100); do grep -q "Monitoring bus message stream" "$TEST_TMP/signals" && break; sleep 0.1; done
+grep -q "Monitoring bus message stream" "$TEST_TMP/signals" || fail "busctl monitor did not start"
 expect_r3ctl 0 unmount "$dev"
 grep -q "unmounted $dev (mount $id)" "$TEST_TMP/out" || fail "unmount said: $(cat "$TEST_TMP/out")"
 dev_free "$dev" || fail "$dev is still connected"
@@ -122,6 +124,28 @@ fdev=$(cat "$TEST_TMP/out")
 expect_r3ctl 0 --as "$(id -u r3user):$(id -g r3user):4242" open "$fdev" -- "$MMAP_PATTERN" write 0 $((8 << 20)) 7
 expect_r3ctl 0 unmount "$fdev"
 "$MMAP_PATTERN" print 0 $((8 << 20)) 7 | cmp - "$TEST_TMP/disk.img" || fail "the file does not hold the pattern"
+
+step "Unmount of a device whose filesystem is still mounted: Busy, left connected, nothing lost"
+expect_r3ctl 0 mount "file:$TEST_TMP/fs.img?size=64M"
+mdev=$(cat "$TEST_TMP/out")
+mkfs.ext4 -q -F "$mdev" || fail "mkfs.ext4 on $mdev"
+mkdir -p "$TEST_TMP/mnt"
+mount "$mdev" "$TEST_TMP/mnt" || fail "mount $mdev"
+head -c 4M /dev/urandom >"$TEST_TMP/mnt/data"
+sum=$(md5sum <"$TEST_TMP/mnt/data")
+expect_r3ctl 1 --json unmount "$mdev"
+[ "$(json_error)" = org.r3map.Error.Busy ] || { cat "$TEST_TMP/out"; fail "unmount of a mounted device did not fail with Busy"; }
+dev_free "$mdev" && fail "$mdev was disconnected under a mounted filesystem"
+[ "$(md5sum <"$TEST_TMP/mnt/data")" = "$sum" ] || fail "the file changed"
+umount "$TEST_TMP/mnt"
+expect_r3ctl 0 unmount "$mdev"
+dev_free "$mdev" || fail "$mdev not free after unmounting"
+expect_r3ctl 0 mount "file:$TEST_TMP/fs.img"
+mdev=$(cat "$TEST_TMP/out")
+mount -o ro "$mdev" "$TEST_TMP/mnt" || fail "remount $mdev"
+[ "$(md5sum <"$TEST_TMP/mnt/data")" = "$sum" ] || fail "the file did not survive unmount and remount"
+umount "$TEST_TMP/mnt"
+expect_r3ctl 0 unmount "$mdev"
 
 step "SIGTERM with mounts attached: every device flushed and freed, exit 0"
 expect_r3ctl 0 mount "file:$TEST_TMP/disk2.img?size=4M"

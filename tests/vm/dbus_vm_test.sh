@@ -27,7 +27,7 @@ rm -rf "$out"
 mkdir -p "$out"
 status=0
 "$here/run-guest.sh" "$guest" "$out" "${R3_VM_TIMEOUT:-300}" \
-	"$here/dbus_guest.sh" /tmp/r3results "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK" || status=$?
+	"$here/dbus_guest.sh" /run/r3results "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK" || status=$?
 cat "$out/guest.log" 2>/dev/null
 if [ "$status" -ne 0 ] || ! grep -q '^PASS$' "$out/guest.log" 2>/dev/null; then
 	echo "---- console (last 40 lines of $out/console.log)"

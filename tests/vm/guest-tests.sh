@@ -10,7 +10,7 @@ shift 3
 RESULTS="$OUT/results.txt"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/r3vm-XXXXXX")"
 export R3SERVE OUT WORK
-all_tests=(memory_ext4 file_persistence flush_trim concurrent_attach busy_device multi_conn netlink_commands methods kill9)
+all_tests=(memory_ext4 file_persistence mounted_sigterm flush_trim concurrent_attach busy_device multi_conn netlink_commands methods kill9)
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
 
@@ -154,6 +154,39 @@ t_file_persistence() {
 	mount "$dev" "$WORK/pmnt" || fail "mount after re-attach"
 	verify_files "$WORK/pmnt" persist || fail "hashes differ after re-attach"
 	umount "$WORK/pmnt" || fail "umount"
+	serve_stop "$pid" "$dev" || fail "stop"
+}
+
+# 2b. SIGTERM while a filesystem on the device is mounted: r3serve keeps serving (a
+# disconnect would lose what ext4 has not written back), a second signal is needed to
+# force; after umount a single SIGTERM detaches and the data is all there.
+t_mounted_sigterm() {
+	local img="$WORK/mounted.img"
+	serve_start busy1 auto "file:$img?size=64M" || fail "attach"
+	local pid=$SPID dev=$DEV
+	mkfs.ext4 -q -F "$dev" || fail "mkfs.ext4"
+	mkdir -p "$WORK/bmnt"
+	mount "$dev" "$WORK/bmnt" || fail "mount"
+	write_files "$WORK/bmnt" mounted
+	kill -TERM "$pid"
+	local i
+	for i in $(seq 50); do
+		grep -q "in use" "$WORK/busy1.log" && break
+		sleep 0.1
+	done
+	grep -q "in use" "$WORK/busy1.log" || fail "r3serve did not say the device is in use"
+	kill -0 "$pid" 2>/dev/null || fail "r3serve exited under a mounted filesystem"
+	dev_free "$dev" && fail "$dev was disconnected under a mounted filesystem"
+	verify_files "$WORK/bmnt" mounted || fail "files changed while mounted"
+	umount "$WORK/bmnt" || fail "umount"
+	# The first signal was answered with a warning; this one is the forcing one, and with
+	# nothing mounted any more it simply detaches.
+	serve_stop "$pid" "$dev" || fail "stop after umount"
+	serve_start busy2 auto "file:$img" || fail "re-attach"
+	pid=$SPID dev=$DEV
+	mount "$dev" "$WORK/bmnt" || fail "mount after re-attach"
+	verify_files "$WORK/bmnt" mounted || fail "hashes differ after re-attach"
+	umount "$WORK/bmnt" || fail "umount"
 	serve_stop "$pid" "$dev" || fail "stop"
 }
 
@@ -415,7 +448,7 @@ t_kill9() {
 	done
 }
 
-export -f t_memory_ext4 t_file_persistence t_flush_trim t_concurrent_attach t_busy_device t_multi_conn t_netlink_commands t_methods t_kill9
+export -f t_memory_ext4 t_file_persistence t_mounted_sigterm t_flush_trim t_concurrent_attach t_busy_device t_multi_conn t_netlink_commands t_methods t_kill9
 
 # ---- runner ------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ fi
 r3serve="$build/cli/r3serve"
 [ -x "$r3serve" ] || { echo "FAIL: $r3serve is not built" >&2; exit 1; }
 tests=("$@")
-expected=(memory_ext4 file_persistence flush_trim concurrent_attach busy_device multi_conn netlink_commands methods kill9)
+expected=(memory_ext4 file_persistence mounted_sigterm flush_trim concurrent_attach busy_device multi_conn netlink_commands methods kill9)
 [ ${#tests[@]} -gt 0 ] || tests=("${expected[@]}")
 
 start=$(date +%s.%N)

@@ -32,7 +32,7 @@ timeout 10 busctl --system monitor --match "type='signal',sender='org.r3map.r3ma
 	>"$TEST_TMP/signals" 2>&1 &
 monitor=$!
 track "$monitor"
-sleep 0.5
+for _ in $(seq 100); do grep -q "Monitoring bus message stream" "$TEST_TMP/signals" && break; sleep 0.1; done
 expect_r3ctl 0 export memory:1M --listen 127.0.0.1:0
 expect_r3ctl 0 unexport 2
 for _ in $(seq 50); do grep -q InterfacesRemoved "$TEST_TMP/signals" && break; sleep 0.1; done
