@@ -127,10 +127,12 @@ bool readableWithin(int fd, std::chrono::milliseconds t)
 	return ::poll(&p, 1, static_cast<int>(t.count())) == 1;
 }
 
-std::future<bool> serveAsync(Server &server, UniqueFd fd)
+// Serves one connection on its own thread: the whole protocol, or transmission only.
+std::future<bool> serveAsync(Server &server, UniqueFd fd, bool handshake = false)
 {
-	return std::async(std::launch::async, [&server, fd = std::move(fd)]() mutable {
-		return server.serveTransmission(std::move(fd), "").has_value();
+	return std::async(std::launch::async, [&server, handshake, fd = std::move(fd)]() mutable {
+		return (handshake ? server.serve(std::move(fd)) : server.serveTransmission(std::move(fd), ""))
+			.has_value();
 	});
 }
 
@@ -141,9 +143,7 @@ TEST_CASE("a server speaks the whole protocol over a socketpair", "[nbd]")
 	Server server;
 	server.addExport({ "", "", memory(1 << 20), false });
 	auto [mine, theirs] = socketPair();
-	auto served = std::async(std::launch::async, [&, fd = std::move(theirs)]() mutable {
-		return server.serve(std::move(fd)).has_value();
-	});
+	auto served = serveAsync(server, std::move(theirs), true);
 	RawClient client(std::move(mine));
 	CHECK(client.handshake() == 1 << 20);
 
@@ -173,9 +173,7 @@ TEST_CASE("replies of a blocking backend come back out of order", "[nbd]")
 	Server server;
 	server.addExport({ "", "", held, false });
 	auto [mine, theirs] = socketPair();
-	auto served = std::async(std::launch::async, [&, fd = std::move(theirs)]() mutable {
-		return server.serve(std::move(fd)).has_value();
-	});
+	auto served = serveAsync(server, std::move(theirs), true);
 	RawClient client(std::move(mine));
 	client.handshake();
 	client.request(Cmd::Read, 1, 0, 512);    // held in the backend
@@ -194,9 +192,7 @@ TEST_CASE("shutdown ends idle connections and refuses new ones", "[nbd]")
 	Server server;
 	server.addExport({ "", "", memory(1 << 20), false });
 	auto [mine, theirs] = socketPair();
-	auto served = std::async(std::launch::async, [&, fd = std::move(theirs)]() mutable {
-		return server.serve(std::move(fd)).has_value();
-	});
+	auto served = serveAsync(server, std::move(theirs), true);
 	RawClient client(std::move(mine));
 	client.handshake();
 	while (server.stats().activeConnections == 0)
