@@ -12,8 +12,10 @@ namespace r3mapd::service {
 
 namespace {
 
-// The sender's credentials as the bus daemon saw them when it connected (SO_PEERCRED,
-// SO_PEERGROUPS); sd-bus fills what the bus does not give from /proc.
+// Only the uid the bus daemon took from the sender's socket when it connected
+// (SO_PEERCRED) is trusted. sd-bus fills what the bus does not report from /proc at call
+// time (groups, with dbus-daemon): the sender could have changed those since, or its pid
+// could belong to another process by now. The AccessPolicy looks groups up by uid.
 r3d::ResultMsg<Caller> callerOf(const sdbus::Message &message)
 {
 	Caller c;
@@ -23,13 +25,10 @@ r3d::ResultMsg<Caller> callerOf(const sdbus::Message &message)
 	} catch (const sdbus::Error &e) {
 		return fail(Errc::NotPermitted, fmt::format("cannot identify the caller: {}", e.getMessage()));
 	}
-	// Without groups the caller can still pass as root; others are refused by the policy.
 	try {
 		c.pid = message.getCredsPid();
-		c.gid = message.getCredsGid();
-		c.groups = message.getCredsSupplementaryGids();
 	} catch (const sdbus::Error &e) {
-		r3d::log::get("dbus")->debug("caller {} uid {}: no group credentials: {}", c.busName, c.uid, e.getMessage());
+		r3d::log::get("dbus")->debug("caller {} uid {}: no pid: {}", c.busName, c.uid, e.getMessage());
 	}
 	return c;
 }
