@@ -27,17 +27,58 @@ std::set<std::string> knownSchemeSet()
 	return out;
 }
 
+bool namesLocalFile(const std::string &param)
+{
+	return param.ends_with("-file") || param == "tls-ca" || param == "tls-cert" || param == "tls-key";
+}
+
+namespace {
+
+// What a caller other than root may not ask of the daemon, which would do it as root.
+r3d::ResultMsg<void> checkUnprivileged(const Config &config, const r3d::BackendUri &uri, uid_t callerUid)
+{
+	if (!config.schemeUnprivileged(uri.scheme)) {
+		std::string usable;
+		for (const auto &s : config.unprivilegedSchemes)
+			if (config.schemeAllowed(s))
+				usable += (usable.empty() ? "" : ", ") + s;
+		return fail(Errc::NotPermitted,
+			    fmt::format("'{}': uid {} may not use scheme '{}': r3mapd runs as root and would open local "
+					"paths for you, so callers other than root may use only {} (unprivileged_schemes "
+					"in r3mapd.conf(5)); ask root to mount or export it",
+					uri.text, callerUid, uri.scheme, usable.empty() ? "no scheme at all" : usable));
+	}
+	for (const auto &[key, value] : uri.params)
+		if (namesLocalFile(key))
+			return fail(Errc::NotPermitted,
+				    fmt::format("'{}': uid {} may not use parameter '{}': it names a local file, which "
+						"r3mapd would read as root; only root may pass it (ask root to mount or "
+						"export it)",
+						uri.text, callerUid, key));
+	return {};
+}
+
+} // namespace
+
 r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Config &config, const std::string &uri,
-								      std::optional<uint64_t> size)
+								      std::optional<uint64_t> size, uid_t callerUid)
 {
 	auto parsed = r3d::BackendUri::parse(uri);
 	if (!parsed)
 		return rename(Errc::BadUri, parsed.error());
-	// An unknown scheme is a bad URI, whatever the configuration allows.
-	if (knownSchemeSet().count(parsed->scheme) && !config.schemeAllowed(parsed->scheme))
+	// An unknown scheme is a bad URI, whatever the configuration allows: openBackend says so.
+	bool known = knownSchemeSet().count(parsed->scheme) > 0;
+	if (known && !config.schemeAllowed(parsed->scheme))
 		return fail(Errc::SchemeNotAllowed, fmt::format("'{}': scheme '{}' is not in allowed_schemes of the "
 								"daemon's configuration",
 								uri, parsed->scheme));
+	// Relative to the daemon's working directory, which is not the caller's.
+	if ((parsed->scheme == "file" || parsed->scheme == "dir") && !parsed->path.starts_with("/"))
+		return fail(Errc::InvalidArgument, fmt::format("'{}': path must be absolute", uri));
+	if (known && callerUid != 0) {
+		if (auto ok = checkUnprivileged(config, *parsed, callerUid); !ok)
+			return r3d::unexpectedOf(ok.error());
+	}
 	if (size && *size == 0)
 		return fail(Errc::InvalidArgument, "size must not be 0");
 

@@ -20,8 +20,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char *kKeys[] = { "default_chunk_size", "max_request_size", "allowed_schemes", "log_level",
-				  "access_group" };
+constexpr const char *kKeys[] = { "default_chunk_size", "max_request_size", "allowed_schemes",
+				  "unprivileged_schemes", "log_level", "access_group" };
 
 std::string keyList()
 {
@@ -57,6 +57,25 @@ r3d::ResultMsg<uint64_t> sizeInRange(const json &v, const std::string &where, ui
 	return size;
 }
 
+// An array of scheme names this build knows.
+r3d::ResultMsg<std::set<std::string>> schemeSet(const json &v, const std::string &where)
+{
+	if (!v.is_array())
+		return r3d::fail(EINVAL, fmt::format("{}: expected an array of scheme names, got {}", where, v.dump()));
+	auto known = knownSchemeSet();
+	std::set<std::string> out;
+	for (const auto &item : v) {
+		if (!item.is_string())
+			return r3d::fail(EINVAL, fmt::format("{}: {} is not a string", where, item.dump()));
+		auto scheme = item.get<std::string>();
+		if (!known.count(scheme))
+			return r3d::fail(EINVAL, fmt::format("{}: unknown scheme '{}' (known: {})", where, scheme,
+							     r3d::knownSchemes()));
+		out.insert(scheme);
+	}
+	return out;
+}
+
 r3d::ResultMsg<void> apply(Config &c, const std::string &key, const json &v, const std::string &where)
 {
 	if (key == "default_chunk_size") {
@@ -72,21 +91,18 @@ r3d::ResultMsg<void> apply(Config &c, const std::string &key, const json &v, con
 			return r3d::unexpectedOf(size.error());
 		c.maxRequestSize = *size;
 	} else if (key == "allowed_schemes") {
-		if (!v.is_array())
-			return r3d::fail(EINVAL, fmt::format("{}: expected an array of scheme names, got {}", where, v.dump()));
-		auto known = knownSchemeSet();
-		c.allowedSchemes.clear();
-		for (const auto &item : v) {
-			if (!item.is_string())
-				return r3d::fail(EINVAL, fmt::format("{}: {} is not a string", where, item.dump()));
-			auto scheme = item.get<std::string>();
-			if (!known.count(scheme))
-				return r3d::fail(EINVAL, fmt::format("{}: unknown scheme '{}' (known: {})", where, scheme,
-								     r3d::knownSchemes()));
-			c.allowedSchemes.insert(scheme);
-		}
-		if (c.allowedSchemes.empty())
+		auto schemes = schemeSet(v, where);
+		if (!schemes)
+			return r3d::unexpectedOf(schemes.error());
+		if (schemes->empty())
 			return r3d::fail(EINVAL, fmt::format("{}: is empty; leave the key out to allow every scheme", where));
+		c.allowedSchemes = std::move(*schemes);
+	} else if (key == "unprivileged_schemes") {
+		// Empty is meaningful here: only root may mount or export anything.
+		auto schemes = schemeSet(v, where);
+		if (!schemes)
+			return r3d::unexpectedOf(schemes.error());
+		c.unprivilegedSchemes = std::move(*schemes);
 	} else if (key == "log_level") {
 		if (!v.is_string() || !isLogLevel(v.get<std::string>()))
 			return r3d::fail(EINVAL, fmt::format("{}: {} is not one of trace, debug, info, warning, error, "
@@ -160,6 +176,11 @@ r3d::ResultMsg<Config> Config::load(const std::string &path, bool mustExist)
 bool Config::schemeAllowed(const std::string &scheme) const
 {
 	return allowedSchemes.empty() || allowedSchemes.count(scheme) > 0;
+}
+
+bool Config::schemeUnprivileged(const std::string &scheme) const
+{
+	return unprivilegedSchemes.count(scheme) > 0;
 }
 
 } // namespace r3mapd

@@ -22,6 +22,9 @@ struct Config {
 	uint64_t maxRequestSize = 32ull << 20;
 	/// Backend schemes callers may use; empty means every scheme this build knows.
 	std::set<std::string> allowedSchemes;
+	/// The schemes callers other than root may use (also subject to allowedSchemes): none
+	/// that makes the daemon, which runs as root, open a local path for them.
+	std::set<std::string> unprivilegedSchemes{ "memory", "r3", "redis", "s3" };
 	std::string logLevel = "info";
 	/// Group (name or number) whose members may call mutating methods besides root.
 	std::string accessGroup = "r3map";
@@ -33,6 +36,8 @@ struct Config {
 	static r3d::ResultMsg<Config> load(const std::string &path, bool mustExist);
 
 	bool schemeAllowed(const std::string &scheme) const;
+	/// Whether a caller other than root may use `scheme`.
+	bool schemeUnprivileged(const std::string &scheme) const;
 };
 
 /// A chunk size must be a power of two from kMinChunkSize to kMaxChunkSize.

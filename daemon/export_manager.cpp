@@ -62,7 +62,7 @@ std::shared_ptr<ExportManager::Entry> ExportManager::entry(const std::string &id
 
 r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 {
-	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt);
+	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid);
 	if (!backend)
 		return r3d::unexpectedOf(backend.error());
 

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
 #include <r3d/result.hpp>
 
 #include "nbd/server.hpp"
@@ -22,6 +24,8 @@ struct ExportRequest {
 	std::string name;   ///< NBD export name
 	std::string description;
 	bool readOnly = false;
+	/// Who asked: root may open any backend, others less (see openAllowedBackend()).
+	uid_t callerUid = static_cast<uid_t>(-1);
 };
 
 /// A snapshot of one export.

@@ -74,7 +74,7 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 	uint64_t chunk = request.chunkSize.value_or(config_.defaultChunkSize);
 	if (auto ok = checkChunkSize(chunk); !ok)
 		return rename(Errc::InvalidArgument, ok.error());
-	auto backend = openAllowedBackend(config_, request.backendUri, request.size);
+	auto backend = openAllowedBackend(config_, request.backendUri, request.size, request.callerUid);
 	if (!backend)
 		return r3d::unexpectedOf(backend.error());
 

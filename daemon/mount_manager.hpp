@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
 #include <r3d/result.hpp>
 #include <r3d/unique_fd.hpp>
 
@@ -22,6 +24,8 @@ struct MountRequest {
 	std::optional<uint64_t> size;
 	std::optional<uint64_t> chunkSize; ///< default: Config::defaultChunkSize
 	bool readOnly = false;
+	/// Who asked: root may open any backend, others less (see openAllowedBackend()).
+	uid_t callerUid = static_cast<uid_t>(-1);
 };
 
 enum class MountState { Attaching, Ready, Unmounting, Failed };

@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -47,16 +48,18 @@ void complete(const sdbus::Result<Out...> &reply, Work &work) noexcept
 	}
 }
 
-/// Admits a mutating call on the bus thread (see ServiceState::admit), or replies with
-/// the error and returns false.
+/// Admits a mutating call on the bus thread (see ServiceState::admit) and returns the
+/// caller, or replies with the error and returns nothing.
 template <class... Out>
-bool admit(ServiceState &state, const sdbus::IObject &object, const sdbus::Result<Out...> &reply,
-	   std::string_view action)
+std::optional<Caller> admit(ServiceState &state, const sdbus::IObject &object, const sdbus::Result<Out...> &reply,
+			    std::string_view action)
 {
 	auto admitted = state.admit(object, action);
-	if (!admitted)
+	if (!admitted) {
 		replyError(reply, toDbusError(admitted.error()));
-	return admitted.has_value();
+		return std::nullopt;
+	}
+	return std::move(*admitted);
 }
 
 /// Runs admitted, blocking work on a worker, which sends the reply.

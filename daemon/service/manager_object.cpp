@@ -27,13 +27,16 @@ template <class Parse, class Create>
 void createObject(ServiceState &state, const sdbus::IObject &object, sdbus::Result<sdbus::ObjectPath> &&result,
 		  const std::string &action, Parse parse, Create create, const char *prefix)
 {
-	if (!admit(state, object, result, action))
+	auto caller = admit(state, object, result, action);
+	if (!caller)
 		return;
 	auto request = parse();
 	if (!request) {
 		replyError(result, toDbusError(request.error()));
 		return;
 	}
+	// The uid the bus reported decides which backends the daemon opens for the caller.
+	request->callerUid = caller->uid;
 	runAsync(state, std::move(result),
 		 [request = std::move(*request), create, prefix]() -> r3d::ResultMsg<sdbus::ObjectPath> {
 			 auto info = create(request);

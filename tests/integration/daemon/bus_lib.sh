@@ -25,12 +25,27 @@ name_owned() {
 		org.r3map.r3mapd 2>/dev/null | grep -qx 'b true'
 }
 
+# with_group_members LINE...: r3mapd started after this sees /etc/group plus these lines
+# (e.g. "r3map-it:x:4242:nobody"), in a mount namespace of its own: the daemon decides
+# membership from the group database, and the host's stays untouched.
+with_group_members() {
+	cp /etc/group "$TEST_TMP/etc-group"
+	printf '%s\n' "$@" >>"$TEST_TMP/etc-group"
+	R3MAPD_ETC_GROUP=$TEST_TMP/etc-group
+}
+
 # start_r3mapd NAME [ARGS...]: r3mapd in the background, log in $TEST_TMP/NAME.log;
 # returns once it owns org.r3map.r3mapd. Sets NAME_pid.
 start_r3mapd() {
 	local name=$1
 	shift
-	"$R3MAPD" "$@" >"$TEST_TMP/$name.log" 2>&1 &
+	local wrap=()
+	if [ -n "${R3MAPD_ETC_GROUP:-}" ]; then
+		# unshare and sh exec: the pid is r3mapd's.
+		wrap=(unshare --mount --propagation private -- sh -c 'mount --bind "$0" /etc/group && exec "$@"'
+			"$R3MAPD_ETC_GROUP")
+	fi
+	"${wrap[@]}" "$R3MAPD" "$@" >"$TEST_TMP/$name.log" 2>&1 &
 	local pid=$!
 	track "$pid"
 	local i

@@ -30,6 +30,9 @@ expect_error BadUri "unknown parameter 'colour'" Export "memory:1M?colour=red" 1
 echo "== schemes the configuration does not allow: SchemeNotAllowed"
 expect_error SchemeNotAllowed "not in allowed_schemes" Mount "file:$TEST_TMP/x?size=1M" '{}'
 expect_error SchemeNotAllowed "not in allowed_schemes" Export "file:$TEST_TMP/x?size=1M" 127.0.0.1:0 '{}'
+echo "== a relative path would be the daemon's, not the caller's: InvalidArgument, even for root"
+expect_error InvalidArgument "'dir:chunks?size=1M': path must be absolute" Export "dir:chunks?size=1M" 127.0.0.1:0 '{}'
+expect_error InvalidArgument "path must be absolute" Mount "dir:./chunks?size=1M" '{}'
 echo "== a backend that cannot be opened: BackendFailed"
 expect_error BackendFailed "$TEST_TMP/no/such" Export "dir:$TEST_TMP/no/such/dir?size=1M" 127.0.0.1:0 '{}'
 

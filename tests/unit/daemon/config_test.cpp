@@ -26,6 +26,9 @@ TEST_CASE("an empty object gives the documented defaults", "[config]")
 	CHECK(c.maxRequestSize == 32u << 20);
 	CHECK(c.allowedSchemes.empty());
 	CHECK(c.schemeAllowed("memory"));
+	CHECK(c.unprivilegedSchemes == std::set<std::string>{ "memory", "r3", "redis", "s3" });
+	CHECK_FALSE(c.schemeUnprivileged("file"));
+	CHECK_FALSE(c.schemeUnprivileged("dir"));
 	CHECK(c.logLevel == "info");
 	CHECK(c.accessGroup == "r3map");
 }
@@ -33,13 +36,16 @@ TEST_CASE("an empty object gives the documented defaults", "[config]")
 TEST_CASE("every key is read, sizes as numbers or text", "[config]")
 {
 	auto c = Config::parse(R"({"default_chunk_size": "64K", "max_request_size": 1048576,
-		"allowed_schemes": ["memory", "file"], "log_level": "debug", "access_group": 1234})",
+		"allowed_schemes": ["memory", "file"], "unprivileged_schemes": ["memory"],
+		"log_level": "debug", "access_group": 1234})",
 			       "x")
 			 .value();
 	CHECK(c.defaultChunkSize == 65536);
 	CHECK(c.maxRequestSize == 1048576);
 	CHECK(c.schemeAllowed("file"));
 	CHECK_FALSE(c.schemeAllowed("dir"));
+	CHECK(c.schemeUnprivileged("memory"));
+	CHECK_FALSE(c.schemeUnprivileged("r3"));
 	CHECK(c.logLevel == "debug");
 	CHECK(c.accessGroup == "1234");
 }
@@ -58,6 +64,11 @@ TEST_CASE("bad values name the file, the key and the problem", "[config]")
 	CHECK_THAT(errorOf(R"({"allowed_schemes": ["memory", 3]})"), Catch::Contains("3 is not a string"));
 	CHECK_THAT(errorOf(R"({"allowed_schemes": ["nfs"]})"),
 		   Catch::Contains("unknown scheme 'nfs' (known: memory, file, dir"));
+	CHECK_THAT(errorOf(R"({"unprivileged_schemes": ["memory", "nfs"]})"),
+		   Catch::Contains("key 'unprivileged_schemes': unknown scheme 'nfs'"));
+	CHECK_THAT(errorOf(R"({"unprivileged_schemes": "memory"})"), Catch::Contains("expected an array"));
+	// Empty: only root may use any backend.
+	CHECK(Config::parse(R"({"unprivileged_schemes": []})", "x").value().unprivilegedSchemes.empty());
 	CHECK_THAT(errorOf(R"({"log_level": "chatty"})"), Catch::Contains("key 'log_level': \"chatty\" is not one of"));
 	CHECK_THAT(errorOf(R"({"access_group": ""})"), Catch::Contains("expected a group name or number"));
 	CHECK_THAT(errorOf(R"({"chunk_size": 4096})"),

@@ -45,6 +45,16 @@ TEST_CASE("requests are validated before anything is listed", "[mount]")
 	auto e = mountError(m, { "memory:1M", std::nullopt, 3000, false });
 	CHECK(e.code == Errc::InvalidArgument);
 	CHECK_THAT(e.message, Catch::Contains("chunk size 3000"));
+	// The daemon is root: nobody else may have it open a local file (see backend_opener_test).
+	config.allowedSchemes = { "memory", "file" };
+	e = mountError(m, { "file:/etc/shadow", std::nullopt, std::nullopt, false, 65534 });
+	CHECK(e.code == Errc::NotPermitted);
+	e = mountError(m, { "file:etc/shadow", std::nullopt, std::nullopt, false, 0 });
+	CHECK(e.code == Errc::InvalidArgument);
+	config.allowedSchemes = { "memory" };
+	e = mountError(m, { "memory:1M", std::nullopt, 3000, false });
+	CHECK(e.code == Errc::InvalidArgument);
+	CHECK_THAT(e.message, Catch::Contains("chunk size 3000"));
 	e = mountError(m, { "bogus:1", std::nullopt, std::nullopt, false });
 	CHECK(e.code == Errc::BadUri);
 	e = mountError(m, { "file:/tmp/x?size=1M", std::nullopt, std::nullopt, false });
