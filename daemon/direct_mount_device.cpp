@@ -6,11 +6,18 @@
 
 namespace r3mapd {
 
+namespace {
+
+// How long a disconnect may wait for the kernel to let go of the device.
+constexpr std::chrono::seconds kCloseTimeout{ 10 };
+
+} // namespace
+
 DirectMountDevice::DirectMountDevice(std::unique_ptr<r3d::mount::DirectMount> mount) : mount_(std::move(mount)) {}
 
-r3d::ResultMsg<void> DirectMountDevice::close()
+r3d::ResultMsg<void> DirectMountDevice::close(bool force)
 {
-	auto closed = mount_->close();
+	auto closed = mount_->close(kCloseTimeout, force);
 	if (closed)
 		return {};
 	// EBUSY: still mounted or opened exclusively; the device was left connected.

@@ -16,7 +16,8 @@ public:
 	std::string devicePath() const override { return mount_->devicePath(); }
 	r3d::nbd::Stats stats() const override { return mount_->stats(); }
 	bool serving() const override { return mount_->serving(); }
-	r3d::ResultMsg<void> close() override;
+	std::vector<std::string> mountpoints() const override { return mount_->mountpoints(); }
+	r3d::ResultMsg<void> close(bool force) override;
 
 private:
 	std::unique_ptr<r3d::mount::DirectMount> mount_;

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
@@ -25,9 +26,12 @@ public:
 	/// False once the kernel has dropped its connections: I/O no longer reaches the
 	/// backend. Cheap; polled.
 	virtual bool serving() const = 0;
+	/// Where filesystems on the device are mounted, for messages.
+	virtual std::vector<std::string> mountpoints() const = 0;
 	/// Flushes everything acknowledged to the backend and detaches the device. Blocks;
-	/// idempotent.
-	virtual r3d::ResultMsg<void> close() = 0;
+	/// idempotent. A device still mounted or opened exclusively fails with Busy and stays
+	/// connected, unless `force`: then its filesystems are synced and it is detached anyway.
+	virtual r3d::ResultMsg<void> close(bool force = false) = 0;
 };
 
 /// What the daemon asks of an attach.

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <r3d/log.hpp>
 #include <r3d/size.hpp>
@@ -136,6 +137,11 @@ void MountManager::setState(Entry &e, MountState state, std::string message, std
 
 r3d::ResultMsg<void> MountManager::unmount(const std::string &id)
 {
+	return unmount(id, false);
+}
+
+r3d::ResultMsg<void> MountManager::unmount(const std::string &id, bool force)
+{
 	std::shared_ptr<Entry> e;
 	bool failed = false;
 	{
@@ -152,7 +158,13 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id)
 	r3d::ResultMsg<void> closed;
 	{
 		std::unique_lock io(e->ioMutex);
-		closed = e->device->close();
+		closed = e->device->close(force);
+	}
+	if (!closed && force) {
+		// Disconnected all the same, after its filesystems were synced; at most the
+		// mounted filesystem still holds the device until it is unmounted.
+		r3d::log::get("mount")->warn("mount {}: forced: {}", id, closed.error().message);
+		closed = {};
 	}
 	if (!closed && closed.error().code == make_error_code(Errc::Busy)) {
 		// Still mounted or held open exclusively: the device stays connected and served,
@@ -280,10 +292,25 @@ void MountManager::checkDevices()
 
 void MountManager::unmountAll()
 {
+	auto log = r3d::log::get("mount");
 	for (const auto &info : list()) {
-		auto ok = unmount(info.id);
+		auto ok = unmount(info.id, false);
+		if (!ok && ok.error().code == make_error_code(Errc::Busy) && info.state != MountState::Attaching) {
+			std::shared_ptr<MountDevice> device;
+			{
+				std::lock_guard lock(mutex_);
+				if (auto e = entry(info.id))
+					device = e->device;
+			}
+			std::string where = device ? fmt::format("{}", fmt::join(device->mountpoints(), ", ")) : "";
+			log->warn("mount {}: {} is still in use at shutdown (mounted at: {}); syncing its filesystems "
+				  "and disconnecting it anyway. Unmount filesystems on r3map devices before stopping "
+				  "r3mapd (mount them with _netdev so systemd does)",
+				  info.id, info.device, where.empty() ? "nowhere, opened exclusively" : where);
+			ok = unmount(info.id, true);
+		}
 		if (!ok)
-			r3d::log::get("mount")->error("mount {}: left behind at shutdown: {}", info.id, ok.error().message);
+			log->error("mount {}: left behind at shutdown: {}", info.id, ok.error().message);
 	}
 }
 

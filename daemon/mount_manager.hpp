@@ -69,7 +69,8 @@ public:
 	/// Validates, opens the backend and attaches it. The mount is listed (attaching) from
 	/// the moment the backend is open; on failure it disappears again.
 	r3d::ResultMsg<MountInfo> mount(const MountRequest &request);
-	/// Flushes, detaches and forgets a mount. Busy while it attaches or unmounts.
+	/// Flushes, detaches and forgets a mount. Busy while it attaches or unmounts, and while
+	/// its device is mounted or opened exclusively (then it stays connected).
 	r3d::ResultMsg<void> unmount(const std::string &id);
 	/// Opens the device for a caller; `flags` as open(2), validated (see Mount1.OpenFd).
 	r3d::ResultMsg<r3d::UniqueFd> openFd(const std::string &id, uint32_t flags);
@@ -84,13 +85,17 @@ public:
 	/// periodically from the io_context.
 	void checkDevices();
 
-	/// Unmounts everything, for shutdown; logs failures and carries on.
+	/// Unmounts everything, for shutdown; logs failures and carries on. A device whose
+	/// filesystem is still mounted is disconnected anyway, with a warning, after its
+	/// filesystems were synced: the daemon is going away and cannot serve it any longer.
 	void unmountAll();
 
 private:
 	struct Entry;
 
 	std::shared_ptr<Entry> entry(const std::string &id) const;
+	/// unmount(); `force` as MountDevice::close().
+	r3d::ResultMsg<void> unmount(const std::string &id, bool force);
 	/// With `onlyFrom`, nothing happens unless the mount is in that state.
 	void setState(Entry &e, MountState state, std::string message, std::optional<MountState> onlyFrom = std::nullopt);
 

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <r3d/backend_factory.hpp>
 #include <r3d/log.hpp>
@@ -16,6 +17,7 @@ namespace r3d::mount {
 namespace {
 
 constexpr unsigned kMaxConnections = 64;
+constexpr std::chrono::seconds kInUseDetachWait{ 1 };
 
 std::shared_ptr<spdlog::logger> logger()
 {
@@ -141,6 +143,11 @@ std::chrono::microseconds DirectMount::timeToReady() const
 	return device_->timeToReady();
 }
 
+std::vector<std::string> DirectMount::mountpoints() const
+{
+	return device_ && !closed_ ? device_->mountpoints() : std::vector<std::string>{};
+}
+
 bool DirectMount::serving() const
 {
 	return !closed_ && server_->stats().activeConnections > 0;
@@ -163,16 +170,37 @@ ResultMsg<void> DirectMount::close(std::chrono::milliseconds timeout, bool force
 		return fail(EBUSY, fmt::format("{} is in use (mounted?); unmount it first", device_->path()));
 	closed_ = true;
 	ResultMsg<void> result;
+	const bool inUse = device_ && server_->stats().activeConnections > 0 && device_->inUse();
+	if (inUse) {
+		// Forced while in use: the filesystem's dirty data and journal are in its own
+		// caches, which the fsync of the device below does not write.
+		auto mounts = device_->mountpoints();
+		if (mounts.empty())
+			logger()->warn("{}: disconnecting while in use, and no mount of it is visible here to sync "
+				       "(held open exclusively, or mounted in another mount namespace)",
+				       device_->path());
+		else
+			logger()->warn("{}: disconnecting while in use (mounted at: {})", device_->path(),
+				       fmt::join(mounts, ", "));
+		auto synced = device_->syncMounted();
+		if (!synced) {
+			logger()->error("{}", synced.error().message);
+			result = unexpectedOf(synced.error());
+		}
+	}
 	if (device_ && !options_.readOnly) {
 		auto flushed = device_->flush();
 		if (!flushed) {
 			logger()->warn("{}", flushed.error().message);
-			result = flushed;
+			if (result)
+				result = flushed;
 		}
 	}
 	if (device_) {
 		// The kernel sends NBD_CMD_DISC; the serving threads see it and return.
-		auto detached = device_->detach(timeout);
+		// A filesystem still mounted keeps the device configured until it is unmounted:
+		// waiting for that would only delay the shutdown.
+		auto detached = device_->detach(inUse ? std::min<std::chrono::milliseconds>(timeout, kInUseDetachWait) : timeout);
 		if (!detached && result)
 			result = detached;
 	}

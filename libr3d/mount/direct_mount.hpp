@@ -64,12 +64,18 @@ public:
 	/// or a request timed out): the device no longer reaches the backend.
 	bool serving() const;
 
+	/// Where filesystems on the device are mounted (none after close()).
+	std::vector<std::string> mountpoints() const;
+
 	/// fsync of the device (dirty pages and a FLUSH reach the backend), disconnect, wait
 	/// until the device is free, stop the server, sync the backend. Idempotent. Fails with
 	/// EBUSY if the device is still held open (mounted) after `timeout`.
 	/// Without `force`, a device that is still mounted (or opened exclusively) is left
 	/// connected and close() fails with EBUSY: disconnecting would throw away the
-	/// filesystem's unwritten data. The destructor forces.
+	/// filesystem's unwritten data. With `force` (and in the destructor) it is
+	/// disconnected anyway, but first every filesystem mounted from it is synced
+	/// (syncfs), so what was written to it is in the backend; the mount itself sees I/O
+	/// errors afterwards.
 	ResultMsg<void> close(std::chrono::milliseconds timeout = std::chrono::seconds(10), bool force = false);
 
 private:

@@ -13,7 +13,7 @@ export R3MAP_DBUS_DIR="$R3MAP_SOURCE_DIR/dbus"
 exec >"$OUT/guest.log" 2>&1
 source "$here/../integration/lib.sh"
 source "$here/../integration/daemon/bus_lib.sh"
-require mount dd cmp
+require mount dd cmp mkfs.ext4 e2fsck md5sum
 
 step() { echo "== $*"; }
 
@@ -36,6 +36,11 @@ mount --bind "$TEST_TMP/etc/group" /etc/group
 as_user=(setpriv --reuid=r3user --regid=r3user --init-groups)
 
 start_bus
+# As under the unit's ProtectKernelTunables=yes: attaching must not need to write /sys.
+# The daemon's mount namespace sees the filesystems mounted later, as a service's does
+# under systemd, which makes every mount shared at boot.
+mount --make-rshared /
+protect_kernel_tunables
 start_r3mapd d
 
 step "r3ctl mount memory:128M → /dev/nbdN, ready"
@@ -147,14 +152,47 @@ mount -o ro "$mdev" "$TEST_TMP/mnt" || fail "remount $mdev"
 umount "$TEST_TMP/mnt"
 expect_r3ctl 0 unmount "$mdev"
 
-step "SIGTERM with mounts attached: every device flushed and freed, exit 0"
+step "SIGTERM with mounts attached, one with a filesystem still mounted and its writes unsynced"
 expect_r3ctl 0 mount "file:$TEST_TMP/disk2.img?size=4M"
 d1=$(cat "$TEST_TMP/out")
 expect_r3ctl 0 mount memory:4M
 d2=$(cat "$TEST_TMP/out")
 printf 'written before SIGTERM' | dd of="$d1" bs=4096 conv=sync oflag=direct status=none
+expect_r3ctl 0 mount "file:$TEST_TMP/live.img?size=64M"
+ldev=$(cat "$TEST_TMP/out")
+mkfs.ext4 -q -F "$ldev" || fail "mkfs.ext4 on $ldev"
+mkdir -p "$TEST_TMP/live"
+# Keep everything in the page cache and the journal until something syncs: no periodic
+# writeback, no journal commit before the daemon is stopped.
+expire=$(cat /proc/sys/vm/dirty_expire_centisecs) writeback=$(cat /proc/sys/vm/dirty_writeback_centisecs)
+echo 360000 >/proc/sys/vm/dirty_expire_centisecs
+echo 0 >/proc/sys/vm/dirty_writeback_centisecs
+mount -o commit=3600 "$ldev" "$TEST_TMP/live" || fail "mount $ldev"
+mkdir "$TEST_TMP/live/dir"
+for f in a b dir/c; do head -c $((1 << 20)) /dev/urandom >"$TEST_TMP/live/$f"; done
+(cd "$TEST_TMP/live" && md5sum a b dir/c) >"$TEST_TMP/live.md5"
+grep -q "^Dirty: *[1-9]" /proc/meminfo || fail "nothing is dirty: the test would prove nothing"
 stop_r3mapd d
+echo "$expire" >/proc/sys/vm/dirty_expire_centisecs
+echo "$writeback" >/proc/sys/vm/dirty_writeback_centisecs
 dev_free "$d1" && dev_free "$d2" || fail "devices still connected after r3mapd exited"
 head -c 22 "$TEST_TMP/disk2.img" | grep -q 'written before SIGTERM' || fail "data written before SIGTERM was lost"
 grep -q "unmounted" "$TEST_TMP/d.log" || fail "no unmount in the daemon log"
+grep -q "$ldev is still in use at shutdown (mounted at: $TEST_TMP/live)" "$TEST_TMP/d.log" \
+	|| fail "no warning naming $ldev and its mountpoint: $(grep -i "in use" "$TEST_TMP/d.log")"
+grep -q "synced the filesystem mounted at $TEST_TMP/live" "$TEST_TMP/d.log" || fail "the filesystem was not synced"
+umount "$TEST_TMP/live" 2>/dev/null || umount -l "$TEST_TMP/live"
+for _ in $(seq 50); do dev_free "$ldev" && break; sleep 0.1; done
+dev_free "$ldev" || fail "$ldev still connected after its filesystem was unmounted"
+
+step "the filesystem's files survived: re-attach the image with a new r3mapd"
+start_r3mapd d2
+expect_r3ctl 0 mount "file:$TEST_TMP/live.img"
+ldev=$(cat "$TEST_TMP/out")
+mount "$ldev" "$TEST_TMP/live" || fail "mount $ldev again"
+(cd "$TEST_TMP/live" && md5sum -c --quiet "$TEST_TMP/live.md5") || fail "the files written before SIGTERM are lost or damaged"
+umount "$TEST_TMP/live"
+e2fsck -fn "$ldev" >"$TEST_TMP/fsck" 2>&1 || { cat "$TEST_TMP/fsck"; fail "e2fsck found damage"; }
+expect_r3ctl 0 unmount "$ldev"
+stop_r3mapd d2
 echo PASS

@@ -2,16 +2,21 @@
 
 #include <atomic>
 #include <cstring>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <r3d/log.hpp>
 
@@ -347,6 +352,76 @@ bool KernelDevice::inUse() const
 {
 	UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC));
 	return !fd && errno == EBUSY;
+}
+
+std::vector<std::string> KernelDevice::mountpointsIn(const std::string &mountinfo, dev_t rdev)
+{
+	// "36 35 43:0 / /mnt/a\040b rw,relatime shared:1 - ext4 /dev/nbd0 rw": the third
+	// field is major:minor, the fifth the mountpoint with space, tab, newline and backslash
+	// as octal escapes.
+	std::vector<std::string> out;
+	std::istringstream lines(mountinfo);
+	std::string line;
+	const std::string device = fmt::format("{}:{}", major(rdev), minor(rdev));
+	while (std::getline(lines, line)) {
+		std::istringstream fields(line);
+		std::string id, parent, majorMinor, root, mountpoint;
+		if (!(fields >> id >> parent >> majorMinor >> root >> mountpoint) || majorMinor != device)
+			continue;
+		std::string unescaped;
+		auto octal = [&](size_t i) { return mountpoint[i] >= '0' && mountpoint[i] <= '7'; };
+		for (size_t i = 0; i < mountpoint.size(); ++i) {
+			if (mountpoint[i] == '\\' && i + 3 < mountpoint.size() && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+				unescaped += static_cast<char>(std::stoi(mountpoint.substr(i + 1, 3), nullptr, 8));
+				i += 3;
+			} else {
+				unescaped += mountpoint[i];
+			}
+		}
+		out.push_back(std::move(unescaped));
+	}
+	return out;
+}
+
+std::vector<std::string> KernelDevice::mountpoints() const
+{
+	struct stat st {};
+	if (::stat(path_.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))
+		return {};
+	std::ifstream in(procRoot_ + "/self/mountinfo");
+	std::stringstream text;
+	text << in.rdbuf();
+	return mountpointsIn(text.str(), st.st_rdev);
+}
+
+ResultMsg<std::vector<std::string>> KernelDevice::syncMounted() const
+{
+	struct stat device {};
+	if (::stat(path_.c_str(), &device) != 0)
+		return fail(errno, fmt::format("cannot stat {}: {}", path_, std::strerror(errno)));
+	std::vector<std::string> synced, failed;
+	int firstError = 0;
+	for (const auto &mountpoint : mountpoints()) {
+		UniqueFd fd(::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+		struct stat st {};
+		int err = 0;
+		if (!fd || ::fstat(fd.get(), &st) != 0)
+			err = errno;
+		else if (st.st_dev != device.st_rdev)
+			err = EXDEV; // another mount hides it from us
+		else if (::syncfs(fd.get()) != 0)
+			err = errno;
+		if (err == 0) {
+			logger()->info("{}: synced the filesystem mounted at {}", path_, mountpoint);
+			synced.push_back(mountpoint);
+		} else {
+			failed.push_back(fmt::format("{} ({})", mountpoint, std::strerror(err)));
+			firstError = firstError ? firstError : err;
+		}
+	}
+	if (!failed.empty())
+		return fail(firstError, fmt::format("{}: cannot sync the filesystem at {}", path_, fmt::join(failed, ", ")));
+	return synced;
 }
 
 ResultMsg<void> KernelDevice::flush() const

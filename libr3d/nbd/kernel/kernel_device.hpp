@@ -7,6 +7,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/types.h>
+
 #include <r3d/result.hpp>
 #include <r3d/unique_fd.hpp>
 
@@ -48,6 +50,16 @@ public:
 	ResultMsg<void> flush() const;
 	/// Whether the device is mounted or opened exclusively (O_EXCL open fails with EBUSY).
 	bool inUse() const;
+	/// Where filesystems on this device are mounted, from /proc/self/mountinfo (by the
+	/// device node's major:minor).
+	std::vector<std::string> mountpoints() const;
+	/// syncfs() on every filesystem mounted from this device, so its dirty data and journal
+	/// reach the device before a forced disconnect; flush() alone only writes the block
+	/// device's own page cache. Returns the mountpoints synced; fails naming every one that
+	/// could not be (then the others were still synced).
+	ResultMsg<std::vector<std::string>> syncMounted() const;
+	/// The mountpoints of the device `rdev` in a mountinfo text (proc(5)), unescaped.
+	static std::vector<std::string> mountpointsIn(const std::string &mountinfo, dev_t rdev);
 	/// Disconnects (the server gets NBD_CMD_DISC) and waits until the device is free
 	/// again. Fails with EBUSY if someone still holds it open (a mounted filesystem)
 	/// after `timeout`. Idempotent.

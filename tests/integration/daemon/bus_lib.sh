@@ -25,13 +25,25 @@ name_owned() {
 		org.r3map.r3mapd 2>/dev/null | grep -qx 'b true'
 }
 
-# with_group_members LINE...: r3mapd started after this sees /etc/group plus these lines
-# (e.g. "r3map-it:x:4242:nobody"), in a mount namespace of its own: the daemon decides
-# membership from the group database, and the host's stays untouched.
+# r3mapd_namespace COMMAND: r3mapd started after this runs in a mount namespace of its
+# own, prepared by COMMAND (sh; several calls add up). The host stays untouched; its later
+# mounts propagate in, as into a systemd service's namespace.
+r3mapd_namespace() {
+	R3MAPD_NS_SETUP="${R3MAPD_NS_SETUP:+$R3MAPD_NS_SETUP && }$1"
+}
+
+# with_group_members LINE...: r3mapd sees /etc/group plus these lines (e.g.
+# "r3map-it:x:4242:nobody"): the daemon decides membership from the group database.
 with_group_members() {
 	cp /etc/group "$TEST_TMP/etc-group"
 	printf '%s\n' "$@" >>"$TEST_TMP/etc-group"
-	R3MAPD_ETC_GROUP=$TEST_TMP/etc-group
+	r3mapd_namespace "mount --bind '$TEST_TMP/etc-group' /etc/group"
+}
+
+# protect_kernel_tunables: r3mapd sees /sys and /proc/sys read-only, as under the unit's
+# ProtectKernelTunables=yes.
+protect_kernel_tunables() {
+	r3mapd_namespace "mount -o remount,bind,ro /sys && mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys"
 }
 
 # start_r3mapd NAME [ARGS...]: r3mapd in the background, log in $TEST_TMP/NAME.log;
@@ -40,10 +52,9 @@ start_r3mapd() {
 	local name=$1
 	shift
 	local wrap=()
-	if [ -n "${R3MAPD_ETC_GROUP:-}" ]; then
+	if [ -n "${R3MAPD_NS_SETUP:-}" ]; then
 		# unshare and sh exec: the pid is r3mapd's.
-		wrap=(unshare --mount --propagation private -- sh -c 'mount --bind "$0" /etc/group && exec "$@"'
-			"$R3MAPD_ETC_GROUP")
+		wrap=(unshare --mount --propagation slave -- sh -c "$R3MAPD_NS_SETUP"' && exec "$@"' sh)
 	fi
 	"${wrap[@]}" "$R3MAPD" "$@" >"$TEST_TMP/$name.log" 2>&1 &
 	local pid=$!

@@ -16,7 +16,8 @@ systemd-analyze verify --man=no "$TEST_TMP/r3mapd.service" >"$TEST_TMP/verify" 2
 grep -q "Unknown key 'Bogus'" "$TEST_TMP/verify" || fail "verify did not notice a bad key"
 
 for line in Type=notify BusName=org.r3map.r3mapd WatchdogSec= ProtectSystem=strict ProtectHome=true PrivateTmp=true \
-	NoNewPrivileges=true "DeviceAllow=block-nbd rw" DevicePolicy=closed CapabilityBoundingSet=; do
+	NoNewPrivileges=true "DeviceAllow=block-nbd rw" DevicePolicy=closed CapabilityBoundingSet= \
+	ProtectKernelTunables=true Wants=remote-fs-pre.target Before=remote-fs-pre.target; do
 	grep -q "^$line" "$R3MAPD_UNIT" || fail "the unit lacks $line"
 done
 # Nothing beyond what attaching devices and serving exports needs.

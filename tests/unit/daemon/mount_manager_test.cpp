@@ -100,3 +100,80 @@ TEST_CASE("unknown mounts and bad OpenFd flags are refused precisely", "[mount]"
 	CHECK_FALSE(m.resolve("/dev/nbd0"));
 	CHECK_FALSE(m.stats("1"));
 }
+
+namespace {
+
+// What a device was asked to do, in order.
+struct DeviceLog {
+	std::vector<std::string> calls;
+	bool destroyed = false;
+};
+
+// Behaves like a DirectMountDevice whose filesystem is still mounted: close() answers Busy
+// and leaves it connected; close(force) syncs and disconnects.
+class MountedDevice final : public MountDevice
+{
+public:
+	explicit MountedDevice(DeviceLog &log) : log_(log) {}
+	~MountedDevice() override { log_.destroyed = true; }
+	std::string devicePath() const override { return "/dev/nbd7"; }
+	r3d::nbd::Stats stats() const override { return {}; }
+	bool serving() const override { return !closed_; }
+	std::vector<std::string> mountpoints() const override { return { "/srv/data" }; }
+	r3d::ResultMsg<void> close(bool force) override
+	{
+		log_.calls.push_back(force ? "close force" : "close");
+		if (closed_)
+			return {};
+		if (!force)
+			return fail(Errc::Busy, "/dev/nbd7 is in use (mounted?); unmount it first");
+		closed_ = true;
+		return {};
+	}
+
+private:
+	DeviceLog &log_;
+	bool closed_ = false;
+};
+
+AttachFn mountedAttach(DeviceLog &log)
+{
+	return [&log](AttachParams) -> r3d::ResultMsg<std::unique_ptr<MountDevice>> {
+		return std::unique_ptr<MountDevice>(std::make_unique<MountedDevice>(log));
+	};
+}
+
+} // namespace
+
+TEST_CASE("Unmount of a mounted device is Busy and leaves it connected", "[mount]")
+{
+	Config config;
+	Recorder events;
+	DeviceLog log;
+	MountManager m(config, mountedAttach(log), events);
+	REQUIRE(m.mount({ "memory:1M", std::nullopt, std::nullopt, false }));
+	auto e = m.unmount("1");
+	REQUIRE_FALSE(e);
+	CHECK(e.error().code == Errc::Busy);
+	CHECK(log.calls == std::vector<std::string>{ "close" });
+	REQUIRE(m.find("1"));
+	CHECK(m.find("1")->state == MountState::Ready);
+}
+
+TEST_CASE("shutdown disconnects a mounted device explicitly, forced, not in a destructor", "[mount]")
+{
+	Config config;
+	Recorder events;
+	DeviceLog log;
+	{
+		MountManager m(config, mountedAttach(log), events);
+		REQUIRE(m.mount({ "memory:1M", std::nullopt, std::nullopt, false }));
+		m.unmountAll();
+		// Asked politely first, then forced (which syncs the filesystems) and forgotten.
+		CHECK(log.calls == std::vector<std::string>{ "close", "close force" });
+		CHECK(log.destroyed);
+		CHECK(m.list().empty());
+		CHECK(events.events.back() == "removed 1");
+	}
+	CHECK(log.calls.size() == 2); // the destructor had nothing left to do
+}

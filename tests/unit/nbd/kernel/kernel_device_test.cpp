@@ -1,6 +1,7 @@
 #include <chrono>
 
 #include <sys/socket.h>
+#include <sys/sysmacros.h>
 
 #include <catch2/catch.hpp>
 
@@ -124,4 +125,20 @@ TEST_CASE("a direct mount that cannot attach returns an error and stops its serv
 		REQUIRE_FALSE(m);
 		CHECK(m.error().message.find("multiple") != std::string::npos);
 	}
+}
+
+TEST_CASE("the mounts of a device are found in mountinfo by major:minor, names unescaped", "[kernel]")
+{
+	const std::string mountinfo = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+				      "40 22 43:0 / /mnt/a rw,relatime shared:20 - ext4 /dev/nbd0 rw\n"
+				      "41 22 43:32 / /mnt/other rw,relatime shared:21 - ext4 /dev/nbd1 rw\n"
+				      "42 22 43:0 /sub /srv/with\\040space\\011tab rw shared:22 - ext4 /dev/nbd0 rw\n"
+				      "43 22 143:0 / /mnt/not-43-0 rw - ext4 /dev/x rw\n"
+				      "44 22 43:0 / /back\\134slash\\04 rw - ext4 /dev/nbd0 rw\n"
+				      "garbage\n";
+	CHECK(KernelDevice::mountpointsIn(mountinfo, makedev(43, 0))
+	      == std::vector<std::string>{ "/mnt/a", "/srv/with space\ttab", "/back\\slash\\04" });
+	CHECK(KernelDevice::mountpointsIn(mountinfo, makedev(43, 32)) == std::vector<std::string>{ "/mnt/other" });
+	CHECK(KernelDevice::mountpointsIn(mountinfo, makedev(43, 64)).empty());
+	CHECK(KernelDevice::mountpointsIn("", makedev(43, 0)).empty());
 }
