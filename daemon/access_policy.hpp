@@ -46,6 +46,8 @@ public:
 	r3d::ResultMsg<void> check(const Caller &caller, std::string_view action) const;
 
 	const std::string &group() const { return group_; }
+	/// The access group's gid; nullopt while a group name does not exist.
+	std::optional<gid_t> groupId() const;
 
 	/// The GroupLookup of the system: getpwuid_r, then getgrouplist.
 	static std::optional<std::vector<gid_t>> systemGroups(uid_t uid);
@@ -56,7 +58,6 @@ private:
 		std::chrono::steady_clock::time_point until;
 	};
 
-	std::optional<gid_t> groupId() const;
 	std::optional<std::vector<gid_t>> groupsOf(uid_t uid) const;
 
 	std::string group_;

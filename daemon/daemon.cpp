@@ -27,7 +27,7 @@ constexpr std::chrono::seconds kDeviceCheckInterval{ 1 };
 
 Daemon::Daemon(Config config, AttachFn attach)
 	: config_(std::move(config)), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
-	  mounts_(config_, std::move(attach), service_), exports_(config_, service_), work_(kWorkers)
+	  mounts_(config_, std::move(attach), service_), exports_(config_, access_, service_), work_(kWorkers)
 {
 }
 

@@ -1,13 +1,20 @@
 #include "export_manager.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <thread>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <r3d/log.hpp>
 #include <r3d/size.hpp>
+#include <r3d/unique_fd.hpp>
 
+#include "access_policy.hpp"
 #include "backend_opener.hpp"
 #include "config.hpp"
 #include "errors.hpp"
@@ -27,6 +34,7 @@ struct ExportManager::Entry {
 namespace {
 
 constexpr std::string_view kUnixPrefix = "unix:";
+constexpr mode_t kSocketMode = 0660;
 
 r3d::ResultMsg<std::unique_ptr<r3d::nbd::Listener>> listen(r3d::nbd::Server &server, const std::string &address)
 {
@@ -41,9 +49,33 @@ r3d::ResultMsg<std::unique_ptr<r3d::nbd::Listener>> listen(r3d::nbd::Server &ser
 	return listener;
 }
 
+// The unit's UMask=0077 leaves a new socket 0700 root: give it to the access group.
+r3d::ResultMsg<void> shareSocket(const std::string &path, std::optional<gid_t> gid)
+{
+	if (!gid)
+		return {}; // the group does not exist (yet): root only
+	// Through an O_PATH descriptor of exactly the socket we bound: a path swapped for a
+	// symlink or another file since is refused, never followed.
+	r3d::UniqueFd node(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+	struct stat st {};
+	if (!node || ::fstat(node.get(), &st) != 0)
+		return fail(Errc::Failed, fmt::format("cannot open the socket '{}' to give it to the access group: {}",
+						      path, std::strerror(errno)));
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid())
+		return fail(Errc::Failed, fmt::format("'{}' was replaced while the export was set up", path));
+	if (::fchownat(node.get(), "", static_cast<uid_t>(-1), *gid, AT_EMPTY_PATH) != 0
+	    || ::chmod(fmt::format("/proc/self/fd/{}", node.get()).c_str(), kSocketMode) != 0)
+		return fail(Errc::Failed, fmt::format("cannot give the socket '{}' to group {}: {}", path, *gid,
+						      std::strerror(errno)));
+	return {};
+}
+
 } // namespace
 
-ExportManager::ExportManager(const Config &config, ExportObserver &observer) : config_(config), observer_(observer) {}
+ExportManager::ExportManager(const Config &config, const AccessPolicy &access, ExportObserver &observer)
+	: config_(config), access_(access), observer_(observer)
+{
+}
 
 ExportManager::~ExportManager()
 {
@@ -75,10 +107,13 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 	if (!listener)
 		return r3d::unexpectedOf(listener.error());
 	e->listener = std::move(*listener);
+	const bool onUnixSocket = request.listen.starts_with("/") || request.listen.starts_with(kUnixPrefix);
+	if (onUnixSocket) {
+		if (auto shared = shareSocket(e->listener->address(), access_.groupId()); !shared)
+			return r3d::unexpectedOf(shared.error());
+	}
 	e->info = ExportInfo{ "", request.backendUri,
-			      request.listen.starts_with("/") || request.listen.starts_with(kUnixPrefix)
-				      ? std::string(kUnixPrefix) + e->listener->address()
-				      : e->listener->address(),
+			      onUnixSocket ? std::string(kUnixPrefix) + e->listener->address() : e->listener->address(),
 			      request.name, (*backend)->size(), request.readOnly };
 	e->acceptor = std::thread([listener = e->listener.get()] { listener->run(); });
 

@@ -16,6 +16,7 @@
 
 namespace r3mapd {
 
+class AccessPolicy;
 struct Config;
 
 struct ExportRequest {
@@ -49,10 +50,11 @@ public:
 
 /// Owns every export by id: an NBD server and its listener, accepting on its own thread.
 /// start/stop block (backend open, bind, flush) and are meant for worker threads.
+/// A UNIX socket is made 0660 and given to the access group, whose members may connect.
 class ExportManager
 {
 public:
-	ExportManager(const Config &config, ExportObserver &observer);
+	ExportManager(const Config &config, const AccessPolicy &access, ExportObserver &observer);
 	~ExportManager();
 	ExportManager(const ExportManager &) = delete;
 	ExportManager &operator=(const ExportManager &) = delete;
@@ -75,6 +77,7 @@ private:
 	static void shutdown(Entry &e);
 
 	const Config &config_;
+	const AccessPolicy &access_;
 	ExportObserver &observer_;
 	mutable std::mutex mutex_;
 	std::map<uint64_t, std::shared_ptr<Entry>> exports_;

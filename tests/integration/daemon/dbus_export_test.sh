@@ -5,8 +5,14 @@ source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/bus_lib.sh"
 require nbdinfo nbdcopy cmp
 
+group=4242 # the access group; a number needs no group entry
+echo "{\"access_group\": $group}" >"$TEST_TMP/r3mapd.json"
 start_bus
-start_r3mapd d
+# As under the unit's UMask=0077.
+old_umask=$(umask)
+umask 077
+start_r3mapd d --config "$TEST_TMP/r3mapd.json"
+umask "$old_umask"
 
 echo "== Export on TCP port 0 returns an object whose Listen has the real port"
 run_r3ctl --json export memory:16M --listen 127.0.0.1:0 --name disk --description "test disk"
@@ -51,6 +57,15 @@ expect_r3ctl 0 export "file:$TEST_TMP/disk.img?size=4M" --listen "unix:$TEST_TMP
 [ "$(cat "$TEST_TMP/out")" = "unix:$TEST_TMP/e.sock" ] || fail "unix listen address: $(cat "$TEST_TMP/out")"
 nbdinfo --json "nbd+unix:///?socket=$TEST_TMP/e.sock" >"$TEST_TMP/info"
 grep -q '"is_read_only": true' "$TEST_TMP/info" || fail "read-only flag not advertised"
+
+echo "== members of the access group may connect to the UNIX socket, others may not"
+[ "$(stat -c '%a %u %g' "$TEST_TMP/e.sock")" = "660 0 $group" ] || fail "socket: $(stat -c '%a %u %g' "$TEST_TMP/e.sock")"
+setpriv --reuid=65534 --regid=65534 --groups=$group nbdinfo --size "nbd+unix:///?socket=$TEST_TMP/e.sock" \
+	>"$TEST_TMP/size" 2>&1 || fail "a member could not connect: $(cat "$TEST_TMP/size")"
+[ "$(cat "$TEST_TMP/size")" = $((4 << 20)) ] || fail "size through the socket: $(cat "$TEST_TMP/size")"
+setpriv --reuid=65534 --regid=65534 --clear-groups nbdinfo --size "nbd+unix:///?socket=$TEST_TMP/e.sock" \
+	>"$TEST_TMP/size" 2>&1 && fail "someone outside the group connected"
+grep -qi "permission denied" "$TEST_TMP/size" || fail "refused for another reason: $(cat "$TEST_TMP/size")"
 expect_r3ctl 0 exports
 [ "$(grep -c '^[0-9]' "$TEST_TMP/out")" = 2 ] || { cat "$TEST_TMP/out"; fail "exports table"; }
 
