@@ -7,6 +7,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "fd_runner.hpp"
+#include "unmount_on_exit.hpp"
 #include "views.hpp"
 
 namespace r3ctl {
@@ -59,12 +60,11 @@ int mount(Context &ctx, const std::vector<std::string> &argv)
 			ctx.out.line(view["device"].get<std::string>());
 		return kExitOk;
 	}
-	std::fprintf(stderr, "r3ctl: mount %s is %s\n", view["id"].get<std::string>().c_str(),
-		     view["device"].get<std::string>().c_str());
-	int status = openAndRun(ctx, path, readOnly, args->command());
-	if (args->has("rm"))
-		client.mount(path)->Unmount();
-	return status;
+	std::string id = view["id"].get<std::string>(), device = view["device"].get<std::string>();
+	std::fprintf(stderr, "r3ctl: mount %s is %s\n", id.c_str(), device.c_str());
+	std::string what = fmt::format("mount {} ({})", id, device);
+	UnmountOnExit rm([&client, path] { client.mount(path)->Unmount(); }, what, args->has("rm"));
+	return rm.finish(openAndRun(ctx, path, readOnly, args->command()));
 }
 
 } // namespace

@@ -130,6 +130,28 @@ expect_r3ctl 0 --as "$(id -u r3user):$(id -g r3user):4242" open "$fdev" -- "$MMA
 expect_r3ctl 0 unmount "$fdev"
 "$MMAP_PATTERN" print 0 $((8 << 20)) 7 | cmp - "$TEST_TMP/disk.img" || fail "the file does not hold the pattern"
 
+step "mount --fd --rm: the program's status, and the Unmount even when the descriptor cannot be kept"
+expect_r3ctl 7 mount memory:4M --fd --rm -- sh -c 'exit 7'
+expect_r3ctl 0 --json ls
+[ "$(cat "$TEST_TMP/out")" = "[]" ] || fail "--rm left a mount behind: $(cat "$TEST_TMP/out")"
+# A descriptor limit that lets the passed descriptor in but leaves no room for r3ctl's
+# copy of it: fewer descriptors break the bus connection, more let the program run.
+limit=
+for n in $(seq 4 64); do
+	rc=0
+	(ulimit -n "$n" && exec "$R3CTL" mount memory:4M --fd --rm -- true) >"$TEST_TMP/out" 2>"$TEST_TMP/err" || rc=$?
+	if grep -q "cannot keep the descriptor" "$TEST_TMP/err"; then limit=$n; break; fi
+	[ "$rc" -eq 0 ] && break
+	# A broken connection cannot unmount; clean up for the next try.
+	run_r3ctl --json ls
+	for left in $(json_field '" ".join(m["device"] for m in j)'); do expect_r3ctl 0 unmount "$left"; done
+done
+[ -n "$limit" ] || fail "no descriptor limit made keeping the descriptor fail (last: $(cat "$TEST_TMP/err"))"
+echo "ulimit -n $limit: $(tr '\n' ' ' <"$TEST_TMP/err")"
+[ "$rc" -eq 1 ] || fail "exit status $rc when the descriptor could not be kept"
+expect_r3ctl 0 --json ls
+[ "$(cat "$TEST_TMP/out")" = "[]" ] || fail "--rm skipped the Unmount (ulimit -n $limit): $(cat "$TEST_TMP/out")"
+
 step "Unmount of a device whose filesystem is still mounted: Busy, left connected, nothing lost"
 expect_r3ctl 0 mount "file:$TEST_TMP/fs.img?size=64M"
 mdev=$(cat "$TEST_TMP/out")
