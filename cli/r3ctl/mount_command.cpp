@@ -51,6 +51,8 @@ int mount(Context &ctx, const std::vector<std::string> &argv)
 
 	auto &client = ctx.client();
 	std::string path = client.manager().Mount(args->positional()[0], options);
+	// From here on every way out unmounts, as --rm promised.
+	UnmountOnExit rm([&client, path] { client.mount(path)->Unmount(); }, path, args->has("rm"));
 	auto properties = client.mount(path)->GetAll(org::r3map::Mount1_proxy::INTERFACE_NAME);
 	auto view = mountJson(path, properties);
 	if (!runProgram) {
@@ -60,10 +62,8 @@ int mount(Context &ctx, const std::vector<std::string> &argv)
 			ctx.out.line(view["device"].get<std::string>());
 		return kExitOk;
 	}
-	std::string id = view["id"].get<std::string>(), device = view["device"].get<std::string>();
-	std::fprintf(stderr, "r3ctl: mount %s is %s\n", id.c_str(), device.c_str());
-	std::string what = fmt::format("mount {} ({})", id, device);
-	UnmountOnExit rm([&client, path] { client.mount(path)->Unmount(); }, what, args->has("rm"));
+	std::fprintf(stderr, "r3ctl: mount %s is %s\n", view["id"].get<std::string>().c_str(),
+		     view["device"].get<std::string>().c_str());
 	return rm.finish(openAndRun(ctx, path, readOnly, args->command()));
 }
 

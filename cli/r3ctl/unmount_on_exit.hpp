@@ -10,8 +10,8 @@ namespace r3ctl {
 class UnmountOnExit
 {
 public:
-	/// `unmount` may throw sdbus::Error; `what` names the mount in messages. Disarmed,
-	/// nothing happens.
+	/// `unmount` may throw sdbus::Error; `what` (the mount's object path) names it in
+	/// messages. Disarmed, nothing happens.
 	UnmountOnExit(std::function<void()> unmount, std::string what, bool armed);
 	/// Unmounts if finish() did not; reports a failure on stderr.
 	~UnmountOnExit();
