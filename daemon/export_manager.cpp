@@ -44,8 +44,14 @@ r3d::ResultMsg<std::unique_ptr<r3d::nbd::Listener>> listen(r3d::nbd::Server &ser
 				? r3d::nbd::Listener::listenUnix(server, address.substr(kUnixPrefix.size()))
 			: address.starts_with("/") ? r3d::nbd::Listener::listenUnix(server, address)
 						   : r3d::nbd::Listener::listenTcp(server, address);
-	if (!listener)
-		return fail(classify(listener.error().code), listener.error().message);
+	if (!listener) {
+		// The caller was admitted: EACCES or ENOENT here are the daemon's (a port below 1024,
+		// a socket directory), not a refusal of the caller or a missing object.
+		Errc errc = classify(listener.error().code);
+		if (errc != Errc::AddressInUse && errc != Errc::InvalidArgument)
+			errc = Errc::Failed;
+		return fail(errc, listener.error().message);
+	}
 	return listener;
 }
 

@@ -225,8 +225,13 @@ r3d::ResultMsg<r3d::UniqueFd> MountManager::openFd(const std::string &id, uint32
 		return r3d::unexpectedOf(ok.error());
 	std::string path = e->device->devicePath();
 	r3d::UniqueFd fd(::open(path.c_str(), static_cast<int>(flags) | O_CLOEXEC | O_NOCTTY));
-	if (!fd)
-		return fail(classify(r3d::lastErrno()), fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+	if (!fd) {
+		// The caller was admitted and the mount is ready: whatever else stops the daemon
+		// from opening the device is its problem, not a refusal of the caller.
+		int err = errno;
+		Errc errc = err == EROFS ? Errc::ReadOnly : err == EBUSY ? Errc::Busy : Errc::Failed;
+		return fail(errc, fmt::format("cannot open {}: {}", path, std::strerror(err)));
+	}
 	return fd;
 }
 
@@ -303,10 +308,12 @@ void MountManager::unmountAll()
 					device = e->device;
 			}
 			std::string where = device ? fmt::format("{}", fmt::join(device->mountpoints(), ", ")) : "";
+			if (where.empty())
+				where = "nowhere visible here: held open exclusively, or mounted in another namespace";
 			log->warn("mount {}: {} is still in use at shutdown (mounted at: {}); syncing its filesystems "
 				  "and disconnecting it anyway. Unmount filesystems on r3map devices before stopping "
 				  "r3mapd (mount them with _netdev so systemd does)",
-				  info.id, info.device, where.empty() ? "nowhere, opened exclusively" : where);
+				  info.id, info.device, where);
 			ok = unmount(info.id, true);
 		}
 		if (!ok)

@@ -36,6 +36,10 @@ expect_error InvalidArgument "path must be absolute" Mount "dir:./chunks?size=1M
 echo "== a backend that cannot be opened: BackendFailed"
 expect_error BackendFailed "$TEST_TMP/no/such" Export "dir:$TEST_TMP/no/such/dir?size=1M" 127.0.0.1:0 '{}'
 
+echo "== a socket the daemon cannot create is its own failure, not NotFound or NotPermitted"
+expect_error Failed "cannot listen on '$TEST_TMP/no/such/dir/s.sock': No such file or directory" \
+	Export memory:1M "unix:$TEST_TMP/no/such/dir/s.sock" '{}'
+
 echo "== malformed options: InvalidArgument naming the key"
 expect_error InvalidArgument "option 'size' must not be 0" Mount memory:1M "{'size': <uint64 0>}"
 expect_error InvalidArgument "unknown option 'colour' (known: size, chunk_size, read_only)" Mount memory:1M "{'colour': <'red'>}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # r3map-dbus(7) documents every method, property and signal of the XML contract and every
-# error the daemon can return; r3ctl(1) documents every command r3ctl has.
+# error the daemon can return, and each method's errors as the XML and the code have them;
+# r3ctl(1) documents every command r3ctl has.
 source "$(dirname "$0")/../lib.sh"
 src=$R3MAP_SOURCE_DIR
 
@@ -26,6 +27,8 @@ for m in missing:
     print("undocumented:", m)
 sys.exit(1 if missing else 0)
 PY
+
+python3 "$(dirname "$0")/check_error_lists.py" "$src" || fail "a method's documented errors and its code disagree"
 
 for command in $("$R3CTL" --help | awk '/^  [a-z]/{print $1}'); do
 	grep -q "^\*$command\*" "$src/man/r3ctl.1.scd" || fail "r3ctl(1) does not document '$command'"

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Each D-Bus method's "Errors:" list is the same in the XML and in r3map-dbus(7), and names
+every error its implementation can return: every Errc:: in the functions that implement it.
+
+    check_error_lists.py SOURCE_DIR
+"""
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+src = sys.argv[1]
+known = set(re.findall(r'\{ Errc::\w+, "(\w+)" \}', open(f"{src}/daemon/errors.cpp").read()))
+assert len(known) >= 10, known
+page = open(f"{src}/man/r3map-dbus.7.scd").read()
+
+
+def errors_in(text):
+    if "Errors:" not in text:
+        return None
+    return set(re.findall(r"\b(" + "|".join(sorted(known)) + r")\b", text.split("Errors:", 1)[1]))
+
+
+def man_errors(iface, method):
+    section = page.split(f"# org.r3map.{iface}\n", 1)[1].split("\n# ", 1)[0]
+    # An entry runs from "*Method*(" to the next line that starts another entry or section.
+    entry = re.search(r"^\*" + method + r"\*\(.*?(?=^\*|^#|\Z)", section, re.M | re.S)
+    return errors_in(entry.group(0)) if entry else None
+
+
+def xml_methods(iface):
+    return ET.parse(f"{src}/dbus/org.r3map.{iface}.xml").getroot().iter("method")
+
+
+def xml_errors(iface, method):
+    for m in xml_methods(iface):
+        if m.get("name") == method:
+            return errors_in(" ".join(m.itertext()))
+    return None
+
+
+def body(path, name):
+    """Every definition of `name` (its first line at column 0) up to its closing brace."""
+    lines = open(f"{src}/{path}").read().split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        if re.match(r"^\S.*\b" + re.escape(name) + r"\(", line) and not line.rstrip().endswith(";"):
+            for line in lines[i:]:
+                out.append(line)
+                if line == "}":
+                    break
+    assert out, f"{path}: no definition of {name}"
+    return "\n".join(out)
+
+
+admit = [("daemon/service/service_state.cpp", "ServiceState::admit")]
+worker = [("daemon/service/async_call.hpp", "complete"), ("daemon/service/async_call.hpp", "runAsync")]
+backend = [("daemon/backend_opener.cpp", "openAllowedBackend"), ("daemon/backend_opener.cpp", "checkUnprivileged")]
+implementations = {
+    ("Manager1", "Mount"): admit + worker + backend + [
+        ("daemon/mount_manager.cpp", "MountManager::mount"),
+        ("daemon/kernel_attach.cpp", "attachError"),
+    ],
+    ("Manager1", "Export"): admit + worker + backend + [
+        ("daemon/export_manager.cpp", "ExportManager::start"),
+        ("daemon/export_manager.cpp", "listen"),
+        ("daemon/export_manager.cpp", "shareSocket"),
+    ],
+    ("Manager1", "SetLogLevel"): admit,
+    ("Mount1", "OpenFd"): admit + worker + [("daemon/mount_manager.cpp", "MountManager::openFd")],
+    ("Mount1", "Unmount"): admit + worker + [
+        ("daemon/mount_manager.cpp", "MountManager::unmount"),
+        ("daemon/direct_mount_device.cpp", "DirectMountDevice::close"),
+    ],
+    ("Export1", "Stop"): admit + worker + [("daemon/export_manager.cpp", "ExportManager::stop")],
+}
+
+problems = []
+for (iface, method), functions in implementations.items():
+    man, xml = man_errors(iface, method), xml_errors(iface, method)
+    if man is None or xml is None:
+        problems.append(f"{iface}.{method}: no Errors: list in {'r3map-dbus(7)' if man is None else 'the XML'}")
+        continue
+    if man != xml:
+        problems.append(f"{iface}.{method}: r3map-dbus(7) lists {sorted(man)}, the XML {sorted(xml)}")
+    code = set()
+    for path, name in functions:
+        code |= set(re.findall(r"Errc::(\w+)", body(path, name)))
+    if code - man:
+        problems.append(f"{iface}.{method}: can return {sorted(code - man)}, which its documentation does not list")
+
+# A method with an error list that this script does not know is not checked: say so.
+for iface in ("Manager1", "Mount1", "Export1"):
+    for m in xml_methods(iface):
+        if xml_errors(iface, m.get("name")) is not None and (iface, m.get("name")) not in implementations:
+            problems.append(f"{iface}.{m.get('name')}: {sys.argv[0]} does not know its implementation")
+
+for p in problems:
+    print(p)
+sys.exit(1 if problems else 0)
