@@ -1,5 +1,7 @@
 #include "mount_manager.hpp"
 
+#include <optional>
+
 #include <fcntl.h>
 
 #include <catch2/catch.hpp>
@@ -136,44 +138,45 @@ private:
 	bool closed_ = false;
 };
 
-AttachFn mountedAttach(DeviceLog &log)
-{
-	return [&log](AttachParams) -> r3d::ResultMsg<std::unique_ptr<MountDevice>> {
-		return std::unique_ptr<MountDevice>(std::make_unique<MountedDevice>(log));
-	};
-}
+// A manager with one mount, whose device behaves as if a filesystem on it were mounted.
+struct WithMountedFilesystem {
+	Config config;
+	Recorder events;
+	DeviceLog log;
+	std::optional<MountManager> manager;
+
+	WithMountedFilesystem()
+	{
+		AttachFn attach = [this](AttachParams) -> r3d::ResultMsg<std::unique_ptr<MountDevice>> {
+			return std::unique_ptr<MountDevice>(std::make_unique<MountedDevice>(log));
+		};
+		manager.emplace(config, attach, events);
+		REQUIRE(manager->mount({ "memory:1M", std::nullopt, std::nullopt, false }));
+	}
+};
 
 } // namespace
 
 TEST_CASE("Unmount of a mounted device is Busy and leaves it connected", "[mount]")
 {
-	Config config;
-	Recorder events;
-	DeviceLog log;
-	MountManager m(config, mountedAttach(log), events);
-	REQUIRE(m.mount({ "memory:1M", std::nullopt, std::nullopt, false }));
-	auto e = m.unmount("1");
+	WithMountedFilesystem f;
+	auto e = f.manager->unmount("1");
 	REQUIRE_FALSE(e);
 	CHECK(e.error().code == Errc::Busy);
-	CHECK(log.calls == std::vector<std::string>{ "close" });
-	REQUIRE(m.find("1"));
-	CHECK(m.find("1")->state == MountState::Ready);
+	CHECK(f.log.calls == std::vector<std::string>{ "close" });
+	REQUIRE(f.manager->find("1"));
+	CHECK(f.manager->find("1")->state == MountState::Ready);
 }
 
 TEST_CASE("shutdown disconnects a mounted device explicitly, forced, not in a destructor", "[mount]")
 {
-	Config config;
-	Recorder events;
-	DeviceLog log;
-	{
-		MountManager m(config, mountedAttach(log), events);
-		REQUIRE(m.mount({ "memory:1M", std::nullopt, std::nullopt, false }));
-		m.unmountAll();
-		// Asked politely first, then forced (which syncs the filesystems) and forgotten.
-		CHECK(log.calls == std::vector<std::string>{ "close", "close force" });
-		CHECK(log.destroyed);
-		CHECK(m.list().empty());
-		CHECK(events.events.back() == "removed 1");
-	}
-	CHECK(log.calls.size() == 2); // the destructor had nothing left to do
+	WithMountedFilesystem f;
+	f.manager->unmountAll();
+	// Asked politely first, then forced (which syncs the filesystems) and forgotten.
+	CHECK(f.log.calls == std::vector<std::string>{ "close", "close force" });
+	CHECK(f.log.destroyed);
+	CHECK(f.manager->list().empty());
+	CHECK(f.events.events.back() == "removed 1");
+	f.manager.reset();
+	CHECK(f.log.calls.size() == 2); // the destructor had nothing left to do
 }
