@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
@@ -83,15 +84,50 @@ redisContext *RedisBackend::acquire(std::string &why)
 	::fcntl(c->fd, F_SETFD, FD_CLOEXEC);
 	redisSetTimeout(c, toTimeval(options_.store.timeout));
 	redisEnableKeepAlive(c);
+	// Known ids let a later attempt kill this client if the connection is lost (pipeline).
+	long long id = 0;
+	if (auto *r = static_cast<redisReply *>(redisCommand(c, "CLIENT ID"))) {
+		if (r->type == REDIS_REPLY_INTEGER)
+			id = r->integer;
+		else if (!warnedNoClientId_.exchange(true))
+			log::get(kComponent)->warn("{}: CLIENT ID refused ({}): a write re-sent after a lost connection "
+						   "may be overtaken by its first copy",
+						   where_, r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : "?");
+		freeReplyObject(r);
+	} else {
+		why = fmt::format("connection lost: {}", c->errstr[0] ? c->errstr : "EOF");
+		release(c, false);
+		return nullptr;
+	}
+	std::lock_guard lock(mutex_);
+	clientIds_[c] = id;
 	return c;
+}
+
+bool RedisBackend::killClient(redisContext *c, long long id)
+{
+	auto *r = static_cast<redisReply *>(redisCommand(c, "CLIENT KILL ID %lld", id));
+	if (!r)
+		return false;
+	// "No such client": it is gone already, and whatever it carried with it.
+	if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).find("No such client") == std::string_view::npos)
+		log::get(kComponent)->warn("{}: cannot end the lost connection's client {}: {}", where_, id,
+					   std::string_view(r->str, r->len));
+	freeReplyObject(r);
+	return true;
 }
 
 void RedisBackend::release(redisContext *c, bool healthy)
 {
+	if (!healthy) {
+		linger reset{ 1, 0 };
+		::setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	}
 	std::lock_guard lock(mutex_);
 	if (healthy) {
 		idle_.push_back(c);
 	} else {
+		clientIds_.erase(c);
 		redisFree(c);
 		open_--;
 	}
@@ -99,12 +135,20 @@ void RedisBackend::release(redisContext *c, bool healthy)
 }
 
 template <class OnReply>
-Attempt RedisBackend::pipeline(const std::vector<ArgvCommand> &commands, OnReply &&onReply)
+Attempt RedisBackend::pipeline(const std::vector<ArgvCommand> &commands, OnReply &&onReply, long long &lostClient)
 {
 	std::string why;
 	redisContext *c = acquire(why);
 	if (!c)
 		return Attempt::transient(why);
+	if (lostClient != 0) {
+		if (!killClient(c, lostClient)) {
+			Attempt lost = Attempt::transient(fmt::format("connection lost: {}", c->errstr[0] ? c->errstr : "EOF"));
+			release(c, false);
+			return lost;
+		}
+		lostClient = 0;
+	}
 	for (const auto &cmd : commands)
 		redisAppendCommandArgv(c, static_cast<int>(cmd.argv.size()), const_cast<const char **>(cmd.argv.data()),
 				       cmd.lengths.data());
@@ -114,6 +158,10 @@ Attempt RedisBackend::pipeline(const std::vector<ArgvCommand> &commands, OnReply
 		void *raw = nullptr;
 		if (redisGetReply(c, &raw) != REDIS_OK || !raw) {
 			Attempt lost = Attempt::transient(fmt::format("connection lost: {}", c->errstr[0] ? c->errstr : "EOF"));
+			{
+				std::lock_guard lock(mutex_);
+				lostClient = clientIds_[c];
+			}
 			release(c, false);
 			return lost;
 		}
@@ -130,7 +178,9 @@ Attempt RedisBackend::pipeline(const std::vector<ArgvCommand> &commands, OnReply
 template <class OnReply>
 Result<void> RedisBackend::run(const std::vector<ArgvCommand> &commands, OnReply &&onReply)
 {
-	return retry(options_.store.retry, kComponent, where_, [&] { return pipeline(commands, onReply); });
+	long long lostClient = 0;
+	return retry(options_.store.retry, kComponent, where_,
+		     [&] { return pipeline(commands, onReply, lostClient); });
 }
 
 Result<void> RedisBackend::getChunks(std::span<const ChunkRead> chunks)

@@ -1,11 +1,13 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <r3d/backend_uri.hpp>
@@ -54,13 +56,19 @@ private:
 	explicit RedisBackend(Options options);
 
 	/// Sends `commands` as one pipeline and hands each reply to `onReply`; one attempt.
+	/// `lostClient`: the Redis client id of the connection the previous attempt lost, or 0;
+	/// that client is killed before anything is sent again, and set here when this one is lost.
 	template <class OnReply>
-	Attempt pipeline(const std::vector<ArgvCommand> &commands, OnReply &&onReply);
+	Attempt pipeline(const std::vector<ArgvCommand> &commands, OnReply &&onReply, long long &lostClient);
 	template <class OnReply>
 	Result<void> run(const std::vector<ArgvCommand> &commands, OnReply &&onReply);
 
 	redisContext *acquire(std::string &why);
+	/// Gives `c` back; an unhealthy one is reset, so bytes it has not sent never leave.
 	void release(redisContext *c, bool healthy);
+	/// Ends the Redis client `id` of a lost connection, so nothing it still carries can run
+	/// after what goes again on `c`. False when `c` itself broke.
+	bool killClient(redisContext *c, long long id);
 	std::string key(uint64_t index) const;
 
 	Options options_;
@@ -68,7 +76,9 @@ private:
 	std::mutex mutex_;
 	std::condition_variable available_;
 	std::vector<redisContext *> idle_;
+	std::unordered_map<redisContext *, long long> clientIds_; ///< CLIENT ID of each open connection
 	unsigned open_ = 0;
+	std::atomic<bool> warnedNoClientId_{ false };
 };
 
 } // namespace r3d::backends

@@ -94,6 +94,48 @@ size_t onBody(char *data, size_t size, size_t count, void *user)
 	return n;
 }
 
+// Failures of the link or the server that a later attempt may not meet; the rest (a bad
+// URL, a certificate that does not verify, an option curl lacks) would fail the same way.
+bool curlTransient(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_AGAIN:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int curlErrno(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OUT_OF_MEMORY:
+		return ENOMEM;
+	case CURLE_URL_MALFORMAT:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_BAD_FUNCTION_ARGUMENT:
+		return EINVAL;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_LOGIN_DENIED:
+		return EACCES;
+	default:
+		return EIO;
+	}
+}
+
 // HTTP status and S3 code to errno, for failures a retry cannot cure.
 int errnoFor(long status, const std::string &code)
 {
@@ -187,8 +229,12 @@ Attempt S3Client::perform(S3Request &r)
 		log::get(kComponent)->error("{}: {}: the object is larger than {} bytes", where_, what, r.into.size());
 		return Attempt::failed(EIO);
 	}
-	if (rc != CURLE_OK)
-		return Attempt::transient(fmt::format("{}: {}", what, curl_easy_strerror(rc)));
+	if (rc != CURLE_OK) {
+		if (curlTransient(rc))
+			return Attempt::transient(fmt::format("{}: {}", what, curl_easy_strerror(rc)));
+		log::get(kComponent)->error("{}: {}: {}", where_, what, curl_easy_strerror(rc));
+		return Attempt::failed(curlErrno(rc));
+	}
 	std::string code = xmlField(sink.error, "Code");
 	if (status >= 200 && status < 300) {
 		if (r.method == S3Request::Method::Get && r.exact && r.received != r.into.size()) {

@@ -125,9 +125,20 @@ asio::awaitable<ErrorCode> Channel::handshake(asio::ssl::stream_base::handshake_
 
 asio::awaitable<size_t> Channel::readSome(asio::mutable_buffer buffer, ErrorCode &ec)
 {
-	if (tls_)
-		co_return co_await tls_->async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
-	co_return co_await plain_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+	size_t n = tls_ ? co_await tls_->async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec))
+			: co_await plain_.async_read_some(buffer, asio::redirect_error(asio::use_awaitable, ec));
+	if (n > 0)
+		readProgress_ = Clock::now();
+	co_return n;
+}
+
+asio::awaitable<size_t> Channel::writeSome(const std::vector<asio::const_buffer> &buffers, ErrorCode &ec)
+{
+	size_t n = tls_ ? co_await tls_->async_write_some(buffers, asio::redirect_error(asio::use_awaitable, ec))
+			: co_await plain_.async_write_some(buffers, asio::redirect_error(asio::use_awaitable, ec));
+	if (n > 0)
+		writeProgress_ = Clock::now();
+	co_return n;
 }
 
 asio::awaitable<ErrorCode> Channel::readExact(std::span<std::byte> dst)
@@ -168,11 +179,27 @@ asio::awaitable<ErrorCode> Channel::skip(size_t n)
 
 asio::awaitable<ErrorCode> Channel::write(const std::vector<asio::const_buffer> &buffers)
 {
+	// Not asio::async_write: it hands the socket at most 64 KiB per call and reports
+	// progress only at the end, while timeouts here count every partial write.
+	unsent_.assign(buffers.begin(), buffers.end());
+	std::erase_if(unsent_, [](const asio::const_buffer &b) { return b.size() == 0; });
+	writing_ = true;
+	writeProgress_ = Clock::now();
 	ErrorCode ec;
-	if (tls_)
-		co_await asio::async_write(*tls_, buffers, asio::redirect_error(asio::use_awaitable, ec));
-	else
-		co_await asio::async_write(plain_, buffers, asio::redirect_error(asio::use_awaitable, ec));
+	while (!unsent_.empty()) {
+		size_t n = co_await writeSome(unsent_, ec);
+		if (!ec && n == 0)
+			ec = asio::error::broken_pipe;
+		if (ec)
+			break;
+		size_t done = 0;
+		while (done < unsent_.size() && n >= unsent_[done].size())
+			n -= unsent_[done++].size();
+		unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<std::ptrdiff_t>(done));
+		if (n > 0)
+			unsent_.front() += n;
+	}
+	writing_ = false;
 	co_return ec;
 }
 
@@ -203,6 +230,13 @@ void Channel::close()
 {
 	ErrorCode ignored;
 	socket().shutdown(tcp::socket::shutdown_both, ignored);
+	socket().close(ignored);
+}
+
+void Channel::abort()
+{
+	ErrorCode ignored;
+	socket().set_option(asio::socket_base::linger(true, 0), ignored);
 	socket().close(ignored);
 }
 

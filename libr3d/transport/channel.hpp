@@ -29,6 +29,7 @@ namespace r3d::transport {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using ErrorCode = boost::system::error_code;
+using Clock = std::chrono::steady_clock;
 
 /// Maps an Asio/OpenSSL error onto an errno for Result<>: system errors keep their value,
 /// end of stream becomes ECONNRESET, TLS failures EPROTO.
@@ -62,8 +63,16 @@ public:
 	asio::awaitable<ErrorCode> readExact(std::span<std::byte> dst);
 	/// Reads and drops n bytes (the payload of a refused request).
 	asio::awaitable<ErrorCode> skip(size_t n);
+	/// Writes all of `buffers`, as many bytes per system call as the socket takes.
 	asio::awaitable<ErrorCode> write(const std::vector<asio::const_buffer> &buffers);
 	asio::awaitable<ErrorCode> write(const std::string &bytes);
+
+	/// When bytes last arrived, or the channel was made.
+	Clock::time_point readProgress() const { return readProgress_; }
+	/// When a write last moved bytes into the socket, or began.
+	Clock::time_point writeProgress() const { return writeProgress_; }
+	/// Whether a write is under way (its bytes not all taken by the socket yet).
+	bool writing() const { return writing_; }
 
 	/// Reads one frame header of `kind` and its message into `meta`; the payload is left
 	/// for the caller. Sets `reason` when the peer broke the framing rules.
@@ -72,9 +81,13 @@ public:
 
 	/// Closes the socket; pending operations complete with operation_aborted.
 	void close();
+	/// Closes with a reset (SO_LINGER 0): what the kernel still holds unsent is dropped
+	/// instead of delivered, so requests given up on cannot reach the peer later.
+	void abort();
 
 private:
 	asio::awaitable<size_t> readSome(asio::mutable_buffer buffer, ErrorCode &ec);
+	asio::awaitable<size_t> writeSome(const std::vector<asio::const_buffer> &buffers, ErrorCode &ec);
 
 	tcp::socket plain_;
 	std::optional<asio::ssl::stream<tcp::socket>> tls_;
@@ -82,6 +95,10 @@ private:
 	std::vector<std::byte> inbox_;
 	size_t inboxPos_ = 0;
 	size_t inboxEnd_ = 0;
+	Clock::time_point readProgress_ = Clock::now();
+	Clock::time_point writeProgress_ = Clock::now();
+	bool writing_ = false;
+	std::vector<asio::const_buffer> unsent_;
 };
 
 /// Runs `onExpire` (typically Channel::close) unless disarmed or destroyed first: the

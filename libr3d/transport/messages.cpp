@@ -59,6 +59,9 @@ void appendFrame(std::string &out, const Hello &m)
 	pb.set_export_name(m.exportName);
 	pb.set_token(m.token);
 	pb.set_client_name(m.clientName);
+	pb.set_session(m.session);
+	pb.set_slot(m.slot);
+	pb.set_incarnation(m.incarnation);
 	appendMessage(out, FrameKind::Hello, pb, 0);
 }
 
@@ -73,6 +76,7 @@ void appendFrame(std::string &out, const HelloReply &m)
 	pb.set_max_in_flight(m.maxInFlight);
 	pb.set_read_only(m.readOnly);
 	pb.set_server(m.server);
+	pb.set_fenced(m.fenced);
 	appendMessage(out, FrameKind::HelloReply, pb, 0);
 }
 
@@ -105,7 +109,11 @@ ResultMsg<Hello> decodeHello(std::span<const std::byte> meta)
 	auto pb = parse<r3::v1::Hello>(meta, "hello");
 	if (!pb)
 		return unexpectedOf(pb.error());
-	return Hello{ pb->version(), pb->export_name(), pb->token(), pb->client_name() };
+	if (!pb->session().empty() && pb->session().size() != kSessionIdSize)
+		return fail(EPROTO, fmt::format("hello carries a {}-byte session id, not {}", pb->session().size(),
+						kSessionIdSize));
+	return Hello{ pb->version(), pb->export_name(), pb->token(), pb->client_name(), pb->session(), pb->slot(),
+		      pb->incarnation() };
 }
 
 ResultMsg<HelloReply> decodeHelloReply(std::span<const std::byte> meta)
@@ -122,6 +130,7 @@ ResultMsg<HelloReply> decodeHelloReply(std::span<const std::byte> meta)
 	m.maxInFlight = pb->max_in_flight();
 	m.readOnly = pb->read_only();
 	m.server = pb->server();
+	m.fenced = pb->fenced();
 	return m;
 }
 

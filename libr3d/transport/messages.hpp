@@ -15,6 +15,8 @@
 namespace r3d::transport {
 
 inline constexpr uint32_t kProtocolVersion = 1;
+/// Length of Hello::session.
+inline constexpr size_t kSessionIdSize = 16;
 /// Most ranges one READ_RANGES request may carry.
 inline constexpr size_t kMaxRanges = 1024;
 
@@ -40,6 +42,11 @@ struct Hello {
 	std::string exportName;
 	std::string token;
 	std::string clientName;
+	/// Empty, or kSessionIdSize random bytes: with slot and incarnation, lets the server fence
+	/// the connections this one replaces.
+	std::string session;
+	uint32_t slot = 0;
+	uint64_t incarnation = 0;
 };
 
 struct HelloReply {
@@ -51,6 +58,7 @@ struct HelloReply {
 	uint32_t maxInFlight = 0;
 	bool readOnly = false;
 	std::string server;
+	bool fenced = false;
 };
 
 struct Request {

@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <mutex>
 #include <semaphore>
 #include <thread>
 #include <unordered_map>
@@ -19,6 +20,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 
 #include <r3d/log.hpp>
 
@@ -28,8 +30,6 @@
 namespace r3d::transport {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kMaxHelloMeta = 8 * 1024;
 constexpr size_t kMaxCallsPerWrite = 64;
@@ -52,6 +52,11 @@ struct Call {
 	std::binary_semaphore done{ 0 };
 
 	bool busy() const { return writing || receiving; }
+	/// Changes the export: a copy of it must never land after a newer call.
+	bool mutating() const
+	{
+		return request.op == Op::Write || request.op == Op::Trim || request.op == Op::WriteZeroes;
+	}
 };
 
 struct Connection {
@@ -61,14 +66,24 @@ struct Connection {
 	{
 	}
 
-	void close(std::string reason)
+	/// `abortive`: reset, so request bytes the kernel has not sent yet never leave.
+	void close(std::string reason, bool abortive = false)
 	{
 		if (closed)
 			return;
 		closed = true;
 		why = std::move(reason);
-		channel->close();
+		if (abortive)
+			channel->abort();
+		else
+			channel->close();
 		writerWake.notify();
+	}
+
+	/// When the connection last moved bytes either way, or went from idle to busy.
+	Clock::time_point progress() const
+	{
+		return std::max({ busySince, channel->readProgress(), channel->writeProgress() });
 	}
 
 	std::unique_ptr<Channel> channel;
@@ -77,17 +92,27 @@ struct Connection {
 	std::unordered_map<uint64_t, Call *> inFlight;
 	Wakeup writerWake;
 	Wakeup writerGone;
-	Clock::time_point lastProgress = Clock::now();
+	Clock::time_point busySince = Clock::now();
 	bool closed = false;
 	bool writerDone = false;
 	std::string why;
 };
 
 struct Slot {
-	explicit Slot(asio::any_io_executor ex) : wake(std::move(ex)) {}
+	Slot(asio::any_io_executor ex, uint32_t i) : index(i), wake(std::move(ex)) {}
+	uint32_t index;
+	uint64_t incarnation = 0; ///< of the newest connection attempt
 	Wakeup wake;
 	std::shared_ptr<Connection> connection;
 	std::function<void()> cancelConnect;
+	/// Writes, trims and zeroings a lost connection of this slot carried. They go out
+	/// again only on this slot's next connection, after its hello has fenced the old one.
+	std::deque<Call *> resend;
+	/// A lost connection carried writes and the next hello has not fenced it yet.
+	bool fencePending = false;
+	/// ... and one of those writes failed at its deadline: a copy may still run on the
+	/// server, so no write goes out anywhere until the fence.
+	bool unfenced = false;
 };
 
 } // namespace
@@ -95,6 +120,7 @@ struct Slot {
 struct RpcClient::Impl {
 	RpcClientOptions options;
 	std::string where; ///< "host:port/export" for messages
+	std::string sessionId; ///< Hello::session
 	RemoteExportInfo info;
 	bool haveInfo = false;
 	uint32_t maxPayload = 0;
@@ -107,11 +133,15 @@ struct RpcClient::Impl {
 
 	// Network thread only.
 	uint64_t nextId = 1;
-	std::deque<Call *> pending;
+	std::deque<Call *> pendingWrites; ///< mutating calls not sent yet
+	std::deque<Call *> pendingOthers; ///< the rest, and reads a lost connection carried
 	std::vector<std::unique_ptr<Slot>> slots;
 	bool stopping = false;
+	bool warnedUnfenced = false;
 
 	std::atomic<uint64_t> reconnects{ 0 }, resent{ 0 }, expired{ 0 };
+	mutable std::mutex lastErrorMutex;
+	std::string lastError;
 
 	std::thread thread;
 	std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
@@ -125,20 +155,34 @@ struct RpcClient::Impl {
 	Result<void> runSplit(Op op, uint64_t offset, uint64_t length, std::span<std::byte> in,
 			      std::span<const std::byte> out);
 	void stop();
+	void setLastError(std::string text);
 
 	// Network thread.
 	void enqueue(Call *call);
 	void complete(Call *call, int error, uint64_t size);
 	void wakeWriters();
-	void requeue(Connection &c);
+	void requeue(Slot &slot, Connection &c);
+	/// Fails the calls of `queue` past their deadline; returns how many.
+	size_t expire(std::deque<Call *> &queue, Clock::time_point now);
+	/// Whether writes must wait: one failed at its deadline may still run on the server.
+	bool holdWrites() const;
+	/// Whether `c` of `slot` has something to send now.
+	bool hasWork(const Slot &slot, const Connection &c) const;
+	/// The next queued call, oldest first; writes only when not held.
+	Call *popPending(bool hold);
 	/// Whether another live connection carries fewer requests: it should take the next ones.
 	bool busierThanOthers(const Connection &c) const;
 	asio::awaitable<ResultMsg<std::shared_ptr<Connection>>> establish(Slot &slot);
-	asio::awaitable<ResultMsg<HelloReply>> hello(Channel &channel);
+	asio::awaitable<ResultMsg<HelloReply>> hello(Channel &channel, const Slot &slot);
+	/// Refuses a reconnect to an export that no longer fits what callers were promised.
+	ResultMsg<void> checkUnchanged(const HelloReply &reply) const;
 	asio::awaitable<void> slotLoop(Slot &slot);
 	asio::awaitable<void> readLoop(Connection &c);
-	asio::awaitable<void> writeLoop(std::shared_ptr<Connection> c);
+	asio::awaitable<void> writeLoop(Slot &slot, std::shared_ptr<Connection> c);
 	asio::awaitable<void> sweepLoop();
+	/// Resets connections that made no progress, or whose writes passed their deadline;
+	/// fails other calls past theirs. Returns how many calls failed.
+	uint64_t sweepConnection(Connection &c, Clock::time_point now);
 	std::string describeFailure(const ErrorCode &ec, Channel &channel, const std::string &step) const;
 	/// describeFailure() plus a hint at the usual cause of a refused connection setup.
 	std::string describeSetupFailure(const ErrorCode &ec, Channel &channel, const std::string &step) const;
@@ -158,6 +202,12 @@ Result<void> RpcClient::Impl::wait(Call &call)
 	return {};
 }
 
+void RpcClient::Impl::setLastError(std::string text)
+{
+	std::lock_guard lock(lastErrorMutex);
+	lastError = std::move(text);
+}
+
 void RpcClient::Impl::enqueue(Call *call)
 {
 	if (stopping) {
@@ -165,7 +215,7 @@ void RpcClient::Impl::enqueue(Call *call)
 		return;
 	}
 	call->request.id = nextId++;
-	pending.push_back(call);
+	(call->mutating() ? pendingWrites : pendingOthers).push_back(call);
 	wakeWriters();
 }
 
@@ -183,7 +233,7 @@ void RpcClient::Impl::wakeWriters()
 			slot->connection->writerWake.notify();
 }
 
-void RpcClient::Impl::requeue(Connection &c)
+void RpcClient::Impl::requeue(Slot &slot, Connection &c)
 {
 	std::vector<Call *> calls;
 	for (auto &[id, call] : c.inFlight)
@@ -194,11 +244,56 @@ void RpcClient::Impl::requeue(Connection &c)
 	std::sort(calls.begin(), calls.end(), [](Call *a, Call *b) { return a->request.id > b->request.id; });
 	for (Call *call : calls) {
 		call->writing = call->receiving = call->answered = false;
-		pending.push_front(call);
+		if (call->mutating()) {
+			slot.resend.push_front(call);
+			slot.fencePending = true;
+		} else {
+			pendingOthers.push_front(call);
+		}
 	}
 	resent += calls.size();
 	if (!calls.empty())
 		wakeWriters();
+}
+
+size_t RpcClient::Impl::expire(std::deque<Call *> &queue, Clock::time_point now)
+{
+	size_t before = queue.size();
+	std::erase_if(queue, [&](Call *call) {
+		if (now < call->deadline)
+			return false;
+		complete(call, EIO, 0);
+		return true;
+	});
+	return before - queue.size();
+}
+
+bool RpcClient::Impl::holdWrites() const
+{
+	return std::any_of(slots.begin(), slots.end(), [](auto &s) { return s->unfenced; });
+}
+
+bool RpcClient::Impl::hasWork(const Slot &slot, const Connection &c) const
+{
+	if (c.inFlight.size() >= maxInFlight)
+		return false;
+	bool hold = holdWrites();
+	if (!hold && !slot.resend.empty())
+		return true;
+	bool queued = !pendingOthers.empty() || (!hold && !pendingWrites.empty());
+	return queued && !busierThanOthers(c);
+}
+
+Call *RpcClient::Impl::popPending(bool hold)
+{
+	bool takeWrite = !hold && !pendingWrites.empty() &&
+			 (pendingOthers.empty() || pendingWrites.front()->request.id < pendingOthers.front()->request.id);
+	auto &queue = takeWrite ? pendingWrites : pendingOthers;
+	if (queue.empty())
+		return nullptr;
+	Call *call = queue.front();
+	queue.pop_front();
+	return call;
 }
 
 bool RpcClient::Impl::busierThanOthers(const Connection &c) const
@@ -228,12 +323,34 @@ std::string RpcClient::Impl::describeSetupFailure(const ErrorCode &ec, Channel &
 	return text;
 }
 
-asio::awaitable<ResultMsg<HelloReply>> RpcClient::Impl::hello(Channel &channel)
+ResultMsg<void> RpcClient::Impl::checkUnchanged(const HelloReply &reply) const
+{
+	if (!haveInfo)
+		return {};
+	if (reply.size != info.size || reply.chunkSize != info.chunkSize)
+		return fail(ESTALE, fmt::format("the export changed from {} to {} bytes (chunk {} to {}); not using it",
+						info.size, reply.size, info.chunkSize, reply.chunkSize));
+	// Requests already split for the old limits would be refused piece by piece.
+	if (reply.maxPayload < maxPayload)
+		return fail(ESTALE, fmt::format("the server now takes requests of at most {} bytes, not {}; not using it",
+						reply.maxPayload, maxPayload));
+	if (reply.maxInFlight < maxInFlight)
+		return fail(ESTALE, fmt::format("the server now takes at most {} requests in flight, not {}; not using it",
+						reply.maxInFlight, maxInFlight));
+	if (reply.readOnly && !info.readOnly)
+		return fail(ESTALE, "the export became read-only; not using it");
+	return {};
+}
+
+asio::awaitable<ResultMsg<HelloReply>> RpcClient::Impl::hello(Channel &channel, const Slot &slot)
 {
 	Hello h;
 	h.exportName = options.exportName;
 	h.token = options.token;
 	h.clientName = options.clientName;
+	h.session = sessionId;
+	h.slot = slot.index;
+	h.incarnation = slot.incarnation;
 	std::string frame;
 	appendFrame(frame, h);
 	if (auto ec = co_await channel.write(frame))
@@ -249,9 +366,9 @@ asio::awaitable<ResultMsg<HelloReply>> RpcClient::Impl::hello(Channel &channel)
 		co_return unexpectedOf(reply.error());
 	if (reply->error)
 		co_return fail(reply->error, fmt::format("the server refused: {}", reply->message));
-	if (haveInfo && (reply->size != info.size || reply->chunkSize != info.chunkSize))
-		co_return fail(ESTALE, fmt::format("the export changed from {} to {} bytes (chunk {} to {}); not using it",
-						   info.size, reply->size, info.chunkSize, reply->chunkSize));
+	auto unchanged = checkUnchanged(*reply);
+	if (!unchanged)
+		co_return unexpectedOf(unchanged.error());
 	co_return reply;
 }
 
@@ -266,11 +383,12 @@ asio::awaitable<ResultMsg<std::shared_ptr<Connection>>> RpcClient::Impl::establi
 	auto cancel = [&] {
 		resolver.cancel();
 		if (channel)
-			channel->close();
+			channel->abort();
 		else
 			socket.close(ec);
 	};
 	slot.cancelConnect = cancel;
+	slot.incarnation++;
 	Watchdog watchdog(ex, options.connectTimeout, cancel);
 	auto timedOut = [&](const std::string &what) -> ResultMsg<std::shared_ptr<Connection>> {
 		return fail(ETIMEDOUT, fmt::format("{}: {} timed out after {} ms", target, what,
@@ -309,11 +427,18 @@ asio::awaitable<ResultMsg<std::shared_ptr<Connection>>> RpcClient::Impl::establi
 	} else {
 		channel = std::make_unique<Channel>(std::move(socket));
 	}
-	auto reply = co_await hello(*channel);
+	auto reply = co_await hello(*channel, slot);
 	if (watchdog.expired())
-		co_return timedOut("the hello");
+		co_return timedOut("the hello (the server may still be finishing the requests of the connection "
+				   "this one replaces)");
 	if (!reply)
 		co_return fail(reply.error().code, fmt::format("{}: {}", target, reply.error().message));
+	if (!reply->fenced && !warnedUnfenced) {
+		log->warn("{}: the server does not fence reconnects (an older r3serve?): a write re-sent after a "
+			  "lost connection may be overtaken by its first copy",
+			  where);
+		warnedUnfenced = true;
+	}
 	if (!haveInfo) {
 		info = RemoteExportInfo{ reply->size, reply->chunkSize, reply->maxPayload, reply->maxInFlight,
 					 reply->readOnly };
@@ -327,7 +452,7 @@ asio::awaitable<ResultMsg<std::shared_ptr<Connection>>> RpcClient::Impl::establi
 asio::awaitable<void> RpcClient::Impl::slotLoop(Slot &slot)
 {
 	auto backoff = options.backoffInitial;
-	std::string lastError;
+	std::string lastFailure;
 	auto downSince = Clock::now();
 	bool everConnected = slot.connection != nullptr;
 	while (!stopping) {
@@ -336,9 +461,10 @@ asio::awaitable<void> RpcClient::Impl::slotLoop(Slot &slot)
 			if (stopping)
 				break;
 			if (!c) {
-				if (c.error().message != lastError)
+				if (c.error().message != lastFailure)
 					log->warn("{}: reconnecting: {}", where, c.error().message);
-				lastError = c.error().message;
+				lastFailure = c.error().message;
+				setLastError(lastFailure);
 				co_await slot.wake.waitFor(backoff);
 				backoff = std::min(backoff * 2, options.backoffMax);
 				continue;
@@ -350,12 +476,16 @@ asio::awaitable<void> RpcClient::Impl::slotLoop(Slot &slot)
 						  .count());
 			}
 			everConnected = true;
-			lastError.clear();
+			lastFailure.clear();
+			setLastError({});
 			slot.connection = *c;
+			// The hello fenced this slot's older connections: its writes may go again.
+			slot.fencePending = slot.unfenced = false;
+			wakeWriters();
 		}
 		backoff = options.backoffInitial;
 		auto c = slot.connection;
-		asio::co_spawn(io, writeLoop(c), [c](std::exception_ptr) {
+		asio::co_spawn(io, writeLoop(slot, c), [c](std::exception_ptr) {
 			c->writerDone = true;
 			c->writerGone.notify();
 		});
@@ -365,7 +495,7 @@ asio::awaitable<void> RpcClient::Impl::slotLoop(Slot &slot)
 			co_await c->writerGone.wait();
 		slot.connection.reset();
 		size_t carried = std::count_if(c->inFlight.begin(), c->inFlight.end(), [](auto &e) { return e.second; });
-		requeue(*c);
+		requeue(slot, *c);
 		if (!stopping) {
 			log->warn("{}: connection lost ({}); {} requests in flight will be sent again", where, c->why,
 				  carried);
@@ -374,27 +504,37 @@ asio::awaitable<void> RpcClient::Impl::slotLoop(Slot &slot)
 	}
 }
 
-asio::awaitable<void> RpcClient::Impl::writeLoop(std::shared_ptr<Connection> c)
+asio::awaitable<void> RpcClient::Impl::writeLoop(Slot &slot, std::shared_ptr<Connection> c)
 {
 	SendBatch batch;
 	std::vector<Call *> sending;
 	for (;;) {
-		while (!c->closed && (pending.empty() || c->inFlight.size() >= maxInFlight || busierThanOthers(*c)))
+		while (!c->closed && !hasWork(slot, *c))
 			co_await c->writerWake.wait();
 		if (c->closed)
 			co_return;
 		batch.clear();
 		sending.clear();
 		size_t bytes = 0;
-		// Leave a fair share of the queue to the other connections.
+		bool hold = holdWrites();
+		// Leave a fair share of the queues to the other connections; the slot's own
+		// re-sent calls go first and count against nothing but the connection's limits.
 		size_t live = std::count_if(slots.begin(), slots.end(), [](auto &s) { return s->connection; });
-		size_t share = std::min(kMaxCallsPerWrite, (pending.size() + live - 1) / std::max<size_t>(live, 1));
+		size_t queued = pendingWrites.size() + pendingOthers.size();
+		size_t share = std::min(kMaxCallsPerWrite, (queued + live - 1) / std::max<size_t>(live, 1));
 		if (c->inFlight.empty())
-			c->lastProgress = Clock::now(); // idle until now: the timeout starts here
-		while (!pending.empty() && c->inFlight.size() < maxInFlight && sending.size() < share &&
-		       bytes < kMaxBytesPerWrite) {
-			Call *call = pending.front();
-			pending.pop_front();
+			c->busySince = Clock::now(); // idle until now: the timeout starts here
+		size_t fromQueues = 0;
+		while (c->inFlight.size() < maxInFlight && sending.size() < kMaxCallsPerWrite && bytes < kMaxBytesPerWrite) {
+			Call *call = nullptr;
+			if (!hold && !slot.resend.empty()) {
+				call = slot.resend.front();
+				slot.resend.pop_front();
+			} else if (fromQueues < share && (call = popPending(hold))) {
+				fromQueues++;
+			}
+			if (!call)
+				break;
 			call->writing = true;
 			c->inFlight[call->request.id] = call;
 			appendFrame(batch.text(), call->request, static_cast<uint32_t>(call->out.size()));
@@ -403,8 +543,6 @@ asio::awaitable<void> RpcClient::Impl::writeLoop(std::shared_ptr<Connection> c)
 			sending.push_back(call);
 		}
 		auto ec = co_await c->channel->write(batch.buffers());
-		if (!ec)
-			c->lastProgress = Clock::now();
 		for (Call *call : sending) {
 			call->writing = false;
 			if (call->answered)
@@ -434,17 +572,18 @@ asio::awaitable<void> RpcClient::Impl::readLoop(Connection &c)
 			c.why = response.error().message;
 			co_return;
 		}
+		// By key, never through an iterator: the writer adds to the map while this
+		// coroutine waits for payload bytes.
 		auto it = c.inFlight.find(response->id);
 		if (it == c.inFlight.end()) {
 			c.why = fmt::format("reply to request {}, which is not in flight", response->id);
 			co_return;
 		}
-		c.lastProgress = Clock::now();
 		Call *call = it->second;
 		if (!call) { // its caller gave up; drop the reply
 			if (header.payloadLength > 0 && co_await c.channel->skip(header.payloadLength))
 				co_return;
-			c.inFlight.erase(it);
+			c.inFlight.erase(response->id);
 			c.writerWake.notify();
 			continue;
 		}
@@ -463,9 +602,8 @@ asio::awaitable<void> RpcClient::Impl::readLoop(Connection &c)
 					c.why = describeFailure(ec, *c.channel, "receiving");
 				co_return;
 			}
-			c.lastProgress = Clock::now();
 		}
-		c.inFlight.erase(it);
+		c.inFlight.erase(response->id);
 		if (call->writing) {
 			call->error = response->error;
 			call->size = response->size;
@@ -477,6 +615,37 @@ asio::awaitable<void> RpcClient::Impl::readLoop(Connection &c)
 	}
 }
 
+uint64_t RpcClient::Impl::sweepConnection(Connection &c, Clock::time_point now)
+{
+	if (!c.inFlight.empty() && now - c.progress() > options.requestTimeout) {
+		log->warn("{}: no progress for {} ms with {} requests in flight; reconnecting", where,
+			  options.requestTimeout.count(), c.inFlight.size());
+		c.close("request timeout", true);
+		return 0;
+	}
+	uint64_t gaveUp = 0;
+	for (auto &[id, call] : c.inFlight) {
+		if (!call || now < call->deadline)
+			continue;
+		if (call->mutating()) {
+			// Failing it alone would leave its copy free to land later: reset the
+			// connection, so the slot's next hello fences it.
+			log->warn("{}: a {} passed its deadline in flight; resetting the connection", where,
+				  opName(call->request.op));
+			c.close("a write passed its deadline", true);
+			return gaveUp;
+		}
+		// A read whose bytes are not being moved can be failed now; its reply, if any,
+		// is dropped when it arrives.
+		if (!call->busy()) {
+			complete(call, EIO, 0);
+			call = nullptr;
+			gaveUp++;
+		}
+	}
+	return gaveUp;
+}
+
 asio::awaitable<void> RpcClient::Impl::sweepLoop()
 {
 	while (!stopping) {
@@ -484,35 +653,14 @@ asio::awaitable<void> RpcClient::Impl::sweepLoop()
 		if (stopping)
 			co_return;
 		auto now = Clock::now();
-		uint64_t gaveUp = 0;
-		for (auto it = pending.begin(); it != pending.end();) {
-			if (now < (*it)->deadline) {
-				++it;
-				continue;
-			}
-			complete(*it, EIO, 0);
-			it = pending.erase(it);
-			gaveUp++;
-		}
+		uint64_t gaveUp = expire(pendingWrites, now) + expire(pendingOthers, now);
 		for (auto &slot : slots) {
-			auto &c = slot->connection;
-			if (!c || c->closed)
-				continue;
-			if (!c->inFlight.empty() && now - c->lastProgress > options.requestTimeout) {
-				log->warn("{}: no progress for {} ms with {} requests in flight; reconnecting", where,
-					  options.requestTimeout.count(), c->inFlight.size());
-				c->close("request timeout");
-				continue;
-			}
-			// A call past its deadline whose bytes are not being moved can be failed now;
-			// its reply, if any, is dropped when it arrives.
-			for (auto &[id, call] : c->inFlight) {
-				if (call && !call->busy() && now >= call->deadline) {
-					complete(call, EIO, 0);
-					call = nullptr;
-					gaveUp++;
-				}
-			}
+			size_t lost = expire(slot->resend, now);
+			if (lost > 0 && slot->fencePending)
+				slot->unfenced = true;
+			gaveUp += lost;
+			if (slot->connection && !slot->connection->closed)
+				gaveUp += sweepConnection(*slot->connection, now);
 		}
 		if (gaveUp > 0) {
 			expired += gaveUp;
@@ -572,17 +720,24 @@ void RpcClient::Impl::stop()
 		for (auto &slot : slots) {
 			if (slot->cancelConnect)
 				slot->cancelConnect();
+			// Reset: what the callers gave up on must not reach the server later.
 			if (slot->connection)
-				slot->connection->close("client closed");
+				slot->connection->close("client closed", true);
 			slot->wake.notify();
 		}
 		sweepWake->notify();
 	});
 	work.reset();
 	thread.join();
-	for (Call *call : pending)
-		complete(call, ECANCELED, 0);
-	pending.clear();
+	auto cancel = [this](std::deque<Call *> &queue) {
+		for (Call *call : queue)
+			complete(call, ECANCELED, 0);
+		queue.clear();
+	};
+	cancel(pendingWrites);
+	cancel(pendingOthers);
+	for (auto &slot : slots)
+		cancel(slot->resend);
 }
 
 ResultMsg<std::unique_ptr<RpcClient>> RpcClient::connect(RpcClientOptions options)
@@ -599,8 +754,11 @@ ResultMsg<std::unique_ptr<RpcClient>> RpcClient::connect(RpcClientOptions option
 	}
 	impl->options = std::move(options);
 	auto *i = impl.get();
+	i->sessionId.resize(kSessionIdSize);
+	if (RAND_bytes(reinterpret_cast<unsigned char *>(i->sessionId.data()), static_cast<int>(kSessionIdSize)) != 1)
+		return fail(EIO, "r3: no random bytes for the session id");
 	for (unsigned n = 0; n < i->options.connections; ++n)
-		i->slots.push_back(std::make_unique<Slot>(i->io.get_executor()));
+		i->slots.push_back(std::make_unique<Slot>(i->io.get_executor(), n));
 	i->sweepWake.emplace(i->io.get_executor());
 	i->work.emplace(i->io.get_executor());
 	i->thread = std::thread([i] { i->io.run(); });
@@ -717,7 +875,8 @@ Result<uint64_t> RpcClient::remoteSize()
 
 RpcClientStats RpcClient::stats() const
 {
-	return RpcClientStats{ impl_->reconnects, impl_->resent, impl_->expired };
+	std::lock_guard lock(impl_->lastErrorMutex);
+	return RpcClientStats{ impl_->reconnects, impl_->resent, impl_->expired, impl_->lastError };
 }
 
 } // namespace r3d::transport

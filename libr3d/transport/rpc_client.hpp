@@ -50,6 +50,7 @@ struct RpcClientStats {
 	uint64_t reconnects = 0;
 	uint64_t resent = 0;  ///< requests sent again after a connection was lost
 	uint64_t expired = 0; ///< calls failed with EIO at their deadline
+	std::string lastError; ///< why the last connection attempt failed; empty after a success
 };
 
 /// Client of the r3 transport. Blocking calls from any number of threads are multiplexed
@@ -57,6 +58,16 @@ struct RpcClientStats {
 /// lost connection is re-established with backoff and the requests it carried are sent
 /// again (reads and writes at fixed offsets are idempotent), so a link cut stalls callers
 /// and then resumes; only a call older than `deadline` fails, with EIO.
+///
+/// Ordering: once a write, trim or zeroing has been answered (or has failed), no older
+/// copy of it or of any earlier call can still change the export. Each connection is a
+/// slot with an incarnation counter, named in its hello together with a random session
+/// id; the server fences a slot's older connections before answering the hello of a new
+/// one (rpc_server.hpp). Writes a lost connection carried are sent again only on the same
+/// slot's next connection; a connection is reset (not closed gracefully) when it times
+/// out, when one of its writes passes its deadline and when the client stops, so unsent
+/// bytes never leave; and while a write failed at its deadline may still run on the
+/// server, no new write goes out on any connection until that slot's fence is done.
 class RpcClient
 {
 public:

@@ -1,14 +1,16 @@
 #include "transport/rpc_server.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
-
-#include <fcntl.h>
 #include <deque>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_set>
+
+#include <fcntl.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -26,6 +28,7 @@
 #include "chunks/chunked_read_writer_at.hpp"
 #include "transport/channel.hpp"
 #include "transport/host_port.hpp"
+#include "transport/in_flight_budget.hpp"
 #include "transport/messages.hpp"
 #include "transport/request_check.hpp"
 #include "transport/tls.hpp"
@@ -37,6 +40,11 @@ namespace {
 
 constexpr uint32_t kMaxHelloMeta = 8 * 1024;
 constexpr size_t kMaxRepliesPerWrite = 256;
+
+bool changesData(Op op)
+{
+	return op == Op::Write || op == Op::Trim || op == Op::WriteZeroes;
+}
 
 /// A buffer that is not zero-filled first: it is about to be overwritten by a read.
 struct Payload {
@@ -51,6 +59,7 @@ struct Reply {
 	std::string head; ///< frame header + Response
 	Payload payload;
 	uint64_t charge = 0; ///< bytes held against the connection's in-flight budget
+	InFlightBudget::Reservation reservation; ///< and against the server's
 };
 
 struct ServedExport {
@@ -62,6 +71,8 @@ struct ServedExport {
 } // namespace
 
 struct RpcServer::Impl {
+	explicit Impl(RpcServerOptions o) : options(std::move(o)), budget(options.maxTotalInFlightBytes) {}
+
 	RpcServerOptions options;
 	std::shared_ptr<asio::ssl::context> tls;
 	std::string token;
@@ -69,9 +80,14 @@ struct RpcServer::Impl {
 	std::shared_ptr<spdlog::logger> log = log::get("transport");
 
 	std::atomic<uint64_t> connections{ 0 }, activeConnections{ 0 }, refused{ 0 }, requests{ 0 }, errors{ 0 },
-		bytesRead{ 0 }, bytesWritten{ 0 };
+		bytesRead{ 0 }, bytesWritten{ 0 }, fenced{ 0 }, writeTimeouts{ 0 };
 
-	std::unordered_set<RpcSession *> sessions; ///< touched on the network thread only
+	// Network thread only.
+	std::unordered_set<RpcSession *> sessions; ///< until their backend calls have returned
+	InFlightBudget budget;
+	unsigned pendingHellos = 0;
+	Clock::time_point lastCapWarning;
+
 	std::atomic<bool> stopped{ false };
 	bool started = false;
 	std::thread thread;
@@ -85,6 +101,11 @@ struct RpcServer::Impl {
 	const ServedExport *findExport(const std::string &name) const;
 	std::string exportNames() const;
 	asio::awaitable<void> acceptLoop(tcp::acceptor &acceptor);
+	asio::awaitable<void> sweepLoop();
+	/// A closed session's last backend call returned: wake the hellos waiting on it.
+	void backendIdle();
+	/// Whether to warn about a refusal at a cap now: at most once a second.
+	bool capWarningDue();
 };
 
 /// One client connection: TLS and hello, then a reader that validates and dispatches
@@ -94,21 +115,44 @@ class RpcSession : public std::enable_shared_from_this<RpcSession>
 public:
 	RpcSession(RpcServer::Impl &server, tcp::socket socket)
 		: server_(server), socket_(std::move(socket)), peer_(describePeer(socket_)),
-		  writerWake_(server.io.get_executor()), readerWake_(server.io.get_executor())
+		  writerWake_(server.io.get_executor()), readerWake_(server.io.get_executor()),
+		  fenceWake_(server.io.get_executor()), idleWake_(server.io.get_executor())
 	{
+		server_.pendingHellos++;
 	}
 
 	asio::awaitable<void> run();
-	void close();
+	/// Stops reading and writing and drops queued backend calls; running ones finish.
+	/// `abortive`: reset the connection, so nothing unread or unsent is delivered.
+	void close(bool abortive = false);
+	/// Whether a write of replies has made no progress for `timeout`.
+	bool writeStalled(Clock::time_point now, std::chrono::milliseconds timeout) const;
+	/// Whether a backend call of this session that changes the export is running.
+	bool backendBusy();
+	void wakeFence() { fenceWake_.notify(); }
+	void wakeIdle() { idleWake_.notify(); }
+	const std::string &peer() const { return peer_; }
 
 private:
 	asio::awaitable<bool> greet();
 	asio::awaitable<bool> refuse(int error, const std::string &message);
+	/// Closes the older connections of this client slot and waits for their backend calls.
+	asio::awaitable<bool> fence();
+	bool sameSlot(const RpcSession &other) const
+	{
+		return !clientSession_.empty() && other.clientSession_ == clientSession_ && other.slot_ == slot_;
+	}
+	void helloDone();
 	asio::awaitable<void> readLoop();
 	asio::awaitable<void> writeLoop();
-	void dispatch(Request request, Payload payload);
+	void dispatch(Request request, Payload payload, InFlightBudget::Reservation reservation);
 	int execute(const Request &r, Payload &payload);
-	void queueReply(uint64_t id, int error, uint64_t size, Payload payload, uint64_t charge);
+	/// Worker side of a backend call: false when the session was closed first. Calls that
+	/// change the export are counted, for fences.
+	bool enterBackend(Op op);
+	void leaveBackend(Op op);
+	void queueReply(uint64_t id, int error, uint64_t size, Payload payload, uint64_t charge,
+			InFlightBudget::Reservation reservation = {});
 
 	RpcServer::Impl &server_;
 	tcp::socket socket_; ///< until the Channel takes it
@@ -118,10 +162,22 @@ private:
 	std::deque<Reply> outbox_;
 	Wakeup writerWake_;
 	Wakeup readerWake_;
+	Wakeup fenceWake_;
+	Wakeup idleWake_;
 	unsigned inFlight_ = 0;
 	uint64_t inFlightBytes_ = 0;
 	bool closed_ = false;
 	bool writerDone_ = false;
+	bool greeting_ = true; ///< counted in pendingHellos
+	bool fenced_ = false;  ///< counted in stats().fenced
+	// Who this connection is (Hello::session, slot, incarnation); empty session: unfenced.
+	std::string clientSession_;
+	uint32_t slot_ = 0;
+	uint64_t incarnation_ = 0;
+	// Shared with the workers.
+	std::mutex backendMutex_;
+	bool cancelled_ = false;
+	unsigned running_ = 0; ///< running backend calls that change the export
 };
 
 asio::awaitable<void> RpcSession::run()
@@ -142,24 +198,83 @@ asio::awaitable<void> RpcSession::run()
 		server_.refused++;
 		close();
 	}
+	helloDone();
+	// A hello of this client's next connection may be waiting for these calls: stay
+	// visible to it until they have returned.
+	while (backendBusy())
+		co_await idleWake_.wait();
 	server_.sessions.erase(this);
 	server_.activeConnections--;
 	server_.log->debug("{}: connection closed", peer_);
 }
 
-void RpcSession::close()
+void RpcSession::close(bool abortive)
 {
 	if (closed_)
 		return;
 	closed_ = true;
-	if (channel_) {
+	{
+		std::lock_guard lock(backendMutex_);
+		cancelled_ = true;
+	}
+	if (channel_ && abortive) {
+		channel_->abort();
+	} else if (channel_) {
 		channel_->close();
 	} else {
 		ErrorCode ignored;
-		socket_.close(ignored);
+		socket_.close(ignored); // not even greeted: nothing was read from it
 	}
+	outbox_.clear();
+	server_.budget.leave(readerWake_);
 	writerWake_.notify();
 	readerWake_.notify();
+	fenceWake_.notify();
+}
+
+bool RpcSession::writeStalled(Clock::time_point now, std::chrono::milliseconds timeout) const
+{
+	return !closed_ && channel_ && channel_->writing() && now - channel_->writeProgress() > timeout;
+}
+
+bool RpcSession::backendBusy()
+{
+	std::lock_guard lock(backendMutex_);
+	return running_ > 0;
+}
+
+bool RpcSession::enterBackend(Op op)
+{
+	std::lock_guard lock(backendMutex_);
+	if (cancelled_)
+		return false;
+	if (changesData(op))
+		running_++;
+	return true;
+}
+
+void RpcSession::leaveBackend(Op op)
+{
+	if (!changesData(op))
+		return;
+	bool idle;
+	{
+		std::lock_guard lock(backendMutex_);
+		idle = --running_ == 0 && cancelled_;
+	}
+	if (idle)
+		asio::post(server_.io, [self = shared_from_this()] {
+			self->wakeIdle();
+			self->server_.backendIdle();
+		});
+}
+
+void RpcSession::helloDone()
+{
+	if (greeting_) {
+		greeting_ = false;
+		server_.pendingHellos--;
+	}
 }
 
 asio::awaitable<bool> RpcSession::refuse(int error, const std::string &message)
@@ -234,14 +349,22 @@ asio::awaitable<bool> RpcSession::greet()
 	if (hello->version != kProtocolVersion)
 		co_return co_await refuse(EPROTONOSUPPORT, fmt::format("protocol version {} is not supported (server speaks {})",
 									hello->version, kProtocolVersion));
-	export_ = server_.findExport(hello->exportName);
-	if (!export_)
-		co_return co_await refuse(ENOENT, fmt::format("no export named '{}' (exports: {})", hello->exportName,
-							      server_.exportNames()));
+	// Authentication first: who has no token learns nothing about the exports. A client
+	// that passed mutual TLS is authenticated by its certificate.
 	if (!server_.token.empty() && !tokensEqual(hello->token, server_.token))
 		co_return co_await refuse(EACCES, hello->token.empty()
 							  ? "authentication failed: this server requires a token (token-file=FILE)"
 							  : "authentication failed: the token does not match");
+	helloDone();
+	export_ = server_.findExport(hello->exportName);
+	if (!export_)
+		co_return co_await refuse(ENOENT, fmt::format("no export named '{}' (exports: {})", hello->exportName,
+							      server_.exportNames()));
+	clientSession_ = hello->session;
+	slot_ = hello->slot;
+	incarnation_ = hello->incarnation;
+	if (!co_await fence())
+		co_return false;
 
 	HelloReply reply;
 	reply.size = export_->geometry.size;
@@ -250,14 +373,50 @@ asio::awaitable<bool> RpcSession::greet()
 	reply.maxInFlight = options.maxInFlight;
 	reply.readOnly = export_->geometry.readOnly;
 	reply.server = "r3map";
+	reply.fenced = !clientSession_.empty();
 	std::string frame;
 	appendFrame(frame, reply);
 	ec = co_await channel_->write(frame);
-	if (ec)
+	if (ec || closed_)
 		co_return false;
 	server_.log->info("{}: connected to export '{}'{}{}", peer_, export_->exp.name,
 			  hello->clientName.empty() ? "" : " by ", hello->clientName);
 	co_return true;
+}
+
+asio::awaitable<bool> RpcSession::fence()
+{
+	if (clientSession_.empty())
+		co_return true;
+	for (auto *s : server_.sessions) {
+		if (s != this && sameSlot(*s) && s->incarnation_ >= incarnation_) {
+			co_return co_await refuse(ESTALE, fmt::format("connection {} of slot {} is older than one already "
+								      "seen ({})",
+								      incarnation_, slot_, s->incarnation_));
+		}
+	}
+	for (;;) {
+		bool busy = false;
+		for (auto *s : server_.sessions) {
+			if (s == this || !sameSlot(*s) || s->incarnation_ >= incarnation_)
+				continue;
+			bool running = s->backendBusy();
+			if (!s->fenced_ && (!s->closed_ || running)) {
+				s->fenced_ = true;
+				server_.fenced++;
+			}
+			if (!s->closed_) {
+				server_.log->info("{}: replaced by {} (connection {} of the client's slot {}); closing it",
+						  s->peer_, peer_, incarnation_, slot_);
+				s->close(true);
+			}
+			busy = busy || running;
+		}
+		if (!busy || closed_)
+			co_return !closed_;
+		server_.log->debug("{}: waiting for the backend calls of the connection it replaces", peer_);
+		co_await fenceWake_.wait();
+	}
 }
 
 asio::awaitable<void> RpcSession::readLoop()
@@ -283,6 +442,8 @@ asio::awaitable<void> RpcSession::readLoop()
 			server_.log->warn("{}: closing the connection: {}", peer_, request.error().message);
 			co_return;
 		}
+		if (closed_)
+			co_return;
 		server_.requests++;
 		inFlight_++; // every request gets exactly one reply, which gives the slot back
 		if (int err = checkRequest(*request, header.payloadLength, export_->geometry)) {
@@ -293,21 +454,32 @@ asio::awaitable<void> RpcSession::readLoop()
 			queueReply(request->id, err, 0, {}, 0);
 			continue;
 		}
+		uint64_t bytes = request->op == Op::Write ? header.payloadLength : replyPayloadLength(*request);
+		InFlightBudget::Reservation reservation;
+		while (bytes > 0) {
+			if (auto r = server_.budget.tryReserve(bytes, readerWake_)) {
+				reservation = std::move(*r);
+				break;
+			}
+			co_await readerWake_.wait();
+			if (closed_)
+				co_return;
+		}
 		Payload payload;
 		if (request->op == Op::Write) {
 			payload = Payload::make(header.payloadLength);
 			if (co_await channel_->readExact(payload.span()))
 				co_return;
-		} else if (uint64_t n = replyPayloadLength(*request)) {
-			payload = Payload::make(n);
+		} else if (bytes > 0) {
+			payload = Payload::make(bytes);
 		}
 		if (closed_)
 			co_return;
-		dispatch(std::move(*request), std::move(payload));
+		dispatch(std::move(*request), std::move(payload), std::move(reservation));
 	}
 }
 
-void RpcSession::dispatch(Request request, Payload payload)
+void RpcSession::dispatch(Request request, Payload payload, InFlightBudget::Reservation reservation)
 {
 	if (request.op == Op::Size) {
 		queueReply(request.id, 0, export_->geometry.size, {}, 0);
@@ -317,18 +489,22 @@ void RpcSession::dispatch(Request request, Payload payload)
 	inFlightBytes_ += charge;
 	if (export_->target->isFast()) {
 		int err = execute(request, payload);
-		queueReply(request.id, err, 0, std::move(payload), charge);
+		queueReply(request.id, err, 0, std::move(payload), charge, std::move(reservation));
 		return;
 	}
 	asio::post(*server_.workers, [self = shared_from_this(), request = std::move(request),
-				      payload = std::move(payload), charge]() mutable {
-		int err = self->execute(request, payload);
-		asio::post(self->server_.io, [self, id = request.id, err, payload = std::move(payload), charge]() mutable {
-			self->queueReply(id, err, 0, std::move(payload), charge);
+				      payload = std::move(payload), charge, reservation = std::move(reservation)]() mutable {
+		int err = ECANCELED; // closed before it ran: nobody reads the reply
+		if (self->enterBackend(request.op)) {
+			err = self->execute(request, payload);
+			self->leaveBackend(request.op);
+		}
+		asio::post(self->server_.io, [self, id = request.id, err, payload = std::move(payload), charge,
+					      reservation = std::move(reservation)]() mutable {
+			self->queueReply(id, err, 0, std::move(payload), charge, std::move(reservation));
 		});
 	});
 }
-
 int RpcSession::execute(const Request &r, Payload &payload)
 {
 	ReadWriterAt &rw = *export_->target;
@@ -382,7 +558,8 @@ int RpcSession::execute(const Request &r, Payload &payload)
 	return 0;
 }
 
-void RpcSession::queueReply(uint64_t id, int error, uint64_t size, Payload payload, uint64_t charge)
+void RpcSession::queueReply(uint64_t id, int error, uint64_t size, Payload payload, uint64_t charge,
+			    InFlightBudget::Reservation reservation)
 {
 	if (closed_)
 		return;
@@ -390,10 +567,13 @@ void RpcSession::queueReply(uint64_t id, int error, uint64_t size, Payload paylo
 		server_.errors++;
 		payload = {};
 	}
+	if (payload.size == 0)
+		reservation.reset(); // a write's data is gone once it ran
 	Reply reply;
 	appendFrame(reply.head, Response{ id, error, size }, static_cast<uint32_t>(payload.size));
 	reply.payload = std::move(payload);
 	reply.charge = charge;
+	reply.reservation = std::move(reservation);
 	outbox_.push_back(std::move(reply));
 	writerWake_.notify();
 }
@@ -425,6 +605,7 @@ asio::awaitable<void> RpcSession::writeLoop()
 			inFlight_--;
 			inFlightBytes_ -= reply.charge;
 		}
+		sending.clear(); // gives back what they held
 		readerWake_.notify();
 	}
 }
@@ -463,11 +644,20 @@ asio::awaitable<void> RpcServer::Impl::acceptLoop(tcp::acceptor &acceptor)
 			continue;
 		}
 		setCloexec(socket);
+		// The socket closes as it goes out of scope.
 		if (activeConnections >= options.maxConnections) {
-			log->warn("{}: refused: already {} connections (the limit)", describePeer(socket),
-				  options.maxConnections);
+			if (capWarningDue())
+				log->warn("{}: refused: already {} connections (the limit)", describePeer(socket),
+					  options.maxConnections);
 			refused++;
-			continue; // the socket closes as it goes out of scope
+			continue;
+		}
+		if (pendingHellos >= options.maxPendingHellos) {
+			if (capWarningDue())
+				log->warn("{}: refused: already {} connections before their hello (the limit)",
+					  describePeer(socket), options.maxPendingHellos);
+			refused++;
+			continue;
 		}
 		socket.set_option(tcp::no_delay(true), ec);
 		connections++;
@@ -478,27 +668,65 @@ asio::awaitable<void> RpcServer::Impl::acceptLoop(tcp::acceptor &acceptor)
 	}
 }
 
+asio::awaitable<void> RpcServer::Impl::sweepLoop()
+{
+	auto interval = std::clamp(options.writeTimeout / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+	while (!stopped) {
+		co_await sleepFor(interval);
+		auto now = Clock::now();
+		for (auto *session : sessions) {
+			if (!session->writeStalled(now, options.writeTimeout))
+				continue;
+			log->warn("{}: dropping the connection: its client took no reply data for {} ms", session->peer(),
+				  options.writeTimeout.count());
+			writeTimeouts++;
+			session->close(true);
+		}
+	}
+}
+
+void RpcServer::Impl::backendIdle()
+{
+	for (auto *session : sessions)
+		session->wakeFence();
+}
+
+bool RpcServer::Impl::capWarningDue()
+{
+	auto now = Clock::now();
+	if (now - lastCapWarning < std::chrono::seconds(1))
+		return false;
+	lastCapWarning = now;
+	return true;
+}
+
 ResultMsg<std::unique_ptr<RpcServer>> RpcServer::create(RpcServerOptions options)
 {
 	if (options.maxPayload == 0 || options.maxInFlight == 0 || options.workerThreads == 0 ||
-	    options.maxConnections == 0)
+	    options.maxConnections == 0 || options.maxPendingHellos == 0 || options.maxInFlightBytes == 0 ||
+	    options.maxTotalInFlightBytes == 0)
 		return fail(EINVAL, "rpc server: payload, in-flight, worker and connection limits must be at least 1");
-	auto impl = std::make_unique<Impl>();
+	if (options.writeTimeout.count() <= 0 || options.handshakeTimeout.count() <= 0)
+		return fail(EINVAL, "rpc server: timeouts must be positive");
+	std::shared_ptr<asio::ssl::context> tls;
 	if (options.tls.enabled() || !options.tls.keyFile.empty() || !options.tls.caFile.empty()) {
-		auto tls = makeServerTlsContext(options.tls);
-		if (!tls)
-			return unexpectedOf(tls.error());
-		impl->tls = *tls;
+		auto made = makeServerTlsContext(options.tls);
+		if (!made)
+			return unexpectedOf(made.error());
+		tls = *made;
 	}
+	std::string token;
 	if (!options.tokenFile.empty()) {
-		auto token = readTokenFile(options.tokenFile);
-		if (!token)
-			return unexpectedOf(token.error());
-		impl->token = *token;
-		if (!impl->tls)
-			impl->log->warn("the token travels in clear text: this server has no TLS (--tls-cert/--tls-key)");
+		auto read = readTokenFile(options.tokenFile);
+		if (!read)
+			return unexpectedOf(read.error());
+		token = *read;
 	}
-	impl->options = std::move(options);
+	auto impl = std::make_unique<Impl>(std::move(options));
+	impl->tls = std::move(tls);
+	impl->token = std::move(token);
+	if (!impl->token.empty() && !impl->tls)
+		impl->log->warn("the token travels in clear text: this server has no TLS (--tls-cert/--tls-key)");
 	return std::unique_ptr<RpcServer>(new RpcServer(std::move(impl)));
 }
 
@@ -563,6 +791,7 @@ void RpcServer::start()
 	impl_->workers.emplace(impl_->options.workerThreads);
 	for (auto &acceptor : impl_->acceptors)
 		asio::co_spawn(impl_->io, impl_->acceptLoop(*acceptor), asio::detached);
+	asio::co_spawn(impl_->io, impl_->sweepLoop(), asio::detached);
 	impl_->thread = std::thread([this] { impl_->io.run(); });
 }
 
@@ -593,7 +822,7 @@ RpcServerStats RpcServer::stats() const
 {
 	const auto &i = *impl_;
 	return RpcServerStats{ i.connections, i.activeConnections, i.refused, i.requests, i.errors, i.bytesRead,
-			       i.bytesWritten };
+			       i.bytesWritten, i.fenced, i.writeTimeouts };
 }
 
 } // namespace r3d::transport

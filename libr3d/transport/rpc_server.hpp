@@ -32,9 +32,18 @@ struct RpcServerOptions {
 	/// Requests one connection may have in flight, and the bytes they may hold, before the
 	/// server stops reading from it.
 	unsigned maxInFlight = 256;
-	uint64_t maxInFlightBytes = 128ull * 1024 * 1024;
+	uint64_t maxInFlightBytes = 64ull * 1024 * 1024;
+	/// Bytes requests in flight may hold over all connections together (payloads received,
+	/// read data not yet sent); a connection that cannot reserve its next request waits.
+	uint64_t maxTotalInFlightBytes = 256ull * 1024 * 1024;
+	/// A connection whose replies make no progress for this long (its client stopped
+	/// reading) is dropped, and what it held goes back to the others.
+	std::chrono::milliseconds writeTimeout{ 30000 };
 	/// Connections at once; more are closed at accept, so memory stays bounded.
 	unsigned maxConnections = 512;
+	/// Connections still in their TLS handshake or hello; more are closed at accept, so
+	/// silent clients cannot crowd out the rest.
+	unsigned maxPendingHellos = 64;
 	/// Threads that call backends which may block (ReadWriterAt::isFast() false).
 	unsigned workerThreads = 16;
 	/// Bound on TLS handshake plus hello, so a silent client cannot hold a connection.
@@ -44,11 +53,13 @@ struct RpcServerOptions {
 struct RpcServerStats {
 	uint64_t connections = 0;
 	uint64_t activeConnections = 0;
-	uint64_t refused = 0; ///< connections closed before or at the hello (TLS, token, framing)
+	uint64_t refused = 0; ///< connections closed before or at the hello (TLS, token, framing, caps)
 	uint64_t requests = 0;
 	uint64_t errors = 0; ///< requests answered with an errno
 	uint64_t bytesRead = 0;
 	uint64_t bytesWritten = 0;
+	uint64_t fenced = 0;        ///< connections a reconnect of their client's slot closed or waited for
+	uint64_t writeTimeouts = 0; ///< connections dropped after writeTimeout without progress
 };
 
 /// Serves backends over the r3 transport (frame.hpp, proto/r3/v1/rpc.proto): one network
@@ -56,6 +67,14 @@ struct RpcServerStats {
 /// request is checked (checkRequest) before anything is allocated or called for it; a bad
 /// request gets an errno, a peer that breaks the framing loses its connection, and the
 /// server goes on serving everyone else.
+///
+/// Fencing: a client names each connection (session, slot, incarnation) in its hello. A
+/// hello for (S, k, n) closes the connections (S, k, m < n) at once with a reset, dropping
+/// what they have not read; their queued backend calls are answered ECANCELED without
+/// running; and the reply to the hello waits until their running backend calls have
+/// returned. A request the client sends again on the new connection therefore runs after
+/// every copy of it sent before, and no old copy can land after the new one is answered.
+/// Any closed connection likewise drops its queued, not yet running, backend calls.
 class RpcServer
 {
 public:
@@ -71,7 +90,8 @@ public:
 	ResultMsg<std::string> listen(const std::string &hostPort);
 	/// Starts the network thread and the workers.
 	void start();
-	/// Closes listeners and connections, lets requests in flight finish. Idempotent.
+	/// Closes listeners and connections; backend calls already running finish, queued ones
+	/// are dropped (their clients send them again elsewhere). Idempotent.
 	void stop();
 
 	RpcServerStats stats() const;

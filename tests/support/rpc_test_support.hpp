@@ -2,6 +2,7 @@
 
 // In-process r3 transport servers and TLS material for the transport tests.
 
+#include <cerrno>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 
 #include "test_support.hpp"
 #include "transport/host_port.hpp"
+#include "transport/messages.hpp"
 #include "transport/rpc_client.hpp"
 #include "transport/rpc_server.hpp"
 
@@ -110,18 +112,71 @@ inline void sendAll(int fd, const void *data, size_t n)
 	REQUIRE(::send(fd, data, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n));
 }
 
-/// Reads until the server closes the connection; returns what came (false on timeout).
+/// Reads until the server closes or resets the connection; returns what came (false on timeout).
 inline bool readUntilClosed(int fd, std::string &got)
 {
 	char buf[4096];
 	for (;;) {
 		ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-		if (n == 0)
-			return true;
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true; // closed, gracefully or with a reset
 		if (n < 0)
 			return false;
 		got.append(buf, static_cast<size_t>(n));
 	}
+}
+
+/// Receives exactly `n` bytes; false when the connection ended first.
+inline bool recvAll(int fd, void *data, size_t n)
+{
+	return n == 0 || ::recv(fd, data, n, MSG_WAITALL) == static_cast<ssize_t>(n);
+}
+
+/// Speaks `hello` on a raw socket and returns the server's reply.
+inline r3d::transport::HelloReply rawHello(int fd, const r3d::transport::Hello &hello)
+{
+	using namespace r3d::transport;
+	std::string frame;
+	appendFrame(frame, hello);
+	sendAll(fd, frame.data(), frame.size());
+	std::array<std::byte, kFrameHeaderSize> header;
+	REQUIRE(recvAll(fd, header.data(), header.size()));
+	auto h = decodeFrameHeader(header, FrameKind::HelloReply, FrameLimits{});
+	REQUIRE(h);
+	std::vector<std::byte> meta(h->metaLength);
+	REQUIRE(recvAll(fd, meta.data(), meta.size()));
+	auto reply = decodeHelloReply(meta);
+	REQUIRE(reply);
+	return *reply;
+}
+
+/// Sends one request frame and its payload on a raw socket.
+inline void rawRequest(int fd, const r3d::transport::Request &request, std::span<const std::byte> payload = {})
+{
+	std::string frame;
+	appendFrame(frame, request, static_cast<uint32_t>(payload.size()));
+	frame.append(reinterpret_cast<const char *>(payload.data()), payload.size());
+	sendAll(fd, frame.data(), frame.size());
+}
+
+/// Reads one response frame; its payload goes to `payload` (resized). False when the
+/// connection ended first.
+inline bool rawResponse(int fd, r3d::transport::Response &response, std::vector<std::byte> &payload)
+{
+	using namespace r3d::transport;
+	std::array<std::byte, kFrameHeaderSize> header;
+	if (!recvAll(fd, header.data(), header.size()))
+		return false;
+	auto h = decodeFrameHeader(header, FrameKind::Response, FrameLimits{});
+	REQUIRE(h);
+	std::vector<std::byte> meta(h->metaLength);
+	payload.resize(h->payloadLength);
+	if (!recvAll(fd, meta.data(), meta.size()) || !recvAll(fd, payload.data(), payload.size()))
+		return false;
+	auto r = decodeResponse(meta);
+	REQUIRE(r);
+	response = *r;
+	return true;
 }
 
 } // namespace r3test

@@ -39,4 +39,17 @@ expect_refused geometry "was written with chunk=1048576" --socket "$TEST_TMP/c.s
 AWS_ACCESS_KEY_ID= expect_refused creds "set AWS_ACCESS_KEY_ID" --socket "$TEST_TMP/c.sock" \
 	"s3://bucket1/x?endpoint=$endpoint&size=1M"
 expect_refused prefix "must be letters" --socket "$TEST_TMP/c.sock" "s3://bucket1/a%20b?endpoint=$endpoint&size=1M"
+
+echo "== a certificate that does not verify is an error at once, not retried until the deadline"
+require openssl
+make_certs
+tls_port=$(free_port)
+openssl s_server -quiet -www -accept "$tls_port" -cert "$TEST_TMP/certs/server.pem" \
+	-key "$TEST_TMP/certs/server.key" >/dev/null 2>&1 &
+track $!
+wait_port "$tls_port" || fail "openssl s_server did not start"
+# The test CA is in no trust store; a retried failure would only end at the 10 min deadline.
+expect_refused untrusted "SSL peer certificate" --socket "$TEST_TMP/c.sock" \
+	"s3://bucket1/x?endpoint=https://127.0.0.1:$tls_port&size=1M&deadline=10m"
+grep -q "retrying" "$TEST_TMP/untrusted.log" && fail "the certificate failure was retried"
 echo PASS

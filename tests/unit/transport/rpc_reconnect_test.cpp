@@ -158,3 +158,27 @@ TEST_CASE("a connection that stops answering is dropped and its requests re-sent
 	CHECK(client->stats().resent >= 1);
 	hang->release();
 }
+
+TEST_CASE("a reconnect to a server with smaller limits than promised is not used", "[reconnect]")
+{
+	auto backend = r3test::memoryBackend(kSize);
+	auto t = TestServer::start(backend);
+	std::string address = t.address;
+	auto o = t.clientOptions();
+	o.deadline = 1500ms;
+	o.backoffMax = 100ms;
+	auto client = connect(o);
+	std::vector<std::byte> buf(4096);
+	REQUIRE(client->read(buf, 0));
+	t.server->stop();
+
+	// Calls were already split for the old payload limit: the smaller server must be refused.
+	RpcServerOptions smaller;
+	smaller.maxPayload = 64 * 1024;
+	auto again = TestServer::start(backend, smaller, 0, address);
+	auto r = client->read(buf, 0);
+	REQUIRE_FALSE(r);
+	CHECK(r.error().value() == EIO);
+	CHECK_THAT(client->stats().lastError, Catch::Contains("now takes requests of at most 65536 bytes"));
+	CHECK(again.server->stats().activeConnections == 0);
+}

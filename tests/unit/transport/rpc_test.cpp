@@ -81,27 +81,10 @@ long maxRssKiB()
 	return ru.ru_maxrss;
 }
 
-std::string helloFrame(const std::string &exportName)
-{
-	std::string frame;
-	appendFrame(frame, Hello{ kProtocolVersion, exportName, "", "raw" });
-	return frame;
-}
-
-// Speaks the hello on a raw socket and reads the reply frame.
+// Speaks the hello on a raw socket; the server must accept it.
 void rawHello(int fd)
 {
-	auto hello = helloFrame("disk");
-	r3test::sendAll(fd, hello.data(), hello.size());
-	std::array<std::byte, kFrameHeaderSize> header;
-	REQUIRE(::recv(fd, header.data(), header.size(), MSG_WAITALL) == static_cast<ssize_t>(header.size()));
-	auto h = decodeFrameHeader(header, FrameKind::HelloReply, FrameLimits{});
-	REQUIRE(h);
-	std::vector<std::byte> meta(h->metaLength);
-	REQUIRE(::recv(fd, meta.data(), meta.size(), MSG_WAITALL) == static_cast<ssize_t>(meta.size()));
-	auto reply = decodeHelloReply(meta);
-	REQUIRE(reply);
-	REQUIRE(reply->error == 0);
+	REQUIRE(r3test::rawHello(fd, Hello{ kProtocolVersion, "disk", "", "raw" }).error == 0);
 }
 
 } // namespace
@@ -338,10 +321,16 @@ TEST_CASE("tokens: the right one is let in, a wrong or missing one is refused", 
 	CHECK_THAT(connectError(o), Catch::Contains("requires a token"));
 	o.token = "wrong horse";
 	CHECK_THAT(connectError(o), Catch::Contains("token does not match"));
+	// Without the token nothing is told about the exports either.
+	o.exportName = "nope";
+	auto unknown = connectError(o);
+	CHECK_THAT(unknown, Catch::Contains("token does not match"));
+	CHECK_THAT(unknown, !Catch::Contains("'disk'"));
+	o.exportName = "disk";
 	o.token = "correct horse";
 	auto client = connect(o);
 	CHECK(client->remoteSize().value() == kSize);
-	CHECK(t.server->stats().refused == 2);
+	CHECK(t.server->stats().refused == 3);
 
 	RpcServerOptions missing;
 	missing.tokenFile = dir / "absent";

@@ -1,0 +1,107 @@
+// A SET that the Redis backend gave up on (its connection timed out while the bytes were
+// still travelling) must not land after a newer acknowledged write to the same chunk: the
+// backend kills the lost connection's Redis client before it sends anything again.
+// Runs a real redis-server on loopback behind a proxy that holds a connection's bytes.
+
+#include <chrono>
+#include <thread>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <r3d/backend_factory.hpp>
+
+#include "tcp_proxy.hpp"
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+bool canConnect(uint16_t port)
+{
+	r3d::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	sockaddr_in addr{};
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons(port);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return ::connect(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0;
+}
+
+uint16_t freePort()
+{
+	r3d::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	sockaddr_in addr{};
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0);
+	socklen_t len = sizeof(addr);
+	::getsockname(fd.get(), reinterpret_cast<sockaddr *>(&addr), &len);
+	return ntohs(addr.sin_port);
+}
+
+// redis-server on a free loopback port, without persistence; killed on destruction.
+class RedisServer
+{
+public:
+	RedisServer()
+	{
+		if (::system("command -v redis-server >/dev/null 2>&1") != 0)
+			r3test::skip("redis-server is not installed");
+		port_ = freePort();
+		std::string port = std::to_string(port_);
+		pid_ = ::fork();
+		REQUIRE(pid_ >= 0);
+		if (pid_ == 0) {
+			int null = ::open("/dev/null", O_WRONLY);
+			::dup2(null, STDOUT_FILENO);
+			::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
+				 "--appendonly", "no", "--dir", dir_.path().c_str(), "--loglevel", "warning",
+				 static_cast<char *>(nullptr));
+			::_exit(127);
+		}
+		for (int i = 0; i < 500 && !canConnect(port_); ++i)
+			std::this_thread::sleep_for(10ms);
+		REQUIRE(canConnect(port_));
+	}
+	~RedisServer()
+	{
+		::kill(pid_, SIGKILL);
+		::waitpid(pid_, nullptr, 0);
+	}
+	uint16_t port() const { return port_; }
+
+private:
+	r3test::TempDir dir_;
+	uint16_t port_ = 0;
+	pid_t pid_ = -1;
+};
+
+} // namespace
+
+TEST_CASE("a SET held in the network after its connection timed out does not land after a newer write",
+	  "[redis][order]")
+{
+	RedisServer redis;
+	r3test::TcpProxy proxy(std::to_string(redis.port()));
+	// One connection, so the open's connection is the one that carries the first write.
+	auto uri = "redis://127.0.0.1:" + proxy.port() + "/fence?size=1M&chunk=4K&connections=1&timeout=300ms&deadline=20s";
+	auto opened = r3d::openBackend(uri);
+	REQUIRE(opened);
+	auto &rw = **opened;
+	proxy.waitConnections(1);
+
+	auto a = r3test::pattern(4096, 1);
+	auto b = r3test::pattern(4096, 2);
+	proxy.hold(0); // the first SET of A stays in the network
+	REQUIRE(rw.writeAt(a, 0)); // times out after 300 ms, goes again on a new connection
+	CHECK(proxy.connections() >= 2);
+	REQUIRE(rw.writeAt(b, 0));
+	CHECK(proxy.release(0) > 0); // the late copy of A arrives now
+
+	std::this_thread::sleep_for(200ms); // time for Redis to run it, if it still could
+	std::vector<std::byte> back(4096);
+	REQUIRE(rw.readAt(back, 0));
+	CHECK((back == b));
+}
