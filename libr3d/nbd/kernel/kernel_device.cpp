@@ -140,7 +140,7 @@ ResultMsg<std::unique_ptr<KernelDevice>> KernelDevice::attach(std::vector<Unique
 ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std::vector<int> &sockets,
 					    const AttachOptions &options, ReadyWaiter &waiter, Clock::time_point deadline)
 {
-	reclaimStale(options, options.index);
+	reclaimStale(options, options.index, deadline);
 
 	ConnectRequest request;
 	request.index = options.index;
@@ -218,7 +218,7 @@ ResultMsg<void> KernelDevice::attachIoctl(const std::vector<int> &sockets, const
 {
 	// The ioctl interface has no dead-connection timeout or backend identifier.
 	if (options.index)
-		reclaimStale(options, options.index);
+		reclaimStale(options, options.index, deadline);
 	DeviceAllocator allocator(devices_);
 	std::set<unsigned> skip;
 	for (;;) {
@@ -440,7 +440,8 @@ bool KernelDevice::connected() const
 	return s && s->pid;
 }
 
-std::vector<unsigned> KernelDevice::reclaimStale(const AttachOptions &options, std::optional<unsigned> only)
+std::vector<unsigned> KernelDevice::reclaimStale(const AttachOptions &options, std::optional<unsigned> only,
+						 Clock::time_point deadline)
 {
 	std::vector<unsigned> reclaimed;
 	SysfsDevices devices(options.sysRoot, options.devRoot);
@@ -448,6 +449,10 @@ std::vector<unsigned> KernelDevice::reclaimStale(const AttachOptions &options, s
 	for (const auto &d : devices.list()) {
 		if ((only && d.index != *only) || !d.pid)
 			continue;
+		if (Clock::now() >= deadline) {
+			logger()->warn("no time left to reclaim more devices left behind by dead processes");
+			break;
+		}
 		auto tag = OwnerTag::parse(d.backend);
 		if (!tag || tag->alive(options.procRoot))
 			continue;
@@ -462,14 +467,14 @@ std::vector<unsigned> KernelDevice::reclaimStale(const AttachOptions &options, s
 			logger()->warn("{}", r.error().message);
 			continue;
 		}
-		auto deadline = Clock::now() + kReclaimWait;
+		auto until = std::min(deadline, Clock::now() + kReclaimWait);
 		for (;;) {
 			auto s = devices.state(d.index);
 			if (!s || !s->pid) {
 				reclaimed.push_back(d.index);
 				break;
 			}
-			if (Clock::now() >= deadline) {
+			if (Clock::now() >= until) {
 				logger()->warn("nbd{} is disconnected but still held open", d.index);
 				break;
 			}

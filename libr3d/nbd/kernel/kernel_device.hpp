@@ -70,8 +70,9 @@ public:
 	/// Disconnects devices that an r3map process attached through netlink and left
 	/// behind when it died (kill -9), so they can be used again. Only devices whose
 	/// owner tag names a dead process of our PID namespace; `only` limits it to one.
-	/// Returns the indexes reclaimed.
-	static std::vector<unsigned> reclaimStale(const AttachOptions &options, std::optional<unsigned> only = std::nullopt);
+	/// Returns the indexes reclaimed. Gives up at `deadline`, so an attach stays bounded.
+	static std::vector<unsigned> reclaimStale(const AttachOptions &options, std::optional<unsigned> only = std::nullopt,
+						  Clock::time_point deadline = Clock::time_point::max());
 
 private:
 	struct IoctlRun;
