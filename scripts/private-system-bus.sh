@@ -6,7 +6,8 @@
 #   eval "$(scripts/private-system-bus.sh /tmp/r3bus | sed -n '1s/^/export DBUS_SYSTEM_BUS_ADDRESS=/p')"
 # POLICY_FILE defaults to dbus/org.r3map.r3mapd.conf. Stop it with kill PID. With
 # --foreground the bus runs in this process (for scripts that start it with &) and only
-# the address is printed.
+# the address is printed. With R3_BUS_SERVICEDIR set, the bus activates the services
+# whose .service files are in that directory (run as the bus's own user).
 set -euo pipefail
 foreground=false
 if [ "${1:-}" = --foreground ]; then
@@ -46,6 +47,7 @@ cat >"$dir/bus.conf" <<CONF
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
   </policy>
   <includedir>$dir/policy</includedir>
+${R3_BUS_SERVICEDIR:+  <servicedir>$R3_BUS_SERVICEDIR</servicedir>}
 </busconfig>
 CONF
 # Users other than root must reach the socket, as on the real system bus.
