@@ -166,11 +166,11 @@ ResultMsg<void> DirectMount::close(std::chrono::milliseconds timeout, bool force
 {
 	if (closed_)
 		return {};
-	if (!force && device_ && serving() && device_->inUse())
+	const bool inUse = device_ && serving() && device_->inUse();
+	if (!force && inUse)
 		return fail(EBUSY, fmt::format("{} is in use (mounted?); unmount it first", device_->path()));
 	closed_ = true;
 	ResultMsg<void> result;
-	const bool inUse = device_ && server_->stats().activeConnections > 0 && device_->inUse();
 	if (inUse) {
 		// Forced while in use: the filesystem's dirty data and journal are in its own
 		// caches, which the fsync of the device below does not write.

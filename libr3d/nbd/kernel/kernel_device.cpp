@@ -52,6 +52,18 @@ int remainingMs(KernelDevice::Clock::time_point deadline)
 	return static_cast<int>(std::max<int64_t>(0, left.count()));
 }
 
+// Until the kernel has let go of device `index` (its pid file gone), or `deadline`.
+bool waitUntilFree(const SysfsDevices &devices, unsigned index, KernelDevice::Clock::time_point deadline)
+{
+	for (;;) {
+		if (!devices.pid(index))
+			return true;
+		if (KernelDevice::Clock::now() >= deadline)
+			return false;
+		std::this_thread::sleep_for(kPollFree);
+	}
+}
+
 ResultMsg<void> validate(const std::vector<int> &sockets, const AttachOptions &o)
 {
 	if (sockets.empty())
@@ -140,7 +152,7 @@ ResultMsg<std::unique_ptr<KernelDevice>> KernelDevice::attach(std::vector<Unique
 ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std::vector<int> &sockets,
 					    const AttachOptions &options, ReadyWaiter &waiter, Clock::time_point deadline)
 {
-	reclaimStale(options, options.index, deadline);
+	reclaimStaleWith(options, options.index, deadline, &netlink);
 
 	ConnectRequest request;
 	request.index = options.index;
@@ -338,14 +350,7 @@ ResultMsg<void> KernelDevice::detach(std::chrono::milliseconds timeout)
 
 bool KernelDevice::waitFree(Clock::time_point deadline) const
 {
-	for (;;) {
-		auto s = devices_.state(index_);
-		if (!s || !s->pid)
-			return true;
-		if (Clock::now() >= deadline)
-			return false;
-		std::this_thread::sleep_for(kPollFree);
-	}
+	return waitUntilFree(devices_, index_, deadline);
 }
 
 bool KernelDevice::inUse() const
@@ -434,52 +439,52 @@ ResultMsg<void> KernelDevice::flush() const
 	return {};
 }
 
-bool KernelDevice::connected() const
-{
-	auto s = devices_.state(index_);
-	return s && s->pid;
-}
-
 std::vector<unsigned> KernelDevice::reclaimStale(const AttachOptions &options, std::optional<unsigned> only,
 						 Clock::time_point deadline)
 {
+	return reclaimStaleWith(options, only, deadline, nullptr);
+}
+
+std::vector<unsigned> KernelDevice::reclaimStaleWith(const AttachOptions &options, std::optional<unsigned> only,
+						     Clock::time_point deadline, const NbdNetlink *known)
+{
 	std::vector<unsigned> reclaimed;
 	SysfsDevices devices(options.sysRoot, options.devRoot);
-	std::optional<NbdNetlink> netlink;
-	for (const auto &d : devices.list()) {
-		if ((only && d.index != *only) || !d.pid)
+	std::vector<NbdDeviceState> candidates;
+	if (!only) {
+		candidates = devices.list();
+	} else if (auto s = devices.state(*only)) {
+		candidates.push_back(*s);
+	}
+	std::optional<NbdNetlink> opened;
+	for (const auto &d : candidates) {
+		if (!d.pid)
+			continue;
+		auto tag = OwnerTag::parse(d.backend);
+		if (!tag || tag->alive(options.procRoot))
 			continue;
 		if (Clock::now() >= deadline) {
 			logger()->warn("no time left to reclaim more devices left behind by dead processes");
 			break;
 		}
-		auto tag = OwnerTag::parse(d.backend);
-		if (!tag || tag->alive(options.procRoot))
-			continue;
-		if (!netlink) {
-			auto opened = NbdNetlink::open();
-			if (!opened)
+		if (!known) {
+			auto timeout = deadline == Clock::time_point::max()
+					       ? GenericNetlink::kDefaultTimeout
+					       : std::chrono::milliseconds(remainingMs(deadline));
+			auto family = NbdNetlink::open(timeout);
+			if (!family)
 				return reclaimed;
-			netlink = *opened;
+			known = &opened.emplace(*family);
 		}
 		logger()->warn("nbd{} was left connected by process {} which is gone: disconnecting it", d.index, tag->pid);
-		if (auto r = netlink->disconnect(d.index); !r) {
+		if (auto r = known->disconnect(d.index); !r) {
 			logger()->warn("{}", r.error().message);
 			continue;
 		}
-		auto until = std::min(deadline, Clock::now() + kReclaimWait);
-		for (;;) {
-			auto s = devices.state(d.index);
-			if (!s || !s->pid) {
-				reclaimed.push_back(d.index);
-				break;
-			}
-			if (Clock::now() >= until) {
-				logger()->warn("nbd{} is disconnected but still held open", d.index);
-				break;
-			}
-			std::this_thread::sleep_for(kPollFree);
-		}
+		if (waitUntilFree(devices, d.index, std::min(deadline, Clock::now() + kReclaimWait)))
+			reclaimed.push_back(d.index);
+		else
+			logger()->warn("nbd{} is disconnected but still held open", d.index);
 	}
 	return reclaimed;
 }

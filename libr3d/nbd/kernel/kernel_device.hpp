@@ -64,8 +64,6 @@ public:
 	/// again. Fails with EBUSY if someone still holds it open (a mounted filesystem)
 	/// after `timeout`. Idempotent.
 	ResultMsg<void> detach(std::chrono::milliseconds timeout = std::chrono::seconds(10));
-	/// The kernel still has the device configured (sysfs pid present).
-	bool connected() const;
 
 	/// Disconnects devices that an r3map process attached through netlink and left
 	/// behind when it died (kill -9), so they can be used again. Only devices whose
@@ -76,6 +74,10 @@ public:
 
 private:
 	struct IoctlRun;
+
+	/// reclaimStale() with the netlink family already looked up (`known`), or not (nullptr).
+	static std::vector<unsigned> reclaimStaleWith(const AttachOptions &options, std::optional<unsigned> only,
+						      Clock::time_point deadline, const NbdNetlink *known);
 
 	explicit KernelDevice(const AttachOptions &options);
 	ResultMsg<void> attachNetlink(const NbdNetlink &netlink, const std::vector<int> &sockets,

@@ -65,19 +65,34 @@ bool SysfsDevices::driverPresent() const
 	return std::filesystem::exists(sysRoot_ + "/module/nbd", ec) || !list().empty();
 }
 
+std::optional<uint64_t> SysfsDevices::sizeSectors(unsigned index) const
+{
+	auto size = readLine(blockDir(index) + "/size");
+	if (!size)
+		return std::nullopt;
+	return parseNumber<uint64_t>(*size).value_or(0);
+}
+
+std::optional<pid_t> SysfsDevices::pid(unsigned index) const
+{
+	auto pid = readLine(blockDir(index) + "/pid");
+	if (!pid)
+		return std::nullopt;
+	if (auto n = parseNumber(*pid))
+		return static_cast<pid_t>(*n);
+	return std::nullopt;
+}
+
 std::optional<NbdDeviceState> SysfsDevices::state(unsigned index) const
 {
-	auto dir = blockDir(index);
-	auto size = readLine(dir + "/size");
+	auto size = sizeSectors(index);
 	if (!size)
 		return std::nullopt;
 	NbdDeviceState s;
 	s.index = index;
-	s.sizeSectors = parseNumber<uint64_t>(*size).value_or(0);
-	if (auto pid = readLine(dir + "/pid"); pid && !pid->empty())
-		if (auto n = parseNumber(*pid))
-			s.pid = static_cast<pid_t>(*n);
-	if (auto backend = readLine(dir + "/backend"))
+	s.sizeSectors = *size;
+	s.pid = pid(index);
+	if (auto backend = readLine(blockDir(index) + "/backend"))
 		s.backend = *backend;
 	return s;
 }

@@ -31,6 +31,10 @@ public:
 	/// Every /sys/block/nbdN, ordered by N.
 	std::vector<NbdDeviceState> list() const;
 	std::optional<NbdDeviceState> state(unsigned index) const;
+	/// One attribute of state(), for pollers that need no more: the size (nullopt: no
+	/// such device) and the pid of the connection (nullopt: not connected, or no device).
+	std::optional<uint64_t> sizeSectors(unsigned index) const;
+	std::optional<pid_t> pid(unsigned index) const;
 	/// Whether the nbd driver is present (built in or loaded).
 	bool driverPresent() const;
 

@@ -13,8 +13,7 @@ constexpr int kPollIntervalMs = 1;
 Result<void> SysfsReadyWaiter::wait(unsigned index, Clock::time_point deadline, int abortFd)
 {
 	for (;;) {
-		auto s = devices_.state(index);
-		if (s && s->sizeSectors > 0)
+		if (devices_.sizeSectors(index).value_or(0) > 0)
 			return {};
 		if (Clock::now() >= deadline)
 			return unexpected(ETIMEDOUT);

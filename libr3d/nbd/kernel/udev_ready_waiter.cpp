@@ -75,7 +75,7 @@ Result<void> UdevReadyWaiter::wait(unsigned index, Clock::time_point deadline, i
 			if (!ours)
 				continue;
 			// A disconnect sends "change" too; only a size means connected.
-			if (auto s = devices_.state(index); s && s->sizeSectors > 0)
+			if (devices_.sizeSectors(index).value_or(0) > 0)
 				return {};
 		}
 	}
