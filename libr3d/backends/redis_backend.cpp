@@ -2,11 +2,12 @@
 
 #include <cstring>
 
-#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
+
+#include <r3d/unique_fd.hpp>
 
 #include "transport/host_port.hpp"
 
@@ -81,7 +82,7 @@ redisContext *RedisBackend::acquire(std::string &why)
 		available_.notify_one();
 		return nullptr;
 	}
-	::fcntl(c->fd, F_SETFD, FD_CLOEXEC);
+	setCloexec(c->fd);
 	redisSetTimeout(c, toTimeval(options_.store.timeout));
 	redisEnableKeepAlive(c);
 	// Known ids let a later attempt kill this client if the connection is lost (pipeline).

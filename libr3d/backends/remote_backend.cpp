@@ -134,11 +134,4 @@ Result<void> RemoteBackend::writeZeroes(uint64_t offset, uint64_t length)
 	return client_->writeZeroes(offset, length);
 }
 
-Result<void> RemoteBackend::readRanges(std::span<const transport::IoRange> ranges, std::span<std::byte> out)
-{
-	for (const auto &r : ranges)
-		R3D_TRY(checkRange(r.offset, r.length, size_, false));
-	return client_->readRanges(ranges, out);
-}
-
 } // namespace r3d::backends

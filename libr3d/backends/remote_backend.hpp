@@ -9,9 +9,6 @@
 
 namespace r3d::backends {
 
-/// A backend served by another host over the r3 transport (r3://HOST:PORT/NAME). The size
-/// is the export's, learned at connect. Calls larger than the transport's payload limit
-/// are split into requests that travel concurrently.
 /// The default port of r3:// URIs.
 inline constexpr const char *kDefaultRemotePort = "7700";
 
@@ -20,6 +17,9 @@ inline constexpr const char *kDefaultRemotePort = "7700";
 /// export served in chunks gets an ArbitraryReadWriterAt on top, so any offset works.
 ResultMsg<std::shared_ptr<ReadWriterAt>> openRemoteUri(const BackendUri &uri);
 
+/// A backend served by another host over the r3 transport (r3://HOST:PORT/NAME). The size
+/// is the export's, learned at connect. Calls larger than the transport's payload limit
+/// are split into requests that travel concurrently.
 class RemoteBackend final : public ReadWriterAt
 {
 public:
@@ -32,11 +32,7 @@ public:
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
 
-	/// Several ranges (typically contiguous chunks) in one round trip, back to back in `out`.
-	Result<void> readRanges(std::span<const transport::IoRange> ranges, std::span<std::byte> out);
-
 	const transport::RemoteExportInfo &info() const { return client_->info(); }
-	transport::RpcClient &client() { return *client_; }
 
 private:
 	explicit RemoteBackend(std::unique_ptr<transport::RpcClient> client);

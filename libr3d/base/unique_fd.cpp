@@ -5,6 +5,13 @@
 
 namespace r3d {
 
+void setCloexec(int fd)
+{
+	int flags = ::fcntl(fd, F_GETFD);
+	if (flags >= 0)
+		::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
 void UniqueFd::reset(int fd)
 {
 	if (fd_ >= 0)

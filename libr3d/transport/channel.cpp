@@ -2,7 +2,6 @@
 
 #include <cstring>
 
-#include <fcntl.h>
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -10,9 +9,10 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <fmt/format.h>
+
+#include <r3d/unique_fd.hpp>
 
 namespace r3d::transport {
 
@@ -62,10 +62,7 @@ std::string describePeer(const tcp::socket &socket)
 
 void setCloexec(tcp::socket &socket)
 {
-	int fd = socket.native_handle();
-	int flags = ::fcntl(fd, F_GETFD);
-	if (flags >= 0)
-		::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+	r3d::setCloexec(socket.native_handle());
 }
 
 void SendBatch::addPayload(std::span<const std::byte> payload)

@@ -19,6 +19,8 @@ inline constexpr uint32_t kProtocolVersion = 1;
 inline constexpr size_t kSessionIdSize = 16;
 /// Most ranges one READ_RANGES request may carry.
 inline constexpr size_t kMaxRanges = 1024;
+/// Largest hello or hello reply message.
+inline constexpr uint32_t kMaxHelloMeta = 8 * 1024;
 
 enum class Op : uint32_t {
 	Read = 1,
@@ -29,6 +31,12 @@ enum class Op : uint32_t {
 	WriteZeroes = 6,
 	ReadRanges = 7,
 };
+
+/// Whether `op` changes the export: a copy of it must never land after a newer call.
+inline bool changesData(Op op)
+{
+	return op == Op::Write || op == Op::Trim || op == Op::WriteZeroes;
+}
 
 const char *opName(Op op);
 

@@ -31,7 +31,6 @@ namespace r3d::transport {
 
 namespace {
 
-constexpr uint32_t kMaxHelloMeta = 8 * 1024;
 constexpr size_t kMaxCallsPerWrite = 64;
 constexpr size_t kMaxBytesPerWrite = 8 * 1024 * 1024;
 constexpr std::chrono::milliseconds kSweepInterval{ 100 };
@@ -52,11 +51,7 @@ struct Call {
 	std::binary_semaphore done{ 0 };
 
 	bool busy() const { return writing || receiving; }
-	/// Changes the export: a copy of it must never land after a newer call.
-	bool mutating() const
-	{
-		return request.op == Op::Write || request.op == Op::Trim || request.op == Op::WriteZeroes;
-	}
+	bool mutating() const { return changesData(request.op); }
 };
 
 struct Connection {

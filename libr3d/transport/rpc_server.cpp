@@ -10,7 +10,6 @@
 #include <thread>
 #include <unordered_set>
 
-#include <fcntl.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -23,6 +22,7 @@
 #include <fmt/format.h>
 
 #include <r3d/log.hpp>
+#include <r3d/unique_fd.hpp>
 
 #include "chunks/chunk_range.hpp"
 #include "chunks/chunked_read_writer_at.hpp"
@@ -38,13 +38,7 @@ namespace r3d::transport {
 
 namespace {
 
-constexpr uint32_t kMaxHelloMeta = 8 * 1024;
 constexpr size_t kMaxRepliesPerWrite = 256;
-
-bool changesData(Op op)
-{
-	return op == Op::Write || op == Op::Trim || op == Op::WriteZeroes;
-}
 
 /// A buffer that is not zero-filled first: it is about to be overwritten by a read.
 struct Payload {
@@ -771,8 +765,7 @@ ResultMsg<std::string> RpcServer::listen(const std::string &hostPort)
 		acceptor->listen(asio::socket_base::max_listen_connections, ec);
 	if (ec)
 		return fail(toErrno(ec), fmt::format("cannot listen on {}: {}", hostPort, ec.message()));
-	int fd = acceptor->native_handle();
-	::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXEC);
+	r3d::setCloexec(acceptor->native_handle());
 	auto local = acceptor->local_endpoint(ec);
 	std::string address = local.address().is_v6()
 				      ? fmt::format("[{}]:{}", local.address().to_string(), local.port())

@@ -35,4 +35,8 @@ private:
 	int fd_ = -1;
 };
 
+/// Sets FD_CLOEXEC on a descriptor someone else opened without it (Asio, hiredis),
+/// keeping its other flags.
+void setCloexec(int fd);
+
 } // namespace r3d
