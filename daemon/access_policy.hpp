@@ -45,7 +45,6 @@ public:
 	/// Fails with Errc::NotPermitted, naming the caller and `action`.
 	r3d::ResultMsg<void> check(const Caller &caller, std::string_view action) const;
 
-	const std::string &group() const { return group_; }
 	/// The access group's gid; nullopt while a group name does not exist.
 	std::optional<gid_t> groupId() const;
 

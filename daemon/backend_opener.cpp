@@ -82,8 +82,10 @@ r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Conf
 	if (size && *size == 0)
 		return fail(Errc::InvalidArgument, "size must not be 0");
 
+	// memory: carries its size in the path and r3:// takes the export's.
 	std::string effective = uri;
-	if (size && parsed->scheme != "memory" && !parsed->params.count("size"))
+	bool takesSize = parsed->scheme != "memory" && parsed->scheme != "r3";
+	if (size && takesSize && !parsed->params.count("size"))
 		effective += fmt::format("{}size={}", uri.find('?') == std::string::npos ? '?' : '&', *size);
 
 	auto backend = r3d::openBackend(effective);

@@ -20,8 +20,8 @@ struct Config;
 /// unprivileged_schemes and no URI parameter that names a local file (Errc::NotPermitted),
 /// or it could read and write any file through the daemon. file: and dir: paths must be
 /// absolute, whoever asks.
-/// `size`, when given, is the size the caller wants: it is passed to file and dir URIs that
-/// name none, and must otherwise equal the backend's size. Errors: BadUri (the URI itself),
+/// `size`, when given, is the size the caller wants: it is passed as size= to file, dir,
+/// redis and s3 URIs that give none, and must otherwise equal the backend's size. Errors: BadUri (the URI itself),
 /// SchemeNotAllowed, NotPermitted, InvalidArgument (relative path, size mismatch),
 /// BackendFailed (open failed).
 r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Config &config, const std::string &uri,

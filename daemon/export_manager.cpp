@@ -34,16 +34,24 @@ struct ExportManager::Entry {
 namespace {
 
 constexpr std::string_view kUnixPrefix = "unix:";
+
+// The socket path of "unix:PATH" or "/PATH"; nullopt for HOST:PORT.
+std::optional<std::string> unixPath(const std::string &address)
+{
+	if (address.starts_with(kUnixPrefix))
+		return address.substr(kUnixPrefix.size());
+	if (address.starts_with("/"))
+		return address;
+	return std::nullopt;
+}
 constexpr mode_t kSocketMode = 0660;
 
 r3d::ResultMsg<std::unique_ptr<r3d::nbd::Listener>> listen(r3d::nbd::Server &server, const std::string &address)
 {
 	if (address.empty())
 		return fail(Errc::InvalidArgument, "listen address is empty: give HOST:PORT or unix:PATH");
-	auto listener = address.starts_with(kUnixPrefix)
-				? r3d::nbd::Listener::listenUnix(server, address.substr(kUnixPrefix.size()))
-			: address.starts_with("/") ? r3d::nbd::Listener::listenUnix(server, address)
-						   : r3d::nbd::Listener::listenTcp(server, address);
+	auto path = unixPath(address);
+	auto listener = path ? r3d::nbd::Listener::listenUnix(server, *path) : r3d::nbd::Listener::listenTcp(server, address);
 	if (!listener) {
 		// The caller was admitted: EACCES or ENOENT here are the daemon's (a port below 1024,
 		// a socket directory), not a refusal of the caller or a missing object.
@@ -113,7 +121,7 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 	if (!listener)
 		return r3d::unexpectedOf(listener.error());
 	e->listener = std::move(*listener);
-	const bool onUnixSocket = request.listen.starts_with("/") || request.listen.starts_with(kUnixPrefix);
+	const bool onUnixSocket = unixPath(request.listen).has_value();
 	if (onUnixSocket) {
 		if (auto shared = shareSocket(e->listener->address(), access_.groupId()); !shared)
 			return r3d::unexpectedOf(shared.error());
@@ -176,15 +184,6 @@ std::vector<ExportInfo> ExportManager::list() const
 	for (const auto &[n, e] : exports_)
 		out.push_back(e->info);
 	return out;
-}
-
-std::optional<ExportInfo> ExportManager::find(const std::string &id) const
-{
-	std::lock_guard lock(mutex_);
-	auto e = entry(id);
-	if (!e)
-		return std::nullopt;
-	return e->info;
 }
 
 std::optional<r3d::nbd::Stats> ExportManager::stats(const std::string &id) const

@@ -64,7 +64,6 @@ public:
 	r3d::ResultMsg<void> stop(const std::string &id);
 
 	std::vector<ExportInfo> list() const;
-	std::optional<ExportInfo> find(const std::string &id) const;
 	std::optional<r3d::nbd::Stats> stats(const std::string &id) const;
 
 	/// Stops everything, for shutdown.

@@ -6,15 +6,6 @@
 
 namespace r3ctl {
 
-namespace {
-
-bool startsWith(const std::string &s, const char *prefix)
-{
-	return s.rfind(prefix, 0) == 0;
-}
-
-} // namespace
-
 Failure describe(const sdbus::Error &e)
 {
 	const std::string &name = e.getName();
@@ -40,7 +31,7 @@ Failure describe(const sdbus::Error &e)
 				     address ? address : "unix:path=/run/dbus/system_bus_socket", e.getMessage()) };
 	}
 	// sd-bus names errno failures System.Error.E*: the connection broke.
-	if (startsWith(name, "System.Error."))
+	if (name.starts_with("System.Error."))
 		return { kExitUnreachable, name, fmt::format("lost the system bus: {}", e.getMessage()) };
 	return { kExitFailed, name, e.getMessage() };
 }
@@ -68,9 +59,9 @@ ManagedObjects Client::objects()
 
 std::string Client::resolveMount(const std::string &idOrDevice)
 {
-	if (startsWith(idOrDevice, kMountsPath))
+	if (idOrDevice.starts_with(kMountsPath))
 		return idOrDevice;
-	bool device = startsWith(idOrDevice, "/dev/") || startsWith(idOrDevice, "nbd");
+	bool device = idOrDevice.starts_with("/dev/") || idOrDevice.starts_with("nbd");
 	for (const auto &[path, interfaces] : objects()) {
 		auto mount = interfaces.find(org::r3map::Mount1_proxy::INTERFACE_NAME);
 		if (mount == interfaces.end())
@@ -86,7 +77,7 @@ std::string Client::resolveMount(const std::string &idOrDevice)
 
 std::string Client::resolveExport(const std::string &id)
 {
-	if (startsWith(id, kExportsPath))
+	if (id.starts_with(kExportsPath))
 		return id;
 	auto objs = objects();
 	std::string path = kExportsPath + id;
