@@ -44,7 +44,7 @@ track() {
 	_pids+=("$1")
 }
 
-# wait_for_file FILE [SECONDS]
+# wait_for_file FILE [SECONDS]: until FILE exists and is not empty.
 wait_for_file() {
 	local file=$1 limit=${2:-20} i
 	for i in $(seq $((limit * 10))); do

@@ -65,11 +65,13 @@ listen=$(cat "$TEST_TMP/out")
 head -c 8M /dev/urandom >"$TEST_TMP/src"
 nbdcopy "$TEST_TMP/src" "nbd://$listen"
 # An idle client that stays connected through the shutdown.
-python3 -c 'import socket,sys,time; s=socket.create_connection((sys.argv[1], int(sys.argv[2]))); time.sleep(60)' \
-	"${listen%:*}" "${listen##*:}" &
+python3 -c '
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2]))); open(sys.argv[3], "w").write("connected"); time.sleep(60)' \
+	"${listen%:*}" "${listen##*:}" "$TEST_TMP/idle.connected" &
 client=$!
 track $client
-sleep 0.3
+wait_for_file "$TEST_TMP/idle.connected" || fail "the idle client did not connect"
 stop_r3mapd d
 grep -q "STOPPING=1" "$TEST_TMP/notify.log" || fail "no STOPPING=1"
 name_owned && fail "the name is still owned after exit"

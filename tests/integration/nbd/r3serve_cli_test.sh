@@ -46,9 +46,10 @@ nbdcopy "$TEST_TMP/src" "$(unix_uri "$TEST_TMP/s.sock")"
 # An idle connection must not keep the server from stopping.
 /usr/bin/python3 -c '
 import nbd, sys, time
-h = nbd.NBD(); h.connect_unix(sys.argv[1]); time.sleep(30)' "$TEST_TMP/s.sock" &
+h = nbd.NBD(); h.connect_unix(sys.argv[1]); open(sys.argv[2], "w").write("connected"); time.sleep(30)' \
+	"$TEST_TMP/s.sock" "$TEST_TMP/idle.connected" &
 track $!
-sleep 0.5
+wait_for_file "$TEST_TMP/idle.connected" || fail "the idle client did not connect"
 start=$(date +%s)
 stop_r3serve srv
 [ $(( $(date +%s) - start )) -lt 10 ] || fail "SIGTERM took too long with an idle client"
