@@ -17,6 +17,7 @@
 #include <r3d/backend_factory.hpp>
 #include <r3d/unique_fd.hpp>
 
+#include "net_support.hpp"
 #include "test_support.hpp"
 #include "transport/host_port.hpp"
 #include "transport/messages.hpp"
@@ -74,6 +75,23 @@ inline std::shared_ptr<r3d::ReadWriterAt> memoryBackend(uint64_t size)
 	return *r;
 }
 
+/// A connected client; fails the test with the reason otherwise.
+inline std::unique_ptr<r3d::transport::RpcClient> connect(const r3d::transport::RpcClientOptions &o)
+{
+	auto c = r3d::transport::RpcClient::connect(o);
+	if (!c)
+		FAIL(c.error().message);
+	return std::move(*c);
+}
+
+/// Why connecting with `o` fails; fails the test if it does not.
+inline std::string connectError(const r3d::transport::RpcClientOptions &o)
+{
+	auto c = r3d::transport::RpcClient::connect(o);
+	REQUIRE_FALSE(c);
+	return c.error().message;
+}
+
 /// CA, server, client and rogue certificates from tests/support/make_test_certs.sh.
 class TestCerts
 {
@@ -96,12 +114,8 @@ private:
 /// A plain TCP connection, for speaking broken protocol at a server.
 inline r3d::UniqueFd rawConnect(const std::string &port)
 {
-	r3d::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-	sockaddr_in addr{};
-	addr.sin_family = AF_INET;
-	addr.sin_port = htons(static_cast<uint16_t>(std::stoi(port)));
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0);
+	auto fd = tryConnect(static_cast<uint16_t>(std::stoi(port)));
+	REQUIRE(fd);
 	timeval tv{ 10, 0 };
 	::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	return fd;

@@ -17,13 +17,14 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <r3d/unique_fd.hpp>
+
+#include "net_support.hpp"
 
 namespace r3test {
 
@@ -121,15 +122,6 @@ private:
 		std::string kept; ///< client bytes held back
 		std::vector<std::thread> pumps;
 	};
-
-	static sockaddr_in loopback(uint16_t port)
-	{
-		sockaddr_in addr{};
-		addr.sin_family = AF_INET;
-		addr.sin_port = htons(port);
-		addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		return addr;
-	}
 
 	// Small socket buffers, so a rate limit here is felt by the sender at once.
 	static void smallBuffers(int fd)

@@ -13,15 +13,10 @@ export R3MAP_DBUS_DIR="$R3MAP_SOURCE_DIR/dbus"
 exec >"$OUT/guest.log" 2>&1
 source "$here/../integration/lib.sh"
 source "$here/../integration/daemon/bus_lib.sh"
+source "$here/vm_lib.sh"
 require mount dd cmp mkfs.ext4 e2fsck md5sum
 
 step() { echo "== $*"; }
-
-# sysfs says whether a device is connected.
-dev_free() {
-	local sys="/sys/block/$(basename "$1")"
-	[ ! -e "$sys/pid" ] && [ "$(cat "$sys/size")" = 0 ]
-}
 
 step "a user r3user in group r3map (the guest's /etc is the host's, read-only: overlay two files)"
 mkdir -p "$TEST_TMP/etc"

@@ -7,14 +7,8 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="$(cd "$1" && pwd)"
 
-if ! command -v qemu-system-x86_64 >/dev/null; then
-	echo "SKIP: qemu-system-x86_64 is not installed (scripts/bootstrap.sh installs it)"
-	exit 77
-fi
-if [ "$(id -u)" -ne 0 ]; then
-	echo "FAIL: the vm tests share the host's root with the guest and need root" >&2
-	exit 1
-fi
+source "$here/vm_lib.sh"
+vm_preflight
 R3MAPD="$build/daemon/r3mapd" R3CTL="$build/cli/r3ctl/r3ctl" MMAP_PATTERN="$build/tests/vm/mmap_pattern"
 NBD_NETLINK_CHECK="$build/tests/vm/nbd_netlink_check"
 for bin in "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK"; do

@@ -10,9 +10,9 @@ shift 3
 RESULTS="$OUT/results.txt"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/r3vm-XXXXXX")"
 export R3SERVE OUT WORK
-all_tests=(memory_ext4 file_persistence mounted_sigterm flush_trim concurrent_attach busy_device multi_conn netlink_commands methods kill9)
+source "$(dirname "$0")/vm_lib.sh"
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=("${all_tests[@]}")
+[ ${#tests[@]} -gt 0 ] || tests=("${guest_tests[@]}")
 
 # ---- helpers (exported: each test runs in its own bash under timeout) ------------------
 
@@ -54,12 +54,6 @@ serve_stop() {
 	wait "$pid" || status=$?
 	[ "$status" -eq 0 ] || { echo "r3serve exited with $status after SIGTERM" >&2; return 1; }
 	dev_free "$dev" || { echo "$dev is still connected after r3serve exited" >&2; return 1; }
-}
-
-# dev_free DEV: not connected (no pid attribute) and size 0.
-dev_free() {
-	local sys="/sys/block/$(basename "$1")"
-	[ ! -e "$sys/pid" ] && [ "$(cat "$sys/size")" = 0 ]
 }
 
 # ready_ms NAME: the attach-to-ready time r3serve logged.

@@ -10,20 +10,13 @@ here="$(cd "$(dirname "$0")" && pwd)"
 build="$(cd "$1" && pwd)"
 shift
 
-if ! command -v qemu-system-x86_64 > /dev/null; then
-	echo "SKIP: qemu-system-x86_64 is not installed (scripts/bootstrap.sh installs it)"
-	exit 77
-fi
-if [ "$(id -u)" -ne 0 ]; then
-	echo "FAIL: the vm tests share the host's root with the guest and need root" >&2
-	exit 1
-fi
+source "$here/vm_lib.sh"
+vm_preflight
 
 r3serve="$build/cli/r3serve"
 [ -x "$r3serve" ] || { echo "FAIL: $r3serve is not built" >&2; exit 1; }
 tests=("$@")
-expected=(memory_ext4 file_persistence mounted_sigterm flush_trim concurrent_attach busy_device multi_conn netlink_commands methods kill9)
-[ ${#tests[@]} -gt 0 ] || tests=("${expected[@]}")
+[ ${#tests[@]} -gt 0 ] || tests=("${guest_tests[@]}")
 
 start=$(date +%s.%N)
 guest="$("$here/prepare-guest.sh")" || { echo "FAIL: preparing the guest failed" >&2; exit 1; }

@@ -13,34 +13,13 @@
 
 #include <r3d/backend_factory.hpp>
 
+#include "net_support.hpp"
 #include "tcp_proxy.hpp"
 #include "test_support.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
-
-bool canConnect(uint16_t port)
-{
-	r3d::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-	sockaddr_in addr{};
-	addr.sin_family = AF_INET;
-	addr.sin_port = htons(port);
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return ::connect(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0;
-}
-
-uint16_t freePort()
-{
-	r3d::UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-	sockaddr_in addr{};
-	addr.sin_family = AF_INET;
-	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	REQUIRE(::bind(fd.get(), reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0);
-	socklen_t len = sizeof(addr);
-	::getsockname(fd.get(), reinterpret_cast<sockaddr *>(&addr), &len);
-	return ntohs(addr.sin_port);
-}
 
 // redis-server on a free loopback port, without persistence; killed on destruction.
 class RedisServer
@@ -50,7 +29,7 @@ public:
 	{
 		if (::system("command -v redis-server >/dev/null 2>&1") != 0)
 			r3test::skip("redis-server is not installed");
-		port_ = freePort();
+		port_ = r3test::freePort();
 		std::string port = std::to_string(port_);
 		pid_ = ::fork();
 		REQUIRE(pid_ >= 0);
@@ -62,9 +41,9 @@ public:
 				 static_cast<char *>(nullptr));
 			::_exit(127);
 		}
-		for (int i = 0; i < 500 && !canConnect(port_); ++i)
+		for (int i = 0; i < 500 && !r3test::tryConnect(port_); ++i)
 			std::this_thread::sleep_for(10ms);
-		REQUIRE(canConnect(port_));
+		REQUIRE(r3test::tryConnect(port_));
 	}
 	~RedisServer()
 	{

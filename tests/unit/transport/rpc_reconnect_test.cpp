@@ -13,6 +13,7 @@ using namespace r3d;
 using namespace r3d::transport;
 using namespace std::chrono_literals;
 using r3test::TestServer;
+using r3test::connect;
 
 namespace {
 
@@ -58,14 +59,6 @@ private:
 	std::condition_variable cv_;
 	bool released_ = false;
 };
-
-std::unique_ptr<RpcClient> connect(const RpcClientOptions &o)
-{
-	auto c = RpcClient::connect(o);
-	if (!c)
-		FAIL(c.error().message);
-	return std::move(*c);
-}
 
 } // namespace
 

@@ -18,25 +18,12 @@
 using namespace r3d;
 using namespace r3d::transport;
 using r3test::TestServer;
+using r3test::connect;
+using r3test::connectError;
 
 namespace {
 
 constexpr uint64_t kSize = 8 << 20;
-
-std::unique_ptr<RpcClient> connect(const RpcClientOptions &o)
-{
-	auto c = RpcClient::connect(o);
-	if (!c)
-		FAIL(c.error().message);
-	return std::move(*c);
-}
-
-std::string connectError(const RpcClientOptions &o)
-{
-	auto c = RpcClient::connect(o);
-	REQUIRE_FALSE(c);
-	return c.error().message;
-}
 
 // Holds reads of offset 0 until released, to show that later requests overtake them.
 class GateReadWriterAt final : public chunks::ForwardingReadWriterAt
