@@ -24,6 +24,7 @@
 #include <r3d/log.hpp>
 #include <r3d/unique_fd.hpp>
 
+#include "base/buffer_pool.hpp"
 #include "chunks/chunk_range.hpp"
 #include "chunks/chunked_read_writer_at.hpp"
 #include "transport/channel.hpp"
@@ -40,13 +41,20 @@ namespace {
 
 constexpr size_t kMaxRepliesPerWrite = 256;
 
-/// A buffer that is not zero-filled first: it is about to be overwritten by a read.
+/// A request's or reply's bytes, leased from the session's pool so that steady traffic
+/// does not allocate; a reused buffer is not zero-filled first (a read overwrites it).
 struct Payload {
-	std::unique_ptr<std::byte[]> data;
+	BufferPool::Lease lease;
 	size_t size = 0;
 
-	static Payload make(size_t n) { return Payload{ std::unique_ptr<std::byte[]>(new std::byte[n]), n }; }
-	std::span<std::byte> span() { return { data.get(), size }; }
+	static Payload make(BufferPool &pool, size_t n)
+	{
+		auto lease = pool.acquire(n);
+		if (lease.bytes().size() < n)
+			lease.bytes().resize(n);
+		return Payload{ std::move(lease), n };
+	}
+	std::span<std::byte> span() { return { lease.bytes().data(), size }; }
 };
 
 struct Reply {
@@ -109,7 +117,7 @@ class RpcSession : public std::enable_shared_from_this<RpcSession>
 public:
 	RpcSession(RpcServer::Impl &server, tcp::socket socket)
 		: server_(server), socket_(std::move(socket)), peer_(describePeer(socket_)),
-		  writerWake_(server.io.get_executor()), readerWake_(server.io.get_executor()),
+		  buffers_(server.options.maxInFlight + 4, 4 * 1024 * 1024), writerWake_(server.io.get_executor()), readerWake_(server.io.get_executor()),
 		  fenceWake_(server.io.get_executor()), idleWake_(server.io.get_executor())
 	{
 		server_.pendingHellos++;
@@ -152,6 +160,7 @@ private:
 	tcp::socket socket_; ///< until the Channel takes it
 	std::unique_ptr<Channel> channel_;
 	std::string peer_;
+	BufferPool buffers_; ///< before everything that holds its leases
 	const ServedExport *export_ = nullptr;
 	std::deque<Reply> outbox_;
 	Wakeup writerWake_;
@@ -461,11 +470,11 @@ asio::awaitable<void> RpcSession::readLoop()
 		}
 		Payload payload;
 		if (request->op == Op::Write) {
-			payload = Payload::make(header.payloadLength);
+			payload = Payload::make(buffers_, header.payloadLength);
 			if (co_await channel_->readExact(payload.span()))
 				co_return;
 		} else if (bytes > 0) {
-			payload = Payload::make(bytes);
+			payload = Payload::make(buffers_, bytes);
 		}
 		if (closed_)
 			co_return;
