@@ -53,7 +53,8 @@ Result<void> ChunkStore::trim(uint64_t offset, uint64_t length)
 std::shared_ptr<ReadWriterAt> wrapChunkStore(std::shared_ptr<ChunkStore> store)
 {
 	uint64_t chunk = store->chunkSize();
-	return std::make_shared<chunks::ArbitraryReadWriterAt>(std::move(store), chunk);
+	// The store batches the chunks of one call (Redis pipeline, S3 in parallel).
+	return std::make_shared<chunks::ArbitraryReadWriterAt>(std::move(store), chunk, true);
 }
 
 ResultMsg<void> StoreParams::parse(const BackendUri &uri, const char *concurrencyKey, unsigned maxConcurrency,

@@ -1,6 +1,8 @@
 #include "chunks/arbitrary_read_writer_at.hpp"
 
+#include <bitset>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "chunks/chunk_range.hpp"
@@ -21,64 +23,128 @@ std::span<std::byte> scratch(uint64_t length)
 
 } // namespace
 
-ArbitraryReadWriterAt::ArbitraryReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize)
-	: ChunkStage(std::move(next), chunkSize)
+ArbitraryReadWriterAt::ArbitraryReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize, bool batchRuns)
+	: ChunkStage(std::move(next), chunkSize), batchRuns_(batchRuns)
 {
+}
+
+class ArbitraryReadWriterAt::RunLock
+{
+public:
+	RunLock(ArbitraryReadWriterAt &stage, const Run &run) : stripes_(stage.stripes_)
+	{
+		if (run.count >= stripes_.size())
+			held_.set();
+		else
+			for (uint64_t i = 0; i < run.count; ++i)
+				held_.set((run.first + i) % stripes_.size());
+		for (size_t i = 0; i < stripes_.size(); ++i)
+			if (held_[i])
+				stripes_[i].lock();
+	}
+	~RunLock()
+	{
+		for (size_t i = 0; i < stripes_.size(); ++i)
+			if (held_[i])
+				stripes_[i].unlock();
+	}
+	RunLock(const RunLock &) = delete;
+	RunLock &operator=(const RunLock &) = delete;
+
+private:
+	std::array<std::mutex, 256> &stripes_;
+	std::bitset<256> held_;
+};
+
+template <class Whole, class Partial>
+Result<void> ArbitraryReadWriterAt::forEachRun(uint64_t offset, uint64_t length, uint64_t deviceSize, Whole &&whole,
+					      Partial &&partial)
+{
+	Run run;
+	auto flush = [&]() -> Result<void> {
+		if (run.count == 0)
+			return {};
+		return whole(std::exchange(run, Run{}));
+	};
+	auto walked = forEachChunk(offset, length, chunkSize_, deviceSize, [&](const ChunkPiece &p) -> Result<void> {
+		if (!p.whole()) {
+			R3D_TRY(flush());
+			return partial(p);
+		}
+		if (run.count == 0)
+			run = Run{ p.index, 1, p.bufPos, p.length };
+		else {
+			run.count++;
+			run.bytes += p.length;
+		}
+		return batchRuns_ ? Result<void>{} : flush();
+	});
+	if (!walked)
+		return walked;
+	return flush();
 }
 
 Result<void> ArbitraryReadWriterAt::readAt(std::span<std::byte> buf, uint64_t offset)
 {
 	uint64_t deviceSize = size();
 	R3D_TRY(checkRange(offset, buf.size(), deviceSize, false));
-	return forEachChunk(offset, buf.size(), chunkSize_, deviceSize, [&](const ChunkPiece &p) -> Result<void> {
-		auto dst = buf.subspan(p.bufPos, p.length);
-		if (p.whole())
-			return next_->readAt(dst, p.chunkOffset(chunkSize_));
-		auto chunk = scratch(p.chunkLen);
-		R3D_TRY(next_->readAt(chunk, p.chunkOffset(chunkSize_)));
-		std::memcpy(dst.data(), chunk.data() + p.inChunk, p.length);
-		return {};
-	});
+	return forEachRun(
+		offset, buf.size(), deviceSize,
+		[&](const Run &r) { return next_->readAt(buf.subspan(r.bufPos, r.bytes), r.first * chunkSize_); },
+		[&](const ChunkPiece &p) -> Result<void> {
+			auto chunk = scratch(p.chunkLen);
+			R3D_TRY(next_->readAt(chunk, p.chunkOffset(chunkSize_)));
+			std::memcpy(buf.data() + p.bufPos, chunk.data() + p.inChunk, p.length);
+			return {};
+		});
 }
 
 Result<void> ArbitraryReadWriterAt::writeAt(std::span<const std::byte> buf, uint64_t offset)
 {
 	uint64_t deviceSize = size();
 	R3D_TRY(checkRange(offset, buf.size(), deviceSize, true));
-	return forEachChunk(offset, buf.size(), chunkSize_, deviceSize, [&](const ChunkPiece &p) -> Result<void> {
-		auto src = buf.subspan(p.bufPos, p.length);
-		std::lock_guard lock(stripe(p.index));
-		if (p.whole())
-			return next_->writeAt(src, p.chunkOffset(chunkSize_));
-		auto chunk = scratch(p.chunkLen);
-		R3D_TRY(next_->readAt(chunk, p.chunkOffset(chunkSize_)));
-		std::memcpy(chunk.data() + p.inChunk, src.data(), p.length);
-		return next_->writeAt(chunk, p.chunkOffset(chunkSize_));
-	});
+	return forEachRun(
+		offset, buf.size(), deviceSize,
+		[&](const Run &r) {
+			RunLock lock(*this, r);
+			return next_->writeAt(buf.subspan(r.bufPos, r.bytes), r.first * chunkSize_);
+		},
+		[&](const ChunkPiece &p) -> Result<void> {
+			std::lock_guard lock(stripe(p.index));
+			auto chunk = scratch(p.chunkLen);
+			R3D_TRY(next_->readAt(chunk, p.chunkOffset(chunkSize_)));
+			std::memcpy(chunk.data() + p.inChunk, buf.data() + p.bufPos, p.length);
+			return next_->writeAt(chunk, p.chunkOffset(chunkSize_));
+		});
 }
 
 Result<void> ArbitraryReadWriterAt::discard(uint64_t offset, uint64_t length, PartialOp op)
 {
 	uint64_t deviceSize = size();
 	R3D_TRY(checkRange(offset, length, deviceSize, true));
-	return forEachChunk(offset, length, chunkSize_, deviceSize, [&](const ChunkPiece &p) -> Result<void> {
-		std::lock_guard lock(stripe(p.index));
-		if (p.whole()) {
+	return forEachRun(
+		offset, length, deviceSize,
+		[&](const Run &r) -> Result<void> {
+			RunLock lock(*this, r);
+			uint64_t at = r.first * chunkSize_;
 			switch (op) {
 			case PartialOp::Trim:
-				return next_->trim(p.chunkOffset(chunkSize_), p.chunkLen);
+				return next_->trim(at, r.bytes);
 			case PartialOp::Zero:
-				return next_->writeZeroes(p.chunkOffset(chunkSize_), p.chunkLen);
+				return next_->writeZeroes(at, r.bytes);
 			case PartialOp::FastZero:
-				return next_->writeZeroesFast(p.chunkOffset(chunkSize_), p.chunkLen);
+				return next_->writeZeroesFast(at, r.bytes);
 			}
-		}
-		// A partial chunk costs the same read-modify-write as writing zeros would.
-		auto chunk = scratch(p.chunkLen);
-		R3D_TRY(next_->readAt(chunk, p.chunkOffset(chunkSize_)));
-		std::memset(chunk.data() + p.inChunk, 0, p.length);
-		return next_->writeAt(chunk, p.chunkOffset(chunkSize_));
-	});
+			return {};
+		},
+		[&](const ChunkPiece &p) -> Result<void> {
+			// A partial chunk costs the same read-modify-write as writing zeros would.
+			std::lock_guard lock(stripe(p.index));
+			auto chunk = scratch(p.chunkLen);
+			R3D_TRY(next_->readAt(chunk, p.chunkOffset(chunkSize_)));
+			std::memset(chunk.data() + p.inChunk, 0, p.length);
+			return next_->writeAt(chunk, p.chunkOffset(chunkSize_));
+		});
 }
 
 Result<void> ArbitraryReadWriterAt::trim(uint64_t offset, uint64_t length)

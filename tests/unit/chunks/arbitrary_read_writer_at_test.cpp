@@ -164,3 +164,27 @@ TEST_CASE("trim and writeZeroes zero partial chunks and pass whole ones down", "
 	CHECK(r3test::allZero(readRaw(*s.memory, 3 * kChunk, kChunk)));
 	CHECK_FALSE(s.top->writeZeroes(3 * kChunk, kChunk + 1));
 }
+
+TEST_CASE("with batchRuns, whole chunks in a row reach next as one call; head and tail stay RMW", "[arbitrary][batch]")
+{
+	auto memory = std::shared_ptr<ReadWriterAt>(std::move(backends::MemoryBackend::create(16 * kChunk).value()));
+	auto spy = std::make_shared<r3test::SpyReadWriterAt>(memory);
+	ArbitraryReadWriterAt top(spy, kChunk, true);
+
+	auto data = pattern(3 * kChunk + 1100, 7);
+	uint64_t offset = kChunk - 100; // tail of chunk 0, chunks 1-3 whole, head of chunk 4
+	REQUIRE(top.writeAt(data, offset));
+	auto calls = spy->calls();
+	REQUIRE(calls.size() == 5); // RMW of chunk 0, one write of chunks 1-3, RMW of chunk 4
+	CHECK((calls[2].op == 'w' && calls[2].offset == kChunk && calls[2].length == 3 * kChunk));
+	CHECK(calls[2].buffer == data.data() + 100); // the caller's bytes, not a copy
+	CHECK(readRaw(*memory, offset, data.size()) == data);
+
+	spy->reset();
+	std::vector<std::byte> back(data.size());
+	REQUIRE(top.readAt(back, offset));
+	CHECK(back == data);
+	calls = spy->calls();
+	REQUIRE(calls.size() == 3);
+	CHECK((calls[1].op == 'r' && calls[1].offset == kChunk && calls[1].length == 3 * kChunk));
+}
