@@ -134,8 +134,10 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 			auto size = r3d::parseSize(optarg);
 			if (!size)
 				return r3d::fail(EINVAL, "--max-request: " + size.error().message);
-			if (*size < 512 || *size > (1u << 30))
-				return r3d::fail(EINVAL, fmt::format("--max-request {} is outside 512 .. 1G", optarg));
+			if (*size < r3d::limits::kMinMaxPayload || *size > r3d::limits::kMaxMaxPayload)
+				return r3d::fail(EINVAL, fmt::format("--max-request {} is outside {} .. {}", optarg,
+								     r3d::formatSize(r3d::limits::kMinMaxPayload),
+								     r3d::formatSize(r3d::limits::kMaxMaxPayload)));
 			o.maxRequest = static_cast<uint32_t>(*size);
 			break;
 		}

@@ -8,6 +8,8 @@
 
 #include <r3d/result.hpp>
 
+#include "base/limits.hpp"
+
 namespace r3cli {
 
 /// Everything r3serve was asked to do, parsed and checked before anything starts.
@@ -17,7 +19,7 @@ struct ServeOptions {
 	std::vector<std::pair<std::string, std::string>> exports; ///< name, backend URI
 	std::string description;
 	bool readOnly = false;
-	uint32_t maxRequest = 32 * 1024 * 1024;
+	uint32_t maxRequest = r3d::limits::kDefaultMaxPayload;
 	unsigned workers = 16;
 	std::string pidFile;
 	std::string statsFile;

@@ -6,20 +6,22 @@
 
 #include <r3d/result.hpp>
 
+#include "base/limits.hpp"
+
 namespace r3mapd {
 
 /// r3mapd's configuration, /etc/r3map/r3mapd.json, validated once at startup; see r3mapd.conf(5).
 struct Config {
 	static constexpr const char *kDefaultPath = "/etc/r3map/r3mapd.json";
-	static constexpr uint64_t kMinChunkSize = 512;
-	static constexpr uint64_t kMaxChunkSize = 64ull << 20;
-	static constexpr uint64_t kMinRequestSize = 4096;
-	static constexpr uint64_t kMaxRequestSize = 256ull << 20;
+	static constexpr uint64_t kMinChunkSize = r3d::limits::kMinChunk;
+	static constexpr uint64_t kMaxChunkSize = r3d::limits::kMaxChunk;
+	static constexpr uint64_t kMinRequestSize = r3d::limits::kMinMaxPayload;
+	static constexpr uint64_t kMaxRequestSize = r3d::limits::kMaxMaxPayload;
 
 	/// Chunk size of a mount that does not ask for one.
 	uint64_t defaultChunkSize = 4096;
 	/// Largest NBD request payload the daemon's servers accept.
-	uint64_t maxRequestSize = 32ull << 20;
+	uint64_t maxRequestSize = r3d::limits::kDefaultMaxPayload;
 	/// Backend schemes callers may use; empty means every scheme this build knows.
 	std::set<std::string> allowedSchemes;
 	/// The schemes callers other than root may use (also subject to allowedSchemes): none

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "chunks/arbitrary_read_writer_at.hpp"
+#include "stages/arbitrary_read_writer_at.hpp"
 #include "direct_mount_device.hpp"
 #include "errors.hpp"
 
@@ -42,7 +42,7 @@ AttachFn kernelAttach()
 		auto backend = params.backend;
 		// Chunks larger than a kernel block: the backend sees whole chunks only.
 		if (params.chunkSize > options.blockSize)
-			backend = std::make_shared<r3d::chunks::ArbitraryReadWriterAt>(backend, params.chunkSize);
+			backend = std::make_shared<r3d::stages::ArbitraryReadWriterAt>(backend, params.chunkSize);
 		auto mount = r3d::mount::DirectMount::open(std::move(backend), options);
 		if (!mount)
 			return rename(attachError(mount.error().code), mount.error());

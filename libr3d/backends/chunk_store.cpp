@@ -5,25 +5,24 @@
 
 #include <fmt/format.h>
 
-#include "chunks/arbitrary_read_writer_at.hpp"
-#include "chunks/chunk_range.hpp"
+#include <r3d/size.hpp>
+
+#include "stages/arbitrary_read_writer_at.hpp"
+#include "stages/chunk_geometry.hpp"
+#include "stages/chunk_range.hpp"
 
 namespace r3d::backends {
 
 Result<void> ChunkStore::checkAligned(uint64_t offset, uint64_t length, bool forWrite) const
 {
-	R3D_TRY(checkRange(offset, length, size_, forWrite));
-	uint64_t end = offset + length;
-	if (offset % chunkSize_ != 0 || (end % chunkSize_ != 0 && end != size_))
-		return unexpected(EINVAL);
-	return {};
+	return stages::ChunkGeometry{ size_, chunkSize_ }.checkWholeChunks(offset, length, forWrite);
 }
 
 Result<void> ChunkStore::readAt(std::span<std::byte> buf, uint64_t offset)
 {
 	R3D_TRY(checkAligned(offset, buf.size(), false));
 	std::vector<ChunkRead> reads;
-	R3D_TRY(chunks::forEachChunk(offset, buf.size(), chunkSize_, size_, [&](const chunks::ChunkPiece &p) {
+	R3D_TRY(stages::forEachChunk(offset, buf.size(), chunkSize_, size_, [&](const stages::ChunkPiece &p) {
 		reads.push_back(ChunkRead{ p.index, buf.subspan(p.bufPos, p.length) });
 		return Result<void>{};
 	}));
@@ -34,7 +33,7 @@ Result<void> ChunkStore::writeAt(std::span<const std::byte> buf, uint64_t offset
 {
 	R3D_TRY(checkAligned(offset, buf.size(), true));
 	std::vector<ChunkWrite> writes;
-	R3D_TRY(chunks::forEachChunk(offset, buf.size(), chunkSize_, size_, [&](const chunks::ChunkPiece &p) {
+	R3D_TRY(stages::forEachChunk(offset, buf.size(), chunkSize_, size_, [&](const stages::ChunkPiece &p) {
 		writes.push_back(ChunkWrite{ p.index, buf.subspan(p.bufPos, p.length) });
 		return Result<void>{};
 	}));
@@ -45,7 +44,7 @@ Result<void> ChunkStore::trim(uint64_t offset, uint64_t length)
 {
 	R3D_TRY(checkAligned(offset, length, true));
 	std::vector<uint64_t> indices;
-	for (uint64_t i = offset / chunkSize_; i < chunks::chunkCount(offset + length, chunkSize_); ++i)
+	for (uint64_t i = offset / chunkSize_; i < stages::chunkCount(offset + length, chunkSize_); ++i)
 		indices.push_back(i);
 	return indices.empty() ? Result<void>{} : deleteChunks(indices);
 }
@@ -54,7 +53,7 @@ std::shared_ptr<ReadWriterAt> wrapChunkStore(std::shared_ptr<ChunkStore> store)
 {
 	uint64_t chunk = store->chunkSize();
 	// The store batches the chunks of one call (Redis pipeline, S3 in parallel).
-	return std::make_shared<chunks::ArbitraryReadWriterAt>(std::move(store), chunk, true);
+	return std::make_shared<stages::ArbitraryReadWriterAt>(std::move(store), chunk, true);
 }
 
 ResultMsg<void> StoreParams::parse(const BackendUri &uri, const char *concurrencyKey, unsigned maxConcurrency,
@@ -107,8 +106,9 @@ ResultMsg<StoreGeometry> StoreGeometry::resolve(const std::optional<std::string>
 					       std::optional<uint64_t> chunkSize, uint64_t defaultChunk,
 					       const std::string &where)
 {
-	if (chunkSize && (*chunkSize < 512 || *chunkSize > (uint64_t{ 64 } << 20)))
-		return fail(EINVAL, fmt::format("{}: chunk size {} is outside 512 B .. 64 MiB", where, *chunkSize));
+	if (chunkSize && !stages::ChunkGeometry::validChunk(*chunkSize))
+		return fail(EINVAL, fmt::format("{}: chunk size {} is outside {} .. {}", where, *chunkSize,
+						formatSize(limits::kMinChunk), formatSize(limits::kMaxChunk)));
 	if (stored) {
 		auto g = parse(*stored);
 		if (!g)

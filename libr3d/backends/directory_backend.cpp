@@ -14,7 +14,8 @@
 #include <r3d/size.hpp>
 
 #include "base/file_io.hpp"
-#include "chunks/chunk_range.hpp"
+#include "stages/chunk_geometry.hpp"
+#include "stages/chunk_range.hpp"
 
 namespace r3d::backends {
 
@@ -72,8 +73,9 @@ ResultMsg<std::unique_ptr<DirectoryBackend>> DirectoryBackend::open(const std::s
 		return fail(EINVAL, "dir: path is empty");
 	if (size && *size == 0)
 		return fail(EINVAL, "dir: size must be greater than 0");
-	if (chunkSize && (*chunkSize < 512 || *chunkSize > (uint64_t{ 1 } << 30)))
-		return fail(EINVAL, fmt::format("dir: chunk size {} is outside 512 B .. 1 GiB", *chunkSize));
+	if (chunkSize && !stages::ChunkGeometry::validChunk(*chunkSize))
+		return fail(EINVAL, fmt::format("dir: chunk size {} is outside {} .. {}", *chunkSize,
+						formatSize(limits::kMinChunk), formatSize(limits::kMaxChunk)));
 	if (maxOpenFiles == 0)
 		return fail(EINVAL, "dir: the open file limit must be at least 1");
 
@@ -89,7 +91,7 @@ ResultMsg<std::unique_ptr<DirectoryBackend>> DirectoryBackend::open(const std::s
 
 	Geometry g;
 	if (auto meta = readMeta(dir.get())) {
-		if (meta->size == 0 || meta->chunk < 512 || meta->chunk > (uint64_t{ 1 } << 30))
+		if (meta->size == 0 || !stages::ChunkGeometry::validChunk(meta->chunk))
 			return fail(EINVAL, fmt::format("dir: '{}/{}' is corrupt (size={} chunk={})", path, kMetaName,
 							meta->size, meta->chunk));
 		if (size && *size != meta->size)
@@ -136,7 +138,7 @@ bool DirectoryBackend::chunkExists(uint64_t index) const
 Result<void> DirectoryBackend::readAt(std::span<std::byte> buf, uint64_t offset)
 {
 	R3D_TRY(checkRange(offset, buf.size(), size_, false));
-	return chunks::forEachChunk(offset, buf.size(), chunkSize_, size_, [&](const chunks::ChunkPiece &p) -> Result<void> {
+	return stages::forEachChunk(offset, buf.size(), chunkSize_, size_, [&](const stages::ChunkPiece &p) -> Result<void> {
 		auto dst = buf.subspan(p.bufPos, p.length);
 		std::shared_lock lock(stripe(p.index));
 		auto fd = chunkFd(p.index, false);
@@ -158,7 +160,7 @@ Result<void> DirectoryBackend::readAt(std::span<std::byte> buf, uint64_t offset)
 Result<void> DirectoryBackend::writeAt(std::span<const std::byte> buf, uint64_t offset)
 {
 	R3D_TRY(checkRange(offset, buf.size(), size_, true));
-	return chunks::forEachChunk(offset, buf.size(), chunkSize_, size_, [&](const chunks::ChunkPiece &p) -> Result<void> {
+	return stages::forEachChunk(offset, buf.size(), chunkSize_, size_, [&](const stages::ChunkPiece &p) -> Result<void> {
 		auto src = buf.subspan(p.bufPos, p.length);
 		std::shared_lock lock(stripe(p.index));
 		auto fd = chunkFd(p.index, true);
@@ -179,7 +181,7 @@ Result<void> DirectoryBackend::sync()
 Result<void> DirectoryBackend::zero(uint64_t offset, uint64_t length, bool fastOnly)
 {
 	R3D_TRY(checkRange(offset, length, size_, true));
-	return chunks::forEachChunk(offset, length, chunkSize_, size_, [&](const chunks::ChunkPiece &p) -> Result<void> {
+	return stages::forEachChunk(offset, length, chunkSize_, size_, [&](const stages::ChunkPiece &p) -> Result<void> {
 		if (p.whole()) {
 			std::unique_lock lock(stripe(p.index));
 			cache_.erase(p.index);
@@ -220,7 +222,7 @@ Result<std::vector<Extent>> DirectoryBackend::extents(uint64_t offset, uint64_t 
 {
 	R3D_TRY(checkRange(offset, length, size_, false));
 	std::vector<Extent> out;
-	auto r = chunks::forEachChunk(offset, length, chunkSize_, size_, [&](const chunks::ChunkPiece &p) -> Result<void> {
+	auto r = stages::forEachChunk(offset, length, chunkSize_, size_, [&](const stages::ChunkPiece &p) -> Result<void> {
 		bool hole = !chunkExists(p.index);
 		appendExtent(out, Extent{ p.length, hole, hole });
 		return {};

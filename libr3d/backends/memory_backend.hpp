@@ -4,7 +4,7 @@
 
 #include <r3d/read_writer_at.hpp>
 
-#include "chunks/bitmap.hpp"
+#include "stages/bitmap.hpp"
 
 namespace r3d::backends {
 
@@ -37,7 +37,7 @@ private:
 
 	std::byte *base_;
 	uint64_t size_;
-	chunks::Bitmap allocated_;
+	stages::Bitmap allocated_;
 };
 
 } // namespace r3d::backends

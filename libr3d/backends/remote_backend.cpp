@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "chunks/arbitrary_read_writer_at.hpp"
+#include "stages/arbitrary_read_writer_at.hpp"
 #include "transport/host_port.hpp"
 #include "transport/token.hpp"
 
@@ -80,7 +80,7 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openRemoteUri(const BackendUri &uri)
 	uint64_t chunk = (*remote)->info().chunkSize;
 	std::shared_ptr<ReadWriterAt> backend = std::move(*remote);
 	if (chunk > 0)
-		return std::shared_ptr<ReadWriterAt>(std::make_shared<chunks::ArbitraryReadWriterAt>(backend, chunk));
+		return std::shared_ptr<ReadWriterAt>(std::make_shared<stages::ArbitraryReadWriterAt>(backend, chunk));
 	return backend;
 }
 

@@ -15,6 +15,8 @@
 #include <r3d/result.hpp>
 #include <r3d/unique_fd.hpp>
 
+#include "base/limits.hpp"
+
 namespace r3d {
 class ThreadPool;
 }
@@ -31,7 +33,7 @@ struct Export {
 
 struct ServerOptions {
 	/// Largest READ/WRITE payload accepted (advertised as NBD_INFO_BLOCK_SIZE maximum).
-	uint32_t maxPayload = 32 * 1024 * 1024;
+	uint32_t maxPayload = limits::kDefaultMaxPayload;
 	uint32_t preferredBlockSize = 4096;
 	/// Threads serving requests of backends that may block (isFast() == false).
 	unsigned workerThreads = 16;

@@ -19,6 +19,8 @@
 
 #include <r3d/result.hpp>
 
+#include "base/limits.hpp"
+
 namespace r3d::transport {
 
 inline constexpr size_t kFrameHeaderSize = 12;
@@ -37,7 +39,7 @@ enum class FrameKind : uint8_t {
 
 struct FrameLimits {
 	static constexpr uint32_t kDefaultMaxMeta = 64 * 1024;
-	static constexpr uint32_t kDefaultMaxPayload = 32 * 1024 * 1024;
+	static constexpr uint32_t kDefaultMaxPayload = limits::kDefaultMaxPayload;
 
 	uint32_t maxMeta = kDefaultMaxMeta;
 	uint32_t maxPayload = kDefaultMaxPayload;

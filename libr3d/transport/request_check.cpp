@@ -4,7 +4,8 @@
 
 #include <r3d/read_writer_at.hpp>
 
-#include "chunks/chunk_range.hpp"
+#include "stages/chunk_geometry.hpp"
+#include "stages/chunk_range.hpp"
 
 namespace r3d::transport {
 
@@ -22,24 +23,15 @@ int checkDataRange(uint64_t offset, uint64_t length, const ExportGeometry &g, bo
 		return EOVERFLOW;
 	if (int err = errnoOf(checkRange(offset, length, g.size, forWrite)))
 		return err;
-	if (g.chunkSize == 0)
-		return 0;
-	if (offset % g.chunkSize != 0 || length != chunks::chunkLength(offset / g.chunkSize, g.chunkSize, g.size))
-		return EINVAL;
-	return 0;
+	return g.chunkSize == 0 ? 0 : errnoOf(stages::ChunkGeometry{ g.size, g.chunkSize }.checkOneChunk(offset, length, forWrite));
 }
 
 // Trim and zeroing may cover many chunks, but only whole ones.
 int checkDiscardRange(uint64_t offset, uint64_t length, const ExportGeometry &g)
 {
-	if (int err = errnoOf(checkRange(offset, length, g.size, true)))
-		return err;
 	if (g.chunkSize == 0)
-		return 0;
-	uint64_t end = offset + length;
-	if (offset % g.chunkSize != 0 || (end % g.chunkSize != 0 && end != g.size))
-		return EINVAL;
-	return 0;
+		return errnoOf(checkRange(offset, length, g.size, true));
+	return errnoOf(stages::ChunkGeometry{ g.size, g.chunkSize }.checkWholeChunks(offset, length, true));
 }
 
 } // namespace

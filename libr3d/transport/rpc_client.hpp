@@ -10,6 +10,7 @@
 
 #include "transport/messages.hpp"
 #include "transport/tls_config.hpp"
+#include "base/limits.hpp"
 
 namespace r3d::transport {
 
@@ -25,7 +26,7 @@ struct RpcClientOptions {
 	/// Requests in flight per connection (the server may allow fewer).
 	unsigned maxInFlight = 256;
 	/// Largest payload of one request; larger calls are split (the server may allow less).
-	uint32_t maxPayload = 32 * 1024 * 1024;
+	uint32_t maxPayload = limits::kDefaultMaxPayload;
 	std::chrono::milliseconds connectTimeout{ 10000 };
 	/// A connection with requests in flight that makes no progress for this long is dropped;
 	/// its requests are re-sent on a new one.

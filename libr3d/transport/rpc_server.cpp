@@ -25,8 +25,8 @@
 #include <r3d/unique_fd.hpp>
 
 #include "base/buffer_pool.hpp"
-#include "chunks/chunk_range.hpp"
-#include "chunks/chunked_read_writer_at.hpp"
+#include "stages/chunk_range.hpp"
+#include "stages/chunked_read_writer_at.hpp"
 #include "transport/channel.hpp"
 #include "transport/host_port.hpp"
 #include "transport/in_flight_budget.hpp"
@@ -533,7 +533,7 @@ int RpcSession::execute(const Request &r, Payload &payload)
 			break;
 		}
 		// checkRequest let only whole chunks through; the guard takes them one at a time.
-		result = chunks::forEachChunk(r.offset, r.length, g.chunkSize, g.size, [&](const chunks::ChunkPiece &p) {
+		result = stages::forEachChunk(r.offset, r.length, g.chunkSize, g.size, [&](const stages::ChunkPiece &p) {
 			return discard(p.chunkOffset(g.chunkSize), p.length);
 		});
 		break;
@@ -747,7 +747,7 @@ void RpcServer::addExport(RpcExport exp)
 	served.geometry.chunkSize = exp.chunkSize;
 	served.geometry.maxPayload = impl_->options.maxPayload;
 	served.geometry.readOnly = exp.readOnly;
-	served.target = exp.chunkSize ? std::make_shared<chunks::ChunkedReadWriterAt>(exp.backend, exp.chunkSize)
+	served.target = exp.chunkSize ? std::make_shared<stages::ChunkedReadWriterAt>(exp.backend, exp.chunkSize)
 				      : exp.backend;
 	served.exp = std::move(exp);
 	impl_->exports.push_back(std::move(served));

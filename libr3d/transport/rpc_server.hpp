@@ -10,6 +10,7 @@
 #include <r3d/result.hpp>
 
 #include "transport/tls_config.hpp"
+#include "base/limits.hpp"
 
 namespace r3d::transport {
 
@@ -28,7 +29,7 @@ struct RpcExport {
 struct RpcServerOptions {
 	TlsServerConfig tls;   ///< certFile set: TLS 1.3 required; caFile set: mutual TLS
 	std::string tokenFile; ///< set: clients must present this shared secret
-	uint32_t maxPayload = 32 * 1024 * 1024;
+	uint32_t maxPayload = limits::kDefaultMaxPayload;
 	/// Requests one connection may have in flight, and the bytes they may hold, before the
 	/// server stops reading from it.
 	unsigned maxInFlight = 256;

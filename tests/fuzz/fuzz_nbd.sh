@@ -11,7 +11,7 @@ sources=(
 	"$here/nbd_session_fuzz.cpp"
 	"$src"/libr3d/base/*.cpp
 	"$src"/libr3d/nbd/server.cpp "$src"/libr3d/nbd/session.cpp "$src"/libr3d/nbd/socket_reader.cpp
-	"$src"/libr3d/backends/memory_backend.cpp "$src"/libr3d/chunks/bitmap.cpp
+	"$src"/libr3d/backends/memory_backend.cpp "$src"/libr3d/stages/bitmap.cpp
 )
 fuzz_build "$out/nbd_session_fuzz" "${sources[@]}" "$src"/libr3d/nbd/*.hpp -- \
 	-DSPDLOG_COMPILED_LIB -DSPDLOG_SHARED_LIB -DSPDLOG_FMT_EXTERNAL \

@@ -12,7 +12,7 @@
 #include <r3d/log.hpp>
 
 #include "backends/memory_backend.hpp"
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "stages/forwarding_read_writer_at.hpp"
 #include "nbd/server.hpp"
 
 using namespace r3d;
@@ -20,7 +20,7 @@ using namespace r3d;
 namespace {
 
 // Served on the worker pool like a backend that may block, to fuzz the concurrent path.
-class SlowReadWriterAt final : public chunks::ForwardingReadWriterAt
+class SlowReadWriterAt final : public stages::ForwardingReadWriterAt
 {
 public:
 	using ForwardingReadWriterAt::ForwardingReadWriterAt;

@@ -3,13 +3,13 @@
 #include <mutex>
 #include <vector>
 
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "stages/forwarding_read_writer_at.hpp"
 
 namespace r3test {
 
 /// Records every read and write that reaches the stage below, with the caller's buffer
 /// address, so tests can see how a stage above split the I/O.
-class SpyReadWriterAt final : public r3d::chunks::ForwardingReadWriterAt
+class SpyReadWriterAt final : public r3d::stages::ForwardingReadWriterAt
 {
 public:
 	struct Call {

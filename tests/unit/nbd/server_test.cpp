@@ -9,7 +9,7 @@
 #include <catch2/catch.hpp>
 
 #include "backends/memory_backend.hpp"
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "stages/forwarding_read_writer_at.hpp"
 #include "nbd/protocol.hpp"
 #include "nbd/socket_reader.hpp"
 #include "nbd/wire.hpp"
@@ -27,7 +27,7 @@ std::shared_ptr<ReadWriterAt> memory(uint64_t size)
 
 // A backend that may block (so the server uses its worker pool) and holds reads at
 // offset 0 until released, to force replies out of order.
-class HeldReadWriterAt final : public chunks::ForwardingReadWriterAt
+class HeldReadWriterAt final : public stages::ForwardingReadWriterAt
 {
 public:
 	using ForwardingReadWriterAt::ForwardingReadWriterAt;
@@ -106,7 +106,7 @@ std::pair<UniqueFd, UniqueFd> socketPair()
 }
 
 // Any backend that is not memcpy-fast (file, dir, remote) is served by the worker pool.
-class SlowReadWriterAt final : public chunks::ForwardingReadWriterAt
+class SlowReadWriterAt final : public stages::ForwardingReadWriterAt
 {
 public:
 	using ForwardingReadWriterAt::ForwardingReadWriterAt;

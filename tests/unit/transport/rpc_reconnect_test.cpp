@@ -6,7 +6,7 @@
 #include <condition_variable>
 #include <thread>
 
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "stages/forwarding_read_writer_at.hpp"
 #include "rpc_test_support.hpp"
 
 using namespace r3d;
@@ -20,7 +20,7 @@ namespace {
 constexpr uint64_t kSize = 16 << 20;
 
 // Slows every write down so requests are still in flight when the server goes away.
-class SlowReadWriterAt final : public chunks::ForwardingReadWriterAt
+class SlowReadWriterAt final : public stages::ForwardingReadWriterAt
 {
 public:
 	using ForwardingReadWriterAt::ForwardingReadWriterAt;
@@ -33,7 +33,7 @@ public:
 };
 
 // The first read blocks until released: a server that stops answering.
-class HangOnceReadWriterAt final : public chunks::ForwardingReadWriterAt
+class HangOnceReadWriterAt final : public stages::ForwardingReadWriterAt
 {
 public:
 	using ForwardingReadWriterAt::ForwardingReadWriterAt;

@@ -7,7 +7,7 @@
 #include <condition_variable>
 #include <thread>
 
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "stages/forwarding_read_writer_at.hpp"
 #include "rpc_test_support.hpp"
 #include "transport/messages.hpp"
 
@@ -21,7 +21,7 @@ namespace {
 constexpr uint64_t kSize = 1 << 20;
 
 // The first write blocks until released: a backend stalled past the client's patience.
-class HangFirstWrite final : public chunks::ForwardingReadWriterAt
+class HangFirstWrite final : public stages::ForwardingReadWriterAt
 {
 public:
 	using ForwardingReadWriterAt::ForwardingReadWriterAt;

@@ -11,7 +11,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "stages/forwarding_read_writer_at.hpp"
 #include "rpc_test_support.hpp"
 #include "transport/messages.hpp"
 
@@ -26,7 +26,7 @@ namespace {
 constexpr uint64_t kSize = 8 << 20;
 
 // Holds reads of offset 0 until released, to show that later requests overtake them.
-class GateReadWriterAt final : public chunks::ForwardingReadWriterAt
+class GateReadWriterAt final : public stages::ForwardingReadWriterAt
 {
 public:
 	using ForwardingReadWriterAt::ForwardingReadWriterAt;

@@ -1,10 +1,10 @@
-#include "chunks/bitmap.hpp"
+#include "stages/bitmap.hpp"
 
 #include <thread>
 
 #include <catch2/catch.hpp>
 
-using r3d::chunks::Bitmap;
+using r3d::stages::Bitmap;
 
 TEST_CASE("bitmap sets, tests, counts and takes bits", "[bitmap]")
 {

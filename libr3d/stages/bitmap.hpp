@@ -5,7 +5,7 @@
 #include <memory>
 #include <vector>
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 /// A fixed-size bitmap whose bits can be set and taken from many threads without a lock.
 class Bitmap
@@ -31,4 +31,4 @@ private:
 	uint64_t wordCount_;
 };
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

@@ -9,7 +9,7 @@
 
 #include <r3d/result.hpp>
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 struct ChunkPiece {
 	uint64_t index;    ///< chunk number
@@ -53,4 +53,4 @@ Result<void> forEachChunk(uint64_t offset, uint64_t length, uint64_t chunkSize, 
 	return {};
 }
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

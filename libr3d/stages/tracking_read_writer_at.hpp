@@ -2,10 +2,10 @@
 
 #include <atomic>
 
-#include "chunks/bitmap.hpp"
-#include "chunks/chunk_stage.hpp"
+#include "stages/bitmap.hpp"
+#include "stages/chunk_stage.hpp"
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 /// Records which chunks were written between track() and syncDirty() in a lock-free
 /// bitmap. A chunk is marked after its write returned (even a failed one, which may have
@@ -40,4 +40,4 @@ private:
 	std::atomic<bool> tracking_{ false };
 };
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

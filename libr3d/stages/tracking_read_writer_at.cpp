@@ -1,8 +1,8 @@
-#include "chunks/tracking_read_writer_at.hpp"
+#include "stages/tracking_read_writer_at.hpp"
 
-#include "chunks/chunk_range.hpp"
+#include "stages/chunk_range.hpp"
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 TrackingReadWriterAt::TrackingReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize)
 	: ChunkStage(std::move(next), chunkSize), dirty_(chunkCount(size(), chunkSize))
@@ -67,4 +67,4 @@ std::vector<uint64_t> TrackingReadWriterAt::syncDirty()
 	return dirty_.take();
 }
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

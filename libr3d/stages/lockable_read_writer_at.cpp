@@ -1,6 +1,6 @@
-#include "chunks/lockable_read_writer_at.hpp"
+#include "stages/lockable_read_writer_at.hpp"
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 LockableReadWriterAt::LockableReadWriterAt(std::shared_ptr<ReadWriterAt> next)
 	: ForwardingReadWriterAt(std::move(next))
@@ -86,4 +86,4 @@ bool LockableReadWriterAt::locked() const
 	return locked_;
 }
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

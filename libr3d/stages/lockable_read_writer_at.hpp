@@ -3,9 +3,9 @@
 #include <condition_variable>
 #include <mutex>
 
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "stages/forwarding_read_writer_at.hpp"
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 /// Blocks all I/O while locked. lock() also waits until the calls already inside `next`
 /// have returned, so once it returns the backend is quiescent (migration finalize).
@@ -40,4 +40,4 @@ private:
 	uint64_t inFlight_ = 0;
 };
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

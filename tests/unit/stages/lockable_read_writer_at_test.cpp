@@ -1,4 +1,4 @@
-#include "chunks/lockable_read_writer_at.hpp"
+#include "stages/lockable_read_writer_at.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -11,8 +11,8 @@
 #include "test_support.hpp"
 
 using namespace r3d;
-using r3d::chunks::ForwardingReadWriterAt;
-using r3d::chunks::LockableReadWriterAt;
+using r3d::stages::ForwardingReadWriterAt;
+using r3d::stages::LockableReadWriterAt;
 using namespace std::chrono_literals;
 
 namespace {

@@ -1,4 +1,4 @@
-#include "chunks/tracking_read_writer_at.hpp"
+#include "stages/tracking_read_writer_at.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -11,7 +11,7 @@
 #include "test_support.hpp"
 
 using namespace r3d;
-using r3d::chunks::TrackingReadWriterAt;
+using r3d::stages::TrackingReadWriterAt;
 
 namespace {
 
@@ -67,7 +67,7 @@ TEST_CASE("writes refused as out of range are not marked dirty", "[tracking]")
 namespace {
 
 // Fails every write with EIO, as a backend can after changing part of the range.
-class FailingWrites final : public r3d::chunks::ForwardingReadWriterAt
+class FailingWrites final : public r3d::stages::ForwardingReadWriterAt
 {
 public:
 	using ForwardingReadWriterAt::ForwardingReadWriterAt;

@@ -1,4 +1,4 @@
-#include "chunks/arbitrary_read_writer_at.hpp"
+#include "stages/arbitrary_read_writer_at.hpp"
 
 #include <cstring>
 #include <thread>
@@ -6,13 +6,13 @@
 #include <catch2/catch.hpp>
 
 #include "backends/memory_backend.hpp"
-#include "chunks/chunked_read_writer_at.hpp"
+#include "stages/chunked_read_writer_at.hpp"
 #include "spy_read_writer_at.hpp"
 #include "test_support.hpp"
 
 using namespace r3d;
-using r3d::chunks::ArbitraryReadWriterAt;
-using r3d::chunks::ChunkedReadWriterAt;
+using r3d::stages::ArbitraryReadWriterAt;
+using r3d::stages::ChunkedReadWriterAt;
 using r3test::pattern;
 
 namespace {

@@ -3,9 +3,9 @@
 #include <array>
 #include <mutex>
 
-#include "chunks/chunk_stage.hpp"
+#include "stages/chunk_stage.hpp"
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 /// Accepts any offset and length and talks to `next` in whole chunks only: the unaligned
 /// head and tail are read-modify-written through a per-thread scratch chunk, whole aligned
@@ -50,4 +50,4 @@ private:
 	std::array<std::mutex, 256> stripes_;
 };
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

@@ -1,13 +1,13 @@
-#include "chunks/arbitrary_read_writer_at.hpp"
+#include "stages/arbitrary_read_writer_at.hpp"
 
 #include <bitset>
 #include <cstring>
 #include <utility>
 #include <vector>
 
-#include "chunks/chunk_range.hpp"
+#include "stages/chunk_range.hpp"
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 namespace {
 
@@ -164,4 +164,4 @@ Result<void> ArbitraryReadWriterAt::writeZeroesFast(uint64_t offset, uint64_t le
 	return discard(offset, length, PartialOp::FastZero);
 }
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

@@ -1,8 +1,8 @@
-#include "chunks/chunked_read_writer_at.hpp"
+#include "stages/chunked_read_writer_at.hpp"
 
-#include "chunks/chunk_range.hpp"
+#include "stages/chunk_geometry.hpp"
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 ChunkedReadWriterAt::ChunkedReadWriterAt(std::shared_ptr<ReadWriterAt> next, uint64_t chunkSize)
 	: ChunkStage(std::move(next), chunkSize)
@@ -11,13 +11,7 @@ ChunkedReadWriterAt::ChunkedReadWriterAt(std::shared_ptr<ReadWriterAt> next, uin
 
 Result<void> ChunkedReadWriterAt::check(uint64_t offset, uint64_t length, bool forWrite) const
 {
-	R3D_TRY(checkRange(offset, length, size(), forWrite));
-	if (offset % chunkSize_ != 0)
-		return unexpected(EINVAL);
-	uint64_t expected = chunkLength(offset / chunkSize_, chunkSize_, size());
-	if (expected == 0 || length != expected)
-		return unexpected(EINVAL);
-	return {};
+	return ChunkGeometry{ size(), chunkSize_ }.checkOneChunk(offset, length, forWrite);
 }
 
 Result<void> ChunkedReadWriterAt::readAt(std::span<std::byte> buf, uint64_t offset)
@@ -50,4 +44,4 @@ Result<void> ChunkedReadWriterAt::writeZeroesFast(uint64_t offset, uint64_t leng
 	return next_->writeZeroesFast(offset, length);
 }
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

@@ -4,7 +4,7 @@
 
 #include <r3d/read_writer_at.hpp>
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 /// Base of every pipeline stage: forwards each call to `next`, so a stage overrides only
 /// what it changes (the nbdkit filter model).
@@ -43,4 +43,4 @@ protected:
 	std::shared_ptr<ReadWriterAt> next_;
 };
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

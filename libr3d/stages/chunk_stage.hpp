@@ -1,8 +1,8 @@
 #pragma once
 
-#include "chunks/forwarding_read_writer_at.hpp"
+#include "stages/forwarding_read_writer_at.hpp"
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 /// A stage that works in chunks of a fixed size (the last chunk of a device may be short).
 class ChunkStage : public ForwardingReadWriterAt
@@ -19,4 +19,4 @@ protected:
 	uint64_t chunkSize_;
 };
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

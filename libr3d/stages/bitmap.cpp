@@ -1,8 +1,8 @@
-#include "chunks/bitmap.hpp"
+#include "stages/bitmap.hpp"
 
 #include <bit>
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 Bitmap::Bitmap(uint64_t bits)
 	: bits_(bits), words_(std::make_unique<std::atomic<uint64_t>[]>((bits + 63) / 64)), wordCount_((bits + 63) / 64)
@@ -63,4 +63,4 @@ void Bitmap::clearAll()
 		words_[i].store(0, std::memory_order_release);
 }
 
-} // namespace r3d::chunks
+} // namespace r3d::stages

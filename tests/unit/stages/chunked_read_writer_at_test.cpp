@@ -1,4 +1,4 @@
-#include "chunks/chunked_read_writer_at.hpp"
+#include "stages/chunked_read_writer_at.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -7,7 +7,7 @@
 #include "test_support.hpp"
 
 using namespace r3d;
-using r3d::chunks::ChunkedReadWriterAt;
+using r3d::stages::ChunkedReadWriterAt;
 
 namespace {
 

@@ -1,8 +1,8 @@
 #pragma once
 
-#include "chunks/chunk_stage.hpp"
+#include "stages/chunk_stage.hpp"
 
-namespace r3d::chunks {
+namespace r3d::stages {
 
 /// A guard for network-facing servers: passes a call on only if it covers exactly one
 /// aligned chunk (the last chunk may be short), and rejects everything else before touching
@@ -24,4 +24,4 @@ private:
 
 };
 
-} // namespace r3d::chunks
+} // namespace r3d::stages
