@@ -9,7 +9,6 @@
 
 #include <fmt/format.h>
 
-#include <r3d/backend_factory.hpp>
 #include <r3d/log.hpp>
 
 #include "nbd/listener.hpp"
@@ -18,6 +17,7 @@
 #include "serve_options.hpp"
 #include "serve_r3.hpp"
 #include "serve_stats.hpp"
+#include "stages/pipeline.hpp"
 
 namespace r3cli {
 
@@ -59,13 +59,13 @@ int runServe(int argc, char **argv)
 	serverOptions.workerThreads = o.workers;
 	r3d::nbd::Server server(serverOptions);
 	for (const auto &[name, uri] : o.exports) {
-		auto backend = r3d::openBackend(uri);
+		auto backend = r3d::stages::openPipeline(uri, {});
 		if (!backend) {
 			std::fprintf(stderr, "r3serve: %s\n", backend.error().message.c_str());
 			return 1;
 		}
-		server.addExport({ name, o.description, *backend, o.readOnly });
-		logger->info("export '{}': {} ({} bytes{})", name, uri, (*backend)->size(), o.readOnly ? ", read-only" : "");
+		server.addExport({ name, o.description, backend->top, o.readOnly });
+		logger->info("export '{}': {} ({} bytes{})", name, uri, backend->top->size(), o.readOnly ? ", read-only" : "");
 	}
 
 	auto listener = o.socketPath.empty() ? r3d::nbd::Listener::listenTcp(server, o.listenAddress)

@@ -6,10 +6,10 @@
 
 #include <fmt/format.h>
 
-#include <r3d/backend_factory.hpp>
 #include <r3d/log.hpp>
 
 #include "serve_stats.hpp"
+#include "stages/pipeline.hpp"
 #include "transport/rpc_server.hpp"
 
 namespace r3cli {
@@ -40,15 +40,15 @@ int serveR3(const ServeOptions &o, const sigset_t &signals)
 	}
 	std::vector<std::shared_ptr<r3d::ReadWriterAt>> writable;
 	for (const auto &[name, uri] : o.exports) {
-		auto backend = r3d::openBackend(uri);
+		auto backend = r3d::stages::openPipeline(uri, {});
 		if (!backend) {
 			std::fprintf(stderr, "r3serve: %s\n", backend.error().message.c_str());
 			return 1;
 		}
-		(*server)->addExport({ name, *backend, 0, o.readOnly });
+		(*server)->addExport({ name, backend->top, 0, o.readOnly });
 		if (!o.readOnly)
-			writable.push_back(*backend);
-		logger->info("r3 export '{}': {} ({} bytes{})", name, uri, (*backend)->size(), o.readOnly ? ", read-only" : "");
+			writable.push_back(backend->top);
+		logger->info("r3 export '{}': {} ({} bytes{})", name, uri, backend->top->size(), o.readOnly ? ", read-only" : "");
 	}
 	auto address = (*server)->listen(o.listenAddress);
 	if (!address) {

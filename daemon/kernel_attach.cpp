@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "stages/arbitrary_read_writer_at.hpp"
 #include "direct_mount_device.hpp"
 #include "errors.hpp"
+#include "stages/pipeline.hpp"
 
 namespace r3mapd {
 
@@ -39,11 +39,13 @@ AttachFn kernelAttach()
 		options.readOnly = params.readOnly;
 		options.blockSize = static_cast<uint32_t>(std::min(params.chunkSize, kMaxBlockSize));
 		options.name = params.name;
-		auto backend = params.backend;
-		// Chunks larger than a kernel block: the backend sees whole chunks only.
-		if (params.chunkSize > options.blockSize)
-			backend = std::make_shared<r3d::stages::ArbitraryReadWriterAt>(backend, params.chunkSize);
-		auto mount = r3d::mount::DirectMount::open(std::move(backend), options);
+		r3d::stages::PipelineSpec spec;
+		spec.chunk = params.chunkSize;
+		spec.callerBlock = options.blockSize;
+		auto pipeline = r3d::stages::buildPipeline(params.backend, spec);
+		if (!pipeline)
+			return rename(Errc::InvalidArgument, pipeline.error());
+		auto mount = r3d::mount::DirectMount::open(std::move(pipeline->top), options);
 		if (!mount)
 			return rename(attachError(mount.error().code), mount.error());
 		return std::unique_ptr<MountDevice>(std::make_unique<DirectMountDevice>(std::move(*mount)));

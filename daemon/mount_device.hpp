@@ -37,6 +37,7 @@ public:
 /// What the daemon asks of an attach.
 struct AttachParams {
 	std::shared_ptr<r3d::ReadWriterAt> backend;
+	/// Resolved against the backend's own (stages::resolveChunk()).
 	uint64_t chunkSize = 4096;
 	bool readOnly = false;
 	/// For logs and /sys/block/nbdN/backend: the backend URI.

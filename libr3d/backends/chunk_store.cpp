@@ -7,7 +7,6 @@
 
 #include <r3d/size.hpp>
 
-#include "stages/arbitrary_read_writer_at.hpp"
 #include "stages/chunk_geometry.hpp"
 #include "stages/chunk_range.hpp"
 
@@ -47,13 +46,6 @@ Result<void> ChunkStore::trim(uint64_t offset, uint64_t length)
 	for (uint64_t i = offset / chunkSize_; i < stages::chunkCount(offset + length, chunkSize_); ++i)
 		indices.push_back(i);
 	return indices.empty() ? Result<void>{} : deleteChunks(indices);
-}
-
-std::shared_ptr<ReadWriterAt> wrapChunkStore(std::shared_ptr<ChunkStore> store)
-{
-	uint64_t chunk = store->chunkSize();
-	// The store batches the chunks of one call (Redis pipeline, S3 in parallel).
-	return std::make_shared<stages::ArbitraryReadWriterAt>(std::move(store), chunk, true);
 }
 
 ResultMsg<void> StoreParams::parse(const BackendUri &uri, const char *concurrencyKey, unsigned maxConcurrency,

@@ -19,8 +19,9 @@ namespace r3d::backends {
 
 /// A device kept as one object per chunk in a key-value or object store (Redis keys, S3
 /// objects); a missing object reads as zeros and trimming a chunk deletes it. It takes
-/// whole aligned chunks only, several per call, which a store may fetch in one batch; the
-/// factory puts an ArbitraryReadWriterAt on top so any offset works.
+/// whole aligned chunks only (preferredChunk()), several per call, which a store may fetch
+/// in one batch; the pipeline builder puts an ArbitraryReadWriterAt on top for callers that
+/// need any offset.
 class ChunkStore : public ReadWriterAt
 {
 public:
@@ -37,6 +38,7 @@ public:
 	bool canFastZero() const override { return true; }
 
 	uint64_t chunkSize() const { return chunkSize_; }
+	uint64_t preferredChunk() const override { return chunkSize_; }
 
 protected:
 	struct ChunkRead {
@@ -67,16 +69,14 @@ private:
 	uint64_t chunkSize_ = 1;
 };
 
-/// The store behind an ArbitraryReadWriterAt of its chunk size: any offset and length.
-std::shared_ptr<ReadWriterAt> wrapChunkStore(std::shared_ptr<ChunkStore> store);
-
-/// A store's open() result for the backend factory: wrapped, or its error prefixed by the URI.
+/// A store's open() result for the backend factory: the raw store, or its error prefixed by
+/// the URI.
 template <class Store>
-ResultMsg<std::shared_ptr<ReadWriterAt>> wrapChunkStore(const BackendUri &uri, ResultMsg<std::unique_ptr<Store>> store)
+ResultMsg<std::shared_ptr<ReadWriterAt>> sharedStore(const BackendUri &uri, ResultMsg<std::unique_ptr<Store>> store)
 {
 	if (!store)
 		return fail(store.error().code, "'" + uri.text + "': " + store.error().message);
-	return wrapChunkStore(std::shared_ptr<ChunkStore>(std::move(*store)));
+	return std::shared_ptr<ReadWriterAt>(std::move(*store));
 }
 
 /// Size and chunk size of a stored device, kept next to its chunks so a later open with

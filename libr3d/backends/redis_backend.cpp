@@ -298,7 +298,7 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openRedisUri(const BackendUri &u)
 	o.host = hp->host.empty() ? "127.0.0.1" : hp->host;
 	o.port = std::stoi(hp->port);
 	o.prefix = u.path.starts_with("/") ? u.path.substr(1) : u.path;
-	return wrapChunkStore(u, RedisBackend::open(std::move(o)));
+	return sharedStore(u, RedisBackend::open(std::move(o)));
 }
 
 } // namespace r3d::backends

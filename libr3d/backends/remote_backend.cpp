@@ -1,8 +1,11 @@
 #include "backends/remote_backend.hpp"
 
+#include <vector>
+
 #include <fmt/format.h>
 
-#include "stages/arbitrary_read_writer_at.hpp"
+#include "stages/chunk_geometry.hpp"
+#include "stages/chunk_range.hpp"
 #include "transport/host_port.hpp"
 #include "transport/token.hpp"
 
@@ -77,11 +80,7 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openRemoteUri(const BackendUri &uri)
 	auto remote = RemoteBackend::open(std::move(*options));
 	if (!remote)
 		return fail(remote.error().code, fmt::format("'{}': {}", uri.text, remote.error().message));
-	uint64_t chunk = (*remote)->info().chunkSize;
-	std::shared_ptr<ReadWriterAt> backend = std::move(*remote);
-	if (chunk > 0)
-		return std::shared_ptr<ReadWriterAt>(std::make_shared<stages::ArbitraryReadWriterAt>(backend, chunk));
-	return backend;
+	return std::shared_ptr<ReadWriterAt>(std::move(*remote));
 }
 
 ResultMsg<std::unique_ptr<RemoteBackend>> RemoteBackend::open(transport::RpcClientOptions options)
@@ -107,14 +106,31 @@ Result<void> RemoteBackend::checkWrite(uint64_t offset, uint64_t length) const
 
 Result<void> RemoteBackend::readAt(std::span<std::byte> buf, uint64_t offset)
 {
-	R3D_TRY(checkRange(offset, buf.size(), size_, false));
-	return client_->read(buf, offset);
+	uint64_t chunk = preferredChunk();
+	if (chunk == 0) {
+		R3D_TRY(checkRange(offset, buf.size(), size_, false));
+		return client_->read(buf, offset);
+	}
+	// A chunked export takes one chunk per range: a run of them is one READ_RANGES trip.
+	R3D_TRY((stages::ChunkGeometry{ size_, chunk }.checkWholeChunks(offset, buf.size(), false)));
+	std::vector<transport::IoRange> ranges;
+	R3D_TRY(stages::forEachChunk(offset, buf.size(), chunk, size_, [&](const stages::ChunkPiece &p) {
+		ranges.push_back(transport::IoRange{ p.chunkOffset(chunk), p.length });
+		return Result<void>{};
+	}));
+	return ranges.empty() ? Result<void>{} : client_->readRanges(ranges, buf);
 }
 
 Result<void> RemoteBackend::writeAt(std::span<const std::byte> buf, uint64_t offset)
 {
 	R3D_TRY(checkWrite(offset, buf.size()));
-	return client_->write(buf, offset);
+	uint64_t chunk = preferredChunk();
+	if (chunk == 0)
+		return client_->write(buf, offset);
+	R3D_TRY((stages::ChunkGeometry{ size_, chunk }.checkWholeChunks(offset, buf.size(), true)));
+	return stages::forEachChunk(offset, buf.size(), chunk, size_, [&](const stages::ChunkPiece &p) {
+		return client_->write(buf.subspan(p.bufPos, p.length), p.chunkOffset(chunk));
+	});
 }
 
 Result<void> RemoteBackend::sync()

@@ -13,8 +13,8 @@ namespace r3d::backends {
 inline constexpr const char *kDefaultRemotePort = "7700";
 
 /// Opens r3://HOST[:PORT]/NAME?tls-ca=F&tls-cert=F&tls-key=F&tls-name=N&tls=on&token-file=F
-/// &connections=N&timeout=D&connect-timeout=D&deadline=D for the backend factory. An
-/// export served in chunks gets an ArbitraryReadWriterAt on top, so any offset works.
+/// &connections=N&timeout=D&connect-timeout=D&deadline=D for the backend factory. The
+/// backend is raw: an export served in chunks takes whole chunks (preferredChunk()).
 ResultMsg<std::shared_ptr<ReadWriterAt>> openRemoteUri(const BackendUri &uri);
 
 /// A backend served by another host over the r3 transport (r3://HOST:PORT/NAME). The size
@@ -31,6 +31,9 @@ public:
 	Result<void> sync() override;
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
+
+	/// The export's chunk size: a chunked export takes whole chunks only.
+	uint64_t preferredChunk() const override { return client_->info().chunkSize; }
 
 	const transport::RemoteExportInfo &info() const { return client_->info(); }
 

@@ -143,7 +143,7 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openS3Uri(const BackendUri &u)
 	c.timeout = params.timeout;
 	c.retry = params.retry;
 	std::string prefix = u.path.starts_with("/") ? u.path.substr(1) : u.path;
-	return wrapChunkStore(u, S3Backend::open(std::move(c), std::move(prefix), params.size, params.chunkSize));
+	return sharedStore(u, S3Backend::open(std::move(c), std::move(prefix), params.size, params.chunkSize));
 }
 
 } // namespace r3d::backends

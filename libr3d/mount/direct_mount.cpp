@@ -5,12 +5,12 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <r3d/backend_factory.hpp>
 #include <r3d/log.hpp>
 #include <r3d/size.hpp>
 
 #include "nbd/kernel/kernel_device.hpp"
 #include "nbd/kernel/sysfs_devices.hpp"
+#include "stages/pipeline.hpp"
 
 namespace r3d::mount {
 
@@ -39,12 +39,14 @@ ResultMsg<std::optional<unsigned>> parseDevice(const std::string &device)
 
 ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(const std::string &backendUri, DirectMountOptions options)
 {
-	auto backend = openBackend(backendUri);
-	if (!backend)
-		return unexpectedOf(backend.error());
+	stages::PipelineSpec spec;
+	spec.callerBlock = options.blockSize;
+	auto pipeline = stages::openPipeline(backendUri, spec);
+	if (!pipeline)
+		return unexpectedOf(pipeline.error());
 	if (options.name.empty())
 		options.name = backendUri;
-	return open(std::move(*backend), std::move(options));
+	return open(std::move(pipeline->top), std::move(options));
 }
 
 ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(std::shared_ptr<ReadWriterAt> backend,

@@ -24,7 +24,8 @@ public:
 	Result<void> trim(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
 	Result<void> writeZeroesFast(uint64_t offset, uint64_t length) override;
-
+	/// Any offset and length: that is what this stage is for.
+	uint64_t preferredChunk() const override { return 0; }
 
 private:
 	enum class PartialOp { Trim, Zero, FastZero };

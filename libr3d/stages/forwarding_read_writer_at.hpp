@@ -36,6 +36,7 @@ public:
 		return next_->extents(offset, length);
 	}
 	bool isFast() const override { return next_->isFast(); }
+	uint64_t preferredChunk() const override { return next_->preferredChunk(); }
 
 	const std::shared_ptr<ReadWriterAt> &next() const { return next_; }
 

@@ -50,6 +50,11 @@ public:
 	/// Whether calls are cheap enough (memcpy-like, never blocking on I/O) to run on a
 	/// network thread instead of a worker pool.
 	virtual bool isFast() const { return false; }
+	/// The granularity the backend is read and written at: 0 when any offset and length
+	/// work; otherwise every call must cover whole chunks of this size (several in a row
+	/// are fine; the device's last chunk may be short). The pipeline builder puts an
+	/// ArbitraryReadWriterAt in front of such a backend for callers that need any offset.
+	virtual uint64_t preferredChunk() const { return 0; }
 };
 
 /// Appends `e` to an allocation map, merging it into the last extent when their flags match.

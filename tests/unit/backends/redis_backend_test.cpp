@@ -14,6 +14,7 @@
 #include <r3d/backend_factory.hpp>
 
 #include "net_support.hpp"
+#include "stages/pipeline.hpp"
 #include "tcp_proxy.hpp"
 #include "test_support.hpp"
 
@@ -89,9 +90,10 @@ TEST_CASE("a SET held in the network after its connection timed out does not lan
 TEST_CASE("fast zeroing of whole chunks deletes their keys; partial chunks are zeroed in place", "[redis][zero]")
 {
 	RedisServer redis;
-	auto opened = r3d::openBackend("redis://127.0.0.1:" + std::to_string(redis.port()) + "/zero?size=64K&chunk=4K");
+	// Partial chunks need the Arbitrary stage the pipeline puts in front of a chunk store.
+	auto opened = r3d::stages::openPipeline("redis://127.0.0.1:" + std::to_string(redis.port()) + "/zero?size=64K&chunk=4K", {});
 	REQUIRE(opened);
-	auto &rw = **opened;
+	auto &rw = *opened->top;
 	REQUIRE(rw.canFastZero());
 	auto data = r3test::pattern(16384, 3);
 	REQUIRE(rw.writeAt(data, 0));

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "stages/forwarding_read_writer_at.hpp"
+#include "stages/pipeline.hpp"
 #include "rpc_test_support.hpp"
 #include "transport/messages.hpp"
 
@@ -209,13 +210,24 @@ TEST_CASE("chunked exports: the guard refuses stray ranges, read-ranges batches 
 	CHECK(client->trim(65536, 3 * 65536));
 	CHECK(client->trim(65536, 100).error().value() == EINVAL);
 
-	// Through the factory the export works at any offset.
-	auto any = openBackend("r3://127.0.0.1:" + t.port() + "/disk");
+	// The raw backend takes whole chunks (a run of them in one READ_RANGES trip); through
+	// the pipeline the export works at any offset.
+	auto raw = openBackend("r3://127.0.0.1:" + t.port() + "/disk");
+	REQUIRE(raw);
+	CHECK((*raw)->preferredChunk() == 65536);
+	std::vector<std::byte> run(data.size());
+	before = t.server->stats().requests;
+	REQUIRE((*raw)->readAt(run, 10 * 65536));
+	CHECK(run == data);
+	CHECK(t.server->stats().requests == before + 1);
+	CHECK((*raw)->readAt(std::span(run).first(1000), 10 * 65536).error().value() == EINVAL);
+	auto any = r3d::stages::openPipeline("r3://127.0.0.1:" + t.port() + "/disk", {});
 	REQUIRE(any);
+	CHECK(any->chunk == 65536);
 	auto piece = r3test::pattern(1000, 4);
-	REQUIRE((*any)->writeAt(piece, 65536 * 20 + 7));
+	REQUIRE(any->top->writeAt(piece, 65536 * 20 + 7));
 	std::vector<std::byte> got(1000);
-	REQUIRE((*any)->readAt(got, 65536 * 20 + 7));
+	REQUIRE(any->top->readAt(got, 65536 * 20 + 7));
 	CHECK(got == piece);
 }
 
