@@ -21,7 +21,7 @@ namespace {
 using nlohmann::json;
 
 constexpr const char *kKeys[] = { "default_chunk_size", "max_request_size", "allowed_schemes",
-				  "unprivileged_schemes", "log_level", "access_group" };
+				  "unprivileged_schemes", "log_level", "access_group", "state_dir" };
 
 std::string keyList()
 {
@@ -116,6 +116,10 @@ r3d::ResultMsg<void> apply(Config &c, const std::string &key, const json &v, con
 			c.accessGroup = v.get<std::string>();
 		else
 			return r3d::fail(EINVAL, fmt::format("{}: expected a group name or number, got {}", where, v.dump()));
+	} else if (key == "state_dir") {
+		if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().front() != '/')
+			return r3d::fail(EINVAL, fmt::format("{}: expected an absolute path, got {}", where, v.dump()));
+		c.stateDir = v.get<std::string>();
 	} else {
 		return r3d::fail(EINVAL, fmt::format("{}: unknown key (known: {})", where, keyList()));
 	}

@@ -30,6 +30,9 @@ struct Config {
 	std::string logLevel = "info";
 	/// Group (name or number) whose members may call mutating methods besides root.
 	std::string accessGroup = "r3map";
+	/// Where ids and mount specs survive restarts (see StateStore); empty: nowhere. r3mapd
+	/// defaults it to $STATE_DIRECTORY, which the unit's StateDirectory=r3map sets.
+	std::string stateDir;
 
 	/// Parses JSON text; `source` names it in messages. Unknown keys, wrong types and
 	/// out-of-range values fail with a message naming the key and the problem.

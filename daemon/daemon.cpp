@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 
 #include <unistd.h>
 
@@ -25,9 +26,9 @@ constexpr std::chrono::seconds kDeviceCheckInterval{ 1 };
 
 } // namespace
 
-Daemon::Daemon(Config config, AttachFn attach)
-	: config_(std::move(config)), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
-	  mounts_(config_, std::move(attach), service_), exports_(config_, access_, service_), work_(kWorkers)
+Daemon::Daemon(Config config, AttachFn attach, std::unique_ptr<StateStore> state)
+	: config_(std::move(config)), state_(state ? std::move(state) : std::unique_ptr<StateStore>()), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
+	  mounts_(config_, std::move(attach), service_, state_ ? *state_ : StateStore::none()), exports_(config_, access_, service_), work_(kWorkers)
 {
 }
 
@@ -73,6 +74,7 @@ int Daemon::run()
 		shutdown(1);
 		return exitCode_;
 	}
+	mounts_.restore();
 	notify::ready();
 	notify::status("serving org.r3map.r3mapd");
 	watchdog_.start();
@@ -141,7 +143,17 @@ int Daemon::main(int argc, char **argv)
 	std::signal(SIGPIPE, SIG_IGN);
 	if (::geteuid() != 0)
 		log->warn("not running as root: attaching devices will fail");
-	Daemon daemon(std::move(*config), kernelAttach());
+	if (config->stateDir.empty())
+		if (const char *dir = std::getenv("STATE_DIRECTORY"); dir && *dir)
+			config->stateDir = std::string(dir).substr(0, std::string(dir).find(':'));
+	auto state = StateStore::open(config->stateDir);
+	if (!state) {
+		log->critical("{}", state.error().message);
+		return 1;
+	}
+	if (!(*state)->persistent())
+		log->info("no state directory (state_dir, or $STATE_DIRECTORY under systemd): ids restart at 1");
+	Daemon daemon(std::move(*config), kernelAttach(), std::move(*state));
 	return daemon.run();
 }
 

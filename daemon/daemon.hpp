@@ -10,6 +10,7 @@
 #include "mount_device.hpp"
 #include "mount_manager.hpp"
 #include "service/bus_service.hpp"
+#include "state_store.hpp"
 #include "watchdog.hpp"
 #include "work_queue.hpp"
 
@@ -24,7 +25,7 @@ namespace r3mapd {
 class Daemon
 {
 public:
-	Daemon(Config config, AttachFn attach);
+	Daemon(Config config, AttachFn attach, std::unique_ptr<StateStore> state = nullptr);
 	~Daemon();
 	Daemon(const Daemon &) = delete;
 	Daemon &operator=(const Daemon &) = delete;
@@ -40,6 +41,7 @@ private:
 	void watchDevices();
 
 	Config config_;
+	std::unique_ptr<StateStore> state_;
 	boost::asio::io_context io_;
 	boost::asio::signal_set signals_;
 	boost::asio::steady_timer deviceTimer_;

@@ -16,6 +16,7 @@
 
 #include "access_policy.hpp"
 #include "backend_opener.hpp"
+#include "stages/pipeline.hpp"
 #include "config.hpp"
 #include "errors.hpp"
 #include "nbd/listener.hpp"
@@ -93,17 +94,7 @@ ExportManager::ExportManager(const Config &config, const AccessPolicy &access, E
 
 ExportManager::~ExportManager()
 {
-	for (auto &[id, e] : exports_)
-		shutdown(*e);
-}
-
-std::shared_ptr<ExportManager::Entry> ExportManager::entry(const std::string &id) const
-{
-	auto n = parseObjectId(id);
-	if (!n)
-		return nullptr;
-	auto it = exports_.find(*n);
-	return it == exports_.end() ? nullptr : it->second;
+	exports_.forEach([](const std::string &, const std::shared_ptr<Entry> &e) { shutdown(*e); });
 }
 
 r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
@@ -111,12 +102,16 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid);
 	if (!backend)
 		return r3d::unexpectedOf(backend.error());
+	// NBD clients may send any offset and length.
+	auto pipeline = r3d::stages::buildPipeline(std::move(*backend), {});
+	if (!pipeline)
+		return rename(Errc::InvalidArgument, pipeline.error());
 
 	auto e = std::make_shared<Entry>();
 	r3d::nbd::ServerOptions options;
 	options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
 	e->server = std::make_unique<r3d::nbd::Server>(options);
-	e->server->addExport({ request.name, request.description, *backend, request.readOnly });
+	e->server->addExport({ request.name, request.description, pipeline->top, request.readOnly });
 	auto listener = listen(*e->server, request.listen);
 	if (!listener)
 		return r3d::unexpectedOf(listener.error());
@@ -128,15 +123,13 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 	}
 	e->info = ExportInfo{ "", request.backendUri,
 			      onUnixSocket ? std::string(kUnixPrefix) + e->listener->address() : e->listener->address(),
-			      request.name, (*backend)->size(), request.readOnly };
+			      request.name, pipeline->top->size(), request.readOnly };
 	e->acceptor = std::thread([listener = e->listener.get()] { listener->run(); });
 
 	ExportInfo snapshot;
 	{
 		std::lock_guard lock(mutex_);
-		uint64_t n = nextId_++;
-		e->info.id = std::to_string(n);
-		exports_.emplace(n, e);
+		e->info.id = exports_.add(e);
 		snapshot = e->info;
 	}
 	observer_.exportAdded(snapshot);
@@ -160,7 +153,7 @@ r3d::ResultMsg<void> ExportManager::stop(const std::string &id)
 	std::shared_ptr<Entry> e;
 	{
 		std::lock_guard lock(mutex_);
-		e = entry(id);
+		e = exports_.find(id);
 		if (!e)
 			return fail(Errc::NotFound, fmt::format("no export '{}'", id));
 		if (e->stopping)
@@ -170,7 +163,7 @@ r3d::ResultMsg<void> ExportManager::stop(const std::string &id)
 	shutdown(*e);
 	{
 		std::lock_guard lock(mutex_);
-		exports_.erase(*parseObjectId(id));
+		exports_.erase(id);
 	}
 	observer_.exportRemoved(id);
 	r3d::log::get("export")->info("export {}: stopped", id);
@@ -181,8 +174,7 @@ std::vector<ExportInfo> ExportManager::list() const
 {
 	std::lock_guard lock(mutex_);
 	std::vector<ExportInfo> out;
-	for (const auto &[n, e] : exports_)
-		out.push_back(e->info);
+	exports_.forEach([&](const std::string &, const std::shared_ptr<Entry> &e) { out.push_back(e->info); });
 	return out;
 }
 
@@ -191,7 +183,7 @@ std::optional<r3d::nbd::Stats> ExportManager::stats(const std::string &id) const
 	std::shared_ptr<Entry> e;
 	{
 		std::lock_guard lock(mutex_);
-		e = entry(id);
+		e = exports_.find(id);
 	}
 	if (!e)
 		return std::nullopt;

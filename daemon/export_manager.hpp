@@ -13,6 +13,7 @@
 #include <r3d/result.hpp>
 
 #include "nbd/server.hpp"
+#include "registry.hpp"
 
 namespace r3mapd {
 
@@ -72,15 +73,13 @@ public:
 private:
 	struct Entry;
 
-	std::shared_ptr<Entry> entry(const std::string &id) const;
 	static void shutdown(Entry &e);
 
 	const Config &config_;
 	const AccessPolicy &access_;
 	ExportObserver &observer_;
 	mutable std::mutex mutex_;
-	std::map<uint64_t, std::shared_ptr<Entry>> exports_;
-	uint64_t nextId_ = 1;
+	Registry<Entry> exports_;
 };
 
 } // namespace r3mapd

@@ -15,7 +15,8 @@
 #include "backend_opener.hpp"
 #include "config.hpp"
 #include "errors.hpp"
-#include "object_id.hpp"
+#include "state_store.hpp"
+#include "stages/pipeline.hpp"
 
 namespace r3mapd {
 
@@ -48,25 +49,51 @@ const char *stateName(MountState state)
 	return "failed";
 }
 
-MountManager::MountManager(const Config &config, AttachFn attach, MountObserver &observer)
-	: config_(config), attach_(std::move(attach)), observer_(observer)
+namespace {
+
+constexpr const char *kKind = "mounts";
+
+nlohmann::json specOf(const MountRequest &request, const MountInfo &info)
 {
+	nlohmann::json spec{ { "kind", "direct" },
+			     { "backend", request.backendUri },
+			     { "chunk_size", info.chunkSize },
+			     { "read_only", request.readOnly },
+			     { "caller_uid", request.callerUid },
+			     { "device", info.device } };
+	if (request.size)
+		spec["size"] = *request.size;
+	return spec;
+}
+
+} // namespace
+
+MountManager::MountManager(const Config &config, AttachFn attach, MountObserver &observer, StateStore &state)
+	: config_(config), attach_(std::move(attach)), observer_(observer), state_(state)
+{
+	mounts_.reserveBelow(state_.nextId(kKind));
+}
+
+void MountManager::restore()
+{
+	auto log = r3d::log::get("mount");
+	std::vector<std::string> bad;
+	for (const auto &[id, spec] : state_.load(kKind, &bad)) {
+		log->warn("mount {} of the previous run ({} on {}) ended with it: direct mounts are not restored",
+			  id, spec.value("backend", "?"), spec.value("device", "no device"));
+		if (auto ok = state_.remove(kKind, id); !ok)
+			log->warn("{}", ok.error().message);
+	}
+	for (const auto &b : bad)
+		log->warn("state: ignoring {}", b);
 }
 
 MountManager::~MountManager()
 {
-	for (auto &[id, e] : mounts_)
+	mounts_.forEach([](const std::string &, const std::shared_ptr<Entry> &e) {
 		if (e->device)
 			(void)e->device->close();
-}
-
-std::shared_ptr<MountManager::Entry> MountManager::entry(const std::string &id) const
-{
-	auto n = parseObjectId(id);
-	if (!n)
-		return nullptr;
-	auto it = mounts_.find(*n);
-	return it == mounts_.end() ? nullptr : it->second;
+	});
 }
 
 r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
@@ -78,17 +105,24 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 	auto backend = openAllowedBackend(config_, request.backendUri, request.size, request.callerUid);
 	if (!backend)
 		return r3d::unexpectedOf(backend.error());
+	// What the backend is really read and written at: a chunk store keeps its own.
+	auto resolved = r3d::stages::resolveChunk(chunk, (*backend)->preferredChunk());
+	if (!resolved)
+		return rename(Errc::InvalidArgument, resolved.error());
+	chunk = *resolved;
 
 	auto e = std::make_shared<Entry>();
 	MountInfo snapshot;
 	{
 		std::lock_guard lock(mutex_);
-		uint64_t n = nextId_++;
-		e->info = MountInfo{ std::to_string(n), "", request.backendUri, (*backend)->size(), chunk, request.readOnly,
+		e->info = MountInfo{ "", "", request.backendUri, (*backend)->size(), chunk, request.readOnly,
 				     MountState::Attaching, "" };
-		mounts_.emplace(n, e);
+		e->info.id = mounts_.add(e);
 		snapshot = e->info;
 	}
+	// The id is taken before anything can go wrong, so no crash makes it come back.
+	if (auto ok = state_.setNextId(kKind, std::stoull(snapshot.id) + 1); !ok)
+		log->warn("mount {}: {}", snapshot.id, ok.error().message);
 	const std::string id = snapshot.id;
 	observer_.mountAdded(snapshot);
 	log->info("mount {}: attaching {} ({}, chunk {}{})", id, request.backendUri, r3d::formatSize(snapshot.size),
@@ -103,7 +137,7 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 	if (!device) {
 		{
 			std::lock_guard lock(mutex_);
-			mounts_.erase(*parseObjectId(id));
+			mounts_.erase(id);
 		}
 		observer_.mountRemoved(id);
 		log->warn("mount {}: attach failed: {}", id, device.error().message);
@@ -116,6 +150,8 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 		e->info.state = MountState::Ready;
 		snapshot = e->info;
 	}
+	if (auto ok = state_.save(kKind, id, specOf(request, snapshot)); !ok)
+		log->warn("mount {}: not journaled: {}", id, ok.error().message);
 	observer_.mountChanged(snapshot);
 	log->info("mount {}: {} ready", id, snapshot.device);
 	return snapshot;
@@ -146,7 +182,7 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id, bool force)
 	bool failed = false;
 	{
 		std::lock_guard lock(mutex_);
-		e = entry(id);
+		e = mounts_.find(id);
 		if (!e)
 			return fail(Errc::NotFound, fmt::format("no mount '{}'", id));
 		if (e->info.state == MountState::Attaching || e->info.state == MountState::Unmounting)
@@ -187,8 +223,10 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id, bool force)
 	}
 	{
 		std::lock_guard lock(mutex_);
-		mounts_.erase(*parseObjectId(id));
+		mounts_.erase(id);
 	}
+	if (auto ok = state_.remove(kKind, id); !ok)
+		r3d::log::get("mount")->warn("mount {}: {}", id, ok.error().message);
 	observer_.mountRemoved(id);
 	r3d::log::get("mount")->info("mount {}: unmounted", id);
 	return {};
@@ -207,7 +245,7 @@ r3d::ResultMsg<r3d::UniqueFd> MountManager::openFd(const std::string &id, uint32
 	std::shared_ptr<Entry> e;
 	auto usable = [&]() -> r3d::ResultMsg<void> {
 		std::lock_guard lock(mutex_);
-		if (!e && !(e = entry(id)))
+		if (!e && !(e = mounts_.find(id)))
 			return fail(Errc::NotFound, fmt::format("no mount '{}'", id));
 		if (e->info.state == MountState::Failed)
 			return fail(Errc::Failed, fmt::format("mount {} has failed: {}", id, e->info.stateMessage));
@@ -239,15 +277,14 @@ std::vector<MountInfo> MountManager::list() const
 {
 	std::lock_guard lock(mutex_);
 	std::vector<MountInfo> out;
-	for (const auto &[n, e] : mounts_)
-		out.push_back(e->info);
+	mounts_.forEach([&](const std::string &, const std::shared_ptr<Entry> &e) { out.push_back(e->info); });
 	return out;
 }
 
 std::optional<MountInfo> MountManager::find(const std::string &id) const
 {
 	std::lock_guard lock(mutex_);
-	auto e = entry(id);
+	auto e = mounts_.find(id);
 	if (!e)
 		return std::nullopt;
 	return e->info;
@@ -256,12 +293,15 @@ std::optional<MountInfo> MountManager::find(const std::string &id) const
 std::optional<std::string> MountManager::resolve(const std::string &idOrDevice) const
 {
 	std::lock_guard lock(mutex_);
-	if (entry(idOrDevice))
+	if (mounts_.find(idOrDevice))
 		return idOrDevice;
-	for (const auto &[n, e] : mounts_)
-		if (!e->info.device.empty() && (e->info.device == idOrDevice || e->info.device == "/dev/" + idOrDevice))
-			return e->info.id;
-	return std::nullopt;
+	std::optional<std::string> found;
+	mounts_.forEach([&](const std::string &id, const std::shared_ptr<Entry> &e) {
+		if (!found && !e->info.device.empty() &&
+		    (e->info.device == idOrDevice || e->info.device == "/dev/" + idOrDevice))
+			found = id;
+	});
+	return found;
 }
 
 std::optional<r3d::nbd::Stats> MountManager::stats(const std::string &id) const
@@ -269,7 +309,7 @@ std::optional<r3d::nbd::Stats> MountManager::stats(const std::string &id) const
 	std::shared_ptr<MountDevice> device;
 	{
 		std::lock_guard lock(mutex_);
-		auto e = entry(id);
+		auto e = mounts_.find(id);
 		if (!e)
 			return std::nullopt;
 		device = e->device;
@@ -284,9 +324,10 @@ void MountManager::checkDevices()
 	std::vector<std::shared_ptr<Entry>> lost;
 	{
 		std::lock_guard lock(mutex_);
-		for (const auto &[n, e] : mounts_)
+		mounts_.forEach([&](const std::string &, const std::shared_ptr<Entry> &e) {
 			if (e->info.state == MountState::Ready && !e->device->serving())
 				lost.push_back(e);
+		});
 	}
 	for (const auto &e : lost) {
 		r3d::log::get("mount")->error("mount {}: {} lost its connection to the server", e->info.id, e->info.device);
@@ -304,7 +345,7 @@ void MountManager::unmountAll()
 			std::shared_ptr<MountDevice> device;
 			{
 				std::lock_guard lock(mutex_);
-				if (auto e = entry(info.id))
+				if (auto e = mounts_.find(info.id))
 					device = e->device;
 			}
 			std::string where = device ? fmt::format("{}", fmt::join(device->mountpoints(), ", ")) : "";

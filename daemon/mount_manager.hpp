@@ -14,6 +14,8 @@
 #include <r3d/unique_fd.hpp>
 
 #include "mount_device.hpp"
+#include "registry.hpp"
+#include "state_store.hpp"
 
 namespace r3mapd {
 
@@ -61,7 +63,9 @@ public:
 class MountManager
 {
 public:
-	MountManager(const Config &config, AttachFn attach, MountObserver &observer);
+	/// Ids continue from `state`'s counter; every mount's spec is journaled there while it lives.
+	MountManager(const Config &config, AttachFn attach, MountObserver &observer,
+		     StateStore &state = StateStore::none());
 	~MountManager();
 	MountManager(const MountManager &) = delete;
 	MountManager &operator=(const MountManager &) = delete;
@@ -85,6 +89,12 @@ public:
 	/// periodically from the io_context.
 	void checkDevices();
 
+	/// Goes over the specs journaled by the previous run (after a crash or kill -9). Direct
+	/// mounts end with the daemon that served them: their specs are logged and dropped (the
+	/// stale device is reclaimed by its owner tag on the next attach). Managed mounts will
+	/// be brought back here.
+	void restore();
+
 	/// Unmounts everything, for shutdown; logs failures and carries on. A device whose
 	/// filesystem is still mounted is disconnected anyway, with a warning, after its
 	/// filesystems were synced: the daemon is going away and cannot serve it any longer.
@@ -93,7 +103,6 @@ public:
 private:
 	struct Entry;
 
-	std::shared_ptr<Entry> entry(const std::string &id) const;
 	/// unmount(); `force` as MountDevice::close().
 	r3d::ResultMsg<void> unmount(const std::string &id, bool force);
 	/// With `onlyFrom`, nothing happens unless the mount is in that state.
@@ -102,9 +111,9 @@ private:
 	const Config &config_;
 	AttachFn attach_;
 	MountObserver &observer_;
+	StateStore &state_;
 	mutable std::mutex mutex_;
-	std::map<uint64_t, std::shared_ptr<Entry>> mounts_; ///< by numeric id: creation order
-	uint64_t nextId_ = 1;
+	Registry<Entry> mounts_;
 };
 
 } // namespace r3mapd
