@@ -1,10 +1,8 @@
 #include "work_queue.hpp"
 
-#include <boost/asio/post.hpp>
-
 namespace r3mapd {
 
-WorkQueue::WorkQueue(unsigned threads) : pool_(threads) {}
+WorkQueue::WorkQueue(unsigned threads) : pool_(std::make_unique<r3d::ThreadPool>(threads)) {}
 
 WorkQueue::~WorkQueue()
 {
@@ -14,19 +12,21 @@ WorkQueue::~WorkQueue()
 bool WorkQueue::post(std::function<void()> work)
 {
 	std::lock_guard lock(mutex_);
-	if (closed_)
+	if (!pool_)
 		return false;
-	boost::asio::post(pool_, std::move(work));
+	pool_->post(std::move(work));
 	return true;
 }
 
 void WorkQueue::close()
 {
+	std::unique_ptr<r3d::ThreadPool> pool;
 	{
 		std::lock_guard lock(mutex_);
-		closed_ = true;
+		pool = std::move(pool_);
 	}
-	pool_.join();
+	// Runs what was posted, then joins; outside the lock, since that work may post.
+	pool.reset();
 }
 
 } // namespace r3mapd

@@ -1,14 +1,17 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <mutex>
 
-#include <boost/asio/thread_pool.hpp>
+#include "base/thread_pool.hpp"
 
 namespace r3mapd {
 
-/// Worker threads for calls that block (backend open, kernel attach, flush), so neither
-/// the bus thread nor the io_context ever waits on I/O.
+/// Worker threads for D-Bus calls that block (backend open, kernel attach, flush), so
+/// neither the bus thread nor the io_context ever waits on I/O. Kept apart from the
+/// Runtime's blocking pool on purpose: an Unmount here waits for the kernel's FLUSH, which
+/// the NBD server answers from that pool; sharing one pool could deadlock.
 class WorkQueue
 {
 public:
@@ -24,8 +27,7 @@ public:
 
 private:
 	std::mutex mutex_;
-	bool closed_ = false;
-	boost::asio::thread_pool pool_;
+	std::unique_ptr<r3d::ThreadPool> pool_; ///< null once closed
 };
 
 } // namespace r3mapd
