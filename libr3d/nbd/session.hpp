@@ -22,6 +22,9 @@ namespace r3d::nbd {
 /// calls run() reads and validates requests; a fast backend runs them on that thread and
 /// batches the replies, a slow one runs them on the server's workers, which reply out of
 /// order as they finish.
+///
+/// The member functions are spread over three files by phase: session.cpp (construction,
+/// run, stop), handshake.cpp (option haggling) and transmission.cpp (requests and replies).
 class Session
 {
 public:
@@ -46,6 +49,8 @@ private:
 	};
 
 	enum class Step { Continue, Transmit, Close };
+
+	static constexpr size_t kReaderBuffer = 256 * 1024;
 
 	// Handshake.
 	Result<bool> handshake();
