@@ -50,6 +50,13 @@ private:
 
 	enum class Step { Continue, Transmit, Close };
 
+	/// What validate() decided: error 0 to go ahead, else the wire error and the rule
+	/// the request broke (for the log).
+	struct Verdict {
+		uint32_t error = 0;
+		const char *reason = "";
+	};
+
 	static constexpr size_t kReaderBuffer = 256 * 1024;
 
 	// Handshake.
@@ -63,7 +70,7 @@ private:
 
 	// Transmission.
 	Result<void> transmission();
-	uint32_t validate(const Request &r) const;
+	Verdict validate(const Request &r) const;
 	void execute(const Request &r, std::span<const std::byte> payload, std::vector<std::byte> &out);
 	void executeRead(const Request &r, std::vector<std::byte> &out);
 	uint32_t readSparse(const Request &r, std::vector<std::byte> &out);

@@ -52,7 +52,7 @@ void appendChunkHeader(std::vector<std::byte> &out, uint16_t flags, ReplyType ty
 
 } // namespace
 
-uint32_t Session::validate(const Request &r) const
+Session::Verdict Session::validate(const Request &r) const
 {
 	uint16_t allowed = kCmdFlagFua;
 	bool write = false;
@@ -74,28 +74,36 @@ uint32_t Session::validate(const Request &r) const
 		break;
 	case Cmd::BlockStatus:
 		allowed |= kCmdFlagReqOne;
-		if (!structured_ || !metaBaseAllocation_ || r.length == 0)
-			return kEinval;
+		if (!structured_)
+			return { kEinval, "block status needs structured replies" };
+		if (!metaBaseAllocation_)
+			return { kEinval, "block status needs the base:allocation meta context" };
+		if (r.length == 0)
+			return { kEinval, "block status of zero length" };
 		break;
 	case Cmd::Flush:
-		return (r.flags & ~allowed) ? kEinval : 0;
+		if (r.flags & ~allowed)
+			return { kEinval, "unsupported flags for this command" };
+		return {};
 	case Cmd::Cache:
 		break;
 	default:
-		return kEinval;
+		return { kEinval, "unknown command" };
 	}
 	if (r.flags & ~allowed)
-		return kEinval;
+		return { kEinval, "unsupported flags for this command" };
 	if (write && export_->readOnly)
-		return kEperm;
+		return { kEperm, "write to a read-only export" };
 	if (payloadCapped && r.length > server_.options().maxPayload)
-		return kEinval;
+		return { kEinval, "length exceeds the maximum payload" };
 	if (!checkRange(r.offset, r.length, export_->backend->size(), write))
-		return write ? kEnospc : kEinval;
+		return { write ? kEnospc : kEinval, "request beyond the end of the export" };
 	// A fast zero cannot also promise allocated zeros (NO_HOLE) without writing them.
-	if ((r.flags & kCmdFlagFastZero) && ((r.flags & kCmdFlagNoHole) || !export_->backend->canFastZero()))
-		return kEnotsup;
-	return 0;
+	if ((r.flags & kCmdFlagFastZero) && (r.flags & kCmdFlagNoHole))
+		return { kEnotsup, "fast zero cannot honour NO_HOLE" };
+	if ((r.flags & kCmdFlagFastZero) && !export_->backend->canFastZero())
+		return { kEnotsup, "the export cannot zero fast" };
+	return {};
 }
 
 void Session::appendError(const Request &r, uint32_t error, std::vector<std::byte> &out)
@@ -424,10 +432,10 @@ Result<void> Session::transmission()
 			break;
 
 		bool isWrite = r.type == static_cast<uint16_t>(Cmd::Write);
-		uint32_t error = validate(r);
+		auto [error, reason] = validate(r);
 		if (error) {
-			logger()->debug("{} offset {} length {} flags {:#x}: rejected ({})", commandName(r.type), r.offset,
-					r.length, r.flags, errorText(error));
+			logger()->debug("{} offset {} length {} flags {:#x}: invalid request: {}", commandName(r.type),
+					r.offset, r.length, r.flags, reason);
 			// Skip a rejected write's payload so the stream stays in step; nothing is stored.
 			if (isWrite && !reader_.discard(r.length).value_or(false))
 				break;
