@@ -1,5 +1,6 @@
 #include "serve_stats.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -15,11 +16,11 @@ namespace r3cli {
 
 std::string statsJson(const r3d::nbd::Stats &s)
 {
-	return fmt::format("{{\"connections\":{},\"reads\":{},\"writes\":{},\"flushes\":{},\"trims\":{},"
-			   "\"write_zeroes\":{},\"caches\":{},\"block_status\":{},\"bytes_read\":{},"
-			   "\"bytes_written\":{},\"errors\":{}}}\n",
-			   s.connections, s.reads, s.writes, s.flushes, s.trims, s.writeZeroes, s.caches,
-			   s.blockStatus, s.bytesRead, s.bytesWritten, s.errors);
+	std::string json = "{";
+	r3d::nbd::forEachCounter(s, [&](const char *name, uint64_t value) {
+		json += fmt::format("{}\"{}\":{}", json.size() > 1 ? "," : "", name, value);
+	});
+	return json + "}\n";
 }
 
 bool writeFileAtomically(const std::string &path, const std::string &text)
@@ -35,9 +36,13 @@ bool writeFileAtomically(const std::string &path, const std::string &text)
 
 void reportExit(const ServeOptions &o, const r3d::nbd::Stats &stats, const std::string &what)
 {
-	r3d::log::get("r3serve")->info("{}: {} connections, {} reads, {} writes, {} flushes, {} trims, {} errors", what,
-				       stats.connections, stats.reads, stats.writes, stats.flushes, stats.trims,
-				       stats.errors);
+	std::string counters;
+	r3d::nbd::forEachCounter(stats, [&](const char *name, uint64_t value) {
+		std::string words = name;
+		std::replace(words.begin(), words.end(), '_', ' ');
+		counters += fmt::format("{}{} {}", counters.empty() ? "" : ", ", value, words);
+	});
+	r3d::log::get("r3serve")->info("{}: {}", what, counters);
 	if (!o.statsFile.empty())
 		writeFileAtomically(o.statsFile, statsJson(stats));
 	if (!o.pidFile.empty())

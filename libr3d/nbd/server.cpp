@@ -138,18 +138,9 @@ void Server::shutdown()
 Stats Server::stats() const
 {
 	Stats s;
-	s.connections = counters_.connections.load();
 	s.activeConnections = counters_.activeConnections.load();
-	s.reads = counters_.reads.load();
-	s.writes = counters_.writes.load();
-	s.flushes = counters_.flushes.load();
-	s.trims = counters_.trims.load();
-	s.writeZeroes = counters_.writeZeroes.load();
-	s.caches = counters_.caches.load();
-	s.blockStatus = counters_.blockStatus.load();
-	s.bytesRead = counters_.bytesRead.load();
-	s.bytesWritten = counters_.bytesWritten.load();
-	s.errors = counters_.errors.load();
+	forEachCounterPair(s, counters_,
+			   [](const char *, uint64_t &out, const std::atomic<uint64_t> &in) { out = in.load(); });
 	return s;
 }
 

@@ -16,6 +16,7 @@
 #include <r3d/unique_fd.hpp>
 
 #include "base/limits.hpp"
+#include "nbd/stats.hpp"
 
 namespace r3d {
 class ThreadPool;
@@ -51,22 +52,6 @@ struct ServerOptions {
 	/// Mark serving threads PR_SET_IO_FLUSHER (needed when the kernel's own device is
 	/// served from this process, so reclaim cannot deadlock on it).
 	bool ioFlusher = false;
-};
-
-/// Counters over all connections of a server.
-struct Stats {
-	uint64_t connections = 0;
-	uint64_t activeConnections = 0;
-	uint64_t reads = 0;
-	uint64_t writes = 0;
-	uint64_t flushes = 0;
-	uint64_t trims = 0;
-	uint64_t writeZeroes = 0;
-	uint64_t caches = 0;
-	uint64_t blockStatus = 0;
-	uint64_t bytesRead = 0;
-	uint64_t bytesWritten = 0;
-	uint64_t errors = 0;
 };
 
 class Session;
@@ -108,12 +93,6 @@ public:
 
 private:
 	friend class Session;
-	struct Counters {
-		std::atomic<uint64_t> connections{ 0 }, activeConnections{ 0 }, reads{ 0 }, writes{ 0 },
-			flushes{ 0 }, trims{ 0 }, writeZeroes{ 0 }, caches{ 0 }, blockStatus{ 0 }, bytesRead{ 0 },
-			bytesWritten{ 0 }, errors{ 0 };
-	};
-
 	/// Registers the session for shutdown() and counts it while `body` runs.
 	Result<void> run(Session &session, const std::function<Result<void>(Session &)> &body);
 	ThreadPool &workers();
@@ -123,7 +102,7 @@ private:
 
 	ServerOptions options_;
 	std::vector<Export> exports_;
-	Counters counters_;
+	BasicStats<std::atomic<uint64_t>> counters_;
 	std::atomic<bool> stopping_{ false };
 	std::mutex mutex_;
 	std::unordered_set<Session *> sessions_;

@@ -22,6 +22,9 @@ namespace r3d::nbd {
 /// calls run() reads and validates requests; a fast backend runs them on that thread and
 /// batches the replies, a slow one runs them on the server's workers, which reply out of
 /// order as they finish.
+///
+/// The member functions are spread over three files by phase: session.cpp (construction,
+/// run, stop), handshake.cpp (option haggling) and transmission.cpp (requests and replies).
 class Session
 {
 public:
@@ -47,6 +50,15 @@ private:
 
 	enum class Step { Continue, Transmit, Close };
 
+	/// What validate() decided: error 0 to go ahead, else the wire error and the rule
+	/// the request broke (for the log).
+	struct Verdict {
+		uint32_t error = 0;
+		const char *reason = "";
+	};
+
+	static constexpr size_t kReaderBuffer = 256 * 1024;
+
 	// Handshake.
 	Result<bool> handshake();
 	Result<Step> handleOption(uint32_t opt, std::vector<std::byte> &data);
@@ -58,7 +70,7 @@ private:
 
 	// Transmission.
 	Result<void> transmission();
-	uint32_t validate(const Request &r) const;
+	Verdict validate(const Request &r) const;
 	void execute(const Request &r, std::span<const std::byte> payload, std::vector<std::byte> &out);
 	void executeRead(const Request &r, std::vector<std::byte> &out);
 	uint32_t readSparse(const Request &r, std::vector<std::byte> &out);

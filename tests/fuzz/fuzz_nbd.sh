@@ -10,7 +10,8 @@ mkdir -p "$out/corpus"
 sources=(
 	"$here/nbd_session_fuzz.cpp"
 	"$src"/libr3d/base/*.cpp
-	"$src"/libr3d/nbd/server.cpp "$src"/libr3d/nbd/session.cpp "$src"/libr3d/nbd/socket_reader.cpp
+	"$src"/libr3d/nbd/errors.cpp "$src"/libr3d/nbd/handshake.cpp "$src"/libr3d/nbd/server.cpp
+	"$src"/libr3d/nbd/session.cpp "$src"/libr3d/nbd/socket_reader.cpp "$src"/libr3d/nbd/transmission.cpp
 	"$src"/libr3d/backends/memory_backend.cpp "$src"/libr3d/stages/bitmap.cpp
 )
 fuzz_build "$out/nbd_session_fuzz" "${sources[@]}" "$src"/libr3d/nbd/*.hpp -- \
