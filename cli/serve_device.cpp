@@ -28,18 +28,18 @@ int serveDevice(const ServeOptions &o, const sigset_t &signals)
 	options.device = o.device;
 	options.connections = o.connections;
 	if (!o.attachMethod.empty())
-		options.method = *r3d::nbd::kernel::parseAttachMethod(o.attachMethod);
+		options.attach.method = *r3d::nbd::kernel::parseAttachMethod(o.attachMethod);
 	if (!o.ready.empty())
-		options.ready = *r3d::nbd::kernel::parseReadyMethod(o.ready);
+		options.attach.ready = *r3d::nbd::kernel::parseReadyMethod(o.ready);
 	options.readOnly = o.readOnly;
-	options.blockSize = o.blockSize;
+	options.attach.blockSize = o.blockSize;
 	if (o.timeout)
-		options.timeout = std::chrono::seconds(*o.timeout);
+		options.attach.timeout = std::chrono::seconds(*o.timeout);
 	if (o.deadConnTimeout)
-		options.deadConnTimeout = std::chrono::seconds(*o.deadConnTimeout);
+		options.attach.deadConnTimeout = std::chrono::seconds(*o.deadConnTimeout);
 	options.workerThreads = o.workers;
 	const auto &[name, uri] = o.exports.front();
-	options.name = name.empty() ? uri : name;
+	options.attach.name = name.empty() ? uri : name;
 
 	auto mount = r3d::mount::DirectMount::open(uri, options);
 	if (!mount) {

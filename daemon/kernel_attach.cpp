@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "direct_mount_device.hpp"
+#include "mount/direct_mount.hpp"
 #include "errors.hpp"
 #include "stages/pipeline.hpp"
 
@@ -34,21 +34,21 @@ Errc attachError(const std::error_code &ec)
 
 AttachFn kernelAttach()
 {
-	return [](AttachParams params) -> r3d::ResultMsg<std::unique_ptr<MountDevice>> {
+	return [](AttachParams params) -> r3d::ResultMsg<std::unique_ptr<r3d::mount::Mount>> {
 		r3d::mount::DirectMountOptions options;
 		options.readOnly = params.readOnly;
-		options.blockSize = static_cast<uint32_t>(std::min(params.chunkSize, kMaxBlockSize));
-		options.name = params.name;
+		options.attach.blockSize = static_cast<uint32_t>(std::min(params.chunkSize, kMaxBlockSize));
+		options.attach.name = params.name;
 		r3d::stages::PipelineSpec spec;
 		spec.chunk = params.chunkSize;
-		spec.callerBlock = options.blockSize;
+		spec.callerBlock = options.attach.blockSize;
 		auto pipeline = r3d::stages::buildPipeline(params.backend, spec);
 		if (!pipeline)
 			return rename(Errc::InvalidArgument, pipeline.error());
 		auto mount = r3d::mount::DirectMount::open(std::move(pipeline->top), options);
 		if (!mount)
 			return rename(attachError(mount.error().code), mount.error());
-		return std::unique_ptr<MountDevice>(std::make_unique<DirectMountDevice>(std::move(*mount)));
+		return std::unique_ptr<r3d::mount::Mount>(std::move(*mount));
 	};
 }
 

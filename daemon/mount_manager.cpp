@@ -23,7 +23,7 @@ namespace r3mapd {
 struct MountManager::Entry {
 	MountInfo info; ///< guarded by MountManager::mutex_
 	/// Set once when attached; shared so a statistics read never waits for a flush.
-	std::shared_ptr<MountDevice> device;
+	std::shared_ptr<r3d::mount::Mount> device;
 	/// openFd() holds it shared, unmount() exclusively while the device closes.
 	std::shared_mutex ioMutex;
 };
@@ -145,8 +145,8 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 	}
 	{
 		std::lock_guard lock(mutex_);
-		e->device = std::shared_ptr<MountDevice>(std::move(*device));
-		e->info.device = e->device->devicePath();
+		e->device = std::shared_ptr<r3d::mount::Mount>(std::move(*device));
+		e->info.device = e->device->path();
 		e->info.state = MountState::Ready;
 		snapshot = e->info;
 	}
@@ -195,6 +195,11 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id, bool force)
 	{
 		std::unique_lock io(e->ioMutex);
 		closed = e->device->close(force);
+	}
+	if (!closed) {
+		// EBUSY: still mounted or opened exclusively; the device was left connected.
+		bool held = closed.error().code == std::error_code(EBUSY, std::system_category());
+		closed = rename(held ? Errc::Busy : Errc::BackendFailed, closed.error());
 	}
 	if (!closed && force) {
 		// Disconnected all the same, after its filesystems were synced; at most the
@@ -261,16 +266,15 @@ r3d::ResultMsg<r3d::UniqueFd> MountManager::openFd(const std::string &id, uint32
 	// Checked again: an unmount may have closed the device while we waited.
 	if (auto ok = usable(); !ok)
 		return r3d::unexpectedOf(ok.error());
-	std::string path = e->device->devicePath();
-	r3d::UniqueFd fd(::open(path.c_str(), static_cast<int>(flags) | O_CLOEXEC | O_NOCTTY));
+	auto fd = e->device->openFd(static_cast<int>(flags));
 	if (!fd) {
 		// The caller was admitted and the mount is ready: whatever else stops the daemon
 		// from opening the device is its problem, not a refusal of the caller.
-		int err = errno;
+		int err = fd.error().code.value();
 		Errc errc = err == EROFS ? Errc::ReadOnly : err == EBUSY ? Errc::Busy : Errc::Failed;
-		return fail(errc, fmt::format("cannot open {}: {}", path, std::strerror(err)));
+		return rename(errc, fd.error());
 	}
-	return fd;
+	return std::move(*fd);
 }
 
 std::vector<MountInfo> MountManager::list() const
@@ -304,9 +308,9 @@ std::optional<std::string> MountManager::resolve(const std::string &idOrDevice) 
 	return found;
 }
 
-std::optional<r3d::nbd::Stats> MountManager::stats(const std::string &id) const
+std::optional<r3d::Counters> MountManager::counters(const std::string &id) const
 {
-	std::shared_ptr<MountDevice> device;
+	std::shared_ptr<r3d::mount::Mount> device;
 	{
 		std::lock_guard lock(mutex_);
 		auto e = mounts_.find(id);
@@ -315,8 +319,8 @@ std::optional<r3d::nbd::Stats> MountManager::stats(const std::string &id) const
 		device = e->device;
 	}
 	if (!device)
-		return r3d::nbd::Stats{};
-	return device->stats();
+		return r3d::Counters{};
+	return device->counters();
 }
 
 void MountManager::checkDevices()
@@ -342,13 +346,13 @@ void MountManager::unmountAll()
 	for (const auto &info : list()) {
 		auto ok = unmount(info.id, false);
 		if (!ok && ok.error().code == make_error_code(Errc::Busy) && info.state != MountState::Attaching) {
-			std::shared_ptr<MountDevice> device;
+			std::shared_ptr<r3d::mount::Mount> device;
 			{
 				std::lock_guard lock(mutex_);
 				if (auto e = mounts_.find(info.id))
 					device = e->device;
 			}
-			std::string where = device ? fmt::format("{}", fmt::join(device->mountpoints(), ", ")) : "";
+			std::string where = device ? fmt::format("{}", fmt::join(device->holders(), ", ")) : "";
 			if (where.empty())
 				where = "nowhere visible here: held open exclusively, or mounted in another namespace";
 			log->warn("mount {}: {} is still in use at shutdown (mounted at: {}); syncing its filesystems "

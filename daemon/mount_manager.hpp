@@ -83,7 +83,8 @@ public:
 	std::optional<MountInfo> find(const std::string &id) const;
 	/// An id, "/dev/nbdN" or "nbdN" to an id.
 	std::optional<std::string> resolve(const std::string &idOrDevice) const;
-	std::optional<r3d::nbd::Stats> stats(const std::string &id) const;
+	/// The mount's counters (empty while it attaches).
+	std::optional<r3d::Counters> counters(const std::string &id) const;
 
 	/// Marks ready mounts whose device lost its server as failed; cheap, called
 	/// periodically from the io_context.
@@ -103,7 +104,7 @@ public:
 private:
 	struct Entry;
 
-	/// unmount(); `force` as MountDevice::close().
+	/// unmount(); `force` as r3d::mount::Mount::close().
 	r3d::ResultMsg<void> unmount(const std::string &id, bool force);
 	/// With `onlyFrom`, nothing happens unless the mount is in that state.
 	void setState(Entry &e, MountState state, std::string message, std::optional<MountState> onlyFrom = std::nullopt);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "service/async_call.hpp"
+#include "nbd/stats.hpp"
 #include "service/statistics.hpp"
 
 namespace r3mapd::service {
@@ -34,7 +35,7 @@ uint32_t ExportObject::ConnectedClients()
 
 std::map<std::string, uint64_t> ExportObject::Statistics()
 {
-	return statisticsMap(state_.context.exports.stats(info_.id).value_or(r3d::nbd::Stats{}));
+	return statisticsMap(r3d::nbd::counterList(state_.context.exports.stats(info_.id).value_or(r3d::nbd::Stats{})));
 }
 
 } // namespace r3mapd::service

@@ -103,7 +103,7 @@ std::string MountObject::State()
 
 std::map<std::string, uint64_t> MountObject::Statistics()
 {
-	return statisticsMap(state_.context.mounts.stats(snapshot().id).value_or(r3d::nbd::Stats{}));
+	return statisticsMap(state_.context.mounts.counters(snapshot().id).value_or(r3d::Counters{}));
 }
 
 } // namespace r3mapd::service

@@ -4,11 +4,11 @@
 #include <map>
 #include <string>
 
-#include "nbd/server.hpp"
+#include "base/counters.hpp"
 
 namespace r3mapd::service {
 
-/// The Statistics property (a{st}) of Mount1 and Export1.
-std::map<std::string, uint64_t> statisticsMap(const r3d::nbd::Stats &stats);
+/// The Statistics property (a{st}) of Mount1 and Export1: every counter the object has.
+std::map<std::string, uint64_t> statisticsMap(const r3d::Counters &counters);
 
 } // namespace r3mapd::service

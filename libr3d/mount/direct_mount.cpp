@@ -1,5 +1,8 @@
 #include "mount/direct_mount.hpp"
 
+#include <cstring>
+
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <fmt/format.h>
@@ -40,12 +43,12 @@ ResultMsg<std::optional<unsigned>> parseDevice(const std::string &device)
 ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(const std::string &backendUri, DirectMountOptions options)
 {
 	stages::PipelineSpec spec;
-	spec.callerBlock = options.blockSize;
+	spec.callerBlock = options.attach.blockSize;
 	auto pipeline = stages::openPipeline(backendUri, spec);
 	if (!pipeline)
 		return unexpectedOf(pipeline.error());
-	if (options.name.empty())
-		options.name = backendUri;
+	if (options.attach.name.empty())
+		options.attach.name = backendUri;
 	return open(std::move(pipeline->top), std::move(options));
 }
 
@@ -57,11 +60,11 @@ ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(std::shared_ptr<ReadWr
 		return unexpectedOf(index.error());
 	if (options.connections < 1 || options.connections > kMaxConnections)
 		return fail(EINVAL, fmt::format("connections must be 1 .. {}, not {}", kMaxConnections, options.connections));
-	if (auto valid = nbd::kernel::checkBlockSize(options.blockSize); !valid)
+	if (auto valid = nbd::kernel::checkBlockSize(options.attach.blockSize); !valid)
 		return unexpectedOf(valid.error());
-	if (backend->size() % options.blockSize != 0)
+	if (backend->size() % options.attach.blockSize != 0)
 		return fail(EINVAL, fmt::format("the backend's size {} is not a multiple of the block size {}",
-						formatSize(backend->size()), options.blockSize));
+						formatSize(backend->size()), options.attach.blockSize));
 
 	std::unique_ptr<DirectMount> mount(new DirectMount(std::move(backend), options));
 	const nbd::Export &exp = mount->server_->exports().front();
@@ -82,17 +85,10 @@ ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(std::shared_ptr<ReadWr
 		});
 	}
 
-	nbd::kernel::AttachOptions attach;
+	nbd::kernel::AttachOptions attach = options.attach;
 	attach.index = *index;
-	attach.method = options.method;
-	attach.ready = options.ready;
 	attach.sizeBytes = mount->backend_->size();
-	attach.blockSize = options.blockSize;
 	attach.transmissionFlags = mount->server_->transmissionFlags(exp, false);
-	attach.timeout = options.timeout;
-	attach.deadConnTimeout = options.deadConnTimeout;
-	attach.readyTimeout = options.readyTimeout;
-	attach.name = options.name;
 	auto device = nbd::kernel::KernelDevice::attach(std::move(kernelEnds), attach);
 	if (!device) {
 		mount->stopServing();
@@ -110,14 +106,26 @@ DirectMount::DirectMount(std::shared_ptr<ReadWriterAt> backend, const DirectMoun
 	serverOptions.ioFlusher = true;
 	serverOptions.workerThreads = options.workerThreads;
 	server_ = std::make_unique<nbd::Server>(serverOptions);
-	server_->addExport({ "", options.name, backend_, options.readOnly });
+	server_->addExport({ "", options.attach.name, backend_, options.readOnly });
 }
 
 DirectMount::~DirectMount()
 {
 	auto closed = close(std::chrono::seconds(10), true);
 	if (!closed)
-		logger()->error("closing {}: {}", device_ ? device_->path() : options_.name, closed.error().message);
+		logger()->error("closing {}: {}", device_ ? device_->path() : options_.attach.name, closed.error().message);
+}
+
+ResultMsg<UniqueFd> DirectMount::openFd(int flags)
+{
+	if (closed_)
+		return fail(ENODEV, "the mount is closed");
+	UniqueFd fd(::open(device_->path().c_str(), flags | O_CLOEXEC | O_NOCTTY));
+	if (!fd) {
+		int err = errno;
+		return fail(err, fmt::format("cannot open {}: {}", device_->path(), std::strerror(err)));
+	}
+	return fd;
 }
 
 const std::string &DirectMount::devicePath() const

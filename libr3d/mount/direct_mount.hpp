@@ -10,7 +10,9 @@
 #include <r3d/result.hpp>
 
 #include "nbd/kernel/attach_options.hpp"
+#include "mount/mount.hpp"
 #include "nbd/server.hpp"
+#include "nbd/stats.hpp"
 
 namespace r3d::nbd::kernel {
 class KernelDevice;
@@ -21,18 +23,11 @@ namespace r3d::mount {
 struct DirectMountOptions {
 	std::string device = "auto"; ///< "auto" or "/dev/nbdN"
 	unsigned connections = 1;    ///< sockets between kernel and server (multi-conn)
-	nbd::kernel::AttachMethod method = nbd::kernel::AttachMethod::Auto;
-	nbd::kernel::ReadyMethod ready = nbd::kernel::AttachOptions{}.ready;
 	bool readOnly = false;
-	uint32_t blockSize = 4096;
-	/// A request unanswered this long fails the connection (0: wait forever).
-	std::chrono::seconds timeout = nbd::kernel::AttachOptions{}.timeout;
-	/// After the connections die, I/O waits this long, then fails with EIO (netlink).
-	std::chrono::seconds deadConnTimeout = nbd::kernel::AttachOptions{}.deadConnTimeout;
-	/// Bound on open(): attach plus readiness.
-	std::chrono::milliseconds readyTimeout = nbd::kernel::AttachOptions{}.readyTimeout;
-	/// For logs and /sys/block/nbdN/backend; open(uri) defaults it to the URI.
-	std::string name;
+	/// Method, readiness, block size, timeouts and attach.name (for logs and
+	/// /sys/block/nbdN/backend; open(uri) defaults it to the URI). open() fills in the
+	/// device index, the size and the transmission flags.
+	nbd::kernel::AttachOptions attach;
 	unsigned workerThreads = 16;
 };
 
@@ -42,7 +37,7 @@ struct DirectMountOptions {
 /// the device cannot deadlock on them. open() returns once the device is usable or with
 /// an error within options.readyTimeout; close() (or the destructor) flushes,
 /// disconnects and leaves the device free.
-class DirectMount
+class DirectMount final : public Mount
 {
 public:
 	static ResultMsg<std::unique_ptr<DirectMount>> open(const std::string &backendUri, DirectMountOptions options);
@@ -52,9 +47,17 @@ public:
 	DirectMount(const DirectMount &) = delete;
 	DirectMount &operator=(const DirectMount &) = delete;
 
+	MountKind kind() const override { return MountKind::Direct; }
+	std::string path() const override { return devicePath(); }
+	uint64_t size() const override { return backend_->size(); }
+	ResultMsg<UniqueFd> openFd(int flags) override;
+	Counters counters() const override { return nbd::counterList(stats()); }
+	std::vector<std::string> holders() const override { return mountpoints(); }
+	/// close() with the default timeout.
+	ResultMsg<void> close(bool force) override { return close(std::chrono::seconds(10), force); }
+
 	const std::string &devicePath() const;
 	unsigned index() const;
-	uint64_t size() const { return backend_->size(); }
 	nbd::kernel::AttachMethod method() const;
 	nbd::kernel::ReadyMethod readyMethod() const;
 	/// From the start of the kernel attach until the device was usable.
@@ -62,7 +65,7 @@ public:
 	nbd::Stats stats() const { return server_->stats(); }
 	/// False once the kernel has dropped every connection (disconnected from outside,
 	/// or a request timed out): the device no longer reaches the backend.
-	bool serving() const;
+	bool serving() const override;
 
 	/// Where filesystems on the device are mounted (none after close()).
 	std::vector<std::string> mountpoints() const;

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "base/counters.hpp"
+
 namespace r3d::nbd {
 
 /// Counters over all connections of a server; T is uint64_t for a snapshot and
@@ -55,6 +57,15 @@ template <class Fn>
 void forEachCounter(const Stats &s, Fn &&fn)
 {
 	forEachCounterPair(s, s, [&](const char *name, uint64_t value, uint64_t) { fn(name, value); });
+}
+
+/// Every counter of `s`, then the active_connections gauge.
+inline Counters counterList(const Stats &s)
+{
+	Counters out;
+	forEachCounter(s, [&](const char *name, uint64_t value) { out.emplace_back(name, value); });
+	out.emplace_back("active_connections", s.activeConnections);
+	return out;
 }
 
 } // namespace r3d::nbd

@@ -100,7 +100,7 @@ TEST_CASE("unknown mounts and bad OpenFd flags are refused precisely", "[mount]"
 	CHECK_THAT(e.error().message, Catch::Contains("bits OpenFd does not allow: 0x40"));
 	CHECK(m.openFd("1", O_ACCMODE).error().code == Errc::InvalidArgument);
 	CHECK_FALSE(m.resolve("/dev/nbd0"));
-	CHECK_FALSE(m.stats("1"));
+	CHECK_FALSE(m.counters("1"));
 }
 
 namespace {
@@ -111,24 +111,27 @@ struct DeviceLog {
 	bool destroyed = false;
 };
 
-// Behaves like a DirectMountDevice whose filesystem is still mounted: close() answers Busy
+// Behaves like a DirectMount whose filesystem is still mounted: close() answers EBUSY
 // and leaves it connected; close(force) syncs and disconnects.
-class MountedDevice final : public MountDevice
+class MountedDevice final : public r3d::mount::Mount
 {
 public:
 	explicit MountedDevice(DeviceLog &log) : log_(log) {}
 	~MountedDevice() override { log_.destroyed = true; }
-	std::string devicePath() const override { return "/dev/nbd7"; }
-	r3d::nbd::Stats stats() const override { return {}; }
+	r3d::mount::MountKind kind() const override { return r3d::mount::MountKind::Direct; }
+	std::string path() const override { return "/dev/nbd7"; }
+	uint64_t size() const override { return 1 << 20; }
+	r3d::ResultMsg<r3d::UniqueFd> openFd(int) override { return r3d::fail(ENODEV, "not a real device"); }
+	r3d::Counters counters() const override { return { { "reads", 0 } }; }
 	bool serving() const override { return !closed_; }
-	std::vector<std::string> mountpoints() const override { return { "/srv/data" }; }
+	std::vector<std::string> holders() const override { return { "/srv/data" }; }
 	r3d::ResultMsg<void> close(bool force) override
 	{
 		log_.calls.push_back(force ? "close force" : "close");
 		if (closed_)
 			return {};
 		if (!force)
-			return fail(Errc::Busy, "/dev/nbd7 is in use (mounted?); unmount it first");
+			return r3d::fail(EBUSY, "/dev/nbd7 is in use (mounted?); unmount it first");
 		closed_ = true;
 		return {};
 	}
@@ -147,8 +150,8 @@ struct WithMountedFilesystem {
 
 	WithMountedFilesystem()
 	{
-		AttachFn attach = [this](AttachParams) -> r3d::ResultMsg<std::unique_ptr<MountDevice>> {
-			return std::unique_ptr<MountDevice>(std::make_unique<MountedDevice>(log));
+		AttachFn attach = [this](AttachParams) -> r3d::ResultMsg<std::unique_ptr<r3d::mount::Mount>> {
+			return std::unique_ptr<r3d::mount::Mount>(std::make_unique<MountedDevice>(log));
 		};
 		manager.emplace(config, attach, events);
 		REQUIRE(manager->mount({ "memory:1M", std::nullopt, std::nullopt, false }));

@@ -120,7 +120,7 @@ TEST_CASE("a direct mount that cannot attach returns an error and stops its serv
 	}
 	SECTION("size not a multiple of the block size")
 	{
-		o.blockSize = 4096;
+		o.attach.blockSize = 4096;
 		auto m = r3d::mount::DirectMount::open("memory:6K", o);
 		REQUIRE_FALSE(m);
 		CHECK(m.error().message.find("multiple") != std::string::npos);
