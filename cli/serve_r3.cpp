@@ -9,8 +9,9 @@
 #include <r3d/backend_factory.hpp>
 #include <r3d/log.hpp>
 
+#include "base/runtime.hpp"
 #include "serve_stats.hpp"
-#include "transport/rpc_server.hpp"
+#include "transport/block/rpc_server.hpp"
 
 namespace r3cli {
 
@@ -32,8 +33,9 @@ int serveR3(const ServeOptions &o, const sigset_t &signals)
 	so.tls = r3d::transport::TlsServerConfig{ o.tlsCert, o.tlsKey, o.tlsCa };
 	so.tokenFile = o.tokenFile;
 	so.maxPayload = o.maxRequest;
-	so.workerThreads = o.workers;
-	auto server = r3d::transport::RpcServer::create(so);
+	// Declared before the server and the backends, so it outlives them.
+	r3d::Runtime runtime(r3d::RuntimeOptions{ 1, o.workers, {} });
+	auto server = r3d::transport::RpcServer::create(runtime, so);
 	if (!server) {
 		std::fprintf(stderr, "r3serve: %s\n", server.error().message.c_str());
 		return 1;

@@ -75,7 +75,7 @@ TEST_CASE("garbage, other versions and TLS records are told apart", "[frame]")
 
 	std::array<std::byte, kFrameHeaderSize> http{};
 	for (size_t i = 0; i < http.size(); ++i)
-		http[i] = static_cast<std::byte>("GET / HTTP/1.1"[i]);
+		http[i] = static_cast<std::byte>("GET / HTTP/1.1\r\n"[i]);
 	auto garbage = decodeFrameHeader(http, FrameKind::Request, FrameLimits{});
 	REQUIRE_FALSE(garbage);
 	CHECK_THAT(garbage.error().message, Catch::Contains("not an r3 frame"));
