@@ -85,3 +85,17 @@ TEST_CASE("garbage, other versions and TLS records are told apart", "[frame]")
 	REQUIRE_FALSE(hello);
 	CHECK_THAT(hello.error().message, Catch::Contains("TLS handshake"));
 }
+
+TEST_CASE("the stream id round-trips and a stream that is not open is refused", "[frame]")
+{
+	std::array<std::byte, kFrameHeaderSize> bytes{};
+	encodeFrameHeader(FrameHeader{ FrameKind::Request, 1, 0, 7 }, bytes);
+	CHECK(bytes[12] == std::byte{ 7 });
+	auto open = decodeFrameHeader(bytes, FrameKind::Request, FrameLimits{ 1024, 1024, 7 });
+	REQUIRE(open);
+	CHECK(open->stream == 7);
+	auto closed = decodeFrameHeader(bytes, FrameKind::Request, FrameLimits{});
+	REQUIRE_FALSE(closed);
+	CHECK(closed.error().code.value() == EPROTO);
+	CHECK_THAT(closed.error().message, Catch::Contains("stream 7, which is not open"));
+}

@@ -430,3 +430,15 @@ TEST_CASE("connections over the limit are closed at once, the others go on", "[r
 	CHECK(a->read(buf, 0));
 	CHECK(b->read(buf, 0));
 }
+
+TEST_CASE("a hello naming an unknown service is refused naming the ones there are", "[rpc]")
+{
+	auto t = TestServer::start(r3test::memoryBackend(kSize));
+	auto fd = r3test::rawConnect(t.port());
+	Hello hello{ kProtocolVersion, "disk", "", "raw" };
+	hello.service = "sync";
+	auto reply = r3test::rawHello(fd.get(), hello);
+	CHECK(reply.error == EPROTONOSUPPORT);
+	CHECK_THAT(reply.message, Catch::Contains("no service 'sync'"));
+	CHECK_THAT(reply.message, Catch::Contains("'block'"));
+}
