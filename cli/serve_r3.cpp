@@ -8,9 +8,10 @@
 
 #include <r3d/log.hpp>
 
+#include "base/runtime.hpp"
 #include "serve_stats.hpp"
 #include "stages/pipeline.hpp"
-#include "transport/rpc_server.hpp"
+#include "transport/block/rpc_server.hpp"
 
 namespace r3cli {
 
@@ -32,15 +33,16 @@ int serveR3(const ServeOptions &o, const sigset_t &signals)
 	so.tls = r3d::transport::TlsServerConfig{ o.tlsCert, o.tlsKey, o.tlsCa };
 	so.tokenFile = o.tokenFile;
 	so.maxPayload = o.maxRequest;
-	so.workerThreads = o.workers;
-	auto server = r3d::transport::RpcServer::create(so);
+	// Declared before the server and the backends, so it outlives them.
+	r3d::Runtime runtime(r3d::RuntimeOptions{ 1, o.workers, {} });
+	auto server = r3d::transport::RpcServer::create(runtime, so);
 	if (!server) {
 		std::fprintf(stderr, "r3serve: %s\n", server.error().message.c_str());
 		return 1;
 	}
 	std::vector<std::shared_ptr<r3d::ReadWriterAt>> writable;
 	for (const auto &[name, uri] : o.exports) {
-		auto backend = r3d::stages::openPipeline(uri, {});
+		auto backend = r3d::stages::openPipeline(uri, {}, &runtime);
 		if (!backend) {
 			std::fprintf(stderr, "r3serve: %s\n", backend.error().message.c_str());
 			return 1;

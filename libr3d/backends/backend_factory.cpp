@@ -24,7 +24,7 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> shared(ResultMsg<std::unique_ptr<T>> r)
 	return std::shared_ptr<ReadWriterAt>(std::move(*r));
 }
 
-ResultMsg<std::shared_ptr<ReadWriterAt>> openMemory(const BackendUri &u)
+ResultMsg<std::shared_ptr<ReadWriterAt>> openMemory(const BackendUri &u, Runtime *)
 {
 	auto ok = u.onlyParams({});
 	if (!ok)
@@ -37,7 +37,7 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openMemory(const BackendUri &u)
 	return shared(backends::MemoryBackend::create(*size));
 }
 
-ResultMsg<std::shared_ptr<ReadWriterAt>> openFile(const BackendUri &u)
+ResultMsg<std::shared_ptr<ReadWriterAt>> openFile(const BackendUri &u, Runtime *)
 {
 	auto ok = u.onlyParams({ "size" });
 	if (!ok)
@@ -52,7 +52,7 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openFile(const BackendUri &u)
 	return shared(backends::FileBackend::open(u.path, *size));
 }
 
-ResultMsg<std::shared_ptr<ReadWriterAt>> openDirectory(const BackendUri &u)
+ResultMsg<std::shared_ptr<ReadWriterAt>> openDirectory(const BackendUri &u, Runtime *)
 {
 	auto ok = u.onlyParams({ "size", "chunk", "max-open" });
 	if (!ok)
@@ -76,28 +76,31 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openDirectory(const BackendUri &u)
 
 struct Scheme {
 	const char *name;
-	ResultMsg<std::shared_ptr<ReadWriterAt>> (*open)(const BackendUri &);
+	ResultMsg<std::shared_ptr<ReadWriterAt>> (*open)(const BackendUri &, Runtime *);
 };
 
 constexpr Scheme kSchemes[] = {
 	{ "memory", openMemory },
 	{ "file", openFile },
 	{ "dir", openDirectory },
-	{ "r3", backends::openRemoteUri },
-	{ "redis", backends::openRedisUri },
-	{ "s3", backends::openS3Uri },
+	{ "r3",
+	  [](const BackendUri &u, Runtime *rt) {
+		  return rt ? backends::openRemoteUri(u, *rt) : backends::openRemoteUri(u);
+	  } },
+	{ "redis", [](const BackendUri &u, Runtime *) { return backends::openRedisUri(u); } },
+	{ "s3", [](const BackendUri &u, Runtime *) { return backends::openS3Uri(u); } },
 };
 
 } // namespace
 
-ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri)
+ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri, Runtime *runtime)
 {
 	auto parsed = BackendUri::parse(uri);
 	if (!parsed)
 		return unexpectedOf(parsed.error());
 	for (const auto &s : kSchemes)
 		if (parsed->scheme == s.name)
-			return s.open(*parsed);
+			return s.open(*parsed, runtime);
 	return fail(EPROTONOSUPPORT,
 		    fmt::format("'{}': unknown backend scheme '{}' (known: {})", uri, parsed->scheme, knownSchemes()));
 }

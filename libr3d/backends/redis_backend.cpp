@@ -9,7 +9,7 @@
 
 #include <r3d/unique_fd.hpp>
 
-#include "transport/host_port.hpp"
+#include "base/host_port.hpp"
 
 namespace r3d::backends {
 
@@ -292,7 +292,7 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openRedisUri(const BackendUri &u)
 		return unexpectedOf(ok.error());
 	if (u.authority.empty())
 		return fail(EINVAL, fmt::format("'{}': expected redis://HOST[:PORT]/PREFIX?size=SIZE", u.text));
-	auto hp = transport::parseHostPort(u.authority, "6379");
+	auto hp = parseHostPort(u.authority, "6379");
 	if (!hp)
 		return fail(EINVAL, fmt::format("'{}': {}", u.text, hp.error().message));
 	o.host = hp->host.empty() ? "127.0.0.1" : hp->host;

@@ -4,9 +4,10 @@
 
 #include <fmt/format.h>
 
+#include "base/host_port.hpp"
+#include "base/runtime.hpp"
 #include "stages/chunk_geometry.hpp"
 #include "stages/chunk_range.hpp"
-#include "transport/host_port.hpp"
 #include "transport/token.hpp"
 
 namespace r3d::backends {
@@ -23,7 +24,7 @@ ResultMsg<transport::RpcClientOptions> remoteOptions(const BackendUri &u)
 		return unexpectedOf(ok.error());
 	if (u.authority.empty())
 		return fail(EINVAL, fmt::format("'{}': expected r3://HOST[:PORT]/NAME", u.text));
-	auto hp = transport::parseHostPort(u.authority, kDefaultRemotePort);
+	auto hp = parseHostPort(u.authority, kDefaultRemotePort);
 	if (!hp)
 		return fail(EINVAL, fmt::format("'{}': {}", u.text, hp.error().message));
 	if (hp->host.empty())
@@ -44,8 +45,7 @@ ResultMsg<transport::RpcClientOptions> remoteOptions(const BackendUri &u)
 	std::string tls = param("tls");
 	if (!tls.empty() && tls != "on" && tls != "off")
 		return fail(EINVAL, fmt::format("'{}': tls={}: expected on or off", u.text, tls));
-	o.tls.enabled = tls == "on" || (tls.empty() && (!o.tls.caFile.empty() || !o.tls.certFile.empty() ||
-							 !o.tls.keyFile.empty() || !o.tls.serverName.empty()));
+	o.tls.mode = tls == "on" ? transport::TlsMode::On : tls == "off" ? transport::TlsMode::Off : transport::TlsMode::Auto;
 	if (tls == "off" && (!o.tls.caFile.empty() || !o.tls.certFile.empty()))
 		return fail(EINVAL, fmt::format("'{}': tls=off contradicts the tls-* parameters", u.text));
 	if (auto file = param("token-file"); !file.empty()) {
@@ -74,18 +74,25 @@ ResultMsg<transport::RpcClientOptions> remoteOptions(const BackendUri &u)
 
 ResultMsg<std::shared_ptr<ReadWriterAt>> openRemoteUri(const BackendUri &uri)
 {
+	// Never destroyed: backends opened on it may live until exit, in any static.
+	static Runtime *fallback = new Runtime(RuntimeOptions{ 1, 1, {} });
+	return openRemoteUri(uri, *fallback);
+}
+
+ResultMsg<std::shared_ptr<ReadWriterAt>> openRemoteUri(const BackendUri &uri, Runtime &runtime)
+{
 	auto options = remoteOptions(uri);
 	if (!options)
 		return unexpectedOf(options.error());
-	auto remote = RemoteBackend::open(std::move(*options));
+	auto remote = RemoteBackend::open(runtime, std::move(*options));
 	if (!remote)
 		return fail(remote.error().code, fmt::format("'{}': {}", uri.text, remote.error().message));
 	return std::shared_ptr<ReadWriterAt>(std::move(*remote));
 }
 
-ResultMsg<std::unique_ptr<RemoteBackend>> RemoteBackend::open(transport::RpcClientOptions options)
+ResultMsg<std::unique_ptr<RemoteBackend>> RemoteBackend::open(Runtime &runtime, transport::RpcClientOptions options)
 {
-	auto client = transport::RpcClient::connect(std::move(options));
+	auto client = transport::RpcClient::connect(runtime, std::move(options));
 	if (!client)
 		return unexpectedOf(client.error());
 	return std::unique_ptr<RemoteBackend>(new RemoteBackend(std::move(*client)));

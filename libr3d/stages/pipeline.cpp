@@ -61,9 +61,9 @@ ResultMsg<Pipeline> buildPipeline(std::shared_ptr<ReadWriterAt> backend, const P
 	return p;
 }
 
-ResultMsg<Pipeline> openPipeline(const std::string &uri, const PipelineSpec &spec)
+ResultMsg<Pipeline> openPipeline(const std::string &uri, const PipelineSpec &spec, Runtime *runtime)
 {
-	auto backend = openBackend(uri);
+	auto backend = openBackend(uri, runtime);
 	if (!backend)
 		return unexpectedOf(backend.error());
 	auto p = buildPipeline(std::move(*backend), spec);

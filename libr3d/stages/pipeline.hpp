@@ -11,6 +11,10 @@
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
 
+namespace r3d {
+class Runtime;
+}
+
 namespace r3d::stages {
 
 class LockableReadWriterAt;
@@ -50,7 +54,7 @@ ResultMsg<uint64_t> resolveChunk(uint64_t asked, uint64_t own);
 /// EINVAL when the asked-for chunk and the backend's cannot be reconciled.
 ResultMsg<Pipeline> buildPipeline(std::shared_ptr<ReadWriterAt> backend, const PipelineSpec &spec);
 
-/// openBackend(uri), then buildPipeline().
-ResultMsg<Pipeline> openPipeline(const std::string &uri, const PipelineSpec &spec);
+/// openBackend(uri, runtime), then buildPipeline().
+ResultMsg<Pipeline> openPipeline(const std::string &uri, const PipelineSpec &spec, Runtime *runtime = nullptr);
 
 } // namespace r3d::stages

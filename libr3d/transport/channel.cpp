@@ -237,7 +237,7 @@ void Channel::abort()
 	socket().close(ignored);
 }
 
-Watchdog::Watchdog(asio::any_io_executor executor, std::chrono::milliseconds timeout, std::function<void()> onExpire)
+StepDeadline::StepDeadline(asio::any_io_executor executor, std::chrono::milliseconds timeout, std::function<void()> onExpire)
 	: state_(std::make_shared<State>()), timer_(executor, timeout)
 {
 	state_->onExpire = std::move(onExpire);
@@ -249,7 +249,7 @@ Watchdog::Watchdog(asio::any_io_executor executor, std::chrono::milliseconds tim
 	});
 }
 
-Watchdog::~Watchdog()
+StepDeadline::~StepDeadline()
 {
 	state_->armed = false;
 	timer_.cancel();

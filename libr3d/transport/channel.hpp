@@ -15,10 +15,12 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <r3d/result.hpp>
 
@@ -30,6 +32,9 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using ErrorCode = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
+/// What a client or server runs on: its own strand of the Runtime's io_context, so its
+/// coroutines never run at once even when the io_context has several threads.
+using Strand = asio::strand<asio::io_context::executor_type>;
 
 /// Maps an Asio/OpenSSL error onto an errno for Result<>: system errors keep their value,
 /// end of stream becomes ECONNRESET, TLS failures EPROTO.
@@ -101,15 +106,15 @@ private:
 	std::vector<asio::const_buffer> unsent_;
 };
 
-/// Runs `onExpire` (typically Channel::close) unless disarmed or destroyed first: the
-/// timeout of connect, handshake and hello steps.
-class Watchdog
+/// The deadline of one step (connect, handshake, hello): runs `onExpire` (typically
+/// Channel::close) when it passes, unless destroyed first.
+class StepDeadline
 {
 public:
-	Watchdog(asio::any_io_executor executor, std::chrono::milliseconds timeout, std::function<void()> onExpire);
-	~Watchdog();
-	Watchdog(const Watchdog &) = delete;
-	Watchdog &operator=(const Watchdog &) = delete;
+	StepDeadline(asio::any_io_executor executor, std::chrono::milliseconds timeout, std::function<void()> onExpire);
+	~StepDeadline();
+	StepDeadline(const StepDeadline &) = delete;
+	StepDeadline &operator=(const StepDeadline &) = delete;
 
 	bool expired() const { return state_->expired; }
 
@@ -123,7 +128,7 @@ private:
 	asio::steady_timer timer_;
 };
 
-/// A condition variable for one coroutine on a single-threaded io_context: the waiter
+/// A condition variable for one coroutine on a single-threaded executor (a strand): the waiter
 /// checks its condition, then wait()s; notify() wakes it. No wake-up is lost because
 /// nothing runs between the check and the wait.
 class Wakeup

@@ -49,6 +49,7 @@ ResultMsg<FrameHeader> decodeFrameHeader(FrameHeaderBytes bytes, FrameKind expec
 	h.kind = static_cast<FrameKind>(bytes[3]);
 	h.metaLength = loadLe32(bytes.data() + 4);
 	h.payloadLength = loadLe32(bytes.data() + 8);
+	h.stream = loadLe32(bytes.data() + 12);
 	if (h.kind != expected)
 		return fail(EPROTO, fmt::format("expected a {} frame, got kind {}", frameKindName(expected),
 						static_cast<unsigned>(bytes[3])));
@@ -58,6 +59,9 @@ ResultMsg<FrameHeader> decodeFrameHeader(FrameHeaderBytes bytes, FrameKind expec
 	if (h.payloadLength > limits.maxPayload)
 		return fail(EMSGSIZE, fmt::format("{} frame declares a {}-byte payload, over the limit of {}",
 						  frameKindName(h.kind), h.payloadLength, limits.maxPayload));
+	if (h.stream > limits.maxStream)
+		return fail(EPROTO, fmt::format("{} frame on stream {}, which is not open", frameKindName(h.kind),
+						h.stream));
 	return h;
 }
 
@@ -69,6 +73,7 @@ void encodeFrameHeader(const FrameHeader &header, std::span<std::byte, kFrameHea
 	out[3] = static_cast<std::byte>(header.kind);
 	storeLe32(out.data() + 4, header.metaLength);
 	storeLe32(out.data() + 8, header.payloadLength);
+	storeLe32(out.data() + 12, header.stream);
 }
 
 } // namespace r3d::transport

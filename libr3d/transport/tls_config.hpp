@@ -14,14 +14,23 @@ struct TlsServerConfig {
 	bool enabled() const { return !certFile.empty(); }
 };
 
+/// Whether a client uses TLS: Auto turns it on as soon as any TLS setting is given.
+enum class TlsMode { Auto, On, Off };
+
 /// TLS of a client: the server certificate is always verified, against caFile or the
 /// system's trust store; certFile/keyFile present a client certificate (mutual TLS).
 struct TlsClientConfig {
-	bool enabled = false;
+	TlsMode mode = TlsMode::Auto;
 	std::string caFile;
 	std::string certFile;
 	std::string keyFile;
 	std::string serverName; ///< name or IP checked against the certificate; default: the host
+
+	bool enabled() const
+	{
+		return mode == TlsMode::On || (mode == TlsMode::Auto && (!caFile.empty() || !certFile.empty() ||
+									  !keyFile.empty() || !serverName.empty()));
+	}
 };
 
 } // namespace r3d::transport

@@ -12,8 +12,9 @@
 #include <string>
 
 #include "transport/frame.hpp"
-#include "transport/messages.hpp"
-#include "transport/request_check.hpp"
+#include "transport/block/messages.hpp"
+#include "transport/block/ops.hpp"
+#include "transport/block/request_check.hpp"
 
 using namespace r3d::transport;
 
@@ -80,7 +81,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		auto header = decodeFrameHeader(in.first<kFrameHeaderSize>(), kind, kLimits);
 		if (!header)
 			return 0; // the connection would be closed here
-		check(header->metaLength <= kLimits.maxMeta && header->payloadLength <= kLimits.maxPayload);
+		check(header->metaLength <= kLimits.maxMeta && header->payloadLength <= kLimits.maxPayload &&
+		      header->stream <= kLimits.maxStream);
 		in = in.subspan(kFrameHeaderSize);
 		if (in.size() < header->metaLength)
 			return 0;

@@ -17,12 +17,13 @@
 #include <r3d/backend_factory.hpp>
 #include <r3d/unique_fd.hpp>
 
+#include "base/host_port.hpp"
+#include "base/runtime.hpp"
 #include "net_support.hpp"
 #include "test_support.hpp"
-#include "transport/host_port.hpp"
-#include "transport/messages.hpp"
-#include "transport/rpc_client.hpp"
-#include "transport/rpc_server.hpp"
+#include "transport/block/messages.hpp"
+#include "transport/block/rpc_client.hpp"
+#include "transport/block/rpc_server.hpp"
 
 #ifndef R3_SOURCE_ROOT
 #error "R3_SOURCE_ROOT must name the source tree (for tests/support/make_test_certs.sh)"
@@ -30,8 +31,18 @@
 
 namespace r3test {
 
-/// A server on 127.0.0.1 (port picked by the kernel unless given) exporting `backend` as "disk".
+/// The Runtime of the clients of a test process: they outlive the servers they talk to
+/// (a restart replaces the TestServer), so they do not run on one of those.
+inline r3d::Runtime &clientRuntime()
+{
+	static r3d::Runtime runtime(r3d::RuntimeOptions{ 1, 1, {} });
+	return runtime;
+}
+
+/// A server on 127.0.0.1 (port picked by the kernel unless given) exporting `backend` as "disk",
+/// on a Runtime of its own.
 struct TestServer {
+	std::unique_ptr<r3d::Runtime> runtime; ///< first: outlives the server
 	std::shared_ptr<r3d::ReadWriterAt> backend;
 	std::unique_ptr<r3d::transport::RpcServer> server;
 	std::string address;
@@ -40,8 +51,9 @@ struct TestServer {
 				uint64_t chunkSize = 0, const std::string &listen = "127.0.0.1:0")
 	{
 		TestServer t;
+		t.runtime = std::make_unique<r3d::Runtime>();
 		t.backend = std::move(backend);
-		auto s = r3d::transport::RpcServer::create(std::move(options));
+		auto s = r3d::transport::RpcServer::create(*t.runtime, std::move(options));
 		if (!s)
 			FAIL(s.error().message);
 		t.server = std::move(*s);
@@ -54,7 +66,7 @@ struct TestServer {
 		return t;
 	}
 
-	std::string port() const { return r3d::transport::parseHostPort(address).value().port; }
+	std::string port() const { return r3d::parseHostPort(address).value().port; }
 
 	r3d::transport::RpcClientOptions clientOptions() const
 	{
@@ -78,7 +90,7 @@ inline std::shared_ptr<r3d::ReadWriterAt> memoryBackend(uint64_t size)
 /// A connected client; fails the test with the reason otherwise.
 inline std::unique_ptr<r3d::transport::RpcClient> connect(const r3d::transport::RpcClientOptions &o)
 {
-	auto c = r3d::transport::RpcClient::connect(o);
+	auto c = r3d::transport::RpcClient::connect(clientRuntime(), o);
 	if (!c)
 		FAIL(c.error().message);
 	return std::move(*c);
@@ -87,7 +99,7 @@ inline std::unique_ptr<r3d::transport::RpcClient> connect(const r3d::transport::
 /// Why connecting with `o` fails; fails the test if it does not.
 inline std::string connectError(const r3d::transport::RpcClientOptions &o)
 {
-	auto c = r3d::transport::RpcClient::connect(o);
+	auto c = r3d::transport::RpcClient::connect(clientRuntime(), o);
 	REQUIRE_FALSE(c);
 	return c.error().message;
 }

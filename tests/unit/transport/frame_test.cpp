@@ -75,7 +75,7 @@ TEST_CASE("garbage, other versions and TLS records are told apart", "[frame]")
 
 	std::array<std::byte, kFrameHeaderSize> http{};
 	for (size_t i = 0; i < http.size(); ++i)
-		http[i] = static_cast<std::byte>("GET / HTTP/1.1"[i]);
+		http[i] = static_cast<std::byte>("GET / HTTP/1.1\r\n"[i]);
 	auto garbage = decodeFrameHeader(http, FrameKind::Request, FrameLimits{});
 	REQUIRE_FALSE(garbage);
 	CHECK_THAT(garbage.error().message, Catch::Contains("not an r3 frame"));
@@ -84,4 +84,18 @@ TEST_CASE("garbage, other versions and TLS records are told apart", "[frame]")
 	auto hello = decodeFrameHeader(tls, FrameKind::Hello, FrameLimits{});
 	REQUIRE_FALSE(hello);
 	CHECK_THAT(hello.error().message, Catch::Contains("TLS handshake"));
+}
+
+TEST_CASE("the stream id round-trips and a stream that is not open is refused", "[frame]")
+{
+	std::array<std::byte, kFrameHeaderSize> bytes{};
+	encodeFrameHeader(FrameHeader{ FrameKind::Request, 1, 0, 7 }, bytes);
+	CHECK(bytes[12] == std::byte{ 7 });
+	auto open = decodeFrameHeader(bytes, FrameKind::Request, FrameLimits{ 1024, 1024, 7 });
+	REQUIRE(open);
+	CHECK(open->stream == 7);
+	auto closed = decodeFrameHeader(bytes, FrameKind::Request, FrameLimits{});
+	REQUIRE_FALSE(closed);
+	CHECK(closed.error().code.value() == EPROTO);
+	CHECK_THAT(closed.error().message, Catch::Contains("stream 7, which is not open"));
 }

@@ -1,4 +1,5 @@
-#include "transport/messages.hpp"
+#include "transport/block/messages.hpp"
+#include "transport/block/ops.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,4 +1,4 @@
-#include "transport/request_check.hpp"
+#include "transport/block/request_check.hpp"
 
 #include <catch2/catch.hpp>
 

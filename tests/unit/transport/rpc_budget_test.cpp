@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "rpc_test_support.hpp"
-#include "transport/messages.hpp"
+#include "transport/block/messages.hpp"
 
 using namespace r3d;
 using namespace r3d::transport;
@@ -69,7 +69,7 @@ TEST_CASE("a client that stops reading is dropped after the write timeout, and t
 		silent.push_back(silentReader(t, 8));
 	std::this_thread::sleep_for(200ms); // the first one holds the whole budget now
 
-	auto c = RpcClient::connect(t.clientOptions());
+	auto c = RpcClient::connect(r3test::clientRuntime(), t.clientOptions());
 	REQUIRE(c);
 	std::vector<std::byte> buf(1 << 20);
 	auto start = std::chrono::steady_clock::now();
@@ -100,14 +100,14 @@ TEST_CASE("connections that have not finished their hello are capped", "[caps]")
 	CHECK(r3test::readUntilClosed(third.get(), got));
 	CHECK(got.empty());
 	auto o = t.clientOptions();
-	CHECK_FALSE(RpcClient::connect(o));
+	CHECK_FALSE(RpcClient::connect(r3test::clientRuntime(), o));
 	CHECK(t.server->stats().refused == 2);
 
 	quiet1.reset();
 	std::this_thread::sleep_for(100ms);
-	auto c = RpcClient::connect(o); // a finished hello no longer counts
+	auto c = RpcClient::connect(r3test::clientRuntime(), o); // a finished hello no longer counts
 	REQUIRE(c);
 	CHECK((*c)->remoteSize().value() == 1 << 20);
-	auto d = RpcClient::connect(o);
+	auto d = RpcClient::connect(r3test::clientRuntime(), o);
 	CHECK(d);
 }

@@ -9,7 +9,7 @@
 
 #include "stages/forwarding_read_writer_at.hpp"
 #include "rpc_test_support.hpp"
-#include "transport/messages.hpp"
+#include "transport/block/messages.hpp"
 
 using namespace r3d;
 using namespace r3d::transport;
@@ -105,7 +105,7 @@ TEST_CASE("a write re-sent after a request timeout does not let its first copy l
 	auto o = t.clientOptions();
 	o.connections = connections;
 	o.requestTimeout = 300ms;
-	auto c = RpcClient::connect(o);
+	auto c = RpcClient::connect(r3test::clientRuntime(), o);
 	REQUIRE(c);
 	auto &client = **c;
 
@@ -135,7 +135,7 @@ TEST_CASE("a write that failed at its deadline does not land after a later write
 	auto o = t.clientOptions();
 	o.connections = connections;
 	o.deadline = 1000ms; // reached before the request timeout
-	auto c = RpcClient::connect(o);
+	auto c = RpcClient::connect(r3test::clientRuntime(), o);
 	REQUIRE(c);
 	auto &client = **c;
 

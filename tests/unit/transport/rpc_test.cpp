@@ -14,7 +14,7 @@
 #include "stages/forwarding_read_writer_at.hpp"
 #include "stages/pipeline.hpp"
 #include "rpc_test_support.hpp"
-#include "transport/messages.hpp"
+#include "transport/block/messages.hpp"
 
 using namespace r3d;
 using namespace r3d::transport;
@@ -333,7 +333,7 @@ TEST_CASE("tokens: the right one is let in, a wrong or missing one is refused", 
 
 	RpcServerOptions missing;
 	missing.tokenFile = dir / "absent";
-	auto s = RpcServer::create(missing);
+	auto s = RpcServer::create(r3test::clientRuntime(), missing);
 	REQUIRE_FALSE(s);
 	CHECK_THAT(s.error().message, Catch::Contains("token file"));
 }
@@ -348,7 +348,7 @@ TEST_CASE("TLS: verified server, refused impostors, plaintext mismatches explain
 
 	SECTION("a client that trusts the CA gets through")
 	{
-		o.tls = TlsClientConfig{ true, certs / "ca.pem", "", "", "" };
+		o.tls = TlsClientConfig{ TlsMode::On, certs / "ca.pem", "", "", "" };
 		auto client = connect(o);
 		auto data = r3test::pattern(200000, 5);
 		REQUIRE(client->write(data, 0));
@@ -358,14 +358,14 @@ TEST_CASE("TLS: verified server, refused impostors, plaintext mismatches explain
 	}
 	SECTION("a client that trusts another CA refuses the server")
 	{
-		o.tls = TlsClientConfig{ true, certs / "rogue-ca.pem", "", "", "" };
+		o.tls = TlsClientConfig{ TlsMode::On, certs / "rogue-ca.pem", "", "", "" };
 		auto message = connectError(o);
 		CHECK_THAT(message, Catch::Contains("TLS handshake failed"));
 		CHECK_THAT(message, Catch::Contains("certificate verify failed"));
 	}
 	SECTION("the certificate must name the host")
 	{
-		o.tls = TlsClientConfig{ true, certs / "ca.pem", "", "", "other.example" };
+		o.tls = TlsClientConfig{ TlsMode::On, certs / "ca.pem", "", "", "other.example" };
 		CHECK_THAT(connectError(o), Catch::Contains("certificate verify failed"));
 	}
 	SECTION("a plaintext client is told the server wants TLS")
@@ -373,7 +373,7 @@ TEST_CASE("TLS: verified server, refused impostors, plaintext mismatches explain
 		CHECK_THAT(connectError(o), Catch::Contains("this server requires TLS"));
 	}
 	// The server goes on serving after each refusal.
-	o.tls = TlsClientConfig{ true, certs / "ca.pem", "", "", "" };
+	o.tls = TlsClientConfig{ TlsMode::On, certs / "ca.pem", "", "", "" };
 	CHECK(connect(o)->remoteSize().value() == kSize);
 }
 
@@ -382,7 +382,7 @@ TEST_CASE("a TLS client against a plaintext server is told why", "[rpc][tls]")
 	r3test::TestCerts certs;
 	auto t = TestServer::start(r3test::memoryBackend(kSize));
 	auto o = t.clientOptions();
-	o.tls = TlsClientConfig{ true, certs / "ca.pem", "", "", "" };
+	o.tls = TlsClientConfig{ TlsMode::On, certs / "ca.pem", "", "", "" };
 	auto message = connectError(o);
 	CHECK_THAT(message, Catch::Contains("TLS handshake failed"));
 	CHECK_THAT(message, Catch::Contains("does it use TLS"));
@@ -396,7 +396,7 @@ TEST_CASE("mutual TLS: only clients with a certificate from the CA", "[rpc][tls]
 	so.tls = TlsServerConfig{ certs / "server.pem", certs / "server.key", certs / "ca.pem" };
 	auto t = TestServer::start(r3test::memoryBackend(kSize), so);
 	auto o = t.clientOptions();
-	o.tls = TlsClientConfig{ true, certs / "ca.pem", "", "", "" };
+	o.tls = TlsClientConfig{ TlsMode::On, certs / "ca.pem", "", "", "" };
 	CHECK_THAT(connectError(o), Catch::Contains("the server refused the TLS session"));
 	o.tls.certFile = certs / "rogue-client.pem";
 	o.tls.keyFile = certs / "rogue-client.key";
@@ -411,16 +411,18 @@ TEST_CASE("mutual TLS: only clients with a certificate from the CA", "[rpc][tls]
 TEST_CASE("TLS material that cannot be used is named", "[rpc][tls]")
 {
 	r3test::TestCerts certs;
-	auto server = RpcServer::create(RpcServerOptions{ TlsServerConfig{ certs / "server.pem", certs / "client.key", "" } });
+	auto server = RpcServer::create(r3test::clientRuntime(),
+					RpcServerOptions{ TlsServerConfig{ certs / "server.pem", certs / "client.key", "" } });
 	REQUIRE_FALSE(server);
 	CHECK_THAT(server.error().message, Catch::Contains("does not belong to"));
-	server = RpcServer::create(RpcServerOptions{ TlsServerConfig{ "/nonexistent.pem", certs / "server.key", "" } });
+	server = RpcServer::create(r3test::clientRuntime(),
+				   RpcServerOptions{ TlsServerConfig{ "/nonexistent.pem", certs / "server.key", "" } });
 	REQUIRE_FALSE(server);
 	CHECK_THAT(server.error().message, Catch::Contains("/nonexistent.pem"));
 	RpcClientOptions o;
 	o.host = "127.0.0.1";
 	o.port = "1";
-	o.tls = TlsClientConfig{ true, certs / "server.key", "", "", "" };
+	o.tls = TlsClientConfig{ TlsMode::On, certs / "server.key", "", "", "" };
 	CHECK_THAT(connectError(o), Catch::Contains("no usable CA certificate"));
 }
 
@@ -439,4 +441,16 @@ TEST_CASE("connections over the limit are closed at once, the others go on", "[r
 	std::vector<std::byte> buf(4096);
 	CHECK(a->read(buf, 0));
 	CHECK(b->read(buf, 0));
+}
+
+TEST_CASE("a hello naming an unknown service is refused naming the ones there are", "[rpc]")
+{
+	auto t = TestServer::start(r3test::memoryBackend(kSize));
+	auto fd = r3test::rawConnect(t.port());
+	Hello hello{ kProtocolVersion, "disk", "", "raw" };
+	hello.service = "sync";
+	auto reply = r3test::rawHello(fd.get(), hello);
+	CHECK(reply.error == EPROTONOSUPPORT);
+	CHECK_THAT(reply.message, Catch::Contains("no service 'sync'"));
+	CHECK_THAT(reply.message, Catch::Contains("'block'"));
 }

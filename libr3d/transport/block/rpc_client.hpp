@@ -8,11 +8,15 @@
 
 #include <r3d/result.hpp>
 
-#include "transport/messages.hpp"
-#include "transport/tls_config.hpp"
 #include "base/limits.hpp"
+#include "transport/block/messages.hpp"
+#include "transport/tls_config.hpp"
 
-namespace r3d::transport {
+namespace r3d {
+
+class Runtime;
+
+namespace transport {
 
 struct RpcClientOptions {
 	std::string host;
@@ -54,11 +58,12 @@ struct RpcClientStats {
 	std::string lastError; ///< why the last connection attempt failed; empty after a success
 };
 
-/// Client of the r3 transport. Blocking calls from any number of threads are multiplexed
-/// over a few connections run by one network thread; replies complete in any order. A
-/// lost connection is re-established with backoff and the requests it carried are sent
-/// again (reads and writes at fixed offsets are idempotent), so a link cut stalls callers
-/// and then resumes; only a call older than `deadline` fails, with EIO.
+/// Client of the r3 transport's block service. Blocking calls from any number of threads
+/// are multiplexed over a few connections, run as coroutines on a strand of the Runtime's
+/// io_context; replies complete in any order. A lost connection is re-established with
+/// backoff and the requests it carried are sent again (reads and writes at fixed offsets
+/// are idempotent), so a link cut stalls callers and then resumes; only a call older than
+/// `deadline` fails, with EIO.
 ///
 /// Ordering: once a write, trim or zeroing has been answered (or has failed), no older
 /// copy of it or of any earlier call can still change the export. Each connection is a
@@ -73,8 +78,10 @@ class RpcClient
 {
 public:
 	/// Connects the first connection and does the hello; fails with a message saying why
-	/// (unreachable, TLS verification, refused token, no such export).
-	static ResultMsg<std::unique_ptr<RpcClient>> connect(RpcClientOptions options);
+	/// (unreachable, TLS verification, refused token, no such export). The client runs on
+	/// `runtime`, which must outlive it; it must not be called or destroyed on the
+	/// Runtime's io threads (its calls block).
+	static ResultMsg<std::unique_ptr<RpcClient>> connect(Runtime &runtime, RpcClientOptions options);
 	~RpcClient();
 	RpcClient(const RpcClient &) = delete;
 	RpcClient &operator=(const RpcClient &) = delete;
@@ -99,4 +106,5 @@ private:
 	std::unique_ptr<Impl> impl_;
 };
 
-} // namespace r3d::transport
+} // namespace transport
+} // namespace r3d

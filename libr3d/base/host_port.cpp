@@ -1,8 +1,8 @@
-#include "transport/host_port.hpp"
+#include "base/host_port.hpp"
 
 #include <fmt/format.h>
 
-namespace r3d::transport {
+namespace r3d {
 
 ResultMsg<HostPort> parseHostPort(const std::string &text, const std::string &defaultPort)
 {
@@ -34,4 +34,4 @@ ResultMsg<HostPort> parseHostPort(const std::string &text, const std::string &de
 	return hp;
 }
 
-} // namespace r3d::transport
+} // namespace r3d

@@ -9,12 +9,14 @@
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
 
-#include "transport/tls_config.hpp"
 #include "base/limits.hpp"
+#include "transport/tls_config.hpp"
 
-namespace r3d::transport {
+namespace r3d {
 
-class RpcSession;
+class Runtime;
+
+namespace transport {
 
 /// A backend offered to remote clients under a name.
 struct RpcExport {
@@ -45,8 +47,6 @@ struct RpcServerOptions {
 	/// Connections still in their TLS handshake or hello; more are closed at accept, so
 	/// silent clients cannot crowd out the rest.
 	unsigned maxPendingHellos = 64;
-	/// Threads that call backends which may block (ReadWriterAt::isFast() false).
-	unsigned workerThreads = 16;
 	/// Bound on TLS handshake plus hello, so a silent client cannot hold a connection.
 	std::chrono::milliseconds handshakeTimeout{ 10000 };
 };
@@ -63,24 +63,26 @@ struct RpcServerStats {
 	uint64_t writeTimeouts = 0; ///< connections dropped after writeTimeout without progress
 };
 
-/// Serves backends over the r3 transport (frame.hpp, proto/r3/v1/rpc.proto): one network
-/// thread runs every connection as coroutines, a worker pool calls the backends. Each
-/// request is checked (checkRequest) before anything is allocated or called for it; a bad
-/// request gets an errno, a peer that breaks the framing loses its connection, and the
-/// server goes on serving everyone else.
+/// Serves backends as the "block" service of the r3 transport (frame.hpp,
+/// proto/r3/v1/rpc.proto). Every connection runs as coroutines on one strand of the
+/// Runtime's io_context; backends that may block (ReadWriterAt::isFast() false) are called
+/// on the Runtime's blocking pool. Each request is checked (checkRequest) before anything
+/// is allocated or called for it; a bad request gets an errno, a peer that breaks the
+/// framing loses its connection, and the server goes on serving everyone else.
 ///
-/// Fencing: a client names each connection (session, slot, incarnation) in its hello. A
-/// hello for (S, k, n) closes the connections (S, k, m < n) at once with a reset, dropping
-/// what they have not read; their queued backend calls are answered ECANCELED without
-/// running; and the reply to the hello waits until their running backend calls have
-/// returned. A request the client sends again on the new connection therefore runs after
-/// every copy of it sent before, and no old copy can land after the new one is answered.
-/// Any closed connection likewise drops its queued, not yet running, backend calls.
+/// Fencing (fencing.hpp): a hello for (session S, slot k, incarnation n) closes the
+/// connections (S, k, m < n) at once with a reset, dropping what they have not read; their
+/// queued backend calls are answered ECANCELED without running; and the reply to the hello
+/// waits until their running backend calls have returned. A request the client sends again
+/// on the new connection therefore runs after every copy of it sent before, and no old copy
+/// can land after the new one is answered. Any closed connection likewise drops its queued,
+/// not yet running, backend calls.
 class RpcServer
 {
 public:
-	/// Loads TLS material and the token file; fails naming what is wrong.
-	static ResultMsg<std::unique_ptr<RpcServer>> create(RpcServerOptions options);
+	/// Loads TLS material and the token file; fails naming what is wrong. The server runs
+	/// on `runtime`, which must outlive it.
+	static ResultMsg<std::unique_ptr<RpcServer>> create(Runtime &runtime, RpcServerOptions options);
 	~RpcServer();
 	RpcServer(const RpcServer &) = delete;
 	RpcServer &operator=(const RpcServer &) = delete;
@@ -89,19 +91,20 @@ public:
 	void addExport(RpcExport exp);
 	/// Binds "HOST:PORT" ("[::1]:PORT", port 0 picks one); returns the bound address.
 	ResultMsg<std::string> listen(const std::string &hostPort);
-	/// Starts the network thread and the workers.
+	/// Starts accepting.
 	void start();
 	/// Closes listeners and connections; backend calls already running finish, queued ones
-	/// are dropped (their clients send them again elsewhere). Idempotent.
+	/// are dropped (their clients send them again elsewhere). Returns when nothing of the
+	/// server runs on the Runtime any more. Idempotent; not from the Runtime's threads.
 	void stop();
 
 	RpcServerStats stats() const;
 
 private:
-	friend class RpcSession;
 	struct Impl;
 	explicit RpcServer(std::unique_ptr<Impl> impl);
 	std::unique_ptr<Impl> impl_;
 };
 
-} // namespace r3d::transport
+} // namespace transport
+} // namespace r3d

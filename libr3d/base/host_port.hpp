@@ -4,7 +4,7 @@
 
 #include <r3d/result.hpp>
 
-namespace r3d::transport {
+namespace r3d {
 
 struct HostPort {
 	std::string host;
@@ -15,4 +15,4 @@ struct HostPort {
 /// `defaultPort`, a bare "HOST" is accepted too. Fails naming the problem.
 ResultMsg<HostPort> parseHostPort(const std::string &text, const std::string &defaultPort = "");
 
-} // namespace r3d::transport
+} // namespace r3d

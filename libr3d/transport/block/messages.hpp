@@ -1,6 +1,7 @@
 #pragma once
 
-// The transport's messages as plain structs, so only messages.cpp sees protobuf.
+// The block service's messages as plain structs, so only messages.cpp sees protobuf. What
+// each op means and how it is checked and run is in ops.hpp.
 
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +15,10 @@
 
 namespace r3d::transport {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+/// 2: frames carry a stream id, the hello names a service.
+inline constexpr uint32_t kProtocolVersion = 2;
+/// The service name of the block RPC in Hello::service.
+inline constexpr const char *kBlockService = "block";
 /// Length of Hello::session.
 inline constexpr size_t kSessionIdSize = 16;
 /// Most ranges one READ_RANGES request may carry.
@@ -32,14 +36,6 @@ enum class Op : uint32_t {
 	ReadRanges = 7,
 };
 
-/// Whether `op` changes the export: a copy of it must never land after a newer call.
-inline bool changesData(Op op)
-{
-	return op == Op::Write || op == Op::Trim || op == Op::WriteZeroes;
-}
-
-const char *opName(Op op);
-
 struct IoRange {
 	uint64_t offset = 0;
 	uint64_t length = 0;
@@ -55,6 +51,8 @@ struct Hello {
 	std::string session;
 	uint32_t slot = 0;
 	uint64_t incarnation = 0;
+	/// Which of the server's services the connection is for.
+	std::string service = kBlockService;
 };
 
 struct HelloReply {
@@ -96,8 +94,5 @@ ResultMsg<Hello> decodeHello(std::span<const std::byte> meta);
 ResultMsg<HelloReply> decodeHelloReply(std::span<const std::byte> meta);
 ResultMsg<Request> decodeRequest(std::span<const std::byte> meta);
 ResultMsg<Response> decodeResponse(std::span<const std::byte> meta);
-
-/// Bytes of payload a successful reply to `r` carries (read data), 0 for the others.
-uint64_t replyPayloadLength(const Request &r);
 
 } // namespace r3d::transport

@@ -1,4 +1,4 @@
-#include "transport/messages.hpp"
+#include "transport/block/messages.hpp"
 
 #include <fmt/format.h>
 
@@ -31,27 +31,6 @@ ResultMsg<Message> parse(std::span<const std::byte> meta, const char *what)
 
 } // namespace
 
-const char *opName(Op op)
-{
-	switch (op) {
-	case Op::Read:
-		return "read";
-	case Op::Write:
-		return "write";
-	case Op::Size:
-		return "size";
-	case Op::Sync:
-		return "sync";
-	case Op::Trim:
-		return "trim";
-	case Op::WriteZeroes:
-		return "write-zeroes";
-	case Op::ReadRanges:
-		return "read-ranges";
-	}
-	return "unknown";
-}
-
 void appendFrame(std::string &out, const Hello &m)
 {
 	r3::v1::Hello pb;
@@ -62,6 +41,7 @@ void appendFrame(std::string &out, const Hello &m)
 	pb.set_session(m.session);
 	pb.set_slot(m.slot);
 	pb.set_incarnation(m.incarnation);
+	pb.set_service(m.service);
 	appendMessage(out, FrameKind::Hello, pb, 0);
 }
 
@@ -112,8 +92,8 @@ ResultMsg<Hello> decodeHello(std::span<const std::byte> meta)
 	if (!pb->session().empty() && pb->session().size() != kSessionIdSize)
 		return fail(EPROTO, fmt::format("hello carries a {}-byte session id, not {}", pb->session().size(),
 						kSessionIdSize));
-	return Hello{ pb->version(), pb->export_name(), pb->token(), pb->client_name(), pb->session(), pb->slot(),
-		      pb->incarnation() };
+	return Hello{ pb->version(), pb->export_name(), pb->token(), pb->client_name(),
+		      pb->session(), pb->slot(), pb->incarnation(), pb->service() };
 }
 
 ResultMsg<HelloReply> decodeHelloReply(std::span<const std::byte> meta)
@@ -159,18 +139,6 @@ ResultMsg<Response> decodeResponse(std::span<const std::byte> meta)
 	if (!pb)
 		return unexpectedOf(pb.error());
 	return Response{ pb->id(), pb->error(), pb->size() };
-}
-
-uint64_t replyPayloadLength(const Request &r)
-{
-	if (r.op == Op::Read)
-		return r.length;
-	if (r.op != Op::ReadRanges)
-		return 0;
-	uint64_t total = 0;
-	for (const auto &range : r.ranges)
-		total += range.length;
-	return total;
 }
 
 } // namespace r3d::transport

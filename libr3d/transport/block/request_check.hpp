@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "transport/messages.hpp"
+#include "transport/block/messages.hpp"
 
 namespace r3d::transport {
 
@@ -14,9 +14,10 @@ struct ExportGeometry {
 	bool readOnly = false;
 };
 
-/// Validates a request before the server acts on it or allocates for it. Returns 0 or the
-/// errno to answer with: EINVAL (bad range for a read, misaligned chunk, payload that does
-/// not match), ENOSPC (write past the end), EOVERFLOW (over maxPayload), EROFS, EOPNOTSUPP.
+/// Validates a request before the server acts on it or allocates for it: the rules every
+/// request obeys, then its op's own (ops.hpp). Returns 0 or the errno to answer with:
+/// EINVAL (bad range for a read, misaligned chunk, payload that does not match), ENOSPC
+/// (write past the end), EOVERFLOW (over maxPayload), EROFS, EOPNOTSUPP.
 int checkRequest(const Request &r, uint32_t payloadLength, const ExportGeometry &g);
 
 } // namespace r3d::transport
