@@ -4,7 +4,7 @@
 
 #include "nbd/server.hpp"
 
-namespace r3cli {
+namespace r3serve {
 
 /// The server's counters as one JSON object (--stats-file).
 std::string statsJson(const r3d::nbd::Stats &s);
@@ -18,4 +18,4 @@ struct ServeOptions;
 /// file, removes the pid file.
 void reportExit(const ServeOptions &o, const r3d::nbd::Stats &stats, const std::string &what);
 
-} // namespace r3cli
+} // namespace r3serve

@@ -1,4 +1,4 @@
-#include "serve_r3.hpp"
+#include "r3_mode.hpp"
 
 #include <cstdio>
 
@@ -12,7 +12,7 @@
 #include "serve_stats.hpp"
 #include "transport/rpc_server.hpp"
 
-namespace r3cli {
+namespace r3serve {
 
 namespace {
 
@@ -93,4 +93,4 @@ int serveR3(const ServeOptions &o, const sigset_t &signals)
 	return status;
 }
 
-} // namespace r3cli
+} // namespace r3serve

@@ -12,7 +12,7 @@
 
 #include "serve_options.hpp"
 
-namespace r3cli {
+namespace r3serve {
 
 std::string statsJson(const r3d::nbd::Stats &s)
 {
@@ -49,4 +49,4 @@ void reportExit(const ServeOptions &o, const r3d::nbd::Stats &stats, const std::
 		::unlink(o.pidFile.c_str());
 }
 
-} // namespace r3cli
+} // namespace r3serve

@@ -6,7 +6,7 @@
 
 #include <r3d/size.hpp>
 
-namespace r3cli {
+namespace r3serve {
 
 namespace {
 
@@ -256,4 +256,4 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 	return o;
 }
 
-} // namespace r3cli
+} // namespace r3serve

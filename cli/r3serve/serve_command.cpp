@@ -14,12 +14,12 @@
 
 #include "nbd/listener.hpp"
 #include "nbd/server.hpp"
-#include "serve_device.hpp"
+#include "device_mode.hpp"
 #include "serve_options.hpp"
-#include "serve_r3.hpp"
+#include "r3_mode.hpp"
 #include "serve_stats.hpp"
 
-namespace r3cli {
+namespace r3serve {
 
 int runServe(int argc, char **argv)
 {
@@ -124,4 +124,4 @@ int runServe(int argc, char **argv)
 	return status;
 }
 
-} // namespace r3cli
+} // namespace r3serve

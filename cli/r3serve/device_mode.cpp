@@ -1,4 +1,4 @@
-#include "serve_device.hpp"
+#include "device_mode.hpp"
 
 #include <cstdio>
 #include <ctime>
@@ -12,7 +12,7 @@
 #include "mount/direct_mount.hpp"
 #include "serve_stats.hpp"
 
-namespace r3cli {
+namespace r3serve {
 
 namespace {
 
@@ -92,4 +92,4 @@ int serveDevice(const ServeOptions &o, const sigset_t &signals)
 	return status;
 }
 
-} // namespace r3cli
+} // namespace r3serve
