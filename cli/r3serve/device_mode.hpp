@@ -1,14 +1,32 @@
 #pragma once
 
-#include <csignal>
+#include <memory>
 
-#include "serve_options.hpp"
+#include "mount/direct_mount.hpp"
+#include "serve_mode.hpp"
 
 namespace r3serve {
 
-/// r3serve --device: attaches the backend to a kernel nbd device, prints its path once
-/// it is ready, serves until SIGTERM/SIGINT, then flushes, disconnects and frees it.
-/// `signals` are already blocked in every thread. Returns the exit code.
-int serveDevice(const ServeOptions &options, const sigset_t &signals);
+struct ServeOptions;
+
+/// r3serve --device: attaches the backend to a kernel nbd device; its path is the
+/// address. Stopping flushes, disconnects and frees the device, unless it is still
+/// mounted: then the first signal is refused and a second one forces it.
+class DeviceMode final : public ServeMode
+{
+public:
+	explicit DeviceMode(const ServeOptions &options) : o_(options) {}
+
+	r3d::ResultMsg<void> start() override;
+	std::string address() const override { return mount_->devicePath(); }
+	std::string what() const override { return mount_->devicePath(); }
+	Counters counters() const override;
+	std::string failure() const override;
+	Stop stop(bool force) override;
+
+private:
+	const ServeOptions &o_;
+	std::unique_ptr<r3d::mount::DirectMount> mount_;
+};
 
 } // namespace r3serve

@@ -1,13 +1,33 @@
 #pragma once
 
-#include <csignal>
+#include <memory>
 
-#include "serve_options.hpp"
+#include "serve_mode.hpp"
+#include "transport/rpc_server.hpp"
 
 namespace r3serve {
 
-/// r3serve --r3: exports the backends over r3map's transport (r3:// clients) until one of
-/// the blocked `signals` arrives. Same exit codes as runServe().
-int serveR3(const ServeOptions &o, const sigset_t &signals);
+struct ServeOptions;
+
+/// r3serve --r3: the exports over r3map's own transport, for r3:// clients.
+class R3Mode final : public ServeMode
+{
+public:
+	explicit R3Mode(const ServeOptions &options);
+	~R3Mode() override;
+
+	r3d::ResultMsg<void> start() override;
+	std::string address() const override { return address_; }
+	Counters counters() const override;
+	Stop stop(bool force) override;
+	bool sync() override;
+
+private:
+	const ServeOptions &o_;
+	std::unique_ptr<r3d::transport::RpcServer> server_;
+	std::vector<OpenedExport> exports_;
+	std::string address_;
+	bool started_ = false;
+};
 
 } // namespace r3serve
