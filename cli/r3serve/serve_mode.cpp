@@ -24,7 +24,7 @@ r3d::ResultMsg<std::vector<OpenedExport>> openExports(const ServeOptions &o, con
 			return r3d::unexpectedOf(backend.error());
 		logger->info("{} '{}': {} ({} bytes{})", kind, name, uri, (*backend)->size(),
 			     o.readOnly ? ", read-only" : "");
-		exports.push_back({ name, uri, std::move(*backend) });
+		exports.push_back({ name, std::move(*backend) });
 	}
 	return exports;
 }

@@ -52,7 +52,6 @@ public:
 /// An export opened from the command line.
 struct OpenedExport {
 	std::string name;
-	std::string uri;
 	std::shared_ptr<r3d::ReadWriterAt> backend;
 };
 
