@@ -44,7 +44,7 @@ ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(const std::string &bac
 {
 	stages::PipelineSpec spec;
 	spec.callerBlock = options.attach.blockSize;
-	auto pipeline = stages::openPipeline(backendUri, spec);
+	auto pipeline = stages::openPipeline(backendUri, spec, options.runtime);
 	if (!pipeline)
 		return unexpectedOf(pipeline.error());
 	if (options.attach.name.empty())
@@ -105,6 +105,7 @@ DirectMount::DirectMount(std::shared_ptr<ReadWriterAt> backend, const DirectMoun
 	nbd::ServerOptions serverOptions;
 	serverOptions.ioFlusher = true;
 	serverOptions.workerThreads = options.workerThreads;
+	serverOptions.runtime = options.runtime;
 	server_ = std::make_unique<nbd::Server>(serverOptions);
 	server_->addExport({ "", options.attach.name, backend_, options.readOnly });
 }

@@ -14,6 +14,10 @@
 #include "nbd/server.hpp"
 #include "nbd/stats.hpp"
 
+namespace r3d {
+class Runtime;
+}
+
 namespace r3d::nbd::kernel {
 class KernelDevice;
 }
@@ -28,6 +32,9 @@ struct DirectMountOptions {
 	/// /sys/block/nbdN/backend; open(uri) defaults it to the URI). open() fills in the
 	/// device index, the size and the transmission flags.
 	nbd::kernel::AttachOptions attach;
+	/// Request workers come from its blocking pool (whose threads must be started with
+	/// nbd::markIoFlusher); without one the server starts workerThreads of its own.
+	Runtime *runtime = nullptr;
 	unsigned workerThreads = 16;
 };
 

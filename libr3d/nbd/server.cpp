@@ -1,9 +1,12 @@
 #include "nbd/server.hpp"
 
+#include <cstring>
+
 #include <sys/prctl.h>
 
 #include <r3d/log.hpp>
 
+#include "base/runtime.hpp"
 #include "base/thread_pool.hpp"
 #include "nbd/protocol.hpp"
 #include "nbd/session.hpp"
@@ -14,16 +17,12 @@
 
 namespace r3d::nbd {
 
-namespace {
-
 void markIoFlusher()
 {
 	// Needs CAP_SYS_RESOURCE; without it the risk stays but serving still works.
 	if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0)
 		log::get("nbd")->debug("PR_SET_IO_FLUSHER: {}", std::strerror(errno));
 }
-
-} // namespace
 
 Server::Server(ServerOptions options) : options_(std::move(options)) {}
 
@@ -63,6 +62,8 @@ uint16_t Server::transmissionFlags(const Export &exp, bool structuredReplies) co
 
 ThreadPool &Server::workers()
 {
+	if (options_.runtime)
+		return options_.runtime->blocking();
 	std::lock_guard lock(mutex_);
 	if (!workers_) {
 		std::function<void()> onStart;

@@ -19,6 +19,7 @@
 #include "nbd/stats.hpp"
 
 namespace r3d {
+class Runtime;
 class ThreadPool;
 }
 
@@ -36,7 +37,10 @@ struct ServerOptions {
 	/// Largest READ/WRITE payload accepted (advertised as NBD_INFO_BLOCK_SIZE maximum).
 	uint32_t maxPayload = limits::kDefaultMaxPayload;
 	uint32_t preferredBlockSize = 4096;
-	/// Threads serving requests of backends that may block (isFast() == false).
+	/// Where requests of backends that may block (isFast() == false) run: the blocking
+	/// pool of this process's Runtime, which must outlive the server. Null: the server
+	/// starts a pool of its own with workerThreads threads (tests, tools without one).
+	Runtime *runtime = nullptr;
 	unsigned workerThreads = 16;
 	/// Requests one connection may have in flight before the server stops reading from it.
 	unsigned maxInFlight = 128;
@@ -50,9 +54,16 @@ struct ServerOptions {
 	/// Request payloads and read data held in memory across all connections at once.
 	size_t maxBufferedBytes = size_t{ 1 } << 30;
 	/// Mark serving threads PR_SET_IO_FLUSHER (needed when the kernel's own device is
-	/// served from this process, so reclaim cannot deadlock on it).
+	/// served from this process, so reclaim cannot deadlock on it). This covers the
+	/// connection threads and the server's own pool; the threads of a shared `runtime`
+	/// are not the server's to change, so give that Runtime
+	/// `onBlockingStart = nbd::markIoFlusher` instead.
 	bool ioFlusher = false;
 };
+
+/// Marks the calling thread PR_SET_IO_FLUSHER, so memory reclaim does not wait on the
+/// writeback it serves. Needs CAP_SYS_RESOURCE; without it, logs at debug and carries on.
+void markIoFlusher();
 
 class Session;
 
@@ -95,6 +106,7 @@ private:
 	friend class Session;
 	/// Registers the session for shutdown() and counts it while `body` runs.
 	Result<void> run(Session &session, const std::function<Result<void>(Session &)> &body);
+	/// The runtime's blocking pool, or the server's own, started on first use.
 	ThreadPool &workers();
 	/// Waits until `bytes` more fit in maxBufferedBytes (one request always fits).
 	void acquireBuffers(size_t bytes);

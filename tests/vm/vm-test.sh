@@ -13,7 +13,7 @@ shift
 source "$here/vm_lib.sh"
 vm_preflight
 
-r3serve="$build/cli/r3serve"
+r3serve="$build/cli/r3serve/r3serve"
 [ -x "$r3serve" ] || { echo "FAIL: $r3serve is not built" >&2; exit 1; }
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=("${guest_tests[@]}")

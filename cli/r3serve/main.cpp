@@ -2,5 +2,5 @@
 
 int main(int argc, char **argv)
 {
-	return r3cli::runServe(argc, argv);
+	return r3serve::runServe(argc, argv);
 }

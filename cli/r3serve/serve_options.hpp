@@ -10,7 +10,7 @@
 
 #include "base/limits.hpp"
 
-namespace r3cli {
+namespace r3serve {
 
 /// Everything r3serve was asked to do, parsed and checked before anything starts.
 struct ServeOptions {
@@ -47,4 +47,4 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv);
 
 const char *serveUsage();
 
-} // namespace r3cli
+} // namespace r3serve

@@ -1,12 +1,15 @@
 #include "serve_options.hpp"
 
+#include <charconv>
+#include <cstring>
+
 #include <getopt.h>
 
 #include <fmt/format.h>
 
 #include <r3d/size.hpp>
 
-namespace r3cli {
+namespace r3serve {
 
 namespace {
 
@@ -37,11 +40,22 @@ enum Opt : int {
 	kDeadConnTimeout,
 };
 
+// A count is a plain decimal number: "1K" is a size, not 1024 workers.
 r3d::ResultMsg<unsigned> parseCount(const char *option, const char *text, unsigned min, unsigned max)
+{
+	unsigned n = 0;
+	const char *end = text + std::strlen(text);
+	auto [ptr, ec] = std::from_chars(text, end, n);
+	if (ec != std::errc() || ptr != end || ptr == text || n < min || n > max)
+		return r3d::fail(EINVAL, fmt::format("{} {} is not a number in {} .. {}", option, text, min, max));
+	return n;
+}
+
+r3d::ResultMsg<unsigned> parseSizeIn(const char *option, const char *text, unsigned min, unsigned max)
 {
 	auto n = r3d::parseSize(text);
 	if (!n || *n < min || *n > max)
-		return r3d::fail(EINVAL, fmt::format("{} {} is not a number in {} .. {}", option, text, min, max));
+		return r3d::fail(EINVAL, fmt::format("{} {} is not a size in {} .. {}", option, text, min, max));
 	return static_cast<unsigned>(*n);
 }
 
@@ -142,10 +156,10 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 			break;
 		}
 		case kWorkers: {
-			auto n = r3d::parseSize(optarg);
-			if (!n || *n < 1 || *n > 1024)
-				return r3d::fail(EINVAL, fmt::format("--workers {} is not a number in 1 .. 1024", optarg));
-			o.workers = static_cast<unsigned>(*n);
+			auto n = parseCount("--workers", optarg, 1, 1024);
+			if (!n)
+				return r3d::unexpectedOf(n.error());
+			o.workers = *n;
 			break;
 		}
 		case kPidFile:
@@ -198,7 +212,8 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 				     : c == kBlockSize   ? Count{ "--block-size", 512, 65536 }
 				     : c == kTimeout     ? Count{ "--timeout", 0, 86400 }
 							 : Count{ "--dead-conn-timeout", 0, 86400 };
-			auto n = parseCount(limits.name, optarg, limits.min, limits.max);
+			auto n = c == kBlockSize ? parseSizeIn(limits.name, optarg, limits.min, limits.max)
+						 : parseCount(limits.name, optarg, limits.min, limits.max);
 			if (!n)
 				return r3d::unexpectedOf(n.error());
 			if (c == kConnections)
@@ -256,4 +271,4 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 	return o;
 }
 
-} // namespace r3cli
+} // namespace r3serve

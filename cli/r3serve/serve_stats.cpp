@@ -12,14 +12,13 @@
 
 #include "serve_options.hpp"
 
-namespace r3cli {
+namespace r3serve {
 
-std::string statsJson(const r3d::nbd::Stats &s)
+std::string statsJson(const Counters &counters)
 {
 	std::string json = "{";
-	r3d::nbd::forEachCounter(s, [&](const char *name, uint64_t value) {
+	for (const auto &[name, value] : counters)
 		json += fmt::format("{}\"{}\":{}", json.size() > 1 ? "," : "", name, value);
-	});
 	return json + "}\n";
 }
 
@@ -34,19 +33,20 @@ bool writeFileAtomically(const std::string &path, const std::string &text)
 	return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-void reportExit(const ServeOptions &o, const r3d::nbd::Stats &stats, const std::string &what)
+void reportExit(const ServeOptions &o, const Counters &counters, const std::string &what)
 {
-	std::string counters;
-	r3d::nbd::forEachCounter(stats, [&](const char *name, uint64_t value) {
+	// "12 reads, 4096 bytes read, ...": the stats file's names as words.
+	std::string text;
+	for (const auto &[name, value] : counters) {
 		std::string words = name;
 		std::replace(words.begin(), words.end(), '_', ' ');
-		counters += fmt::format("{}{} {}", counters.empty() ? "" : ", ", value, words);
-	});
-	r3d::log::get("r3serve")->info("{}: {}", what, counters);
+		text += fmt::format("{}{} {}", text.empty() ? "" : ", ", value, words);
+	}
+	r3d::log::get("r3serve")->info("{}: {}", what, text);
 	if (!o.statsFile.empty())
-		writeFileAtomically(o.statsFile, statsJson(stats));
+		writeFileAtomically(o.statsFile, statsJson(counters));
 	if (!o.pidFile.empty())
 		::unlink(o.pidFile.c_str());
 }
 
-} // namespace r3cli
+} // namespace r3serve

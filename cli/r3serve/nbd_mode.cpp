@@ -1,0 +1,78 @@
+#include "nbd_mode.hpp"
+
+#include <r3d/log.hpp>
+
+#include "serve_options.hpp"
+
+namespace r3serve {
+
+NbdMode::NbdMode(const ServeOptions &options, r3d::Runtime &runtime) : o_(options), runtime_(runtime) {}
+
+NbdMode::~NbdMode()
+{
+	(void)stop(true);
+}
+
+r3d::ResultMsg<void> NbdMode::start()
+{
+	auto exports = openExports(o_, "export", runtime_);
+	if (!exports)
+		return r3d::unexpectedOf(exports.error());
+	exports_ = std::move(*exports);
+
+	r3d::nbd::ServerOptions serverOptions;
+	serverOptions.maxPayload = o_.maxRequest;
+	serverOptions.runtime = &runtime_;
+	server_.emplace(serverOptions);
+	for (const auto &exp : exports_)
+		server_->addExport({ exp.name, o_.description, exp.backend, o_.readOnly });
+
+	auto listener = o_.socketPath.empty() ? r3d::nbd::Listener::listenTcp(*server_, o_.listenAddress)
+					      : r3d::nbd::Listener::listenUnix(*server_, o_.socketPath);
+	if (!listener)
+		return r3d::unexpectedOf(listener.error());
+	listener_ = std::move(*listener);
+	r3d::log::get("r3serve")->info("listening on {}", listener_->address());
+	acceptThread_ = std::thread([this] {
+		listener_->run();
+		acceptEnded_ = true;
+	});
+	return {};
+}
+
+std::string NbdMode::address() const
+{
+	return listener_->address();
+}
+
+Counters NbdMode::counters() const
+{
+	return server_ ? nbdCounters(server_->stats()) : Counters{};
+}
+
+std::string NbdMode::failure() const
+{
+	return acceptEnded_ && !stopped_ ? "the accept loop ended; stopping" : "";
+}
+
+ServeMode::Stop NbdMode::stop(bool)
+{
+	if (stopped_ || !server_)
+		return Stop::Stopped;
+	stopped_ = true;
+	// Refuse new connections and wind down live ones (in-flight requests finish and
+	// backends are flushed); stop() then joins the connection threads.
+	server_->shutdown();
+	if (listener_)
+		listener_->stop();
+	if (acceptThread_.joinable())
+		acceptThread_.join();
+	return Stop::Stopped;
+}
+
+bool NbdMode::sync()
+{
+	return syncExports(o_, exports_);
+}
+
+} // namespace r3serve

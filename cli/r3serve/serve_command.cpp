@@ -1,0 +1,62 @@
+#include "serve_command.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include <r3d/log.hpp>
+
+#include "device_mode.hpp"
+#include "nbd_mode.hpp"
+#include "r3_mode.hpp"
+#include "serve_loop.hpp"
+#include "base/runtime.hpp"
+#include "nbd/server.hpp"
+#include "serve_options.hpp"
+
+namespace r3serve {
+
+int runServe(int argc, char **argv)
+{
+	auto parsed = parseServeOptions(argc, argv);
+	if (!parsed) {
+		std::fprintf(stderr, "r3serve: %s\n%s", parsed.error().message.c_str(), serveUsage());
+		return 2;
+	}
+	const ServeOptions &o = *parsed;
+	if (o.help) {
+		std::fputs(serveUsage(), stdout);
+		return 0;
+	}
+	r3d::log::setup();
+	if (!r3d::log::setLevel(o.logLevel)) {
+		std::fprintf(stderr, "r3serve: unknown log level '%s' (trace, debug, info, warn, error, off)\n",
+			     o.logLevel.c_str());
+		return 2;
+	}
+	// The run loop takes signals with sigtimedwait; block them before any thread starts.
+	sigset_t signals;
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGTERM);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+	std::signal(SIGPIPE, SIG_IGN);
+
+	// The process's one Runtime: every mode's network I/O and blocking work run on it. Its
+	// blocking threads may serve a kernel device, so reclaim must not wait on them.
+	r3d::RuntimeOptions runtimeOptions;
+	runtimeOptions.blockingThreads = o.workers;
+	runtimeOptions.onBlockingStart = r3d::nbd::markIoFlusher;
+	r3d::Runtime runtime(runtimeOptions);
+	std::unique_ptr<ServeMode> mode;
+	if (o.r3)
+		mode = std::make_unique<R3Mode>(o, runtime);
+	else if (!o.device.empty())
+		mode = std::make_unique<DeviceMode>(o, runtime);
+	else
+		mode = std::make_unique<NbdMode>(o, runtime);
+	return runServeLoop(*mode, o, signals);
+}
+
+} // namespace r3serve
