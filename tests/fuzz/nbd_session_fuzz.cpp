@@ -12,20 +12,12 @@
 #include <r3d/log.hpp>
 
 #include "backends/memory_backend.hpp"
-#include "stages/forwarding_read_writer_at.hpp"
+#include "fault_read_writer_at.hpp"
 #include "nbd/server.hpp"
 
 using namespace r3d;
 
 namespace {
-
-// Served on the worker pool like a backend that may block, to fuzz the concurrent path.
-class SlowReadWriterAt final : public stages::ForwardingReadWriterAt
-{
-public:
-	using ForwardingReadWriterAt::ForwardingReadWriterAt;
-	bool isFast() const override { return false; }
-};
 
 nbd::Server &server()
 {
@@ -40,10 +32,11 @@ nbd::Server &server()
 				 false });
 		srv->addExport({ "ro", "", std::shared_ptr<ReadWriterAt>(std::move(*backends::MemoryBackend::create(8192))),
 				 true });
-		srv->addExport({ "slow", "",
-				 std::make_shared<SlowReadWriterAt>(std::shared_ptr<ReadWriterAt>(
-					 std::move(*backends::MemoryBackend::create(1 << 20)))),
-				 false });
+		// Served on the worker pool like a backend that may block, to fuzz the concurrent path.
+		auto slow = std::make_shared<r3test::FaultReadWriterAt>(
+			std::shared_ptr<ReadWriterAt>(std::move(*backends::MemoryBackend::create(1 << 20))));
+		slow->blocking();
+		srv->addExport({ "slow", "", slow, false });
 		return srv;
 	}();
 	return *s;

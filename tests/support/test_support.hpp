@@ -7,19 +7,57 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
 namespace r3test {
 
-/// Meson reports exit code 77 as SKIP: use it when a prerequisite is missing, never pass.
-[[noreturn]] inline void skip(const std::string &why)
+/// Something every case of a test binary needs and a machine may lack (a program, a
+/// driver). catch_main.cpp checks them all before the session starts and exits 77, which
+/// meson reports as SKIP, when one is missing: never pass without testing. A skip is
+/// whole-binary, so cases with a prerequisite live in a binary of their own, and no case
+/// that could run is ever skipped with them. Declare one at namespace scope:
+///     const r3test::Prerequisite openssl = r3test::Prerequisite::program("openssl");
+class Prerequisite
 {
-	std::fprintf(stderr, "SKIP: %s\n", why.c_str());
-	std::fflush(stderr);
-	std::_Exit(77);
-}
+public:
+	/// `missing` says why the binary cannot run, `present` checks it.
+	Prerequisite(std::string missing, std::function<bool()> present)
+	{
+		all().push_back(Check{ std::move(missing), std::move(present) });
+	}
+
+	/// A program that must be on $PATH.
+	static Prerequisite program(const std::string &name)
+	{
+		return Prerequisite(name + " is not installed", [name] {
+			return std::system(("command -v '" + name + "' >/dev/null 2>&1").c_str()) == 0;
+		});
+	}
+
+	/// Why this binary cannot run here; empty when everything it needs is present.
+	static std::string firstMissing()
+	{
+		for (const auto &c : all())
+			if (!c.present())
+				return c.missing;
+		return {};
+	}
+
+private:
+	struct Check {
+		std::string missing;
+		std::function<bool()> present;
+	};
+	// One list per binary: an inline function's static is shared by all its TUs.
+	static std::vector<Check> &all()
+	{
+		static std::vector<Check> checks;
+		return checks;
+	}
+};
 
 /// A fresh directory under $TMPDIR, removed with everything in it on destruction.
 class TempDir

@@ -9,10 +9,10 @@
 #include <catch2/catch.hpp>
 
 #include "backends/memory_backend.hpp"
-#include "stages/forwarding_read_writer_at.hpp"
 #include "nbd/protocol.hpp"
 #include "nbd/socket_reader.hpp"
 #include "nbd/wire.hpp"
+#include "fault_read_writer_at.hpp"
 #include "test_support.hpp"
 
 using namespace r3d;
@@ -24,23 +24,6 @@ std::shared_ptr<ReadWriterAt> memory(uint64_t size)
 {
 	return std::shared_ptr<ReadWriterAt>(std::move(backends::MemoryBackend::create(size).value()));
 }
-
-// A backend that may block (so the server uses its worker pool) and holds reads at
-// offset 0 until released, to force replies out of order.
-class HeldReadWriterAt final : public stages::ForwardingReadWriterAt
-{
-public:
-	using ForwardingReadWriterAt::ForwardingReadWriterAt;
-	Result<void> readAt(std::span<std::byte> buf, uint64_t offset) override
-	{
-		if (offset == 0)
-			released.wait();
-		return next_->readAt(buf, offset);
-	}
-	bool isFast() const override { return false; }
-	std::promise<void> release;
-	std::shared_future<void> released = release.get_future().share();
-};
 
 // Just enough of a client to speak to a Server over a socketpair.
 class RawClient
@@ -105,14 +88,6 @@ std::pair<UniqueFd, UniqueFd> socketPair()
 	return { UniqueFd(fds[0]), UniqueFd(fds[1]) };
 }
 
-// Any backend that is not memcpy-fast (file, dir, remote) is served by the worker pool.
-class SlowReadWriterAt final : public stages::ForwardingReadWriterAt
-{
-public:
-	using ForwardingReadWriterAt::ForwardingReadWriterAt;
-	bool isFast() const override { return false; }
-};
-
 void rawRequest(int fd, Cmd cmd, uint64_t handle, uint64_t offset, uint32_t length)
 {
 	std::vector<std::byte> msg;
@@ -169,7 +144,10 @@ TEST_CASE("a server speaks the whole protocol over a socketpair", "[nbd]")
 
 TEST_CASE("replies of a blocking backend come back out of order", "[nbd]")
 {
-	auto held = std::make_shared<HeldReadWriterAt>(memory(1 << 20));
+	// It may block (so the server uses its worker pool) and holds reads at offset 0 until
+	// released, to force replies out of order.
+	auto held = std::make_shared<r3test::FaultReadWriterAt>(memory(1 << 20));
+	held->hold(r3test::FaultReadWriterAt::kReads, 0);
 	Server server;
 	server.addExport({ "", "", held, false });
 	auto [mine, theirs] = socketPair();
@@ -180,7 +158,7 @@ TEST_CASE("replies of a blocking backend come back out of order", "[nbd]")
 	client.request(Cmd::Read, 2, 4096, 512); // free to finish first
 	CHECK(client.reply().second == 2);
 	client.take(512);
-	held->release.set_value();
+	held->release();
 	CHECK(client.reply().second == 1);
 	client.take(512);
 	client.request(Cmd::Disc, 3, 0, 0);
@@ -209,7 +187,10 @@ TEST_CASE("a client that stops reading its replies does not starve other connect
 	ServerOptions o;
 	o.workerThreads = 4;
 	Server server(o);
-	server.addExport({ "", "", std::make_shared<SlowReadWriterAt>(memory(64 << 20)), false });
+	// Any backend that is not memcpy-fast (file, dir, remote) is served by the worker pool.
+	auto slow = std::make_shared<r3test::FaultReadWriterAt>(memory(64 << 20));
+	slow->blocking();
+	server.addExport({ "", "", slow, false });
 	auto [a, aServer] = socketPair();
 	auto servedA = serveAsync(server, std::move(aServer));
 	// A pipelines 32 MiB of reads and never takes a reply byte.

@@ -8,10 +8,10 @@
 #include <catch2/catch.hpp>
 
 #include "backends/memory_backend.hpp"
+#include "fault_read_writer_at.hpp"
 #include "test_support.hpp"
 
 using namespace r3d;
-using r3d::stages::ForwardingReadWriterAt;
 using r3d::stages::LockableReadWriterAt;
 using namespace std::chrono_literals;
 
@@ -21,21 +21,6 @@ std::shared_ptr<ReadWriterAt> memory(uint64_t size)
 {
 	return std::shared_ptr<ReadWriterAt>(std::move(backends::MemoryBackend::create(size).value()));
 }
-
-// A stage whose reads wait until released, to hold a call "in flight".
-class GateReadWriterAt final : public ForwardingReadWriterAt
-{
-public:
-	using ForwardingReadWriterAt::ForwardingReadWriterAt;
-	Result<void> readAt(std::span<std::byte> buf, uint64_t offset) override
-	{
-		entered.set_value();
-		release.get_future().wait();
-		return next_->readAt(buf, offset);
-	}
-	std::promise<void> entered;
-	std::promise<void> release;
-};
 
 } // namespace
 
@@ -79,16 +64,18 @@ TEST_CASE("writes issued while locked land after unlock", "[lockable]")
 
 TEST_CASE("lock() waits for calls already in flight", "[lockable]")
 {
-	auto gate = std::make_shared<GateReadWriterAt>(memory(1 << 20));
+	// Its reads wait until released, to hold a call "in flight".
+	auto gate = std::make_shared<r3test::FaultReadWriterAt>(memory(1 << 20));
+	gate->hold(r3test::FaultReadWriterAt::kReads);
 	auto lockable = std::make_shared<LockableReadWriterAt>(gate);
 	auto reader = std::async(std::launch::async, [&] {
 		std::vector<std::byte> buf(16);
 		return lockable->readAt(buf, 0).has_value();
 	});
-	gate->entered.get_future().wait();
+	gate->waitHeld();
 	auto locker = std::async(std::launch::async, [&] { lockable->lock(); });
 	CHECK(locker.wait_for(100ms) == std::future_status::timeout);
-	gate->release.set_value();
+	gate->release();
 	CHECK(reader.get());
 	locker.get(); // returns once the in-flight read is out
 	CHECK(lockable->locked());

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "backends/memory_backend.hpp"
+#include "fault_read_writer_at.hpp"
 #include "test_support.hpp"
 
 using namespace r3d;
@@ -64,22 +65,13 @@ TEST_CASE("writes refused as out of range are not marked dirty", "[tracking]")
 	CHECK(t->syncDirty().empty());
 }
 
-namespace {
-
-// Fails every write with EIO, as a backend can after changing part of the range.
-class FailingWrites final : public r3d::stages::ForwardingReadWriterAt
-{
-public:
-	using ForwardingReadWriterAt::ForwardingReadWriterAt;
-	Result<void> writeAt(std::span<const std::byte>, uint64_t) override { return unexpected(EIO); }
-};
-
-} // namespace
-
 TEST_CASE("a write that failed is still marked dirty: it may have changed part of the range", "[tracking]")
 {
 	auto memory = std::shared_ptr<ReadWriterAt>(std::move(backends::MemoryBackend::create(8 * kChunk).value()));
-	TrackingReadWriterAt t(std::make_shared<FailingWrites>(memory), kChunk);
+	// Every write fails with EIO, as a backend can after changing part of the range.
+	auto failing = std::make_shared<r3test::FaultReadWriterAt>(memory);
+	failing->failAfter(r3test::FaultReadWriterAt::kWrites, 0, EIO);
+	TrackingReadWriterAt t(failing, kChunk);
 	t.track();
 	auto data = r3test::pattern(2 * kChunk, 4);
 	auto r = t.writeAt(data, kChunk);

@@ -27,13 +27,25 @@ long rssKiB()
 	return 0;
 }
 
-// A client that asks for `reads` reads of kRead bytes and never reads a byte back.
-r3d::UniqueFd silentReader(const TestServer &t, int reads)
+// A client whose hello was answered and that has asked for nothing yet.
+r3d::UniqueFd quietClient(const TestServer &t)
 {
 	auto fd = r3test::rawConnect(t.port());
 	REQUIRE(r3test::rawHello(fd.get(), Hello{ kProtocolVersion, "disk", "", "silent" }).error == 0);
+	return fd;
+}
+
+// Asks for `reads` reads of kRead bytes on `fd` and never reads a byte back.
+void askSilently(int fd, int reads)
+{
 	for (int id = 1; id <= reads; ++id)
-		r3test::rawRequest(fd.get(), Request{ static_cast<uint64_t>(id), Op::Read, 0, kRead, {} });
+		r3test::rawRequest(fd, Request{ static_cast<uint64_t>(id), Op::Read, 0, kRead, {} });
+}
+
+r3d::UniqueFd silentReader(const TestServer &t, int reads)
+{
+	auto fd = quietClient(t);
+	askSilently(fd.get(), reads);
 	return fd;
 }
 
@@ -46,15 +58,26 @@ TEST_CASE("clients that never read their replies pin no more than the server-wid
 	// Enough silent clients that their per-connection budgets alone would exceed the
 	// server-wide one.
 	const int connections = static_cast<int>(defaults.maxTotalInFlightBytes / defaults.maxInFlightBytes) + 2;
-	long before = rssKiB();
+	// The baseline: the same connections, hello done, holding nothing. What a connection
+	// costs by itself (session, socket buffers, bookkeeping) is not in-flight data.
 	std::vector<r3d::UniqueFd> fds;
 	for (int n = 0; n < connections; ++n)
-		fds.push_back(silentReader(t, 8));
+		fds.push_back(quietClient(t));
+	long before = rssKiB();
+	for (auto &fd : fds)
+		askSilently(fd.get(), 8);
 	std::this_thread::sleep_for(3s);
 	long grown = rssKiB() - before;
 	INFO("server grew by " << grown / 1024 << " MiB for " << connections << " silent connections");
 	CHECK(t.server->stats().activeConnections == static_cast<uint64_t>(connections)); // within the write timeout
-	CHECK(grown < static_cast<long>((defaults.maxTotalInFlightBytes + kRead) / 1024));
+	// The budget, one read of slack (the one that reached it), and a fixed allowance for
+	// what the requests cost besides their payloads: request bookkeeping, thread stacks and
+	// malloc arenas touched for the first time (measured: about 40 KiB). The allowance is
+	// far below one read, so a single read pinned over the budget still fails, and
+	// per-connection budgets alone would pin connections x maxInFlightBytes (384 MiB).
+	constexpr uint64_t kOverhead = 4 << 20;
+	static_assert(kOverhead < kRead / 4);
+	CHECK(grown < static_cast<long>((defaults.maxTotalInFlightBytes + kRead + kOverhead) / 1024));
 }
 
 TEST_CASE("a client that stops reading is dropped after the write timeout, and the others go on", "[caps][budget]")

@@ -22,14 +22,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
+const r3test::Prerequisite redisServer = r3test::Prerequisite::program("redis-server");
+
 // redis-server on a free loopback port, without persistence; killed on destruction.
 class RedisServer
 {
 public:
 	RedisServer()
 	{
-		if (::system("command -v redis-server >/dev/null 2>&1") != 0)
-			r3test::skip("redis-server is not installed");
 		port_ = r3test::freePort();
 		std::string port = std::to_string(port_);
 		pid_ = ::fork();

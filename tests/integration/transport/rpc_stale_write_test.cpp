@@ -4,16 +4,17 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <thread>
 
-#include "stages/forwarding_read_writer_at.hpp"
+#include "fault_read_writer_at.hpp"
 #include "rpc_test_support.hpp"
 #include "transport/block/messages.hpp"
 
 using namespace r3d;
 using namespace r3d::transport;
 using namespace std::chrono_literals;
+using r3test::FaultReadWriterAt;
+using r3test::Fixture;
 using r3test::TestServer;
 
 namespace {
@@ -21,56 +22,12 @@ namespace {
 constexpr uint64_t kSize = 1 << 20;
 
 // The first write blocks until released: a backend stalled past the client's patience.
-class HangFirstWrite final : public stages::ForwardingReadWriterAt
+std::shared_ptr<FaultReadWriterAt> hangFirstWrite()
 {
-public:
-	using ForwardingReadWriterAt::ForwardingReadWriterAt;
-	bool isFast() const override { return false; }
-	Result<void> writeAt(std::span<const std::byte> buf, uint64_t offset) override
-	{
-		if (!hung_.exchange(true)) {
-			std::unique_lock lock(mutex_);
-			blocked_ = true;
-			cv_.notify_all();
-			cv_.wait(lock, [&] { return released_; });
-		}
-		auto r = next_->writeAt(buf, offset);
-		writes_++;
-		return r;
-	}
-	void waitBlocked()
-	{
-		std::unique_lock lock(mutex_);
-		cv_.wait(lock, [&] { return blocked_; });
-	}
-	void release()
-	{
-		std::lock_guard lock(mutex_);
-		released_ = true;
-		cv_.notify_all();
-	}
-	/// Releases the hung write `after` from now, on another thread.
-	std::thread releaseAfter(std::chrono::milliseconds after)
-	{
-		return std::thread([this, after] {
-			std::this_thread::sleep_for(after);
-			release();
-		});
-	}
-	void waitWrites(int n)
-	{
-		while (writes_ < n)
-			std::this_thread::sleep_for(1ms);
-	}
-	std::atomic<int> writes_{ 0 };
-
-private:
-	std::atomic<bool> hung_{ false };
-	std::mutex mutex_;
-	std::condition_variable cv_;
-	bool blocked_ = false;
-	bool released_ = false;
-};
+	auto gate = std::make_shared<FaultReadWriterAt>(r3test::memoryBackend(kSize));
+	gate->hangOnce(FaultReadWriterAt::kWrites);
+	return gate;
+}
 
 std::vector<std::byte> readBack(RpcClient &client, uint64_t offset, size_t n)
 {
@@ -100,14 +57,12 @@ Hello slotHello(const std::string &session, uint64_t incarnation)
 TEST_CASE("a write re-sent after a request timeout does not let its first copy land later", "[reconnect][order]")
 {
 	auto connections = GENERATE(1u, 2u);
-	auto gate = std::make_shared<HangFirstWrite>(r3test::memoryBackend(kSize));
-	auto t = TestServer::start(gate);
-	auto o = t.clientOptions();
-	o.connections = connections;
-	o.requestTimeout = 300ms;
-	auto c = RpcClient::connect(r3test::clientRuntime(), o);
-	REQUIRE(c);
-	auto &client = **c;
+	auto gate = hangFirstWrite();
+	Fixture f(gate, [&](auto &o) {
+		o.connections = connections;
+		o.requestTimeout = 300ms;
+	});
+	auto &client = f.client();
 
 	auto a = r3test::pattern(4096, 1);
 	auto b = r3test::pattern(4096, 2);
@@ -118,26 +73,24 @@ TEST_CASE("a write re-sent after a request timeout does not let its first copy l
 	CHECK(client.stats().resent >= 1);
 	REQUIRE(client.write(b, 0));
 	releaser.join();
-	gate->waitWrites(2);
+	gate->waitCompleted(FaultReadWriterAt::kWrites, 2);
 	std::this_thread::sleep_for(100ms); // time for any straggler copy of A to land
 
 	auto back = readBack(client, 0, 4096);
 	CHECK((back == b));
 	CHECK_FALSE((back == a));
-	CHECK(t.server->stats().fenced >= 1);
+	CHECK(f.server().stats().fenced >= 1);
 }
 
 TEST_CASE("a write that failed at its deadline does not land after a later write", "[reconnect][order]")
 {
 	auto connections = GENERATE(1u, 2u);
-	auto gate = std::make_shared<HangFirstWrite>(r3test::memoryBackend(kSize));
-	auto t = TestServer::start(gate);
-	auto o = t.clientOptions();
-	o.connections = connections;
-	o.deadline = 1000ms; // reached before the request timeout
-	auto c = RpcClient::connect(r3test::clientRuntime(), o);
-	REQUIRE(c);
-	auto &client = **c;
+	auto gate = hangFirstWrite();
+	Fixture f(gate, [&](auto &o) {
+		o.connections = connections;
+		o.deadline = 1000ms; // reached before the request timeout
+	});
+	auto &client = f.client();
 
 	auto a = r3test::pattern(4096, 1);
 	auto b = r3test::pattern(4096, 2);
@@ -148,7 +101,7 @@ TEST_CASE("a write that failed at its deadline does not land after a later write
 	// A is still running in the server; B must not be answered before it is done.
 	REQUIRE(client.write(b, 0));
 	releaser.join();
-	gate->waitWrites(2);
+	gate->waitCompleted(FaultReadWriterAt::kWrites, 2);
 	std::this_thread::sleep_for(100ms);
 
 	auto back = readBack(client, 0, 4096);
@@ -160,7 +113,7 @@ TEST_CASE("what a replaced connection has not read yet is never executed", "[rec
 {
 	RpcServerOptions so;
 	so.maxInFlight = 1; // the server reads one request at a time: the rest waits in the socket
-	auto gate = std::make_shared<HangFirstWrite>(r3test::memoryBackend(kSize));
+	auto gate = hangFirstWrite();
 	auto t = TestServer::start(gate, so);
 	const std::string session(kSessionIdSize, 's');
 	auto a = r3test::pattern(4096, 1);
@@ -170,7 +123,7 @@ TEST_CASE("what a replaced connection has not read yet is never executed", "[rec
 	REQUIRE(r3test::rawHello(old.get(), slotHello(session, 1)).error == 0);
 	for (uint64_t id = 1; id <= 4; ++id)
 		r3test::rawRequest(old.get(), Request{ id, Op::Write, 0, a.size(), {} }, a);
-	gate->waitBlocked(); // the first copy of A runs; three more wait unread
+	gate->waitHeld(); // the first copy of A runs; three more wait unread
 
 	// The client reconnects that slot; the hung copy of A finishes in 500 ms.
 	auto fresh = r3test::rawConnect(t.port());
@@ -178,7 +131,7 @@ TEST_CASE("what a replaced connection has not read yet is never executed", "[rec
 	auto reply = r3test::rawHello(fresh.get(), slotHello(session, 2));
 	REQUIRE(reply.error == 0);
 	CHECK(reply.fenced);
-	CHECK(gate->writes_ == 1); // the hello was answered only after the running copy was done
+	CHECK(gate->completed(FaultReadWriterAt::kWrites) == 1); // the hello was answered only after the running copy was done
 	r3test::rawRequest(fresh.get(), Request{ 1, Op::Write, 0, b.size(), {} }, b);
 	Response response;
 	std::vector<std::byte> payload;
@@ -188,7 +141,7 @@ TEST_CASE("what a replaced connection has not read yet is never executed", "[rec
 	std::this_thread::sleep_for(300ms); // time for the unread copies of A, were they run
 
 	CHECK(rawRead(fresh.get(), 2, 0, 4096) == b);
-	CHECK(gate->writes_ == 2);
+	CHECK(gate->completed(FaultReadWriterAt::kWrites) == 2);
 	std::string got;
 	CHECK(r3test::readUntilClosed(old.get(), got)); // the old connection was closed
 	CHECK(t.server->stats().fenced == 1);

@@ -1,8 +1,5 @@
-// r3:// URIs through the backend factory, against an in-process server.
-
-#include <fstream>
-
-#include <sys/stat.h>
+// r3:// URIs through the backend factory, against an in-process server. With TLS:
+// remote_backend_tls_test.cpp (it needs openssl).
 
 #include <r3d/backend_factory.hpp>
 
@@ -75,27 +72,4 @@ TEST_CASE("an r3 backend behaves like the device it stands for", "[remote]")
 	REQUIRE(other);
 	REQUIRE((*other)->readAt(tailBack, kSize - 1000));
 	CHECK(tailBack == tail);
-}
-
-TEST_CASE("r3 URIs carry TLS, client certificates and the token file", "[remote][tls]")
-{
-	r3test::TestCerts certs;
-	r3test::TempDir dir;
-	std::ofstream(dir / "token") << "tok-123\n";
-	::chmod((dir / "token").c_str(), 0600);
-	std::ofstream(dir / "wrong") << "tok-456\n";
-	::chmod((dir / "wrong").c_str(), 0600);
-	transport::RpcServerOptions so;
-	so.tls = transport::TlsServerConfig{ certs / "server.pem", certs / "server.key", certs / "ca.pem" };
-	so.tokenFile = dir / "token";
-	auto t = TestServer::start(r3test::memoryBackend(kSize), so);
-	std::string base = "r3://127.0.0.1:" + t.port() + "/disk?tls-ca=" + (certs / "ca.pem");
-	std::string identity = "&tls-cert=" + (certs / "client.pem") + "&tls-key=" + (certs / "client.key");
-
-	auto ok = openBackend(base + identity + "&token-file=" + (dir / "token"));
-	REQUIRE(ok);
-	CHECK((*ok)->size() == kSize);
-	CHECK_THAT(errorOf(base + identity + "&token-file=" + (dir / "wrong")), Catch::Contains("token does not match"));
-	CHECK_THAT(errorOf(base + "&token-file=" + (dir / "token")), Catch::Contains("refused the TLS session"));
-	CHECK_THAT(errorOf("r3://127.0.0.1:" + t.port() + "/disk"), Catch::Contains("requires TLS"));
 }
