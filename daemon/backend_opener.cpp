@@ -61,7 +61,8 @@ r3d::ResultMsg<void> checkUnprivileged(const Config &config, const r3d::BackendU
 } // namespace
 
 r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Config &config, const std::string &uri,
-								      std::optional<uint64_t> size, uid_t callerUid)
+								      std::optional<uint64_t> size, uid_t callerUid,
+								      r3d::Runtime *runtime)
 {
 	auto parsed = r3d::BackendUri::parse(uri);
 	if (!parsed)
@@ -88,7 +89,7 @@ r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Conf
 	if (size && takesSize && !parsed->params.count("size"))
 		effective += fmt::format("{}size={}", uri.find('?') == std::string::npos ? '?' : '&', *size);
 
-	auto backend = r3d::openBackend(effective);
+	auto backend = r3d::openBackend(effective, runtime);
 	if (!backend) {
 		int err = backend.error().code.value();
 		bool uriProblem = backend.error().code.category() == std::system_category()

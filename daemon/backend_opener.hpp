@@ -11,6 +11,10 @@
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
 
+namespace r3d {
+class Runtime;
+}
+
 namespace r3mapd {
 
 struct Config;
@@ -25,7 +29,8 @@ struct Config;
 /// SchemeNotAllowed, NotPermitted, InvalidArgument (relative path, size mismatch),
 /// BackendFailed (open failed).
 r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Config &config, const std::string &uri,
-								      std::optional<uint64_t> size, uid_t callerUid);
+								      std::optional<uint64_t> size, uid_t callerUid,
+								      r3d::Runtime *runtime = nullptr);
 
 /// Whether a backend URI parameter names a local file (token-file, tls-ca, ...).
 bool namesLocalFile(const std::string &param);

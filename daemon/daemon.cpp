@@ -13,6 +13,7 @@
 #include "daemon_args.hpp"
 #include "errors.hpp"
 #include "kernel_attach.hpp"
+#include "nbd/server.hpp"
 #include "notify.hpp"
 #include "version.hpp"
 
@@ -21,14 +22,26 @@ namespace r3mapd {
 namespace {
 
 constexpr unsigned kWorkers = 4;
+// Request workers shared by every mount and export: the bound on blocking data-path threads.
+constexpr unsigned kBlockingThreads = 16;
+
+r3d::RuntimeOptions runtimeOptions()
+{
+	r3d::RuntimeOptions o;
+	o.ioThreads = 1;
+	o.blockingThreads = kBlockingThreads;
+	// They serve kernel devices: reclaim writing back those devices must not wait on them.
+	o.onBlockingStart = r3d::nbd::markIoFlusher;
+	return o;
+}
 // How soon a device whose connections the kernel dropped shows as failed.
 constexpr std::chrono::seconds kDeviceCheckInterval{ 1 };
 
 } // namespace
 
-Daemon::Daemon(Config config, AttachFn attach, std::unique_ptr<StateStore> state)
-	: config_(std::move(config)), state_(state ? std::move(state) : std::unique_ptr<StateStore>()), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
-	  mounts_(config_, std::move(attach), service_, state_ ? *state_ : StateStore::none()), exports_(config_, access_, service_), work_(kWorkers)
+Daemon::Daemon(Config config, AttachFactory attach, std::unique_ptr<StateStore> state)
+	: config_(std::move(config)), state_(std::move(state)), runtime_(runtimeOptions()), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
+	  mounts_(config_, attach(runtime_), service_, state_ ? *state_ : StateStore::none(), &runtime_), exports_(config_, access_, service_, &runtime_), work_(kWorkers)
 {
 }
 
@@ -79,7 +92,8 @@ int Daemon::run()
 	notify::status("serving org.r3map.r3mapd");
 	watchdog_.start();
 	watchDevices();
-	log->info("r3mapd {} ready (access group '{}')", kVersion, config_.accessGroup);
+	log->info("r3mapd {} ready (access group '{}', {} runtime threads)", kVersion, config_.accessGroup,
+		  runtime_.threadCount());
 	io_.run();
 	return exitCode_;
 }
@@ -153,7 +167,7 @@ int Daemon::main(int argc, char **argv)
 	}
 	if (!(*state)->persistent())
 		log->info("no state directory (state_dir, or $STATE_DIRECTORY under systemd): ids restart at 1");
-	Daemon daemon(std::move(*config), kernelAttach(), std::move(*state));
+	Daemon daemon(std::move(*config), [](r3d::Runtime &runtime) { return kernelAttach(&runtime); }, std::move(*state));
 	return daemon.run();
 }
 

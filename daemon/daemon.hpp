@@ -5,6 +5,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "access_policy.hpp"
+#include "base/runtime.hpp"
 #include "config.hpp"
 #include "export_manager.hpp"
 #include "mount_device.hpp"
@@ -25,7 +26,9 @@ namespace r3mapd {
 class Daemon
 {
 public:
-	Daemon(Config config, AttachFn attach, std::unique_ptr<StateStore> state = nullptr);
+	/// `attach(runtime)` makes the AttachFn, given the daemon's Runtime.
+	using AttachFactory = std::function<AttachFn(r3d::Runtime &runtime)>;
+	Daemon(Config config, AttachFactory attach, std::unique_ptr<StateStore> state = nullptr);
 	~Daemon();
 	Daemon(const Daemon &) = delete;
 	Daemon &operator=(const Daemon &) = delete;
@@ -42,6 +45,9 @@ private:
 
 	Config config_;
 	std::unique_ptr<StateStore> state_;
+	/// Network I/O and blocking data-path work of every mount and export; declared before
+	/// them, so it outlives them.
+	r3d::Runtime runtime_;
 	boost::asio::io_context io_;
 	boost::asio::signal_set signals_;
 	boost::asio::steady_timer deviceTimer_;

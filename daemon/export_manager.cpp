@@ -87,8 +87,9 @@ r3d::ResultMsg<void> shareSocket(const std::string &path, std::optional<gid_t> g
 
 } // namespace
 
-ExportManager::ExportManager(const Config &config, const AccessPolicy &access, ExportObserver &observer)
-	: config_(config), access_(access), observer_(observer)
+ExportManager::ExportManager(const Config &config, const AccessPolicy &access, ExportObserver &observer,
+			     r3d::Runtime *runtime)
+	: config_(config), access_(access), observer_(observer), runtime_(runtime)
 {
 }
 
@@ -99,7 +100,7 @@ ExportManager::~ExportManager()
 
 r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 {
-	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid);
+	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, runtime_);
 	if (!backend)
 		return r3d::unexpectedOf(backend.error());
 	// NBD clients may send any offset and length.
@@ -110,6 +111,7 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 	auto e = std::make_shared<Entry>();
 	r3d::nbd::ServerOptions options;
 	options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
+	options.runtime = runtime_;
 	e->server = std::make_unique<r3d::nbd::Server>(options);
 	e->server->addExport({ request.name, request.description, pipeline->top, request.readOnly });
 	auto listener = listen(*e->server, request.listen);

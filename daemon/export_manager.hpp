@@ -15,6 +15,10 @@
 #include "nbd/server.hpp"
 #include "registry.hpp"
 
+namespace r3d {
+class Runtime;
+}
+
 namespace r3mapd {
 
 class AccessPolicy;
@@ -55,7 +59,9 @@ public:
 class ExportManager
 {
 public:
-	ExportManager(const Config &config, const AccessPolicy &access, ExportObserver &observer);
+	/// Servers and network backends run on `runtime` when given (r3mapd's), else on their own.
+	ExportManager(const Config &config, const AccessPolicy &access, ExportObserver &observer,
+		      r3d::Runtime *runtime = nullptr);
 	~ExportManager();
 	ExportManager(const ExportManager &) = delete;
 	ExportManager &operator=(const ExportManager &) = delete;
@@ -78,6 +84,7 @@ private:
 	const Config &config_;
 	const AccessPolicy &access_;
 	ExportObserver &observer_;
+	r3d::Runtime *runtime_;
 	mutable std::mutex mutex_;
 	Registry<Entry> exports_;
 };

@@ -32,13 +32,14 @@ Errc attachError(const std::error_code &ec)
 
 } // namespace
 
-AttachFn kernelAttach()
+AttachFn kernelAttach(r3d::Runtime *runtime)
 {
-	return [](AttachParams params) -> r3d::ResultMsg<std::unique_ptr<r3d::mount::Mount>> {
+	return [runtime](AttachParams params) -> r3d::ResultMsg<std::unique_ptr<r3d::mount::Mount>> {
 		r3d::mount::DirectMountOptions options;
 		options.readOnly = params.readOnly;
 		options.attach.blockSize = static_cast<uint32_t>(std::min(params.chunkSize, kMaxBlockSize));
 		options.attach.name = params.name;
+		options.runtime = runtime;
 		r3d::stages::PipelineSpec spec;
 		spec.chunk = params.chunkSize;
 		spec.callerBlock = options.attach.blockSize;

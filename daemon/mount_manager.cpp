@@ -68,8 +68,9 @@ nlohmann::json specOf(const MountRequest &request, const MountInfo &info)
 
 } // namespace
 
-MountManager::MountManager(const Config &config, AttachFn attach, MountObserver &observer, StateStore &state)
-	: config_(config), attach_(std::move(attach)), observer_(observer), state_(state)
+MountManager::MountManager(const Config &config, AttachFn attach, MountObserver &observer, StateStore &state,
+			   r3d::Runtime *runtime)
+	: config_(config), attach_(std::move(attach)), observer_(observer), state_(state), runtime_(runtime)
 {
 	mounts_.reserveBelow(state_.nextId(kKind));
 }
@@ -102,7 +103,7 @@ r3d::ResultMsg<MountInfo> MountManager::mount(const MountRequest &request)
 	uint64_t chunk = request.chunkSize.value_or(config_.defaultChunkSize);
 	if (auto ok = checkChunkSize(chunk); !ok)
 		return rename(Errc::InvalidArgument, ok.error());
-	auto backend = openAllowedBackend(config_, request.backendUri, request.size, request.callerUid);
+	auto backend = openAllowedBackend(config_, request.backendUri, request.size, request.callerUid, runtime_);
 	if (!backend)
 		return r3d::unexpectedOf(backend.error());
 	// What the backend is really read and written at: a chunk store keeps its own.

@@ -17,6 +17,10 @@
 #include "registry.hpp"
 #include "state_store.hpp"
 
+namespace r3d {
+class Runtime;
+}
+
 namespace r3mapd {
 
 struct Config;
@@ -65,7 +69,7 @@ class MountManager
 public:
 	/// Ids continue from `state`'s counter; every mount's spec is journaled there while it lives.
 	MountManager(const Config &config, AttachFn attach, MountObserver &observer,
-		     StateStore &state = StateStore::none());
+		     StateStore &state = StateStore::none(), r3d::Runtime *runtime = nullptr);
 	~MountManager();
 	MountManager(const MountManager &) = delete;
 	MountManager &operator=(const MountManager &) = delete;
@@ -113,6 +117,7 @@ private:
 	AttachFn attach_;
 	MountObserver &observer_;
 	StateStore &state_;
+	r3d::Runtime *runtime_;
 	mutable std::mutex mutex_;
 	Registry<Entry> mounts_;
 };
