@@ -19,16 +19,16 @@
 #include "stages/pipeline.hpp"
 #include "config.hpp"
 #include "errors.hpp"
+#include "base/host_port.hpp"
 #include "nbd/listener.hpp"
-#include "object_id.hpp"
+#include "nbd_export.hpp"
+#include "r3_export.hpp"
 
 namespace r3mapd {
 
 struct ExportManager::Entry {
 	ExportInfo info;
-	std::unique_ptr<r3d::nbd::Server> server;
-	std::unique_ptr<r3d::nbd::Listener> listener;
-	std::thread acceptor;
+	std::unique_ptr<ServedExport> served;
 	bool stopping = false; ///< guarded by ExportManager::mutex_
 };
 
@@ -46,6 +46,11 @@ std::optional<std::string> unixPath(const std::string &address)
 	return std::nullopt;
 }
 constexpr mode_t kSocketMode = 0660;
+
+bool isLoopback(const std::string &host)
+{
+	return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
 
 r3d::ResultMsg<std::unique_ptr<r3d::nbd::Listener>> listen(r3d::nbd::Server &server, const std::string &address)
 {
@@ -95,38 +100,79 @@ ExportManager::ExportManager(const Config &config, const AccessPolicy &access, E
 
 ExportManager::~ExportManager()
 {
-	exports_.forEach([](const std::string &, const std::shared_ptr<Entry> &e) { shutdown(*e); });
+	exports_.forEach([](const std::string &, const std::shared_ptr<Entry> &e) { e->served->stop(); });
+}
+
+r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportRequest &request,
+								    std::shared_ptr<r3d::ReadWriterAt> backend)
+{
+	if (request.protocol == "r3") {
+		if (!runtime_)
+			return fail(Errc::Failed, "r3 exports need the daemon's runtime");
+		if (unixPath(request.listen))
+			return fail(Errc::InvalidArgument, "r3 exports listen on HOST:PORT, not on a UNIX socket");
+		auto hostPort = r3d::parseHostPort(request.listen, "0");
+		if (!hostPort)
+			return fail(Errc::InvalidArgument, hostPort.error().message);
+		// No TLS or token options here yet: plaintext r3 stays on loopback.
+		if (!isLoopback(hostPort->host))
+			return fail(Errc::InvalidArgument, fmt::format("r3 exports listen on a loopback address for now "
+								       "(127.0.0.1, [::1], localhost), not '{}'",
+								       hostPort->host));
+		r3d::transport::RpcServerOptions options;
+		options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
+		auto server = r3d::transport::RpcServer::create(*runtime_, options);
+		if (!server)
+			return fail(Errc::Failed, server.error().message);
+		(*server)->addExport({ request.name, std::move(backend), 0, request.readOnly });
+		auto address = (*server)->listen(request.listen);
+		if (!address) {
+			Errc errc = classify(address.error().code);
+			return fail(errc == Errc::AddressInUse || errc == Errc::InvalidArgument ? errc : Errc::Failed,
+				    address.error().message);
+		}
+		return std::unique_ptr<ServedExport>(std::make_unique<R3Export>(std::move(*server), *address));
+	}
+	if (request.protocol != "nbd")
+		return fail(Errc::InvalidArgument, fmt::format("protocol '{}': expected nbd or r3", request.protocol));
+	r3d::nbd::ServerOptions options;
+	options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
+	options.runtime = runtime_;
+	auto server = std::make_unique<r3d::nbd::Server>(options);
+	server->addExport({ request.name, request.description, std::move(backend), request.readOnly });
+	auto listener = listen(*server, request.listen);
+	if (!listener)
+		return r3d::unexpectedOf(listener.error());
+	if (unixPath(request.listen)) {
+		if (auto shared = shareSocket((*listener)->address(), access_.groupId()); !shared)
+			return r3d::unexpectedOf(shared.error());
+	}
+	return std::unique_ptr<ServedExport>(std::make_unique<NbdExport>(std::move(server), std::move(*listener)));
 }
 
 r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 {
+	if (request.protocol != "nbd" && request.protocol != "r3")
+		return fail(Errc::InvalidArgument, fmt::format("protocol '{}': expected nbd or r3", request.protocol));
 	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, runtime_);
 	if (!backend)
 		return r3d::unexpectedOf(backend.error());
-	// NBD clients may send any offset and length.
+	// NBD and r3 clients may send any offset and length.
 	auto pipeline = r3d::stages::buildPipeline(std::move(*backend), {});
 	if (!pipeline)
 		return rename(Errc::InvalidArgument, pipeline.error());
+	auto served = serve(request, pipeline->top);
+	if (!served)
+		return r3d::unexpectedOf(served.error());
 
 	auto e = std::make_shared<Entry>();
-	r3d::nbd::ServerOptions options;
-	options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
-	options.runtime = runtime_;
-	e->server = std::make_unique<r3d::nbd::Server>(options);
-	e->server->addExport({ request.name, request.description, pipeline->top, request.readOnly });
-	auto listener = listen(*e->server, request.listen);
-	if (!listener)
-		return r3d::unexpectedOf(listener.error());
-	e->listener = std::move(*listener);
-	const bool onUnixSocket = unixPath(request.listen).has_value();
-	if (onUnixSocket) {
-		if (auto shared = shareSocket(e->listener->address(), access_.groupId()); !shared)
-			return r3d::unexpectedOf(shared.error());
-	}
-	e->info = ExportInfo{ "", request.backendUri,
-			      onUnixSocket ? std::string(kUnixPrefix) + e->listener->address() : e->listener->address(),
-			      request.name, pipeline->top->size(), request.readOnly };
-	e->acceptor = std::thread([listener = e->listener.get()] { listener->run(); });
+	e->served = std::move(*served);
+	e->info.backendUri = request.backendUri;
+	e->info.listen = unixPath(request.listen) ? std::string(kUnixPrefix) + e->served->address() : e->served->address();
+	e->info.name = request.name;
+	e->info.protocol = request.protocol;
+	e->info.size = pipeline->top->size();
+	e->info.readOnly = request.readOnly;
 
 	ExportInfo snapshot;
 	{
@@ -135,19 +181,10 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 		snapshot = e->info;
 	}
 	observer_.exportAdded(snapshot);
-	r3d::log::get("export")->info("export {}: serving {} ({}{}) on {}", snapshot.id, snapshot.backendUri,
-				      r3d::formatSize(snapshot.size), snapshot.readOnly ? ", read-only" : "",
-				      snapshot.listen);
+	r3d::log::get("export")->info("export {}: serving {} over {} ({}, {}{}) on {}", snapshot.id, snapshot.backendUri,
+				      snapshot.protocol, r3d::formatSize(snapshot.size), pipeline->description,
+				      snapshot.readOnly ? ", read-only" : "", snapshot.listen);
 	return snapshot;
-}
-
-void ExportManager::shutdown(Entry &e)
-{
-	// Connections first: the listener waits for their threads.
-	e.server->shutdown();
-	e.listener->stop();
-	if (e.acceptor.joinable())
-		e.acceptor.join();
 }
 
 r3d::ResultMsg<void> ExportManager::stop(const std::string &id)
@@ -162,7 +199,7 @@ r3d::ResultMsg<void> ExportManager::stop(const std::string &id)
 			return fail(Errc::Busy, fmt::format("export {} is already stopping", id));
 		e->stopping = true;
 	}
-	shutdown(*e);
+	e->served->stop();
 	{
 		std::lock_guard lock(mutex_);
 		exports_.erase(id);
@@ -180,7 +217,7 @@ std::vector<ExportInfo> ExportManager::list() const
 	return out;
 }
 
-std::optional<r3d::nbd::Stats> ExportManager::stats(const std::string &id) const
+std::optional<r3d::Counters> ExportManager::counters(const std::string &id) const
 {
 	std::shared_ptr<Entry> e;
 	{
@@ -189,7 +226,17 @@ std::optional<r3d::nbd::Stats> ExportManager::stats(const std::string &id) const
 	}
 	if (!e)
 		return std::nullopt;
-	return e->server->stats();
+	return e->served->counters();
+}
+
+uint64_t ExportManager::activeConnections(const std::string &id) const
+{
+	std::shared_ptr<Entry> e;
+	{
+		std::lock_guard lock(mutex_);
+		e = exports_.find(id);
+	}
+	return e ? e->served->activeConnections() : 0;
 }
 
 void ExportManager::stopAll()

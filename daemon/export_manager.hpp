@@ -10,9 +10,11 @@
 
 #include <sys/types.h>
 
+#include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
 
-#include "nbd/server.hpp"
+#include "base/counters.hpp"
+#include "served_export.hpp"
 #include "registry.hpp"
 
 namespace r3d {
@@ -27,7 +29,9 @@ struct Config;
 struct ExportRequest {
 	std::string backendUri;
 	std::string listen; ///< "HOST:PORT" or "unix:PATH"
-	std::string name;   ///< NBD export name
+	/// "nbd" (default) or "r3" (r3map's transport, what r3:// backends and migration talk).
+	std::string protocol = "nbd";
+	std::string name;   ///< export name
 	std::string description;
 	bool readOnly = false;
 	/// Who asked: root may open any backend, others less (see openAllowedBackend()).
@@ -40,6 +44,7 @@ struct ExportInfo {
 	std::string backendUri;
 	std::string listen; ///< the bound address, with the port chosen for port 0
 	std::string name;
+	std::string protocol = "nbd";
 	uint64_t size = 0;
 	bool readOnly = false;
 };
@@ -53,7 +58,7 @@ public:
 	virtual void exportRemoved(const std::string &id) = 0;
 };
 
-/// Owns every export by id: an NBD server and its listener, accepting on its own thread.
+/// Owns every export by id: a ServedExport (NBD or r3) over a pipeline.
 /// start/stop block (backend open, bind, flush) and are meant for worker threads.
 /// A UNIX socket is made 0660 and given to the access group, whose members may connect.
 class ExportManager
@@ -71,7 +76,9 @@ public:
 	r3d::ResultMsg<void> stop(const std::string &id);
 
 	std::vector<ExportInfo> list() const;
-	std::optional<r3d::nbd::Stats> stats(const std::string &id) const;
+	/// The export's counters; nullopt if there is no such export.
+	std::optional<r3d::Counters> counters(const std::string &id) const;
+	uint64_t activeConnections(const std::string &id) const;
 
 	/// Stops everything, for shutdown.
 	void stopAll();
@@ -79,7 +86,8 @@ public:
 private:
 	struct Entry;
 
-	static void shutdown(Entry &e);
+	r3d::ResultMsg<std::unique_ptr<ServedExport>> serve(const ExportRequest &request,
+							     std::shared_ptr<r3d::ReadWriterAt> backend);
 
 	const Config &config_;
 	const AccessPolicy &access_;

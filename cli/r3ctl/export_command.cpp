@@ -7,14 +7,18 @@ namespace r3ctl {
 namespace {
 
 constexpr const char *kUsage =
-	"usage: r3ctl export URI --listen ADDR [--name NAME] [--description TEXT] [--read-only]\n"
-	"Serves the backend over NBD from r3mapd; ADDR is HOST:PORT (port 0 picks one) or unix:PATH.\n"
-	"Prints the address it listens on.\n";
+	"usage: r3ctl export URI --listen ADDR [--protocol nbd|r3] [--name NAME] [--description TEXT]\n"
+	"                        [--read-only]\n"
+	"Serves the backend from r3mapd over NBD (default; ADDR is HOST:PORT, port 0 picks one, or\n"
+	"unix:PATH) or over r3map's transport (r3; ADDR is a loopback HOST:PORT, clients use\n"
+	"r3://ADDR/NAME). Prints the address it listens on.\n";
 
 int exportBackend(Context &ctx, const std::vector<std::string> &argv)
 {
 	auto args = Args::parse(
-		argv, { { "listen", true }, { "name", true }, { "description", true }, { "read-only", false } }, 1, 1);
+		argv, { { "listen", true }, { "name", true }, { "description", true }, { "protocol", true },
+		       { "read-only", false } },
+		1, 1);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
 	auto listen = args->value("listen");
@@ -25,6 +29,8 @@ int exportBackend(Context &ctx, const std::vector<std::string> &argv)
 		options["name"] = sdbus::Variant(*name);
 	if (auto description = args->value("description"))
 		options["description"] = sdbus::Variant(*description);
+	if (auto protocol = args->value("protocol"))
+		options["protocol"] = sdbus::Variant(*protocol);
 	if (args->has("read-only"))
 		options["read_only"] = sdbus::Variant(true);
 
@@ -40,6 +46,6 @@ int exportBackend(Context &ctx, const std::vector<std::string> &argv)
 
 } // namespace
 
-const Command kExportCommand{ "export", "serve a backend over NBD from the daemon", kUsage, exportBackend };
+const Command kExportCommand{ "export", "serve a backend over NBD or r3 from the daemon", kUsage, exportBackend };
 
 } // namespace r3ctl

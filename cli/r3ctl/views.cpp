@@ -47,6 +47,7 @@ nlohmann::json exportJson(const std::string &path, const PropertyMap &p)
 		{ "path", path },
 		{ "listen", get<std::string>(p, "Listen") },
 		{ "name", get<std::string>(p, "ExportName") },
+		{ "protocol", get<std::string>(p, "Protocol") },
 		{ "backend_uri", get<std::string>(p, "BackendUri") },
 		{ "size", get<uint64_t>(p, "Size") },
 		{ "read_only", get<bool>(p, "ReadOnly") },

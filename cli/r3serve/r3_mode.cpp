@@ -38,11 +38,7 @@ r3d::ResultMsg<void> R3Mode::start()
 
 Counters R3Mode::counters() const
 {
-	if (!server_)
-		return {};
-	auto s = server_->stats();
-	return { { "connections", s.connections }, { "refused", s.refused },	 { "requests", s.requests },
-		 { "errors", s.errors },	   { "bytes_read", s.bytesRead }, { "bytes_written", s.bytesWritten } };
+	return server_ ? r3d::transport::counterList(server_->stats()) : Counters{};
 }
 
 ServeMode::Stop R3Mode::stop(bool)

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "service/async_call.hpp"
-#include "nbd/stats.hpp"
 #include "service/statistics.hpp"
 
 namespace r3mapd::service {
@@ -29,13 +28,12 @@ void ExportObject::Stop(sdbus::Result<> &&result)
 
 uint32_t ExportObject::ConnectedClients()
 {
-	auto stats = state_.context.exports.stats(info_.id);
-	return stats ? static_cast<uint32_t>(stats->activeConnections) : 0;
+	return static_cast<uint32_t>(state_.context.exports.activeConnections(info_.id));
 }
 
 std::map<std::string, uint64_t> ExportObject::Statistics()
 {
-	return statisticsMap(r3d::nbd::counterList(state_.context.exports.stats(info_.id).value_or(r3d::nbd::Stats{})));
+	return statisticsMap(state_.context.exports.counters(info_.id).value_or(r3d::Counters{}));
 }
 
 } // namespace r3mapd::service

@@ -26,6 +26,7 @@ private:
 	std::string ExportName() override { return info_.name; }
 	uint64_t Size() override { return info_.size; }
 	bool ReadOnly() override { return info_.readOnly; }
+	std::string Protocol() override { return info_.protocol; }
 	uint32_t ConnectedClients() override;
 	std::map<std::string, uint64_t> Statistics() override;
 

@@ -112,6 +112,7 @@ r3d::ResultMsg<ExportRequest> exportRequest(std::string backendUri, std::string 
 	static constexpr OptionSpec<ExportRequest> kOptions[] = {
 		{ "name", set<ExportRequest, &ExportRequest::name, stringOption> },
 		{ "description", set<ExportRequest, &ExportRequest::description, stringOption> },
+		{ "protocol", set<ExportRequest, &ExportRequest::protocol, stringOption> },
 		{ "read_only", set<ExportRequest, &ExportRequest::readOnly, boolOption> },
 	};
 	ExportRequest r;

@@ -261,4 +261,13 @@ RpcServerStats RpcServer::stats() const
 			       i.bytesWritten, i.fencing.fenced(), i.writeTimeouts };
 }
 
+Counters counterList(const RpcServerStats &s)
+{
+	return { { "connections", s.connections },	 { "refused", s.refused },
+		 { "requests", s.requests },		 { "errors", s.errors },
+		 { "bytes_read", s.bytesRead },		 { "bytes_written", s.bytesWritten },
+		 { "fenced", s.fenced },		 { "write_timeouts", s.writeTimeouts },
+		 { "active_connections", s.activeConnections } };
+}
+
 } // namespace r3d::transport

@@ -9,6 +9,7 @@
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
 
+#include "base/counters.hpp"
 #include "base/limits.hpp"
 #include "transport/tls_config.hpp"
 
@@ -62,6 +63,9 @@ struct RpcServerStats {
 	uint64_t fenced = 0;        ///< connections a reconnect of their client's slot closed or waited for
 	uint64_t writeTimeouts = 0; ///< connections dropped after writeTimeout without progress
 };
+
+/// Every counter of `s` by name, for D-Bus, --json and logs.
+Counters counterList(const RpcServerStats &s);
 
 /// Serves backends as the "block" service of the r3 transport (frame.hpp,
 /// proto/r3/v1/rpc.proto). Every connection runs as coroutines on one strand of the

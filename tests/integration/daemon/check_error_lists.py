@@ -59,9 +59,11 @@ implementations = {
     ("Manager1", "Mount"): admit + worker + backend + [
         ("daemon/mount_manager.cpp", "MountManager::mount"),
         ("daemon/kernel_attach.cpp", "attachError"),
+        ("daemon/kernel_attach.cpp", "kernelAttach"),
     ],
     ("Manager1", "Export"): admit + worker + backend + [
         ("daemon/export_manager.cpp", "ExportManager::start"),
+        ("daemon/export_manager.cpp", "ExportManager::serve"),
         ("daemon/export_manager.cpp", "listen"),
         ("daemon/export_manager.cpp", "shareSocket"),
     ],
@@ -69,7 +71,6 @@ implementations = {
     ("Mount1", "OpenFd"): admit + worker + [("daemon/mount_manager.cpp", "MountManager::openFd")],
     ("Mount1", "Unmount"): admit + worker + [
         ("daemon/mount_manager.cpp", "MountManager::unmount"),
-        ("daemon/direct_mount_device.cpp", "DirectMountDevice::close"),
     ],
     ("Export1", "Stop"): admit + worker + [("daemon/export_manager.cpp", "ExportManager::stop")],
 }

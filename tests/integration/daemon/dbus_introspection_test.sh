@@ -27,7 +27,7 @@ grep -q "MISMATCH org.r3map.Export1: property Listen" "$TEST_TMP/cmp" || fail "m
 
 echo "== ObjectManager announces and withdraws objects"
 busctl --system call org.r3map.r3mapd /org/r3map org.freedesktop.DBus.ObjectManager GetManagedObjects >"$TEST_TMP/managed"
-grep -q '"/org/r3map/exports/1" .*"org.r3map.Export1" 8 .*"Listen" s "127.0.0.1:' "$TEST_TMP/managed" || { cat "$TEST_TMP/managed"; fail "GetManagedObjects"; }
+grep -q '"/org/r3map/exports/1" .*"org.r3map.Export1" 9 .*"Listen" s "127.0.0.1:' "$TEST_TMP/managed" || { cat "$TEST_TMP/managed"; fail "GetManagedObjects"; }
 timeout 10 busctl --system monitor --match "type='signal',sender='org.r3map.r3mapd',interface='org.freedesktop.DBus.ObjectManager'" \
 	>"$TEST_TMP/signals" 2>&1 &
 monitor=$!
