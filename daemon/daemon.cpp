@@ -65,7 +65,7 @@ int Daemon::run()
 		exports_,
 		access_,
 		work_,
-		kVersion,
+		r3map::kVersion,
 		[] { return std::string(spdlog::level::to_string_view(r3d::log::get("daemon")->level()).data()); },
 		[](const std::string &level) -> r3d::ResultMsg<void> {
 			if (!isLogLevel(level) || !r3d::log::setLevel(level))
@@ -92,7 +92,7 @@ int Daemon::run()
 	notify::status("serving org.r3map.r3mapd");
 	watchdog_.start();
 	watchDevices();
-	log->info("r3mapd {} ready (access group '{}', {} runtime threads)", kVersion, config_.accessGroup,
+	log->info("r3mapd {} ready (access group '{}', {} runtime threads)", r3map::kVersion, config_.accessGroup,
 		  runtime_.threadCount());
 	io_.run();
 	return exitCode_;
@@ -142,7 +142,7 @@ int Daemon::main(int argc, char **argv)
 		return 0;
 	}
 	if (args->version) {
-		std::printf("r3mapd %s\n", kVersion);
+		std::printf("r3mapd %s\n", r3map::kVersion);
 		return 0;
 	}
 	auto config = Config::load(args->configPath, args->configGiven);

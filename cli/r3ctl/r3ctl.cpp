@@ -55,7 +55,7 @@ int run(int argc, char **argv)
 			std::fputs(usage().c_str(), stdout);
 			return kExitOk;
 		} else if (rest.empty() && a == "--version") {
-			std::printf("r3ctl %s\n", r3mapd::kVersion);
+			std::printf("r3ctl %s\n", r3map::kVersion);
 			return kExitOk;
 		} else {
 			rest.push_back(a);

@@ -17,9 +17,9 @@ int version(Context &ctx, const std::vector<std::string> &argv)
 		return ctx.out.usage(args.error().message, kUsage);
 	std::string daemon = ctx.client().manager().GetVersion();
 	if (ctx.out.json())
-		ctx.out.print({ { "r3ctl", r3mapd::kVersion }, { "r3mapd", daemon } });
+		ctx.out.print({ { "r3ctl", r3map::kVersion }, { "r3mapd", daemon } });
 	else
-		ctx.out.line(fmt::format("r3ctl {}\nr3mapd {}", r3mapd::kVersion, daemon));
+		ctx.out.line(fmt::format("r3ctl {}\nr3mapd {}", r3map::kVersion, daemon));
 	return kExitOk;
 }
 
