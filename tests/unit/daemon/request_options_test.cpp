@@ -66,7 +66,11 @@ TEST_CASE("Export options: name, description, read_only", "[options]")
 
 	auto bad = service::exportRequest("memory:1M", "x", { { "size", sdbus::Variant(uint64_t(1)) } });
 	REQUIRE_FALSE(bad);
-	CHECK(bad.error().message == "unknown option 'size' (known: name, description, read_only)");
+	CHECK(bad.error().message == "unknown option 'size' (known: name, description, protocol, read_only)");
+	CHECK(r.protocol == "nbd");
+	auto r3 = service::exportRequest("memory:1M", "127.0.0.1:0", { { "protocol", sdbus::Variant(std::string("r3")) } });
+	REQUIRE(r3);
+	CHECK(r3->protocol == "r3");
 	bad = service::exportRequest("memory:1M", "x", { { "name", sdbus::Variant(uint64_t(1)) } });
 	REQUIRE_FALSE(bad);
 	CHECK(bad.error().message == "option 'name': expected s (string), got type t");
