@@ -299,7 +299,8 @@ t_netlink_commands() {
 		[ "$free" != "$index" ] && dev_free "/dev/nbd$free" && break
 	done
 	local check
-	check="$(dirname "$R3SERVE")/../tests/vm/nbd_netlink_check"
+	# r3serve is build/cli/r3serve/r3serve; the check is build/tests/vm/nbd_netlink_check.
+	check="$(dirname "$R3SERVE")/../../tests/vm/nbd_netlink_check"
 	"$check" "$index" "$free" || fail "netlink STATUS/RECONFIGURE"
 	serve_stop "$pid" "$dev" || fail "stop"
 
