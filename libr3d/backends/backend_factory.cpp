@@ -88,7 +88,7 @@ constexpr Scheme kSchemes[] = {
 		  return rt ? backends::openRemoteUri(u, *rt) : backends::openRemoteUri(u);
 	  } },
 	{ "redis", [](const BackendUri &u, Runtime *) { return backends::openRedisUri(u); } },
-	{ "s3", [](const BackendUri &u, Runtime *) { return backends::openS3Uri(u); } },
+	{ "s3", [](const BackendUri &u, Runtime *rt) { return backends::openS3Uri(u, rt); } },
 };
 
 } // namespace

@@ -115,7 +115,7 @@ Result<void> S3Backend::deleteChunks(std::span<const uint64_t> indices)
 	return client_->run(requests);
 }
 
-ResultMsg<std::shared_ptr<ReadWriterAt>> openS3Uri(const BackendUri &u)
+ResultMsg<std::shared_ptr<ReadWriterAt>> openS3Uri(const BackendUri &u, Runtime *runtime)
 {
 	S3Config c;
 	StoreParams params{ {}, {}, c.parallel, c.timeout, c.retry };
@@ -142,6 +142,7 @@ ResultMsg<std::shared_ptr<ReadWriterAt>> openS3Uri(const BackendUri &u)
 	c.parallel = params.concurrency;
 	c.timeout = params.timeout;
 	c.retry = params.retry;
+	c.runtime = runtime;
 	std::string prefix = u.path.starts_with("/") ? u.path.substr(1) : u.path;
 	return sharedStore(u, S3Backend::open(std::move(c), std::move(prefix), params.size, params.chunkSize));
 }

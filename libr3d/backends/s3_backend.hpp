@@ -9,12 +9,16 @@
 #include "backends/chunk_store.hpp"
 #include "backends/s3_client.hpp"
 
+namespace r3d {
+class Runtime;
+}
+
 namespace r3d::backends {
 
 /// Opens s3://BUCKET/PREFIX?endpoint=URL&region=R&size=SIZE&chunk=SIZE&parallel=N&timeout=D
 /// &deadline=D, with credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
 /// AWS_SESSION_TOKEN.
-ResultMsg<std::shared_ptr<ReadWriterAt>> openS3Uri(const BackendUri &uri);
+ResultMsg<std::shared_ptr<ReadWriterAt>> openS3Uri(const BackendUri &uri, Runtime *runtime = nullptr);
 
 /// Chunks as S3 objects, one per chunk ("PREFIX/0000000000000007"), the geometry in
 /// "PREFIX/r3map.meta". A missing object reads as zeros; trim deletes objects. The chunks

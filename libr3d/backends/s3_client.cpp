@@ -1,7 +1,9 @@
 #include "backends/s3_client.hpp"
 
 #include <cstring>
-#include <latch>
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <mutex>
 
 #include <curl/curl.h>
@@ -10,6 +12,7 @@
 
 #include <r3d/log.hpp>
 
+#include "base/runtime.hpp"
 #include "base/thread_pool.hpp"
 
 namespace r3d::backends {
@@ -154,7 +157,8 @@ int errnoFor(long status, const std::string &code)
 
 } // namespace
 
-S3Client::S3Client(S3Config config) : config_(std::move(config))
+S3Client::S3Client(S3Config config)
+	: config_(std::move(config)), slots_(static_cast<std::ptrdiff_t>(config_.parallel))
 {
 	where_ = fmt::format("s3://{} ({})", config_.bucket, config_.endpoint);
 	userPassword_ = config_.accessKey + ":" + config_.secretKey;
@@ -172,7 +176,8 @@ ResultMsg<std::unique_ptr<S3Client>> S3Client::create(S3Config config)
 	if (config.accessKey.empty() || config.secretKey.empty())
 		return fail(EACCES, "s3: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
 	std::unique_ptr<S3Client> client(new S3Client(std::move(config)));
-	client->pool_ = std::make_unique<ThreadPool>(client->config_.parallel);
+	if (!client->config_.runtime)
+		client->pool_ = std::make_unique<ThreadPool>(client->config_.parallel);
 	return client;
 }
 
@@ -258,17 +263,52 @@ Attempt S3Client::perform(S3Request &r)
 	return Attempt::failed(errnoFor(status, code));
 }
 
+struct S3Client::Batch {
+	std::span<S3Request> requests;
+	std::atomic<size_t> next{ 0 };
+	std::mutex mutex;
+	std::condition_variable finished;
+	size_t done = 0;
+};
+
+ThreadPool &S3Client::pool()
+{
+	return config_.runtime ? config_.runtime->blocking() : *pool_;
+}
+
+void S3Client::work(Batch &batch)
+{
+	for (;;) {
+		// A helper that starts after the batch was taken returns here and never touches
+		// the caller's requests, which may be gone by then.
+		size_t i = batch.next.fetch_add(1);
+		if (i >= batch.requests.size())
+			return;
+		S3Request &r = batch.requests[i];
+		slots_.acquire();
+		auto result = retry(config_.retry, kComponent, where_, [&] { return perform(r); });
+		slots_.release();
+		r.error = result ? 0 : result.error().value();
+		std::lock_guard lock(batch.mutex);
+		if (++batch.done == batch.requests.size())
+			batch.finished.notify_all();
+	}
+}
+
 Result<void> S3Client::run(std::span<S3Request> requests)
 {
-	std::latch done(static_cast<std::ptrdiff_t>(requests.size()));
-	for (auto &r : requests) {
-		pool_->post([this, &r, &done] {
-			auto result = retry(config_.retry, kComponent, where_, [&] { return perform(r); });
-			r.error = result ? 0 : result.error().value();
-			done.count_down();
-		});
+	if (requests.empty())
+		return {};
+	auto batch = std::make_shared<Batch>();
+	batch->requests = requests;
+	size_t helpers = std::min<size_t>(requests.size(), config_.parallel) - 1;
+	for (size_t i = 0; i < helpers; ++i)
+		pool().post([this, batch] { work(*batch); });
+	work(*batch);
+	{
+		std::unique_lock lock(batch->mutex);
+		batch->finished.wait(lock, [&] { return batch->done == requests.size(); });
 	}
-	done.wait();
 	for (const auto &r : requests)
 		if (r.error)
 			return unexpected(r.error);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <memory>
+#include <semaphore>
 #include <span>
 #include <string>
 
@@ -10,6 +11,7 @@
 #include "backends/chunk_store.hpp"
 
 namespace r3d {
+class Runtime;
 class ThreadPool;
 }
 
@@ -25,6 +27,9 @@ struct S3Config {
 	unsigned parallel = 16; ///< requests in flight at most, over all callers
 	std::chrono::milliseconds timeout{ 30000 }; ///< connecting, and a transfer without progress
 	RetryPolicy retry;
+	/// Requests run on its blocking pool (the caller's process's); without one, on a pool of
+	/// `parallel` threads of the client's own.
+	Runtime *runtime = nullptr;
 };
 
 /// One object request; the results are filled in by S3Client::run().
@@ -54,7 +59,9 @@ public:
 	S3Client(const S3Client &) = delete;
 	S3Client &operator=(const S3Client &) = delete;
 
-	/// Runs the requests in parallel and waits for all; returns the first error.
+	/// Runs the requests in parallel and waits for all; returns the first error. The
+	/// calling thread takes requests of its own batch too, so a caller that is itself a
+	/// thread of the shared pool never waits on a pool that is full of callers.
 	Result<void> run(std::span<S3Request> requests);
 
 	/// "s3://BUCKET (ENDPOINT)", for messages.
@@ -62,13 +69,18 @@ public:
 
 private:
 	explicit S3Client(S3Config config);
+	struct Batch;
 	Attempt perform(S3Request &r);
+	/// Takes requests of `batch` until none is left; each in one of `parallel` slots.
+	void work(Batch &batch);
+	ThreadPool &pool();
 
 	S3Config config_;
 	std::string where_;
 	std::string userPassword_;
 	std::string sigv4_;
-	std::unique_ptr<ThreadPool> pool_;
+	std::unique_ptr<ThreadPool> pool_; ///< only without config_.runtime
+	std::counting_semaphore<> slots_;  ///< `parallel` requests in flight, over all callers
 };
 
 } // namespace r3d::backends
