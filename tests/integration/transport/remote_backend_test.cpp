@@ -3,6 +3,7 @@
 
 #include <r3d/backend_factory.hpp>
 
+#include "backend_test_support.hpp"
 #include "rpc_test_support.hpp"
 
 using namespace r3d;
@@ -12,27 +13,22 @@ namespace {
 
 constexpr uint64_t kSize = (4 << 20) + 1000;
 
-std::string errorOf(const std::string &uri)
-{
-	auto r = openBackend(uri);
-	REQUIRE_FALSE(r);
-	return r.error().message;
-}
+using r3test::openError;
 
 } // namespace
 
 TEST_CASE("r3 URIs: malformed ones are refused naming the problem", "[remote][uri]")
 {
-	CHECK_THAT(errorOf("r3:/disk"), Catch::Contains("expected r3://HOST[:PORT]/NAME"));
-	CHECK_THAT(errorOf("r3://host:99999/disk"), Catch::Contains("is not a port number"));
-	CHECK_THAT(errorOf("r3://::1:7700/disk"), Catch::Contains("in brackets"));
-	CHECK_THAT(errorOf("r3://h/disk?colour=red"), Catch::Contains("unknown parameter 'colour'"));
-	CHECK_THAT(errorOf("r3://h/disk?tls=maybe"), Catch::Contains("expected on or off"));
-	CHECK_THAT(errorOf("r3://h/disk?deadline=soon"), Catch::Contains("does not start with a number"));
-	CHECK_THAT(errorOf("r3://h/disk?timeout=5y"), Catch::Contains("unknown unit"));
-	CHECK_THAT(errorOf("r3://h/disk?connections=1000"), Catch::Contains("at most 64"));
-	CHECK_THAT(errorOf("r3://h/disk?token-file=/nonexistent"), Catch::Contains("/nonexistent"));
-	CHECK_THAT(errorOf("r3://127.0.0.1:1/disk"), Catch::Contains("Connection refused"));
+	CHECK_THAT(openError("r3:/disk"), Catch::Contains("expected r3://HOST[:PORT]/NAME"));
+	CHECK_THAT(openError("r3://host:99999/disk"), Catch::Contains("is not a port number"));
+	CHECK_THAT(openError("r3://::1:7700/disk"), Catch::Contains("in brackets"));
+	CHECK_THAT(openError("r3://h/disk?colour=red"), Catch::Contains("unknown parameter 'colour'"));
+	CHECK_THAT(openError("r3://h/disk?tls=maybe"), Catch::Contains("expected on or off"));
+	CHECK_THAT(openError("r3://h/disk?deadline=soon"), Catch::Contains("does not start with a number"));
+	CHECK_THAT(openError("r3://h/disk?timeout=5y"), Catch::Contains("unknown unit"));
+	CHECK_THAT(openError("r3://h/disk?connections=1000"), Catch::Contains("at most 64"));
+	CHECK_THAT(openError("r3://h/disk?token-file=/nonexistent"), Catch::Contains("/nonexistent"));
+	CHECK_THAT(openError("r3://127.0.0.1:1/disk"), Catch::Contains("Connection refused"));
 }
 
 TEST_CASE("an r3 backend behaves like the device it stands for", "[remote]")

@@ -8,6 +8,7 @@
 
 #include <r3d/backend_factory.hpp>
 
+#include "backend_test_support.hpp"
 #include "rpc_test_support.hpp"
 
 using namespace r3d;
@@ -19,12 +20,7 @@ constexpr uint64_t kSize = (4 << 20) + 1000;
 
 const r3test::Prerequisite openssl = r3test::Prerequisite::program("openssl");
 
-std::string errorOf(const std::string &uri)
-{
-	auto r = openBackend(uri);
-	REQUIRE_FALSE(r);
-	return r.error().message;
-}
+using r3test::openError;
 
 } // namespace
 
@@ -46,7 +42,7 @@ TEST_CASE("r3 URIs carry TLS, client certificates and the token file", "[remote]
 	auto ok = openBackend(base + identity + "&token-file=" + (dir / "token"));
 	REQUIRE(ok);
 	CHECK((*ok)->size() == kSize);
-	CHECK_THAT(errorOf(base + identity + "&token-file=" + (dir / "wrong")), Catch::Contains("token does not match"));
-	CHECK_THAT(errorOf(base + "&token-file=" + (dir / "token")), Catch::Contains("refused the TLS session"));
-	CHECK_THAT(errorOf("r3://127.0.0.1:" + t.port() + "/disk"), Catch::Contains("requires TLS"));
+	CHECK_THAT(openError(base + identity + "&token-file=" + (dir / "wrong")), Catch::Contains("token does not match"));
+	CHECK_THAT(openError(base + "&token-file=" + (dir / "token")), Catch::Contains("refused the TLS session"));
+	CHECK_THAT(openError("r3://127.0.0.1:" + t.port() + "/disk"), Catch::Contains("requires TLS"));
 }

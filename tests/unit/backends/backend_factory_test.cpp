@@ -3,18 +3,14 @@
 
 #include <catch2/catch.hpp>
 
+#include "backend_test_support.hpp"
 #include "test_support.hpp"
 
 using namespace r3d;
 
 namespace {
 
-std::string errorOf(const std::string &uri)
-{
-	auto r = openBackend(uri);
-	REQUIRE_FALSE(r);
-	return r.error().message;
-}
+using r3test::openError;
 
 } // namespace
 
@@ -38,12 +34,12 @@ TEST_CASE("URIs parse into scheme, authority, path and parameters", "[uri]")
 
 TEST_CASE("malformed URIs are refused with the reason", "[uri]")
 {
-	CHECK_THAT(errorOf(""), Catch::Contains("empty"));
-	CHECK_THAT(errorOf("/tmp/disk.img"), Catch::Contains("expected SCHEME:"));
-	CHECK_THAT(errorOf("dir:/x?size"), Catch::Contains("'size' is not KEY=VALUE"));
-	CHECK_THAT(errorOf("dir:/x?size=1G&size=2G"), Catch::Contains("given twice"));
-	CHECK_THAT(errorOf("file:/x%zz"), Catch::Contains("bad percent escape"));
-	CHECK_THAT(errorOf("sp ace:1"), Catch::Contains("invalid character"));
+	CHECK_THAT(openError(""), Catch::Contains("empty"));
+	CHECK_THAT(openError("/tmp/disk.img"), Catch::Contains("expected SCHEME:"));
+	CHECK_THAT(openError("dir:/x?size"), Catch::Contains("'size' is not KEY=VALUE"));
+	CHECK_THAT(openError("dir:/x?size=1G&size=2G"), Catch::Contains("given twice"));
+	CHECK_THAT(openError("file:/x%zz"), Catch::Contains("bad percent escape"));
+	CHECK_THAT(openError("sp ace:1"), Catch::Contains("invalid character"));
 }
 
 TEST_CASE("unknown schemes and parameters are named", "[uri]")
@@ -53,17 +49,17 @@ TEST_CASE("unknown schemes and parameters are named", "[uri]")
 	CHECK(r.error().code.value() == EPROTONOSUPPORT);
 	CHECK_THAT(r.error().message, Catch::Contains("unknown backend scheme 'nfs'"));
 	CHECK_THAT(r.error().message, Catch::Contains("memory, file, dir"));
-	CHECK_THAT(errorOf("file:/tmp/x?colour=red"), Catch::Contains("unknown parameter 'colour'"));
-	CHECK_THAT(errorOf("memory:1M?size=2M"), Catch::Contains("unknown parameter 'size'"));
+	CHECK_THAT(openError("file:/tmp/x?colour=red"), Catch::Contains("unknown parameter 'colour'"));
+	CHECK_THAT(openError("memory:1M?size=2M"), Catch::Contains("unknown parameter 'size'"));
 }
 
 TEST_CASE("memory sizes: zero, malformed and too large are refused", "[uri][memory]")
 {
-	CHECK_THAT(errorOf("memory:0"), Catch::Contains("greater than 0"));
-	CHECK_THAT(errorOf("memory:"), Catch::Contains("expected memory:SIZE"));
-	CHECK_THAT(errorOf("memory:12Q"), Catch::Contains("unknown suffix"));
-	CHECK_THAT(errorOf("memory:999999999999999999999"), Catch::Contains("does not fit in 64 bits"));
-	CHECK_THAT(errorOf("memory:1000T"), Catch::Contains("does not fit in this address space"));
+	CHECK_THAT(openError("memory:0"), Catch::Contains("greater than 0"));
+	CHECK_THAT(openError("memory:"), Catch::Contains("expected memory:SIZE"));
+	CHECK_THAT(openError("memory:12Q"), Catch::Contains("unknown suffix"));
+	CHECK_THAT(openError("memory:999999999999999999999"), Catch::Contains("does not fit in 64 bits"));
+	CHECK_THAT(openError("memory:1000T"), Catch::Contains("does not fit in this address space"));
 	auto ok = openBackend("memory:256M");
 	REQUIRE(ok);
 	CHECK((*ok)->size() == 256ull << 20);
@@ -73,30 +69,30 @@ TEST_CASE("file URIs: create with size, open existing, refuse empty", "[uri][fil
 {
 	r3test::TempDir dir;
 	auto path = dir / "disk.img";
-	CHECK_THAT(errorOf("file:" + path), Catch::Contains("cannot open"));
+	CHECK_THAT(openError("file:" + path), Catch::Contains("cannot open"));
 	auto created = openBackend("file:" + path + "?size=1M");
 	REQUIRE(created);
 	CHECK((*created)->size() == 1 << 20);
 	auto reopened = openBackend("file://" + path);
 	REQUIRE(reopened);
 	CHECK((*reopened)->size() == 1 << 20);
-	CHECK_THAT(errorOf("file:" + path + "?size=0"), Catch::Contains("size must be greater than 0"));
-	CHECK_THAT(errorOf("file:" + path + "?size=9E"), Catch::Contains("unknown suffix"));
-	CHECK_THAT(errorOf("file:" + dir.path().string()), Catch::Contains("Is a directory"));
+	CHECK_THAT(openError("file:" + path + "?size=0"), Catch::Contains("size must be greater than 0"));
+	CHECK_THAT(openError("file:" + path + "?size=9E"), Catch::Contains("unknown suffix"));
+	CHECK_THAT(openError("file:" + dir.path().string()), Catch::Contains("Is a directory"));
 }
 
 TEST_CASE("dir URIs need a size the first time and remember their geometry", "[uri][dir]")
 {
 	r3test::TempDir dir;
 	auto path = dir / "chunks";
-	CHECK_THAT(errorOf("dir:" + path), Catch::Contains("give its size"));
+	CHECK_THAT(openError("dir:" + path), Catch::Contains("give its size"));
 	auto made = openBackend("dir:" + path + "?size=1M&chunk=16K");
 	REQUIRE(made);
 	CHECK((*made)->size() == 1 << 20);
 	auto again = openBackend("dir:" + path);
 	REQUIRE(again);
 	CHECK((*again)->size() == 1 << 20);
-	CHECK_THAT(errorOf("dir:" + path + "?chunk=64K"), Catch::Contains("was written with chunk=16384"));
-	CHECK_THAT(errorOf("dir:" + path + "?size=2M"), Catch::Contains("not size=2097152"));
-	CHECK_THAT(errorOf("dir:" + (dir / "other") + "?size=1M&chunk=100"), Catch::Contains("outside 512 B"));
+	CHECK_THAT(openError("dir:" + path + "?chunk=64K"), Catch::Contains("was written with chunk=16384"));
+	CHECK_THAT(openError("dir:" + path + "?size=2M"), Catch::Contains("not size=2097152"));
+	CHECK_THAT(openError("dir:" + (dir / "other") + "?size=1M&chunk=100"), Catch::Contains("outside 512 B"));
 }
