@@ -2,6 +2,7 @@
 
 #include <r3d/log.hpp>
 
+#include "mount/managed_region.hpp"
 #include "serve_options.hpp"
 
 namespace r3serve {
@@ -25,6 +26,17 @@ r3d::ResultMsg<void> DeviceMode::start()
 	const auto &[name, uri] = o_.exports.front();
 	options.attach.name = name.empty() ? uri : name;
 
+	if (o_.managed) {
+		auto exports = openExports(o_, "device", runtime_);
+		if (!exports)
+			return r3d::unexpectedOf(exports.error());
+		exports_ = std::move(*exports);
+		auto mount = r3d::mount::DirectMount::open(exports_.front().backend, options);
+		if (!mount)
+			return r3d::unexpectedOf(mount.error());
+		mount_ = std::move(*mount);
+		return {};
+	}
 	auto mount = r3d::mount::DirectMount::open(uri, options);
 	if (!mount)
 		return r3d::unexpectedOf(mount.error());
@@ -34,7 +46,18 @@ r3d::ResultMsg<void> DeviceMode::start()
 
 Counters DeviceMode::counters() const
 {
-	return mount_ ? nbdCounters(mount_->stats()) : Counters{};
+	Counters c = mount_ ? nbdCounters(mount_->stats()) : Counters{};
+	if (!exports_.empty() && exports_.front().managed) {
+		auto m = exports_.front().managed->counters();
+		c.insert(c.end(), m.begin(), m.end());
+	}
+	return c;
+}
+
+bool DeviceMode::sync()
+{
+	// The device is gone by now (stop()); a managed region pushes what it holds.
+	return exports_.empty() || syncExports(o_, exports_);
 }
 
 std::string DeviceMode::failure() const

@@ -24,10 +24,12 @@ public:
 	Counters counters() const override;
 	std::string failure() const override;
 	Stop stop(bool force) override;
+	bool sync() override;
 
 private:
 	const ServeOptions &o_;
 	r3d::Runtime &runtime_;
+	std::vector<OpenedExport> exports_; ///< with --managed: the region the device serves
 	std::unique_ptr<r3d::mount::DirectMount> mount_;
 };
 

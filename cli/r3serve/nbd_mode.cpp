@@ -2,6 +2,7 @@
 
 #include <r3d/log.hpp>
 
+#include "mount/managed_region.hpp"
 #include "serve_options.hpp"
 
 namespace r3serve {
@@ -25,7 +26,8 @@ r3d::ResultMsg<void> NbdMode::start()
 	serverOptions.runtime = &runtime_;
 	server_.emplace(serverOptions);
 	for (const auto &exp : exports_)
-		server_->addExport({ exp.name, o_.description, exp.backend, o_.readOnly });
+		server_->addExport({ exp.name, o_.description, exp.backend, o_.readOnly,
+				     exp.managed ? exp.managed->meta() : nullptr });
 
 	auto listener = o_.socketPath.empty() ? r3d::nbd::Listener::listenTcp(*server_, o_.listenAddress)
 					      : r3d::nbd::Listener::listenUnix(*server_, o_.socketPath);

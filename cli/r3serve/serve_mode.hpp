@@ -16,6 +16,10 @@ namespace r3d {
 class Runtime;
 }
 
+namespace r3d::mount {
+class ManagedRegion;
+}
+
 namespace r3serve {
 
 struct ServeOptions;
@@ -58,13 +62,16 @@ public:
 struct OpenedExport {
 	std::string name;
 	std::shared_ptr<r3d::ReadWriterAt> backend;
+	/// With --managed: the region behind `backend` (its meta contexts, its final push).
+	std::shared_ptr<r3d::mount::ManagedRegion> managed;
 };
 
 /// Opens every export of `o` and logs each under `kind` ("export", "r3 export").
 /// Each gets the pipeline its callers need (any offset); network backends run on `runtime`.
 r3d::ResultMsg<std::vector<OpenedExport>> openExports(const ServeOptions &o, const char *kind, r3d::Runtime &runtime);
 
-/// Flushes the exports that can be written; false (and logged) if one fails.
+/// Flushes the exports that can be written; false (and logged) if one fails. A managed
+/// export pushes every dirty chunk to its remote first, with progress in the log.
 bool syncExports(const ServeOptions &o, const std::vector<OpenedExport> &exports);
 
 } // namespace r3serve

@@ -38,6 +38,8 @@ enum Opt : int {
 	kBlockSize,
 	kTimeout,
 	kDeadConnTimeout,
+	kManaged,
+	kManagedKey, // --cache, --pull-workers, ...: the option's name is the managed key
 };
 
 // A count is a plain decimal number: "1K" is a size, not 1024 workers.
@@ -79,6 +81,11 @@ const char *serveUsage()
 	       "       r3serve --device auto|/dev/nbdN [--connections N] [--netlink|--ioctl]\n"
 	       "               [--ready udev|sysfs] [--block-size BYTES] [--timeout SECONDS]\n"
 	       "               [--dead-conn-timeout SECONDS] [--read-only] [...] BACKEND_URI\n"
+	       "       r3serve --managed [--cache DIR] [--pull-workers N] [--push-interval DURATION]\n"
+	       "               [--order linear|reverse|hot:FILE] [--pull-first SIZE|N%] [--pull-rate RATE]\n"
+	       "               [--push-rate RATE] [--remote-timeout DURATION] [--chunk-size SIZE]\n"
+	       "               [--background yes|no] [--discard-local] (--socket PATH | --listen HOST:PORT |\n"
+	       "               --device ...) [...] REMOTE_URI\n"
 	       "       r3serve --r3 --listen HOST:PORT [--tls-cert FILE --tls-key FILE [--tls-ca FILE]]\n"
 	       "               [--token-file FILE] [...] BACKEND_URI [NAME=BACKEND_URI ...]\n"
 	       "\n"
@@ -87,7 +94,9 @@ const char *serveUsage()
 	       "or s3://BUCKET/PREFIX?endpoint=URL&size=SIZE. The first export is also the default\n"
 	       "export \"\". With --device, the backend becomes a kernel block device: its path is\n"
 	       "printed once it is ready, and SIGTERM flushes, disconnects and frees it. With --r3, the\n"
-	       "exports are served over r3map's own transport, for r3:// clients.\n"
+	       "exports are served over r3map's own transport, for r3:// clients. With --managed, a local\n"
+	       "cache (memory, or --cache DIR, resumable) is served and pulled from and pushed to the\n"
+	       "remote in the background; SIGTERM pushes every dirty chunk before r3serve exits.\n"
 	       "See r3serve(1).\n";
 }
 
@@ -118,6 +127,18 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		{ "block-size", required_argument, nullptr, kBlockSize },
 		{ "timeout", required_argument, nullptr, kTimeout },
 		{ "dead-conn-timeout", required_argument, nullptr, kDeadConnTimeout },
+		{ "managed", no_argument, nullptr, kManaged },
+		{ "cache", required_argument, nullptr, kManagedKey },
+		{ "chunk-size", required_argument, nullptr, kManagedKey },
+		{ "pull-workers", required_argument, nullptr, kManagedKey },
+		{ "push-interval", required_argument, nullptr, kManagedKey },
+		{ "order", required_argument, nullptr, kManagedKey },
+		{ "pull-first", required_argument, nullptr, kManagedKey },
+		{ "pull-rate", required_argument, nullptr, kManagedKey },
+		{ "push-rate", required_argument, nullptr, kManagedKey },
+		{ "remote-timeout", required_argument, nullptr, kManagedKey },
+		{ "background", required_argument, nullptr, kManagedKey },
+		{ "discard-local", no_argument, nullptr, kManagedKey },
 		{ nullptr, 0, nullptr, 0 },
 	};
 	ServeOptions o;
@@ -125,7 +146,8 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	for (;;) {
-		int c = ::getopt_long(argc, argv, "+h", kLong, nullptr);
+		int index = -1;
+		int c = ::getopt_long(argc, argv, "+h", kLong, &index);
 		if (c == -1)
 			break;
 		switch (c) {
@@ -224,6 +246,17 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 				(c == kTimeout ? o.timeout : o.deadConnTimeout) = *n;
 			break;
 		}
+		case kManaged:
+			o.managed = true;
+			break;
+		case kManagedKey: {
+			std::string key = kLong[index].name;
+			auto set = r3d::mount::setManagedOption(o.managedOptions, key, optarg ? optarg : "true");
+			if (!set)
+				return r3d::fail(EINVAL, "--" + set.error().message);
+			o.managedOptionGiven = true;
+			break;
+		}
 		case 'h':
 		case kHelp:
 			o.help = true;
@@ -245,6 +278,14 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 	}
 	if (o.exports.empty())
 		return r3d::fail(EINVAL, "no BACKEND_URI given");
+	if (o.managedOptionGiven && !o.managed)
+		return r3d::fail(EINVAL, "--cache, --pull-workers, --push-interval, --order, --pull-first, --pull-rate, "
+					 "--push-rate, --remote-timeout, --chunk-size, --background and --discard-local "
+					 "go with --managed");
+	if (o.managed && o.exports.size() > 1)
+		return r3d::fail(EINVAL, "--managed serves exactly one BACKEND_URI (one cache)");
+	if (o.managed && o.readOnly)
+		return r3d::fail(EINVAL, "--managed with --read-only: serve the remote directly instead");
 	if (!o.device.empty()) {
 		if (o.r3)
 			return r3d::fail(EINVAL, "--r3 exports over the network: it does not take --device");

@@ -9,6 +9,7 @@
 #include <r3d/result.hpp>
 
 #include "base/limits.hpp"
+#include "mount/managed_options.hpp"
 
 namespace r3serve {
 
@@ -40,6 +41,12 @@ struct ServeOptions {
 	uint32_t blockSize = 4096;  ///< --block-size
 	std::optional<unsigned> timeout;         ///< --timeout SECONDS
 	std::optional<unsigned> deadConnTimeout; ///< --dead-conn-timeout SECONDS
+
+	// --managed: a local cache in front of the backend, pulled and pushed in the background
+	// (--cache, --pull-workers, ... set the keys of r3d::mount::setManagedOption()).
+	bool managed = false;
+	r3d::mount::ManagedOptions managedOptions;
+	bool managedOptionGiven = false;
 };
 
 /// Parses the command line; the error message is ready to print after "r3serve: ".

@@ -16,6 +16,7 @@
 #include <r3d/unique_fd.hpp>
 
 #include "base/limits.hpp"
+#include "nbd/meta_source.hpp"
 #include "nbd/stats.hpp"
 
 namespace r3d {
@@ -31,6 +32,8 @@ struct Export {
 	std::string description;
 	std::shared_ptr<ReadWriterAt> backend;
 	bool readOnly = false;
+	/// Meta contexts besides base:allocation (a managed backend's x-r3map:*); null: none.
+	std::shared_ptr<MetaSource> meta;
 };
 
 struct ServerOptions {
