@@ -143,8 +143,13 @@ Result<uint64_t> Pusher::round(const std::function<bool(uint64_t pushed, uint64_
 				++b;
 			uint64_t subOffset = ctx_.offsetOf(claims[a].index);
 			uint64_t subBytes = ctx_.bytesOf(claims[a].index, b - a);
-			limiter_.take(subBytes);
-			if (auto r = ctx_.remote->writeAt(span.subspan(subOffset - offset, subBytes), subOffset); !r)
+			auto data = span.subspan(subOffset - offset, subBytes);
+			// Zeroed or discarded chunks (mkfs discards the whole device) go as a zeroing.
+			bool zero = std::all_of(data.begin(), data.end(), [](std::byte x) { return x == std::byte{ 0 }; });
+			if (!zero)
+				limiter_.take(subBytes);
+			auto r = zero ? ctx_.remote->writeZeroes(subOffset, subBytes) : ctx_.remote->writeAt(data, subOffset);
+			if (!r)
 				return giveBack(r.error(), "push");
 			for (size_t c = a; c < b; ++c)
 				claims[c].sent = true;

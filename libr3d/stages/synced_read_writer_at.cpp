@@ -32,13 +32,14 @@ Result<void> SyncedReadWriterAt::cache(uint64_t offset, uint64_t length)
 	return puller_.demand(offset / ctx_.geometry.chunk, (offset + length - 1) / ctx_.geometry.chunk);
 }
 
-Result<void> SyncedReadWriterAt::writeAt(std::span<const std::byte> buf, uint64_t offset)
+template <class Apply>
+Result<void> SyncedReadWriterAt::modify(uint64_t offset, uint64_t length, Apply &&apply)
 {
-	R3D_TRY(checkRange(offset, buf.size(), ctx_.geometry.size, true));
-	if (buf.empty())
+	R3D_TRY(checkRange(offset, length, ctx_.geometry.size, true));
+	if (length == 0)
 		return {};
 	const uint64_t chunk = ctx_.geometry.chunk;
-	uint64_t end = offset + buf.size();
+	uint64_t end = offset + length;
 	uint64_t first = offset / chunk, last = (end - 1) / chunk;
 	uint64_t started = first; // chunks [first, started) have a writer registered
 	auto unwind = [&] {
@@ -75,9 +76,25 @@ Result<void> SyncedReadWriterAt::writeAt(std::span<const std::byte> buf, uint64_
 			}
 		}
 	}
-	auto r = ctx_.cache->writeAt(buf, offset);
+	Result<void> r = apply();
 	unwind();
 	return r;
+}
+
+Result<void> SyncedReadWriterAt::writeAt(std::span<const std::byte> buf, uint64_t offset)
+{
+	return modify(offset, buf.size(), [&] { return ctx_.cache->writeAt(buf, offset); });
+}
+
+Result<void> SyncedReadWriterAt::writeZeroes(uint64_t offset, uint64_t length)
+{
+	return modify(offset, length, [&] { return ctx_.cache->writeZeroes(offset, length); });
+}
+
+Result<void> SyncedReadWriterAt::trim(uint64_t offset, uint64_t length)
+{
+	// The remote must read zeros there too once pushed, so a discard is a zeroing here.
+	return writeZeroes(offset, length);
 }
 
 Result<void> SyncedReadWriterAt::sync()

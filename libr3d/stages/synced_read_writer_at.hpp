@@ -28,8 +28,17 @@ public:
 	uint64_t size() const override { return ctx_.geometry.size; }
 	Result<void> sync() override;
 	Result<void> cache(uint64_t offset, uint64_t length) override;
+	/// Zeroing and discards are writes of zeros to the cache (cheap there: fallocate or
+	/// page release) that the pusher sends as zeroing requests.
+	Result<void> trim(uint64_t offset, uint64_t length) override;
+	Result<void> writeZeroes(uint64_t offset, uint64_t length) override;
 
 private:
+	/// Registers a writer on every chunk of the range (pulling partial remote chunks first,
+	/// journaling newly dirty ones), runs `apply` on the cache, then lets the chunks go.
+	template <class Apply>
+	Result<void> modify(uint64_t offset, uint64_t length, Apply &&apply);
+
 	SyncContext &ctx_;
 	Puller &puller_;
 	Pusher &pusher_;
