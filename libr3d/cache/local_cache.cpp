@@ -68,6 +68,9 @@ ResultMsg<std::unique_ptr<LocalCache>> LocalCache::open(const std::string &dir, 
 		::unlink(dataPath.c_str());
 		::unlink((dir + "/journal").c_str());
 	}
+	// The cache holds the region's data: readable by its owner only.
+	if (UniqueFd created(::open(dataPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)); !created)
+		return err(errno, fmt::format("cannot create {}: {}", dataPath, std::strerror(errno)));
 	auto file = backends::FileBackend::open(dataPath, identity.size);
 	if (!file)
 		return err(file.error().code.value(), file.error().message);
