@@ -284,6 +284,11 @@ Result<Session::Step> Session::handleMetaContext(uint32_t opt, const std::vector
 {
 	bool set = static_cast<Opt>(opt) == Opt::SetMetaContext;
 	logger()->debug("meta context option {} ({} bytes)", opt, data.size());
+	if (set) {
+		// A SET replaces the selection even when it fails (the protocol says so).
+		metaBaseAllocation_ = false;
+		metaContexts_.clear();
+	}
 	if (!structured_) {
 		R3D_TRY(sendOptError(opt, Rep::ErrInvalid, "negotiate structured replies first"));
 		return Step::Continue;

@@ -469,6 +469,22 @@ TEST_CASE("malformed meta context options are refused with ERR_INVALID", "[nbd][
 	disconnect(c);
 }
 
+TEST_CASE("a SET_META_CONTEXT that fails still replaces the selection", "[nbd][meta]")
+{
+	Server server;
+	addExports(server, rangeSource());
+	auto c = connect(server);
+	REQUIRE(set(c.client, { "base:allocation", kPresent }).contexts.size() == 2);
+	auto broken = metaData("meta", { kPresent });
+	broken.pop_back();
+	CHECK(metaOption(c.client, Opt::SetMetaContext, broken).end == kErrInvalid);
+	CHECK(set(c.client, { kPresent }, "nosuch").end == static_cast<uint32_t>(Rep::ErrUnknown));
+	c.client.go();
+	c.client.request(Cmd::BlockStatus, 1, 0, 4096);
+	CHECK(errorChunk(c.client, 1) == kEinval);
+	disconnect(c);
+}
+
 TEST_CASE("meta context options need structured replies first", "[nbd][meta]")
 {
 	Server server;
