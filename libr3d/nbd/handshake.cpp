@@ -3,10 +3,12 @@
 
 #include "nbd/session.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include <r3d/log.hpp>
 
+#include "nbd/meta_source.hpp"
 #include "nbd/wire.hpp"
 
 namespace r3d::nbd {
@@ -22,10 +24,50 @@ using wire::put64;
 // Options carry at most a few strings of ≤ 4 KiB; anything larger is not a real client.
 constexpr uint32_t kMaxOptionData = 64 * 1024;
 
+// A MetaSource's contexts past this many are not offered: ids and replies stay small.
+constexpr size_t kMaxMetaContexts = 64;
+
 std::shared_ptr<spdlog::logger> logger()
 {
 	static auto l = log::get("nbd");
 	return l;
+}
+
+struct MetaContext {
+	uint32_t id;
+	std::string name;
+};
+
+// What an export offers, in id order: base:allocation, then its MetaSource's contexts.
+std::vector<MetaContext> offeredContexts(const Export &exp)
+{
+	std::vector<MetaContext> all{ { kMetaIdBaseAllocation, kMetaBaseAllocation } };
+	if (!exp.meta)
+		return all;
+	auto names = exp.meta->contexts();
+	for (size_t i = 0; i < names.size() && i < kMaxMetaContexts; ++i) {
+		// A name the protocol cannot carry (no "namespace:", too long) or one offered
+		// twice is the source's bug; leaving it out keeps the client's view consistent.
+		auto &name = names[i];
+		size_t colon = name.find(':');
+		bool twice = std::any_of(all.begin(), all.end(), [&](const MetaContext &c) { return c.name == name; });
+		if (colon == 0 || colon == std::string::npos || name.size() > kMaxStringLength || twice) {
+			logger()->debug("export '{}': not offering meta context '{}'", exp.name, name);
+			continue;
+		}
+		all.push_back({ kMetaIdFirstSource + static_cast<uint32_t>(i), std::move(name) });
+	}
+	return all;
+}
+
+// A query names a context exactly; for LIST, a namespace with an empty leaf ("base:",
+// "x-r3map:") also names all of that namespace. Anything else matches nothing, as the
+// protocol wants unknown queries ignored.
+bool queryMatches(const std::string &query, const std::string &name, bool list)
+{
+	if (query == name)
+		return true;
+	return list && !query.empty() && query.find(':') == query.size() - 1 && name.starts_with(query);
 }
 
 } // namespace
@@ -141,7 +183,7 @@ Result<Session::Step> Session::handleOption(uint32_t opt, std::vector<std::byte>
 			logger()->info("client asked for unknown export '{}'; closing", name);
 			return Step::Close;
 		}
-		export_ = exp;
+		enterExport(*exp);
 		std::vector<std::byte> reply;
 		wire::Writer(reply).u64(exp->backend->size()).u16(server_.transmissionFlags(*exp, structured_));
 		if (!noZeroes_)
@@ -224,16 +266,29 @@ Result<Session::Step> Session::handleInfo(uint32_t opt, const std::vector<std::b
 	R3D_TRY(sendOptReply(opt, Rep::Ack));
 	if (static_cast<Opt>(opt) == Opt::Info)
 		return Step::Continue;
-	export_ = exp;
-	if (metaExport_ != exp->name && server_.findExport(metaExport_) != exp)
-		metaBaseAllocation_ = false; // contexts were chosen for another export
+	enterExport(*exp);
 	return Step::Transmit;
+}
+
+void Session::enterExport(const Export &exp)
+{
+	export_ = &exp;
+	if (metaExport_ != exp.name && server_.findExport(metaExport_) != &exp) {
+		// Chosen for another export, whose MetaSource the indices belong to.
+		metaBaseAllocation_ = false;
+		metaContexts_.clear();
+	}
 }
 
 Result<Session::Step> Session::handleMetaContext(uint32_t opt, const std::vector<std::byte> &data)
 {
 	bool set = static_cast<Opt>(opt) == Opt::SetMetaContext;
 	logger()->debug("meta context option {} ({} bytes)", opt, data.size());
+	if (set) {
+		// A SET replaces the selection even when it fails (the protocol says so).
+		metaBaseAllocation_ = false;
+		metaContexts_.clear();
+	}
 	if (!structured_) {
 		R3D_TRY(sendOptError(opt, Rep::ErrInvalid, "negotiate structured replies first"));
 		return Step::Continue;
@@ -258,7 +313,11 @@ Result<Session::Step> Session::handleMetaContext(uint32_t opt, const std::vector
 	std::string name;
 	uint32_t count = 0;
 	std::vector<std::string> queries;
-	bool ok = takeString(name) && take32(count);
+	// Each query takes at least its 4 length bytes, so a count that cannot fit is refused
+	// before anything is allocated for it.
+	bool ok = takeString(name) && take32(count) && count <= (data.size() - pos) / 4;
+	if (ok)
+		queries.reserve(count);
 	for (uint32_t i = 0; ok && i < count; ++i) {
 		std::string q;
 		ok = takeString(q);
@@ -268,23 +327,32 @@ Result<Session::Step> Session::handleMetaContext(uint32_t opt, const std::vector
 		R3D_TRY(sendOptError(opt, Rep::ErrInvalid, "malformed meta context option"));
 		return Step::Continue;
 	}
-	if (!server_.findExport(name)) {
+	const Export *exp = server_.findExport(name);
+	if (!exp) {
 		R3D_TRY(sendOptError(opt, Rep::ErrUnknown, "no export named '" + name + "'"));
 		return Step::Continue;
 	}
+	// LIST without queries lists everything; SET without queries selects nothing.
 	bool base = false;
-	if (!set && queries.empty())
-		base = true;
-	for (const auto &q : queries)
-		base |= q == kMetaBaseAllocation || (!set && q == "base:");
+	std::vector<size_t> chosen;
+	for (const auto &context : offeredContexts(*exp)) {
+		bool hit = !set && queries.empty();
+		for (size_t i = 0; !hit && i < queries.size(); ++i)
+			hit = queryMatches(queries[i], context.name, !set);
+		if (!hit)
+			continue;
+		if (context.id == kMetaIdBaseAllocation)
+			base = true;
+		else
+			chosen.push_back(context.id - kMetaIdFirstSource);
+		std::vector<std::byte> payload;
+		wire::Writer(payload).u32(set ? context.id : 0).str(context.name); // LIST ids are reserved: 0
+		R3D_TRY(sendOptReply(opt, Rep::MetaContext, payload));
+	}
 	if (set) {
 		metaBaseAllocation_ = base;
+		metaContexts_ = std::move(chosen);
 		metaExport_ = name;
-	}
-	if (base) {
-		std::vector<std::byte> payload;
-		wire::Writer(payload).u32(set ? kMetaIdBaseAllocation : 0).str(kMetaBaseAllocation);
-		R3D_TRY(sendOptReply(opt, Rep::MetaContext, payload));
 	}
 	R3D_TRY(sendOptReply(opt, Rep::Ack));
 	return Step::Continue;

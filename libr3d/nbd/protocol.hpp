@@ -120,6 +120,8 @@ inline constexpr uint32_t kStructuredReplyHeaderSize = 20;
 inline constexpr uint32_t kMaxStringLength = 4096;
 
 inline constexpr const char *kMetaBaseAllocation = "base:allocation";
+// Our meta context ids: base:allocation is 1, context i of an export's MetaSource 2 + i.
 inline constexpr uint32_t kMetaIdBaseAllocation = 1;
+inline constexpr uint32_t kMetaIdFirstSource = 2;
 
 } // namespace r3d::nbd

@@ -26,13 +26,17 @@ class ThreadPool;
 
 namespace r3d::nbd {
 
+class MetaSource;
+
 /// One export a server offers by name.
 struct Export {
 	std::string name; ///< "" is also reachable as the default export
 	std::string description;
 	std::shared_ptr<ReadWriterAt> backend;
 	bool readOnly = false;
-	/// Meta contexts besides base:allocation (a managed backend's x-r3map:*); null: none.
+	/// Meta contexts offered besides base:allocation; null: base:allocation only. Its
+	/// metaExtents() runs where the backend's requests run (the server's workers, for a
+	/// backend that may block), so concurrently.
 	std::shared_ptr<MetaSource> meta;
 };
 
@@ -70,10 +74,11 @@ void markIoFlusher();
 
 class Session;
 
-/// Our NBD server: fixed newstyle handshake, structured replies, base:allocation,
-/// concurrent requests with out-of-order replies. Transport independent: it serves any
-/// connected stream socket (TCP, UNIX, socketpair). One thread per connection calls
-/// serve(); requests of slow backends run on a shared worker pool.
+/// Our NBD server: fixed newstyle handshake, structured replies, BLOCK_STATUS with
+/// base:allocation and the meta contexts of an export's MetaSource, concurrent requests
+/// with out-of-order replies. Transport independent: it serves any connected stream
+/// socket (TCP, UNIX, socketpair). One thread per connection calls serve(); requests of
+/// slow backends run on a shared worker pool.
 class Server
 {
 public:

@@ -23,6 +23,10 @@ namespace r3d::nbd {
 /// batches the replies, a slow one runs them on the server's workers, which reply out of
 /// order as they finish.
 ///
+/// BLOCK_STATUS answers for the meta contexts the last SET_META_CONTEXT chose:
+/// base:allocation (id 1) and those of the export's MetaSource (id 2 + index), for the
+/// export they were chosen for; entering another export drops them.
+///
 /// The member functions are spread over three files by phase: session.cpp (construction,
 /// run, stop), handshake.cpp (option haggling) and transmission.cpp (requests and replies).
 class Session
@@ -64,6 +68,9 @@ private:
 	Result<Step> handleOption(uint32_t opt, std::vector<std::byte> &data);
 	Result<Step> handleInfo(uint32_t opt, const std::vector<std::byte> &data);
 	Result<Step> handleMetaContext(uint32_t opt, const std::vector<std::byte> &data);
+	/// Makes `exp` the export of the transmission phase, dropping meta contexts that were
+	/// chosen for another one.
+	void enterExport(const Export &exp);
 	Result<void> sendOptReply(uint32_t opt, Rep type, std::span<const std::byte> data = {});
 	Result<void> sendOptError(uint32_t opt, Rep type, const std::string &message);
 	Result<void> sendExportInfo(uint32_t opt, const Export &exp, Info info);
@@ -93,7 +100,9 @@ private:
 	const Export *export_ = nullptr;
 	bool noZeroes_ = false;
 	bool structured_ = false;
+	// The meta contexts of the last NBD_OPT_SET_META_CONTEXT, chosen for export metaExport_.
 	bool metaBaseAllocation_ = false;
+	std::vector<size_t> metaContexts_; ///< indices into the export's MetaSource::contexts(), ascending
 	std::string metaExport_;
 	bool inline_ = true;
 	bool wrote_ = false;

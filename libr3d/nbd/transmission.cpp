@@ -15,6 +15,7 @@
 
 #include "base/thread_pool.hpp"
 #include "nbd/errors.hpp"
+#include "nbd/meta_source.hpp"
 #include "nbd/wire.hpp"
 
 namespace r3d::nbd {
@@ -32,6 +33,8 @@ constexpr size_t kBatchLimit = 1024 * 1024;
 constexpr uint32_t kSparseReadMin = 64 * 1024;
 // Internal: "no holes here, send one data chunk"; never goes on the wire.
 constexpr uint32_t kEagain = 0xffffffff;
+// Extents in one BLOCK_STATUS chunk of a meta context at most (the protocol's advice).
+constexpr size_t kMaxChunkExtents = size_t{ 1 } << 20;
 
 std::shared_ptr<spdlog::logger> logger()
 {
@@ -48,6 +51,38 @@ void appendChunkHeader(std::vector<std::byte> &out, uint16_t flags, ReplyType ty
 		       uint32_t length)
 {
 	wire::Writer(out).u32(kStructuredReplyMagic).u16(flags).u16(static_cast<uint16_t>(type)).u64(handle).u32(length);
+}
+
+// One BLOCK_STATUS chunk (flags 0) of meta context `id` from a MetaSource's extents,
+// fitted to what the wire allows: no empty extents, equal neighbours merged, nothing past
+// the request, one extent for REQ_ONE. Returns false, appending nothing, if none is left.
+bool appendMetaChunk(std::vector<std::byte> &out, uint64_t handle, uint32_t id, uint32_t length, bool reqOne,
+		     const std::vector<MetaExtent> &extents)
+{
+	std::vector<MetaExtent> fitted;
+	uint64_t covered = 0;
+	for (const auto &e : extents) {
+		uint64_t len = std::min<uint64_t>(e.length, length - covered);
+		if (len == 0)
+			continue;
+		if (!fitted.empty() && fitted.back().flags == e.flags)
+			fitted.back().length += len;
+		else if (fitted.size() == (reqOne ? 1 : kMaxChunkExtents))
+			break;
+		else
+			fitted.push_back({ len, e.flags });
+		covered += len;
+		if (covered == length)
+			break;
+	}
+	if (fitted.empty())
+		return false;
+	appendChunkHeader(out, 0, ReplyType::BlockStatus, handle, static_cast<uint32_t>(4 + 8 * fitted.size()));
+	wire::Writer w(out);
+	w.u32(id);
+	for (const auto &e : fitted)
+		w.u32(static_cast<uint32_t>(e.length)).u32(e.flags);
+	return true;
 }
 
 } // namespace
@@ -76,8 +111,8 @@ Session::Verdict Session::validate(const Request &r) const
 		allowed |= kCmdFlagReqOne;
 		if (!structured_)
 			return { kEinval, "block status needs structured replies" };
-		if (!metaBaseAllocation_)
-			return { kEinval, "block status needs the base:allocation meta context" };
+		if (!metaBaseAllocation_ && metaContexts_.empty())
+			return { kEinval, "block status needs a meta context" };
 		if (r.length == 0)
 			return { kEinval, "block status of zero length" };
 		break;
@@ -247,20 +282,42 @@ void Session::executeRead(const Request &r, std::vector<std::byte> &out)
 
 void Session::executeBlockStatus(const Request &r, std::vector<std::byte> &out)
 {
-	auto extents = export_->backend->extents(r.offset, r.length);
-	if (!extents || extents->empty()) {
-		appendError(r, extents ? kEio : toNbdError(extents.error()), out);
-		return;
+	// One chunk per selected context, in id order; the last one carries DONE. Nothing is
+	// sent before all are built, so a failure replaces them with one error.
+	size_t start = out.size();
+	size_t lastHeader = start;
+	bool reqOne = r.flags & kCmdFlagReqOne;
+	auto fail = [&](uint32_t error) {
+		out.resize(start);
+		appendError(r, error, out);
+	};
+	if (metaBaseAllocation_) {
+		auto extents = export_->backend->extents(r.offset, r.length);
+		if (!extents || extents->empty())
+			return fail(extents ? kEio : toNbdError(extents.error()));
+		size_t count = reqOne ? 1 : extents->size();
+		appendChunkHeader(out, 0, ReplyType::BlockStatus, r.handle, static_cast<uint32_t>(4 + 8 * count));
+		wire::Writer w(out);
+		w.u32(kMetaIdBaseAllocation);
+		for (size_t i = 0; i < count; ++i) {
+			const auto &e = (*extents)[i];
+			w.u32(static_cast<uint32_t>(std::min<uint64_t>(e.length, r.length)))
+				.u32((e.hole ? kStateHole : 0) | (e.zero ? kStateZero : 0));
+		}
 	}
-	size_t count = (r.flags & kCmdFlagReqOne) ? 1 : extents->size();
-	appendChunkHeader(out, kReplyFlagDone, ReplyType::BlockStatus, r.handle, static_cast<uint32_t>(4 + 8 * count));
-	wire::Writer w(out);
-	w.u32(kMetaIdBaseAllocation);
-	for (size_t i = 0; i < count; ++i) {
-		const auto &e = (*extents)[i];
-		w.u32(static_cast<uint32_t>(std::min<uint64_t>(e.length, r.length)))
-			.u32((e.hole ? kStateHole : 0) | (e.zero ? kStateZero : 0));
+	for (size_t index : metaContexts_) {
+		auto extents = export_->meta->metaExtents(index, r.offset, r.length);
+		if (!extents)
+			return fail(toNbdError(extents.error()));
+		size_t header = out.size();
+		uint32_t id = kMetaIdFirstSource + static_cast<uint32_t>(index);
+		if (!appendMetaChunk(out, r.handle, id, r.length, reqOne, *extents)) {
+			logger()->debug("meta context {}: no extent for offset {} length {}", id, r.offset, r.length);
+			return fail(kEio);
+		}
+		lastHeader = header;
 	}
+	put16(out.data() + lastHeader + 4, kReplyFlagDone);
 }
 
 void Session::execute(const Request &r, std::span<const std::byte> payload, std::vector<std::byte> &out)

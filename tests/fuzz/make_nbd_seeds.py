@@ -37,6 +37,14 @@ seeds = {
     "kernel_slow": b"\3" + commands,
     "go_slow": b"\0" + struct.pack(">I", 3) + opt(7, struct.pack(">I", 4) + b"slow" + struct.pack(">H", 0)) + commands,
 }
+# Meta contexts of a MetaSource: list all and by namespace, set several, then block status
+# (plain and REQ_ONE) on the inline export and on the worker pool.
+meta_commands = req(7, 20, 0, 1 << 20) + req(7, 21, 4096, 65536, 8) + req(7, 22, 199999, 3) + commands
+for export in (b"meta", b"slow"):
+    seeds["meta_contexts_" + export.decode()] = (
+        b"\0" + struct.pack(">I", 3) + opt(8) + meta(9, export, []) + meta(9, export, [b"x-r3map:"]) +
+        meta(10, export, [b"x-r3map:dirty", b"base:allocation", b"x-r3map:present", b"x-r3map:"]) +
+        opt(7, struct.pack(">I", len(export)) + export + struct.pack(">H", 0)) + meta_commands)
 for name, data in seeds.items():
     with open(os.path.join(out, name), "wb") as f:
         f.write(data)

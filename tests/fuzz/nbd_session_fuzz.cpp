@@ -14,6 +14,7 @@
 #include "backends/memory_backend.hpp"
 #include "fault_read_writer_at.hpp"
 #include "nbd/server.hpp"
+#include "range_meta_source.hpp"
 
 using namespace r3d;
 
@@ -32,11 +33,21 @@ nbd::Server &server()
 				 false });
 		srv->addExport({ "ro", "", std::shared_ptr<ReadWriterAt>(std::move(*backends::MemoryBackend::create(8192))),
 				 true });
+		// Meta contexts beyond base:allocation, inline ("meta") and on the worker pool ("slow").
+		auto source = std::make_shared<r3test::RangeMetaSource>();
+		source->add("x-r3map:present", { { 0, 65536 }, { 200000, 1 }, { 524288, 524288 } });
+		source->add("x-r3map:dirty", { { 4096, 4096 } });
+		nbd::Export meta{ "meta", "", std::shared_ptr<ReadWriterAt>(std::move(*backends::MemoryBackend::create(1 << 20))),
+				  false };
+		meta.meta = source;
+		srv->addExport(std::move(meta));
 		// Served on the worker pool like a backend that may block, to fuzz the concurrent path.
 		auto slow = std::make_shared<r3test::FaultReadWriterAt>(
 			std::shared_ptr<ReadWriterAt>(std::move(*backends::MemoryBackend::create(1 << 20))));
 		slow->blocking();
-		srv->addExport({ "slow", "", slow, false });
+		nbd::Export slowExport{ "slow", "", slow, false };
+		slowExport.meta = source;
+		srv->addExport(std::move(slowExport));
 		return srv;
 	}();
 	return *s;

@@ -13,6 +13,7 @@
 #include "nbd/socket_reader.hpp"
 #include "nbd/wire.hpp"
 #include "fault_read_writer_at.hpp"
+#include "raw_nbd_client.hpp"
 #include "test_support.hpp"
 
 using namespace r3d;
@@ -25,61 +26,7 @@ std::shared_ptr<ReadWriterAt> memory(uint64_t size)
 	return std::shared_ptr<ReadWriterAt>(std::move(backends::MemoryBackend::create(size).value()));
 }
 
-// Just enough of a client to speak to a Server over a socketpair.
-class RawClient
-{
-public:
-	explicit RawClient(UniqueFd fd) : fd_(std::move(fd)), reader_(fd_.get(), 1 << 20, {}) {}
-
-	std::vector<std::byte> take(size_t n)
-	{
-		REQUIRE(reader_.fill(n).value());
-		std::vector<std::byte> out(reader_.data(), reader_.data() + n);
-		reader_.consume(n);
-		return out;
-	}
-	void send(const std::vector<std::byte> &bytes) { REQUIRE(sendAll(fd_.get(), bytes)); }
-
-	// Newstyle greeting, then OPT_GO on the default export; returns the export size.
-	uint64_t handshake()
-	{
-		auto hello = take(18);
-		CHECK(wire::get64(hello.data()) == kInitPasswd);
-		CHECK(wire::get16(hello.data() + 16) == (kFlagFixedNewstyle | kFlagNoZeroes));
-		std::vector<std::byte> msg;
-		wire::Writer(msg).u32(kClientFlagFixedNewstyle | kClientFlagNoZeroes);
-		wire::Writer(msg).u64(kIHaveOpt).u32(static_cast<uint32_t>(Opt::Go)).u32(6).u32(0).u16(0);
-		send(msg);
-		uint64_t size = 0;
-		for (;;) {
-			auto head = take(20);
-			uint32_t type = wire::get32(head.data() + 12);
-			auto payload = take(wire::get32(head.data() + 16));
-			if (type == static_cast<uint32_t>(Rep::Ack))
-				return size;
-			REQUIRE(type == static_cast<uint32_t>(Rep::Info));
-			if (wire::get16(payload.data()) == static_cast<uint16_t>(Info::Export))
-				size = wire::get64(payload.data() + 2);
-		}
-	}
-	void request(Cmd cmd, uint64_t handle, uint64_t offset, uint32_t length, const std::vector<std::byte> &data = {})
-	{
-		std::vector<std::byte> msg;
-		wire::Writer(msg).u32(kRequestMagic).u16(0).u16(static_cast<uint16_t>(cmd)).u64(handle).u64(offset).u32(length);
-		msg.insert(msg.end(), data.begin(), data.end());
-		send(msg);
-	}
-	std::pair<uint32_t, uint64_t> reply()
-	{
-		auto head = take(16);
-		REQUIRE(wire::get32(head.data()) == kSimpleReplyMagic);
-		return { wire::get32(head.data() + 4), wire::get64(head.data() + 8) };
-	}
-
-private:
-	UniqueFd fd_;
-	SocketReader reader_;
-};
+using RawClient = r3test::RawNbdClient;
 
 std::pair<UniqueFd, UniqueFd> socketPair()
 {
