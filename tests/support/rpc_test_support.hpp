@@ -129,6 +129,9 @@ public:
 	/// the client finds it when it reconnects.
 	void restart(r3d::transport::RpcServerOptions options = {})
 	{
+		// Move assignment would replace the runtime before the server that runs on it.
+		t_.server.reset();
+		t_.runtime.reset();
 		t_ = TestServer::start(t_.backend, std::move(options), chunkSize_, t_.address);
 	}
 
