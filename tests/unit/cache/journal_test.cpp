@@ -221,6 +221,25 @@ TEST_CASE("a torn tail past the committed length is dropped and reported", "[jou
 	}
 	REQUIRE(fileSize(path) == committedEnd + 2 * kRecord);
 
+	SECTION("cut in the middle of the last record")
+	{
+		truncateTo(path, committedEnd + kRecord + kRecord / 2);
+		auto r = openJournal(path);
+		REQUIRE(r.ok());
+		CHECK(r.report.resumed);
+		CHECK(r.report.droppedRecords == 1); // the half record
+		CHECK(r.state->load(1).phase() == ChunkPhase::Dirty);
+		CHECK(r.state->load(5).phase() == ChunkPhase::Dirty);
+		CHECK(r.state->load(6).phase() == ChunkPhase::Remote);
+	}
+	SECTION("cut in the middle of the first uncommitted record")
+	{
+		truncateTo(path, committedEnd + 3);
+		auto r = openJournal(path);
+		REQUIRE(r.ok());
+		CHECK(r.report.droppedRecords == 1);
+		CHECK(r.state->load(5).phase() == ChunkPhase::Remote);
+	}
 	SECTION("garbage after the records")
 	{
 		append(path, 3 * kRecord, '\xab');
