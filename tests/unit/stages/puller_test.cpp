@@ -372,3 +372,57 @@ TEST_CASE("demand: an error the remote will never cure is returned at once", "[p
 	CHECK(r.error().value() == EACCES);
 	CHECK(remote->refused() == 1);
 }
+
+namespace {
+
+// Runs `fn` on a detached thread: a case that finds it stuck can fail instead of hanging
+// in a future's destructor.
+std::shared_future<void> detached(std::function<void()> fn)
+{
+	auto done = std::make_shared<std::promise<void>>();
+	std::shared_future<void> f = done->get_future().share();
+	std::thread([fn = std::move(fn), done] {
+		fn();
+		done->set_value();
+	}).detach();
+	return f;
+}
+
+} // namespace
+
+TEST_CASE("pull rate: a throttled background worker holds no chunk a reader waits for, nor stop()", "[puller]")
+{
+	constexpr uint64_t kSize = 32 * kChunk;
+	auto original = r3test::pattern(kSize, 17);
+	auto remote = std::make_shared<r3test::CountingRemote>(r3test::memoryDisk(kSize, 17));
+	PullerOptions po;
+	po.workers = 1;
+	po.maxBatch = 4 * kChunk;
+	po.rate = 1; // one byte a second: any batch puts the worker in debt for days
+	auto rig = std::make_unique<Rig>(remote, kChunk, po);
+	rig->puller.start();
+
+	// A stuck worker fails the case; its threads are left to the process's exit.
+	auto giveUp = [&](const char *what) {
+		(void)rig.release();
+		FAIL(what);
+	};
+	// The worker pulls its first batch and then owes the limiter; nothing stays claimed.
+	if (!r3test::eventually([&] {
+		    auto c = rig->ctx.state.census();
+		    return c.local > 0 && c.pulling == 0;
+	    }))
+		giveUp("the throttled worker still holds claimed chunks");
+	// A read of a chunk in that first batch is served, not held behind the rate.
+	auto buf = std::make_shared<std::vector<std::byte>>(kChunk);
+	auto readOk = std::make_shared<std::atomic<bool>>(false);
+	auto read = detached([&top = rig->top, buf, readOk] { *readOk = top.readAt(*buf, kChunk).has_value(); });
+	if (read.wait_for(30s) != std::future_status::ready)
+		giveUp("a read waited for the throttled worker");
+	CHECK(*readOk);
+	CHECK(*buf == std::vector<std::byte>(original.begin() + kChunk, original.begin() + 2 * kChunk));
+	// stop() does not sit out the debt either.
+	auto stopped = detached([&puller = rig->puller] { puller.stop(); });
+	if (stopped.wait_for(30s) != std::future_status::ready)
+		giveUp("stop() waited for the rate limiter");
+}
