@@ -18,8 +18,17 @@ public:
 
 	void take(uint64_t bytes)
 	{
+		auto wait = reserve(bytes);
+		if (wait.count() > 0)
+			std::this_thread::sleep_for(wait);
+	}
+
+	/// Takes `bytes` without sleeping: returns how long the caller must wait before it
+	/// sends more, so it can wait its own way (interruptibly, holding nothing).
+	std::chrono::steady_clock::duration reserve(uint64_t bytes)
+	{
 		if (rate_ == 0)
-			return;
+			return {};
 		std::chrono::steady_clock::duration wait{};
 		{
 			std::lock_guard lock(mutex_);
@@ -34,8 +43,7 @@ public:
 				wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
 					std::chrono::duration<double>(-tokens_ / static_cast<double>(rate_)));
 		}
-		if (wait.count() > 0)
-			std::this_thread::sleep_for(wait);
+		return wait;
 	}
 
 private:

@@ -201,7 +201,8 @@ ResultMsg<std::unique_ptr<Journal>> Journal::open(const std::string &path, const
 						return err(EBADMSG,
 							   fmt::format("corrupt record at byte {}, before the committed end {}{}",
 								       pos, committed, hint));
-					report.droppedRecords = (fileSize - pos) / kRecordSize;
+					// A record cut short by the tear counts as one.
+					report.droppedRecords = (fileSize - pos + kRecordSize - 1) / kRecordSize;
 					torn = true;
 					break;
 				}

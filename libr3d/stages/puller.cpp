@@ -325,7 +325,6 @@ void Puller::workerLoop()
 		uint64_t bytes = ctx_.bytesOf(first, count);
 		inFlight_ += bytes;
 		lock.unlock();
-		limiter_.take(bytes);
 		auto r = fetch(first, count);
 		if (r && followOn)
 			followOnBytes_.fetch_add(bytes, std::memory_order_relaxed);
@@ -339,6 +338,10 @@ void Puller::workerLoop()
 			backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
 		} else {
 			backoff = std::chrono::milliseconds(50);
+			// The pull rate is paid after the fetch, when no chunk is claimed: a reader of
+			// a chunk in this batch never waits for the limiter, and stop() cuts it short.
+			auto until = std::chrono::steady_clock::now() + limiter_.reserve(bytes);
+			budget_.wait_until(lock, until, [&] { return stopping_; });
 		}
 	}
 }

@@ -1,0 +1,613 @@
+#include "cache/journal.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "cache/local_cache.hpp"
+#include "../stages/managed_rig.hpp"
+
+using namespace r3d;
+using namespace r3d::cache;
+using r3d::stages::ChunkPhase;
+using r3d::stages::ChunkState;
+
+namespace {
+
+constexpr uint64_t kChunk = 64 * 1024;
+constexpr uint64_t kChunks = 64;
+constexpr uint64_t kSize = kChunks * kChunk;
+// The layout journal.hpp documents: a 4 KiB header, a 2-bit-per-chunk snapshot padded to 16
+// bytes, then 16-byte records.
+constexpr uint64_t kHeader = 4096;
+constexpr uint64_t kRecordsStart = kHeader + 16;
+constexpr uint64_t kRecord = 16;
+
+const JournalIdentity kIdentity{ kSize, kChunk, "r3://remote:7700/disk" };
+
+struct Opened {
+	std::unique_ptr<ChunkState> state = std::make_unique<ChunkState>(kChunks);
+	ReplayReport report;
+	std::unique_ptr<Journal> journal;
+	Error error;
+	bool ok() const { return journal != nullptr; }
+};
+
+Opened openJournal(const std::string &path, const JournalIdentity &identity = kIdentity, bool discard = false)
+{
+	Opened o;
+	o.state = std::make_unique<ChunkState>(identity.chunk ? (identity.size + identity.chunk - 1) / identity.chunk : 0);
+	auto j = Journal::open(path, identity, *o.state, discard, o.report);
+	if (j)
+		o.journal = std::move(*j);
+	else
+		o.error = j.error();
+	return o;
+}
+
+uint64_t fileSize(const std::string &path)
+{
+	return std::filesystem::file_size(path);
+}
+
+void truncateTo(const std::string &path, uint64_t size)
+{
+	std::filesystem::resize_file(path, size);
+}
+
+void flipByte(const std::string &path, uint64_t at)
+{
+	std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+	REQUIRE(f);
+	f.seekg(static_cast<std::streamoff>(at));
+	char c = 0;
+	f.read(&c, 1);
+	c = static_cast<char>(c ^ 0x5a);
+	f.seekp(static_cast<std::streamoff>(at));
+	f.write(&c, 1);
+}
+
+void append(const std::string &path, size_t n, char byte)
+{
+	std::ofstream f(path, std::ios::app | std::ios::binary);
+	std::string junk(n, byte);
+	f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+}
+
+bool contains(const std::string &text, const std::string &part)
+{
+	return text.find(part) != std::string::npos;
+}
+
+// A state change as the stages make it, then its record.
+void writeChunk(Opened &o, uint64_t i)
+{
+	bool wasClean = false;
+	REQUIRE(o.state->beginWrite(i, true, wasClean) == ChunkState::Begin::Started);
+	if (wasClean)
+		REQUIRE(o.journal->recordDirty(i));
+	o.state->endWrite(i);
+}
+
+void pullChunk(Opened &o, uint64_t i)
+{
+	REQUIRE(o.state->claimPull(i));
+	o.journal->notePulled(i);
+	o.state->finishPull(i, true);
+}
+
+void pushChunk(Opened &o, uint64_t i)
+{
+	auto g = o.state->claimPush(i);
+	REQUIRE(g >= 0);
+	REQUIRE(o.state->finishPush(i, static_cast<uint32_t>(g), true));
+	REQUIRE(o.journal->recordClean(i));
+}
+
+} // namespace
+
+TEST_CASE("a missing journal is created fresh", "[journal]")
+{
+	r3test::TempDir dir;
+	auto o = openJournal(dir / "journal");
+	REQUIRE(o.ok());
+	CHECK_FALSE(o.report.resumed);
+	CHECK(o.report.droppedRecords == 0);
+	CHECK(o.journal->bytes() == kRecordsStart);
+	CHECK(fileSize(dir / "journal") == kRecordsStart);
+	CHECK(o.state->census().remote == kChunks);
+	CHECK_FALSE(std::filesystem::exists(dir / "journal.new"));
+}
+
+TEST_CASE("replay restores dirty, pulled and pushed chunks", "[journal]")
+{
+	r3test::TempDir dir;
+	auto cache = r3test::memoryDisk(kSize);
+	{
+		auto o = openJournal(dir / "journal");
+		REQUIRE(o.ok());
+		writeChunk(o, 3);
+		writeChunk(o, 7);
+		writeChunk(o, 7); // dirty already: no second record needed
+		pullChunk(o, 10);
+		pullChunk(o, 11);
+		REQUIRE(o.journal->checkpoint(*cache, true));
+		pushChunk(o, 7); // pushed: clean again
+		writeChunk(o, 11); // pulled, then written
+	}
+	auto r = openJournal(dir / "journal");
+	REQUIRE(r.ok());
+	CHECK(r.report.resumed);
+	CHECK(r.report.droppedRecords == 0);
+	CHECK(r.state->load(3).phase() == ChunkPhase::Dirty);
+	CHECK(r.state->load(7).phase() == ChunkPhase::Local);
+	CHECK(r.state->load(10).phase() == ChunkPhase::Local);
+	CHECK(r.state->load(11).phase() == ChunkPhase::Dirty);
+	CHECK(r.state->load(0).phase() == ChunkPhase::Remote);
+	CHECK(r.report.localChunks == 2);
+	CHECK(r.report.dirtyChunks == 2);
+	CHECK(r.state->census().remote == kChunks - 4);
+
+	// The replayed state became the snapshot of a fresh file: the same again, no records.
+	CHECK(r.journal->bytes() == kRecordsStart);
+	r.journal.reset();
+	auto again = openJournal(dir / "journal");
+	REQUIRE(again.ok());
+	CHECK(again.state->load(3).phase() == ChunkPhase::Dirty);
+	CHECK(again.state->load(7).phase() == ChunkPhase::Local);
+	CHECK(again.state->load(10).phase() == ChunkPhase::Local);
+	CHECK(again.state->load(11).phase() == ChunkPhase::Dirty);
+	CHECK(again.report.localChunks == 2);
+	CHECK(again.report.dirtyChunks == 2);
+}
+
+TEST_CASE("a pulled chunk is recorded local only at a checkpoint, after the cache sync", "[journal]")
+{
+	r3test::TempDir dir;
+	auto cache = r3test::memoryDisk(kSize);
+	{
+		auto o = openJournal(dir / "journal");
+		REQUIRE(o.ok());
+		pullChunk(o, 1);
+		REQUIRE(o.journal->checkpoint(*cache, false)); // not durable, but the Local record is written
+		pullChunk(o, 2); // no checkpoint: its data may not be on disk
+	}
+	auto r = openJournal(dir / "journal");
+	REQUIRE(r.ok());
+	CHECK(r.state->load(1).phase() == ChunkPhase::Local);
+	CHECK(r.state->load(2).phase() == ChunkPhase::Remote); // pulled again, never trusted
+}
+
+TEST_CASE("complete records past the last commit are replayed (kill -9 keeps them)", "[journal]")
+{
+	r3test::TempDir dir;
+	auto cache = r3test::memoryDisk(kSize);
+	{
+		auto o = openJournal(dir / "journal");
+		REQUIRE(o.ok());
+		writeChunk(o, 1);
+		REQUIRE(o.journal->checkpoint(*cache, true));
+		writeChunk(o, 4); // after the commit
+	}
+	auto r = openJournal(dir / "journal");
+	REQUIRE(r.ok());
+	CHECK(r.report.droppedRecords == 0);
+	CHECK(r.state->load(1).phase() == ChunkPhase::Dirty);
+	CHECK(r.state->load(4).phase() == ChunkPhase::Dirty);
+}
+
+TEST_CASE("a torn tail past the committed length is dropped and reported", "[journal]")
+{
+	r3test::TempDir dir;
+	std::string path = dir / "journal";
+	auto cache = r3test::memoryDisk(kSize);
+	uint64_t committedEnd = 0;
+	{
+		auto o = openJournal(path);
+		REQUIRE(o.ok());
+		writeChunk(o, 1);
+		REQUIRE(o.journal->checkpoint(*cache, true));
+		committedEnd = o.journal->bytes();
+		writeChunk(o, 5);
+		writeChunk(o, 6);
+	}
+	REQUIRE(fileSize(path) == committedEnd + 2 * kRecord);
+
+	SECTION("cut in the middle of the last record")
+	{
+		truncateTo(path, committedEnd + kRecord + kRecord / 2);
+		auto r = openJournal(path);
+		REQUIRE(r.ok());
+		CHECK(r.report.resumed);
+		CHECK(r.report.droppedRecords == 1); // the half record
+		CHECK(r.state->load(1).phase() == ChunkPhase::Dirty);
+		CHECK(r.state->load(5).phase() == ChunkPhase::Dirty);
+		CHECK(r.state->load(6).phase() == ChunkPhase::Remote);
+	}
+	SECTION("cut in the middle of the first uncommitted record")
+	{
+		truncateTo(path, committedEnd + 3);
+		auto r = openJournal(path);
+		REQUIRE(r.ok());
+		CHECK(r.report.droppedRecords == 1);
+		CHECK(r.state->load(5).phase() == ChunkPhase::Remote);
+	}
+	SECTION("garbage after the records")
+	{
+		append(path, 3 * kRecord, '\xab');
+		auto r = openJournal(path);
+		REQUIRE(r.ok());
+		CHECK(r.report.droppedRecords == 3);
+		CHECK(r.state->load(5).phase() == ChunkPhase::Dirty);
+		CHECK(r.state->load(6).phase() == ChunkPhase::Dirty);
+	}
+	SECTION("a bad record past the commit hides the ones after it")
+	{
+		flipByte(path, committedEnd + 9); // inside the record of chunk 5
+		auto r = openJournal(path);
+		REQUIRE(r.ok());
+		CHECK(r.report.droppedRecords == 2);
+		CHECK(r.state->load(1).phase() == ChunkPhase::Dirty);
+		CHECK(r.state->load(5).phase() == ChunkPhase::Remote);
+		CHECK(r.state->load(6).phase() == ChunkPhase::Remote);
+	}
+	SECTION("a record copied to another position is not taken for one")
+	{
+		// Records carry their position in their CRC: the last record moved one slot on.
+		std::ifstream in(path, std::ios::binary);
+		std::string rec(kRecord, '\0');
+		in.seekg(static_cast<std::streamoff>(committedEnd + kRecord));
+		in.read(rec.data(), kRecord);
+		in.close();
+		std::ofstream(path, std::ios::app | std::ios::binary).write(rec.data(), kRecord);
+		auto r = openJournal(path);
+		REQUIRE(r.ok());
+		CHECK(r.report.droppedRecords == 1);
+	}
+	// The tail is gone from the rewritten file: the next open drops nothing.
+	auto again = openJournal(path);
+	REQUIRE(again.ok());
+	CHECK(again.report.droppedRecords == 0);
+	CHECK(again.state->load(1).phase() == ChunkPhase::Dirty);
+}
+
+TEST_CASE("corruption before the committed length is refused", "[journal]")
+{
+	r3test::TempDir dir;
+	std::string path = dir / "journal";
+	auto cache = r3test::memoryDisk(kSize);
+	{
+		auto o = openJournal(path);
+		REQUIRE(o.ok());
+		writeChunk(o, 1);
+		writeChunk(o, 2);
+		REQUIRE(o.journal->checkpoint(*cache, true));
+	}
+	flipByte(path, kRecordsStart + kRecord + 2); // the record of chunk 2, committed
+	auto r = openJournal(path);
+	REQUIRE_FALSE(r.ok());
+	CHECK(r.error.code.value() == EBADMSG);
+	INFO(r.error.message);
+	CHECK(contains(r.error.message, path));
+	CHECK(contains(r.error.message, "corrupt record at byte " + std::to_string(kRecordsStart + kRecord)));
+	CHECK(contains(r.error.message, "before the committed end"));
+	CHECK(contains(r.error.message, "discard-local"));
+	// Nothing was rewritten: the evidence stays, and a second open says the same.
+	CHECK(openJournal(path).error.message == r.error.message);
+}
+
+TEST_CASE("a damaged header or snapshot is refused", "[journal]")
+{
+	r3test::TempDir dir;
+	std::string path = dir / "journal";
+	auto cache = r3test::memoryDisk(kSize);
+	{
+		auto o = openJournal(path);
+		REQUIRE(o.ok());
+		writeChunk(o, 1);
+		REQUIRE(o.journal->checkpoint(*cache, true));
+	}
+
+	SECTION("header bytes")
+	{
+		flipByte(path, 20);
+		auto r = openJournal(path);
+		REQUIRE_FALSE(r.ok());
+		CHECK(r.error.code.value() == EBADMSG);
+		CHECK(contains(r.error.message, "header is corrupt"));
+	}
+	SECTION("magic")
+	{
+		flipByte(path, 0);
+		auto r = openJournal(path);
+		REQUIRE_FALSE(r.ok());
+		CHECK(contains(r.error.message, "not a journal"));
+	}
+	SECTION("committed length")
+	{
+		flipByte(path, 4080);
+		auto r = openJournal(path);
+		REQUIRE_FALSE(r.ok());
+		CHECK(r.error.code.value() == EBADMSG);
+		CHECK(contains(r.error.message, "committed length"));
+	}
+	SECTION("snapshot")
+	{
+		flipByte(path, kHeader + 1);
+		auto r = openJournal(path);
+		REQUIRE_FALSE(r.ok());
+		CHECK(r.error.code.value() == EBADMSG);
+		CHECK(contains(r.error.message, "snapshot is corrupt"));
+	}
+	SECTION("truncated inside the header")
+	{
+		truncateTo(path, 1000);
+		auto r = openJournal(path);
+		REQUIRE_FALSE(r.ok());
+		CHECK(r.error.code.value() == EBADMSG);
+		CHECK(contains(r.error.message, "truncated: 1000 bytes, shorter than its header"));
+	}
+	SECTION("empty file")
+	{
+		truncateTo(path, 0);
+		auto r = openJournal(path);
+		REQUIRE_FALSE(r.ok());
+		CHECK(contains(r.error.message, "truncated"));
+	}
+	SECTION("truncated before the committed length")
+	{
+		truncateTo(path, fileSize(path) - kRecord);
+		auto r = openJournal(path);
+		REQUIRE_FALSE(r.ok());
+		CHECK(r.error.code.value() == EBADMSG);
+		CHECK(contains(r.error.message, "truncated"));
+		CHECK(contains(r.error.message, "committed up to"));
+	}
+	SECTION("not a journal at all")
+	{
+		std::ofstream(path, std::ios::trunc) << std::string(8192, 'x');
+		auto r = openJournal(path);
+		REQUIRE_FALSE(r.ok());
+		CHECK(contains(r.error.message, "not a journal"));
+	}
+}
+
+TEST_CASE("a journal of another region is refused", "[journal]")
+{
+	r3test::TempDir dir;
+	std::string path = dir / "journal";
+	{
+		auto o = openJournal(path);
+		REQUIRE(o.ok());
+	}
+	SECTION("size")
+	{
+		auto r = openJournal(path, { 2 * kSize, kChunk, kIdentity.remote });
+		REQUIRE_FALSE(r.ok());
+		CHECK(r.error.code.value() == EMEDIUMTYPE);
+		CHECK(contains(r.error.message, std::to_string(kSize)));
+		CHECK(contains(r.error.message, std::to_string(2 * kSize)));
+		CHECK(contains(r.error.message, "discard-local"));
+	}
+	SECTION("chunk")
+	{
+		auto r = openJournal(path, { kSize, 2 * kChunk, kIdentity.remote });
+		REQUIRE_FALSE(r.ok());
+		CHECK(r.error.code.value() == EMEDIUMTYPE);
+		CHECK(contains(r.error.message, "chunks of " + std::to_string(kChunk)));
+	}
+	SECTION("remote")
+	{
+		auto r = openJournal(path, { kSize, kChunk, "r3://elsewhere:7700/disk" });
+		REQUIRE_FALSE(r.ok());
+		CHECK(r.error.code.value() == EMEDIUMTYPE);
+		CHECK(contains(r.error.message, "belongs to r3://remote:7700/disk, not r3://elsewhere:7700/disk"));
+	}
+	// None of the refusals touched the journal.
+	auto same = openJournal(path);
+	CHECK(same.ok());
+}
+
+TEST_CASE("discard throws an existing journal away", "[journal]")
+{
+	r3test::TempDir dir;
+	std::string path = dir / "journal";
+	auto cache = r3test::memoryDisk(kSize);
+	{
+		auto o = openJournal(path);
+		REQUIRE(o.ok());
+		writeChunk(o, 1);
+		REQUIRE(o.journal->checkpoint(*cache, true));
+	}
+	SECTION("of the same region")
+	{
+		auto r = openJournal(path, kIdentity, true);
+		REQUIRE(r.ok());
+		CHECK_FALSE(r.report.resumed);
+		CHECK(r.state->census().remote == kChunks);
+		r.journal.reset();
+		// What replaced it is a fresh journal: nothing to resume.
+		auto after = openJournal(path);
+		REQUIRE(after.ok());
+		CHECK(after.state->census().remote == kChunks);
+	}
+	SECTION("even a corrupt one, or one of another remote")
+	{
+		flipByte(path, kRecordsStart + 2);
+		JournalIdentity other{ kSize, kChunk, "r3://other/x" };
+		auto r = openJournal(path, other, true);
+		REQUIRE(r.ok());
+		CHECK_FALSE(r.report.resumed);
+		r.journal.reset();
+		auto after = openJournal(path, other);
+		REQUIRE(after.ok());
+		CHECK(after.report.resumed);
+		CHECK(after.state->census().remote == kChunks);
+	}
+}
+
+TEST_CASE("a remote URI too long to record is refused", "[journal]")
+{
+	r3test::TempDir dir;
+	auto r = openJournal(dir / "journal", { kSize, kChunk, std::string(5000, 'u') });
+	REQUIRE_FALSE(r.ok());
+	CHECK(r.error.code.value() == ENAMETOOLONG);
+}
+
+TEST_CASE("a checkpoint compacts records that outgrew the snapshot", "[journal]")
+{
+	r3test::TempDir dir;
+	std::string path = dir / "journal";
+	auto cache = r3test::memoryDisk(kSize);
+	{
+		auto o = openJournal(path);
+		REQUIRE(o.ok());
+		// Many dirty/clean round trips of a few chunks: more records than the threshold.
+		for (int n = 0; n < 35000; ++n) {
+			uint64_t i = static_cast<uint64_t>(n % 8);
+			writeChunk(o, i);
+			pushChunk(o, i);
+		}
+		writeChunk(o, 2);
+		writeChunk(o, 9);
+		uint64_t before = o.journal->bytes();
+		REQUIRE(before > kRecordsStart + 65536 * kRecord);
+		REQUIRE(o.journal->checkpoint(*cache, true));
+		CHECK(o.journal->bytes() < before);
+		CHECK(fileSize(path) < before);
+	}
+	auto r = openJournal(path);
+	REQUIRE(r.ok());
+	CHECK(r.report.dirtyChunks == 2);
+	CHECK(r.state->load(2).phase() == ChunkPhase::Dirty);
+	CHECK(r.state->load(9).phase() == ChunkPhase::Dirty);
+	CHECK(r.state->load(0).phase() == ChunkPhase::Local);
+	CHECK(r.report.localChunks == 7);
+}
+
+// LocalCache: the directory around the journal.
+
+namespace {
+
+struct OpenedCache {
+	std::unique_ptr<ChunkState> state = std::make_unique<ChunkState>(kChunks);
+	std::unique_ptr<LocalCache> cache;
+	Error error;
+};
+
+OpenedCache openCache(const std::string &dir, const JournalIdentity &identity = kIdentity, bool discard = false)
+{
+	OpenedCache o;
+	o.state = std::make_unique<ChunkState>((identity.size + identity.chunk - 1) / identity.chunk);
+	auto c = LocalCache::open(dir, identity, *o.state, discard);
+	if (c)
+		o.cache = std::move(*c);
+	else
+		o.error = c.error();
+	return o;
+}
+
+} // namespace
+
+TEST_CASE("cache: a memory cache has no journal", "[local_cache]")
+{
+	for (std::string dir : { "", "memory" }) {
+		auto c = openCache(dir);
+		REQUIRE(c.cache);
+		CHECK_FALSE(c.cache->persistent());
+		CHECK(c.cache->journal() == nullptr);
+		CHECK(c.cache->data()->size() == kSize);
+		CHECK_FALSE(c.cache->replay().resumed);
+	}
+}
+
+TEST_CASE("cache: a directory holds data, journal and lock, and resumes", "[local_cache]")
+{
+	r3test::TempDir tmp;
+	std::string dir = tmp / "cache";
+	auto data = r3test::pattern(kChunk, 4);
+	{
+		auto c = openCache(dir);
+		REQUIRE(c.cache);
+		CHECK(c.cache->persistent());
+		CHECK(c.cache->dir() == dir);
+		CHECK(std::filesystem::exists(dir + "/data"));
+		CHECK(std::filesystem::exists(dir + "/journal"));
+		CHECK(std::filesystem::exists(dir + "/lock"));
+		bool wasClean = false;
+		REQUIRE(c.state->beginWrite(3, true, wasClean) == ChunkState::Begin::Started);
+		REQUIRE(c.cache->journal()->recordDirty(3));
+		REQUIRE(c.cache->data()->writeAt(data, 3 * kChunk));
+		c.state->endWrite(3);
+		REQUIRE(c.cache->journal()->checkpoint(*c.cache->data(), true));
+	}
+	auto c = openCache(dir);
+	REQUIRE(c.cache);
+	CHECK(c.cache->replay().resumed);
+	CHECK(c.cache->replay().dirtyChunks == 1);
+	CHECK(c.state->load(3).phase() == ChunkPhase::Dirty);
+	CHECK(r3test::readRange(*c.cache->data(), 3 * kChunk, kChunk) == data);
+}
+
+TEST_CASE("cache: a second open of the same directory is refused with EBUSY", "[local_cache]")
+{
+	r3test::TempDir tmp;
+	std::string dir = tmp / "cache";
+	auto first = openCache(dir);
+	REQUIRE(first.cache);
+	auto second = openCache(dir);
+	REQUIRE_FALSE(second.cache);
+	CHECK(second.error.code.value() == EBUSY);
+	CHECK(contains(second.error.message, "already in use"));
+	CHECK(contains(second.error.message, dir));
+	// The refused open did not disturb the holder's lock file or journal.
+	auto third = openCache(dir);
+	CHECK(third.error.code.value() == EBUSY);
+	first.cache.reset();
+	auto after = openCache(dir);
+	CHECK(after.cache);
+}
+
+TEST_CASE("cache: a path that cannot be a directory is refused", "[local_cache]")
+{
+	r3test::TempDir tmp;
+	std::string file = tmp / "plain-file";
+	std::ofstream(file) << "x";
+	auto c = openCache(file);
+	REQUIRE_FALSE(c.cache);
+	CHECK(c.error.code.value() == ENOTDIR);
+	CHECK(contains(c.error.message, file));
+	auto nested = openCache(tmp / "missing/parent/cache");
+	REQUIRE_FALSE(nested.cache);
+	CHECK(nested.error.code.value() == ENOENT);
+	CHECK(contains(nested.error.message, "cannot create the directory"));
+}
+
+TEST_CASE("cache: a data file of another size is refused, unless discarded", "[local_cache]")
+{
+	r3test::TempDir tmp;
+	std::string dir = tmp / "cache";
+	{
+		auto c = openCache(dir);
+		REQUIRE(c.cache);
+		REQUIRE(c.cache->data()->writeAt(r3test::pattern(kChunk, 1), 0));
+	}
+	JournalIdentity bigger{ 2 * kSize, kChunk, kIdentity.remote };
+	auto refused = openCache(dir, bigger);
+	REQUIRE_FALSE(refused.cache);
+	CHECK(refused.error.code.value() == EMEDIUMTYPE);
+	CHECK(contains(refused.error.message, "discard-local"));
+	auto discarded = openCache(dir, bigger, true);
+	REQUIRE(discarded.cache);
+	CHECK_FALSE(discarded.cache->replay().resumed);
+	CHECK(discarded.cache->data()->size() == 2 * kSize);
+	CHECK(r3test::allZero(r3test::readRange(*discarded.cache->data(), 0, kChunk))); // the old data is gone
+}
