@@ -561,7 +561,7 @@ for g in settings:
         goals[f"seqread_vs_link_{rate}_40ms"] = m / link
         goals[f"seqread_vs_nbdkit_{rate}_40ms"] = m / k
         print(f"  managed sequential read, {rate}, 40 ms: {m / link:.2f}x the link (goal 0.8: "
-              f"{'met' if m / link >= 0.8 else 'MISSED'}), {m / k:.1f}x nbdkit (goal 3: {'met' if m / k >= 3 else 'MISSED'})")
+              f"{'met' if m / link >= 0.8 else 'MISSED'}), {m / k:.2f}x nbdkit (goal 3: {'met' if m / k >= 3 else 'MISSED'})")
 for metric, what in (("fb_local_us", "right after its pull, background pulls running"),
                      ("idle_local_us", "everything local")):
     local = [get(g, "managed", metric) for g in settings]
