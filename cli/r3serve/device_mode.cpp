@@ -46,12 +46,7 @@ r3d::ResultMsg<void> DeviceMode::start()
 
 Counters DeviceMode::counters() const
 {
-	Counters c = mount_ ? nbdCounters(mount_->stats()) : Counters{};
-	if (!exports_.empty() && exports_.front().managed) {
-		auto m = exports_.front().managed->counters();
-		c.insert(c.end(), m.begin(), m.end());
-	}
-	return c;
+	return withManagedCounters(mount_ ? nbdCounters(mount_->stats()) : Counters{}, exports_);
 }
 
 bool DeviceMode::sync()

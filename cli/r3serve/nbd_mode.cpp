@@ -49,7 +49,7 @@ std::string NbdMode::address() const
 
 Counters NbdMode::counters() const
 {
-	return server_ ? nbdCounters(server_->stats()) : Counters{};
+	return withManagedCounters(server_ ? nbdCounters(server_->stats()) : Counters{}, exports_);
 }
 
 std::string NbdMode::failure() const

@@ -80,6 +80,16 @@ r3d::ResultMsg<std::vector<OpenedExport>> openExports(const ServeOptions &o, con
 	return exports;
 }
 
+Counters withManagedCounters(Counters counters, const std::vector<OpenedExport> &exports)
+{
+	for (const auto &exp : exports)
+		if (exp.managed) {
+			auto m = exp.managed->counters();
+			counters.insert(counters.end(), m.begin(), m.end());
+		}
+	return counters;
+}
+
 bool syncExports(const ServeOptions &o, const std::vector<OpenedExport> &exports)
 {
 	auto logger = [] { return r3d::log::get("r3serve"); };

@@ -70,6 +70,10 @@ struct OpenedExport {
 /// Each gets the pipeline its callers need (any offset); network backends run on `runtime`.
 r3d::ResultMsg<std::vector<OpenedExport>> openExports(const ServeOptions &o, const char *kind, r3d::Runtime &runtime);
 
+/// `counters` followed by the counters of the managed exports among `exports` (pulls,
+/// pushes, what is local and dirty).
+Counters withManagedCounters(Counters counters, const std::vector<OpenedExport> &exports);
+
 /// Flushes the exports that can be written; false (and logged) if one fails. A managed
 /// export pushes every dirty chunk to its remote first, with progress in the log.
 bool syncExports(const ServeOptions &o, const std::vector<OpenedExport> &exports);
