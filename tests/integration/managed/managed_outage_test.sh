@@ -4,7 +4,8 @@
 # read of a chunk only the remote has waits and completes once the remote is back, since
 # --remote-timeout is longer than the outage. With a short --remote-timeout (the remote
 # stopped with SIGSTOP) such a read fails with EIO instead, and works again after SIGCONT.
-# Nothing written during the outage is lost: SIGTERM pushes it once the remote is back.
+# Nothing written during an outage is lost: SIGTERM pushes it once the remote is back; a
+# SIGTERM while it is away fails (exit 1) and the next start with the cache pushes it.
 source "$(dirname "$0")/lib_managed.sh"
 require nbdcopy cmp sha256sum
 require_nbd_python
@@ -88,7 +89,28 @@ assert h.pread(1 << 16, 50 << 20) == exp, 'the remote chunk differs after SIGCON
 "
 echo "ok: the remote chunk reads again after SIGCONT"
 
-echo "== SIGTERM with the remote back: what was written during the outage is pushed"
+echo "== SIGTERM while the remote is away: exit 1, the cache keeps the writes for the next start"
+kill -STOP "$rem_pid"
+pattern_file "$TEST_TMP/offline.bin" 65536 9
+nbd_py "$short" "
+h.pwrite(open('$TEST_TMP/offline.bin', 'rb').read(), 0)
+h.flush()
+"
+overlay "$TEST_TMP/expected.img" 0 "$TEST_TMP/offline.bin"
+kill -TERM "$short_pid"
+status=0
+wait "$short_pid" || status=$?
+kill -CONT "$rem_pid"
+[ "$status" -eq 1 ] || { cat "$TEST_TMP/short.log" >&2; fail "SIGTERM without the remote exited $status, wanted 1"; }
+grep -q "the cache keeps the dirty chunks for the next start" "$TEST_TMP/short.log" ||
+	{ cat "$TEST_TMP/short.log" >&2; fail "the failed final push was not explained"; }
+start_managed short "$(remote_uri "$port" "deadline=2s&timeout=1s")" --cache "$TEST_TMP/short" --background no \
+	--remote-timeout 2s
+grep -Eq "resumed the cache .*, [1-9][0-9]* dirty chunks" "$TEST_TMP/short.log" ||
+	{ cat "$TEST_TMP/short.log" >&2; fail "the restart did not resume the dirty chunks"; }
+echo "ok: $(grep -o 'resumed the cache .*' "$TEST_TMP/short.log")"
+
+echo "== SIGTERM with the remote back: what was written during the outages is pushed"
 stop_r3serve long
 stop_r3serve short
 stop_r3serve rem
