@@ -107,7 +107,8 @@ Result<void> fsyncDirectoryOf(const std::string &path)
 } // namespace
 
 Journal::Journal(std::string path, stages::ChunkState &state, JournalIdentity identity)
-	: path_(std::move(path)), state_(state), identity_(std::move(identity)), pending_(state.chunks())
+	: path_(std::move(path)), state_(state), identity_(std::move(identity)), pending_(state.chunks()),
+	  unrecorded_(state.chunks())
 {
 }
 
@@ -284,7 +285,12 @@ Result<void> Journal::append(uint32_t kind, uint64_t value)
 Result<void> Journal::recordDirty(uint64_t index)
 {
 	std::lock_guard lock(mutex_);
-	return append(kDirty, index);
+	auto r = append(kDirty, index);
+	if (r)
+		unrecorded_.clear(index);
+	else
+		unrecorded_.set(index);
+	return r;
 }
 
 void Journal::notePulled(uint64_t index)

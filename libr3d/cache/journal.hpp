@@ -63,6 +63,9 @@ public:
 
 	/// Before a chunk's first write lands in the cache.
 	Result<void> recordDirty(uint64_t index);
+	/// A recordDirty() of the chunk failed and none succeeded since: the state has it dirty,
+	/// the journal does not, so the next write must record it.
+	bool dirtyUnrecorded(uint64_t index) const { return unrecorded_.test(index); }
 	/// A pull wrote the chunk into the cache; recorded at the next checkpoint (after the
 	/// cache is on disk). Call before the chunk is marked local.
 	void notePulled(uint64_t index);
@@ -91,6 +94,7 @@ private:
 	uint64_t end_ = 0;          ///< where the next record goes
 	uint64_t recordsStart_ = 0; ///< where records begin (after the snapshot)
 	stages::Bitmap pending_;    ///< pulled, not yet recorded
+	stages::Bitmap unrecorded_; ///< dirty, its Dirty record failed
 };
 
 } // namespace r3d::cache

@@ -54,15 +54,17 @@ Result<void> SyncedReadWriterAt::modify(uint64_t offset, uint64_t length, Apply 
 			auto b = ctx_.state.beginWrite(i, whole, wasClean);
 			if (b == ChunkState::Begin::Started) {
 				started = i + 1;
-				if (wasClean) {
-					// Dirty in the journal before the data is in the cache (see journal.hpp).
-					if (ctx_.journal)
-						if (auto r = ctx_.journal->recordDirty(i); !r) {
-							unwind();
-							return r;
-						}
+				// Dirty in the journal before the data is in the cache (see journal.hpp);
+				// also after an earlier write's record failed and left it dirty unrecorded.
+				if (ctx_.journal && (wasClean || ctx_.journal->dirtyUnrecorded(i)))
+					if (auto r = ctx_.journal->recordDirty(i); !r) {
+						if (wasClean)
+							pusher_.noteDirty(i); // dirty all the same: the pusher must know
+						unwind();
+						return r;
+					}
+				if (wasClean)
 					pusher_.noteDirty(i);
-				}
 				break;
 			}
 			if (b == ChunkState::Begin::WaitPull) {
