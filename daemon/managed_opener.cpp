@@ -93,9 +93,12 @@ r3d::ResultMsg<std::string> resolveCacheDir(const std::string &cache, const std:
 	return stateDir + "/caches/" + cache;
 }
 
-r3d::ResultMsg<std::shared_ptr<r3d::mount::ManagedRegion>>
-openManagedRegion(const Config &config, const std::string &stateDir, const std::string &remoteUri,
-		  std::optional<uint64_t> size, const ManagedRequest &request, uid_t callerUid, r3d::Runtime *runtime)
+r3d::ResultMsg<std::shared_ptr<r3d::mount::ManagedRegion>> openManagedRegion(const Config &config,
+										 const std::string &stateDir,
+										 const std::string &remoteUri,
+										 std::optional<uint64_t> size,
+										 const ManagedRequest &request,
+										 uid_t callerUid, r3d::Runtime *runtime)
 {
 	r3d::mount::ManagedOptions options = request.options;
 	auto dir = resolveCacheDir(options.cache, stateDir, callerUid);
