@@ -17,6 +17,7 @@
 #include "access_policy.hpp"
 #include "backend_opener.hpp"
 #include "managed_opener.hpp"
+#include "push_progress.hpp"
 #include "stages/pipeline.hpp"
 #include "config.hpp"
 #include "errors.hpp"
@@ -33,6 +34,7 @@ struct ExportManager::Entry {
 	std::shared_ptr<r3d::mount::ManagedRegion> region; ///< a managed export's
 	bool stopping = false;      ///< guarded by ExportManager::mutex_
 	bool servedStopped = false; ///< only the region's final push is left; set while stopping
+	PushProgress pushed;
 };
 
 namespace {
@@ -297,7 +299,7 @@ r3d::ResultMsg<void> ExportManager::stop(const std::string &id, const StopOption
 		log->warn("export {}: stopping with discard-dirty: what is dirty is not pushed to {}", id, e->info.backendUri);
 	// While it still serves, so a failed push leaves it as it was.
 	if (e->region && !options.discardDirty && !e->servedStopped)
-		if (auto ok = e->region->syncAll(); !ok)
+		if (auto ok = e->region->syncAll(e->pushed.callback()); !ok)
 			return pushFailed(ok.error(), "the export goes on serving (Stop again, or discard-dirty)");
 	if (!e->servedStopped) {
 		e->served->stop();
@@ -305,7 +307,7 @@ r3d::ResultMsg<void> ExportManager::stop(const std::string &id, const StopOption
 	}
 	// What clients wrote since the push above.
 	if (e->region)
-		if (auto ok = e->region->close(options.discardDirty); !ok)
+		if (auto ok = e->region->close(options.discardDirty, e->pushed.callback()); !ok)
 			return pushFailed(ok.error(), "the export no longer serves (Stop again, or discard-dirty)");
 	{
 		std::lock_guard lock(mutex_);
@@ -334,7 +336,7 @@ r3d::ResultMsg<void> ExportManager::sync(const std::string &id)
 	}
 	auto log = r3d::log::get("export");
 	log->info("export {}: pushing {} of dirty data", id, r3d::formatSize(e->region->status().dirtyBytes));
-	if (auto ok = e->region->syncAll(); !ok) {
+	if (auto ok = e->region->syncAll(e->pushed.callback()); !ok) {
 		log->error("export {}: sync failed: {}", id, ok.error().message);
 		return fail(Errc::BackendFailed, ok.error().message);
 	}
@@ -351,7 +353,9 @@ std::optional<r3d::mount::ManagedStatus> ExportManager::managedStatus(const std:
 	}
 	if (!e || !e->region)
 		return std::nullopt;
-	return e->region->status();
+	auto status = e->region->status();
+	e->pushed.apply(status);
+	return status;
 }
 
 void ExportManager::restore(const std::function<bool(std::function<void()>)> &defer)

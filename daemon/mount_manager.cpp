@@ -16,6 +16,7 @@
 #include "config.hpp"
 #include "errors.hpp"
 #include "managed_opener.hpp"
+#include "push_progress.hpp"
 #include "mount/managed_mount.hpp"
 #include "state_store.hpp"
 #include "stages/pipeline.hpp"
@@ -30,6 +31,7 @@ struct MountManager::Entry {
 	/// until its final push succeeded.
 	std::shared_ptr<r3d::mount::ManagedRegion> region;
 	bool detached = false; ///< the device is closed; only the region's push is left
+	PushProgress pushed;
 	/// openFd() holds it shared, unmount() exclusively while the device closes.
 	std::shared_mutex ioMutex;
 };
@@ -107,7 +109,7 @@ struct Closed {
 };
 
 Closed closeMount(r3d::mount::Mount *device, bool detached, r3d::mount::ManagedRegion *region, bool force,
-		  bool discardDirty)
+		  bool discardDirty, const r3d::mount::Progress &progress)
 {
 	Closed c;
 	if (device && !detached) {
@@ -117,7 +119,7 @@ Closed closeMount(r3d::mount::Mount *device, bool detached, r3d::mount::ManagedR
 	}
 	bool held = !c.device && c.device.error().code == std::error_code(EBUSY, std::system_category()) && !force;
 	if (region && !held)
-		c.push = region->close(discardDirty);
+		c.push = region->close(discardDirty, progress);
 	return c;
 }
 
@@ -340,7 +342,8 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id, bool force, co
 	Closed c;
 	{
 		std::unique_lock io(e->ioMutex);
-		c = closeMount(e->device.get(), e->detached, e->region.get(), force, options.discardDirty);
+		c = closeMount(e->device.get(), e->detached, e->region.get(), force, options.discardDirty,
+			       e->pushed.callback());
 		if (e->device && c.device)
 			e->detached = true;
 	}
@@ -411,7 +414,7 @@ r3d::ResultMsg<void> MountManager::sync(const std::string &id)
 		return ok;
 	auto log = r3d::log::get("mount");
 	log->info("mount {}: pushing {} of dirty data", id, r3d::formatSize(e->region->status().dirtyBytes));
-	if (auto ok = e->region->syncAll(); !ok) {
+	if (auto ok = e->region->syncAll(e->pushed.callback()); !ok) {
 		log->error("mount {}: sync failed: {}", id, ok.error().message);
 		return fail(Errc::BackendFailed, ok.error().message);
 	}
@@ -421,15 +424,16 @@ r3d::ResultMsg<void> MountManager::sync(const std::string &id)
 
 std::optional<r3d::mount::ManagedStatus> MountManager::managedStatus(const std::string &id) const
 {
-	std::shared_ptr<r3d::mount::ManagedRegion> region;
+	std::shared_ptr<Entry> e;
 	{
 		std::lock_guard lock(mutex_);
-		auto e = mounts_.find(id);
+		e = mounts_.find(id);
 		if (!e || !e->region)
 			return std::nullopt;
-		region = e->region;
 	}
-	return region->status();
+	auto status = e->region->status();
+	e->pushed.apply(status);
+	return status;
 }
 
 r3d::ResultMsg<r3d::UniqueFd> MountManager::openFd(const std::string &id, uint32_t flags)

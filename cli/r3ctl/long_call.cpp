@@ -45,17 +45,27 @@ void runPushing(Context &ctx, const std::string &operation, const std::string &i
 		}
 		done = true;
 	});
-	uint64_t pushed = 0, dirty = start.dirty;
-	report.update(0, dirty, 0);
+	// Against what was dirty at the start: the daemon's DirtyBytes drops only when a round
+	// is committed, and writes during the call would move the goal.
+	uint64_t pushed = 0, total = start.dirty;
+	double rate = 0;
+	auto last = std::chrono::steady_clock::now();
+	report.update(0, total, 0);
 	while (!done) {
 		std::this_thread::sleep_for(report.interval());
 		if (done)
 			break;
 		try {
 			auto s = pushSample(ctx.client(), path);
-			pushed = s.pushed >= start.pushed ? s.pushed - start.pushed : 0;
-			dirty = s.dirty;
-			report.update(pushed, pushed + dirty, s.rate);
+			uint64_t now = s.pushed >= start.pushed ? s.pushed - start.pushed : 0;
+			auto t = std::chrono::steady_clock::now();
+			double dt = std::chrono::duration<double>(t - last).count();
+			double measured = dt > 0 ? static_cast<double>(now - std::min(now, pushed)) / dt : 0;
+			rate = rate == 0 ? measured : 0.7 * rate + 0.3 * measured;
+			last = t;
+			pushed = now;
+			total = std::max(total, pushed);
+			report.update(pushed, total, rate > 0 ? static_cast<uint64_t>(rate) : s.rate);
 		} catch (const sdbus::Error &) {
 			// An unmounted object goes away before the reply comes.
 		}
@@ -65,7 +75,7 @@ void runPushing(Context &ctx, const std::string &operation, const std::string &i
 		report.finish();
 		std::rethrow_exception(error);
 	}
-	report.update(pushed + dirty, pushed + dirty, 0);
+	report.update(total, total, 0);
 	report.finish();
 }
 
