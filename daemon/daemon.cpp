@@ -34,14 +34,16 @@ r3d::RuntimeOptions runtimeOptions()
 	o.onBlockingStart = r3d::nbd::markIoFlusher;
 	return o;
 }
-// How soon a device whose connections the kernel dropped shows as failed.
+// How soon a device whose connections the kernel dropped shows as failed, and how often
+// managed mounts and exports signal their progress.
 constexpr std::chrono::seconds kDeviceCheckInterval{ 1 };
 
 } // namespace
 
 Daemon::Daemon(Config config, AttachFactory attach, std::unique_ptr<StateStore> state)
 	: config_(std::move(config)), state_(std::move(state)), runtime_(runtimeOptions()), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
-	  mounts_(config_, attach(runtime_), service_, state_ ? *state_ : StateStore::none(), &runtime_), exports_(config_, access_, service_, &runtime_), work_(kWorkers)
+	  mounts_(config_, attach(runtime_), service_, state_ ? *state_ : StateStore::none(), &runtime_),
+	  exports_(config_, access_, service_, &runtime_, state_ ? *state_ : StateStore::none()), work_(kWorkers)
 {
 }
 
@@ -87,7 +89,10 @@ int Daemon::run()
 		shutdown(1);
 		return exitCode_;
 	}
-	mounts_.restore();
+	// Restored mounts and exports are listed at once and come up on the workers.
+	auto defer = [this](std::function<void()> job) { return work_.post(std::move(job)); };
+	mounts_.restore(defer);
+	exports_.restore(defer);
 	notify::ready();
 	notify::status("serving org.r3map.r3mapd");
 	watchdog_.start();
@@ -105,6 +110,8 @@ void Daemon::watchDevices()
 		if (ec || stopping_)
 			return;
 		mounts_.checkDevices();
+		// Managed1 properties: at most one PropertiesChanged per object and tick.
+		service_.refreshManaged();
 		watchDevices();
 	});
 }

@@ -16,6 +16,8 @@
 
 #include "access_policy.hpp"
 #include "backend_opener.hpp"
+#include "managed_opener.hpp"
+#include "push_progress.hpp"
 #include "stages/pipeline.hpp"
 #include "config.hpp"
 #include "errors.hpp"
@@ -29,7 +31,10 @@ namespace r3mapd {
 struct ExportManager::Entry {
 	ExportInfo info;
 	std::unique_ptr<ServedExport> served;
-	bool stopping = false; ///< guarded by ExportManager::mutex_
+	std::shared_ptr<r3d::mount::ManagedRegion> region; ///< a managed export's
+	bool stopping = false;      ///< guarded by ExportManager::mutex_
+	bool servedStopped = false; ///< only the region's final push is left; set while stopping
+	PushProgress pushed;
 };
 
 namespace {
@@ -46,6 +51,41 @@ std::optional<std::string> unixPath(const std::string &address)
 	return std::nullopt;
 }
 constexpr mode_t kSocketMode = 0660;
+constexpr const char *kKind = "exports";
+
+// What a managed export's spec holds; the caller's uid decides again at restore what the
+// daemon opens for it.
+nlohmann::json specOf(const ExportRequest &r, const ExportInfo &info)
+{
+	return { { "kind", "managed" },
+		 { "backend", r.backendUri },
+		 { "listen", info.listen },
+		 { "protocol", r.protocol },
+		 { "name", r.name },
+		 { "description", r.description },
+		 { "caller_uid", r.callerUid },
+		 { "managed", r.managed->spec(std::stoull(info.managedOptions.at("chunk-size"))) } };
+}
+
+r3d::ResultMsg<ExportRequest> requestOf(const nlohmann::json &spec)
+{
+	try {
+		ExportRequest r;
+		r.backendUri = spec.at("backend").get<std::string>();
+		r.listen = spec.at("listen").get<std::string>();
+		r.protocol = spec.at("protocol").get<std::string>();
+		r.name = spec.at("name").get<std::string>();
+		r.description = spec.at("description").get<std::string>();
+		r.callerUid = spec.at("caller_uid").get<uid_t>();
+		auto managed = ManagedRequest::fromSpec(spec.at("managed"));
+		if (!managed)
+			return r3d::unexpectedOf(managed.error());
+		r.managed = std::move(*managed);
+		return r;
+	} catch (const nlohmann::json::exception &e) {
+		return fail(Errc::InvalidArgument, fmt::format("not an export spec: {}", e.what()));
+	}
+}
 
 bool isLoopback(const std::string &host)
 {
@@ -93,18 +133,23 @@ r3d::ResultMsg<void> shareSocket(const std::string &path, std::optional<gid_t> g
 } // namespace
 
 ExportManager::ExportManager(const Config &config, const AccessPolicy &access, ExportObserver &observer,
-			     r3d::Runtime *runtime)
-	: config_(config), access_(access), observer_(observer), runtime_(runtime)
+			     r3d::Runtime *runtime, StateStore &state)
+	: config_(config), access_(access), observer_(observer), runtime_(runtime), state_(state)
 {
+	exports_.reserveBelow(state_.nextId(kKind));
 }
 
 ExportManager::~ExportManager()
 {
-	exports_.forEach([](const std::string &, const std::shared_ptr<Entry> &e) { e->served->stop(); });
+	exports_.forEach([](const std::string &, const std::shared_ptr<Entry> &e) {
+		if (!e->servedStopped)
+			e->served->stop();
+	});
 }
 
 r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportRequest &request,
-								    std::shared_ptr<r3d::ReadWriterAt> backend)
+								    std::shared_ptr<r3d::ReadWriterAt> backend,
+								    std::shared_ptr<r3d::nbd::MetaSource> meta)
 {
 	if (request.protocol == "r3") {
 		if (!runtime_)
@@ -139,7 +184,7 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 	options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
 	options.runtime = runtime_;
 	auto server = std::make_unique<r3d::nbd::Server>(options);
-	server->addExport({ request.name, request.description, std::move(backend), request.readOnly });
+	server->addExport({ request.name, request.description, std::move(backend), request.readOnly, std::move(meta) });
 	auto listener = listen(*server, request.listen);
 	if (!listener)
 		return r3d::unexpectedOf(listener.error());
@@ -152,43 +197,88 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 
 r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
 {
+	return start(request, std::nullopt);
+}
+
+r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request, std::optional<uint64_t> id)
+{
 	if (request.protocol != "nbd" && request.protocol != "r3")
 		return fail(Errc::InvalidArgument, fmt::format("protocol '{}': expected nbd or r3", request.protocol));
-	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, runtime_);
-	if (!backend)
-		return r3d::unexpectedOf(backend.error());
-	// NBD and r3 clients may send any offset and length.
-	auto pipeline = r3d::stages::buildPipeline(std::move(*backend), {});
-	if (!pipeline)
-		return rename(Errc::InvalidArgument, pipeline.error());
-	auto served = serve(request, pipeline->top);
+	if (request.managed && request.readOnly)
+		return fail(Errc::InvalidArgument, "managed does not go with read_only: export the remote directly instead");
+	std::shared_ptr<r3d::mount::ManagedRegion> region;
+	std::shared_ptr<r3d::ReadWriterAt> top;
+	std::string description;
+	if (request.managed) {
+		auto opened = openManagedRegion(config_, state_.dir(), request.backendUri, std::nullopt, *request.managed,
+						request.callerUid, runtime_);
+		if (!opened)
+			return r3d::unexpectedOf(opened.error());
+		region = std::move(*opened);
+		top = region->top();
+		auto s = region->status();
+		description = fmt::format("managed, chunk {}, cache {}{}", r3d::formatSize(s.chunk),
+					  s.cache.empty() ? "in memory" : s.cache, s.resumed ? ", resumed" : "");
+	} else {
+		auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, runtime_);
+		if (!backend)
+			return r3d::unexpectedOf(backend.error());
+		// NBD and r3 clients may send any offset and length.
+		auto pipeline = r3d::stages::buildPipeline(std::move(*backend), {});
+		if (!pipeline)
+			return rename(Errc::InvalidArgument, pipeline.error());
+		top = std::move(pipeline->top);
+		description = pipeline->description;
+	}
+	auto served = serve(request, top, region ? region->meta() : nullptr);
 	if (!served)
 		return r3d::unexpectedOf(served.error());
 
 	auto e = std::make_shared<Entry>();
 	e->served = std::move(*served);
+	e->region = region;
 	e->info.backendUri = request.backendUri;
 	e->info.listen = unixPath(request.listen) ? std::string(kUnixPrefix) + e->served->address() : e->served->address();
 	e->info.name = request.name;
 	e->info.protocol = request.protocol;
-	e->info.size = pipeline->top->size();
+	e->info.size = top->size();
 	e->info.readOnly = request.readOnly;
+	if (region) {
+		e->info.kind = r3d::mount::MountKind::Managed;
+		e->info.managedOptions = request.managed->given;
+		e->info.managedOptions["chunk-size"] = std::to_string(region->chunk());
+		e->info.managedOptions.erase("discard-local");
+	}
 
 	ExportInfo snapshot;
+	uint64_t next = 0;
 	{
 		std::lock_guard lock(mutex_);
-		e->info.id = exports_.add(e);
+		e->info.id = exports_.add(e, id);
+		next = exports_.nextId();
 		snapshot = e->info;
 	}
+	auto log = r3d::log::get("export");
+	// No crash makes an id come back: /org/r3map/exports/N names one export, ever.
+	if (auto ok = state_.setNextId(kKind, next); !ok)
+		log->warn("export {}: {}", snapshot.id, ok.error().message);
+	if (region)
+		if (auto ok = state_.save(kKind, snapshot.id, specOf(request, snapshot)); !ok)
+			log->warn("export {}: not journaled: {}", snapshot.id, ok.error().message);
 	observer_.exportAdded(snapshot);
-	r3d::log::get("export")->info("export {}: serving {} over {} ({}, {}{}) on {}", snapshot.id, snapshot.backendUri,
-				      snapshot.protocol, r3d::formatSize(snapshot.size), pipeline->description,
-				      snapshot.readOnly ? ", read-only" : "", snapshot.listen);
+	log->info("export {}: serving {} over {} ({}, {}{}) on {}", snapshot.id, snapshot.backendUri, snapshot.protocol,
+		  r3d::formatSize(snapshot.size), description, snapshot.readOnly ? ", read-only" : "", snapshot.listen);
 	return snapshot;
 }
 
-r3d::ResultMsg<void> ExportManager::stop(const std::string &id)
+r3d::ResultMsg<void> ExportManager::stop(const std::string &id, const StopOptions &options)
 {
+	return stop(id, options, true);
+}
+
+r3d::ResultMsg<void> ExportManager::stop(const std::string &id, const StopOptions &options, bool forget)
+{
+	auto log = r3d::log::get("export");
 	std::shared_ptr<Entry> e;
 	{
 		std::lock_guard lock(mutex_);
@@ -199,14 +289,107 @@ r3d::ResultMsg<void> ExportManager::stop(const std::string &id)
 			return fail(Errc::Busy, fmt::format("export {} is already stopping", id));
 		e->stopping = true;
 	}
-	e->served->stop();
+	auto pushFailed = [&](const r3d::Error &error, const char *then) {
+		log->error("export {}: {}; {}", id, error.message, then);
+		std::lock_guard lock(mutex_);
+		e->stopping = false;
+		return fail(Errc::BackendFailed, fmt::format("{}; {}", error.message, then));
+	};
+	if (e->region && options.discardDirty)
+		log->warn("export {}: stopping with discard-dirty: what is dirty is not pushed to {}", id, e->info.backendUri);
+	// While it still serves, so a failed push leaves it as it was.
+	if (e->region && !options.discardDirty && !e->servedStopped)
+		if (auto ok = e->region->syncAll(e->pushed.callback()); !ok)
+			return pushFailed(ok.error(), "the export goes on serving (Stop again, or discard-dirty)");
+	if (!e->servedStopped) {
+		e->served->stop();
+		e->servedStopped = true;
+	}
+	// What clients wrote since the push above.
+	if (e->region)
+		if (auto ok = e->region->close(options.discardDirty, e->pushed.callback()); !ok)
+			return pushFailed(ok.error(), "the export no longer serves (Stop again, or discard-dirty)");
 	{
 		std::lock_guard lock(mutex_);
 		exports_.erase(id);
 	}
+	if (forget)
+		if (auto ok = state_.remove(kKind, id); !ok)
+			log->warn("export {}: {}", id, ok.error().message);
 	observer_.exportRemoved(id);
-	r3d::log::get("export")->info("export {}: stopped", id);
+	log->info("export {}: stopped{}", id, e->region && !forget ? " (kept for the next start)" : "");
 	return {};
+}
+
+r3d::ResultMsg<void> ExportManager::sync(const std::string &id)
+{
+	std::shared_ptr<Entry> e;
+	{
+		std::lock_guard lock(mutex_);
+		e = exports_.find(id);
+		if (!e)
+			return fail(Errc::NotFound, fmt::format("no export '{}'", id));
+		if (!e->region)
+			return fail(Errc::NotSupported, fmt::format("export {} is not managed: it has nothing to sync", id));
+		if (e->stopping)
+			return fail(Errc::Busy, fmt::format("export {} is stopping", id));
+	}
+	auto log = r3d::log::get("export");
+	log->info("export {}: pushing {} of dirty data", id, r3d::formatSize(e->region->status().dirtyBytes));
+	if (auto ok = e->region->syncAll(e->pushed.callback()); !ok) {
+		log->error("export {}: sync failed: {}", id, ok.error().message);
+		return fail(Errc::BackendFailed, ok.error().message);
+	}
+	log->info("export {}: synced", id);
+	return {};
+}
+
+std::optional<r3d::mount::ManagedStatus> ExportManager::managedStatus(const std::string &id) const
+{
+	std::shared_ptr<Entry> e;
+	{
+		std::lock_guard lock(mutex_);
+		e = exports_.find(id);
+	}
+	if (!e || !e->region)
+		return std::nullopt;
+	auto status = e->region->status();
+	e->pushed.apply(status);
+	return status;
+}
+
+void ExportManager::restore(const std::function<bool(std::function<void()>)> &defer)
+{
+	auto log = r3d::log::get("export");
+	std::vector<std::string> bad;
+	for (const auto &[id, spec] : state_.load(kKind, &bad)) {
+		auto request = spec.value("kind", "") == "managed" ? requestOf(spec)
+								   : fail(Errc::InvalidArgument, "not a managed export");
+		if (!request) {
+			log->error("export {}: cannot restore it: {}; its spec stays in {}", id, request.error().message,
+				   state_.dir());
+			continue;
+		}
+		log->info("export {}: restoring the managed export of {} on {}", id, request->backendUri, request->listen);
+		auto job = [this, n = *parseObjectId(id), id = id, request = std::move(*request)] {
+			auto ok = start(request, n);
+			if (ok)
+				return;
+			// What no restart can fix (the configuration no longer allows it) is dropped;
+			// the rest (an unreachable remote, a taken address) is tried again next time.
+			Errc errc = classify(ok.error().code);
+			bool permanent = errc == Errc::InvalidArgument || errc == Errc::BadUri
+					 || errc == Errc::SchemeNotAllowed || errc == Errc::NotPermitted;
+			r3d::log::get("export")->error("export {}: restore failed: {}; {}", id, ok.error().message,
+						       permanent ? "its spec is dropped" : "a restart tries again");
+			if (permanent)
+				(void)state_.remove(kKind, id);
+		};
+		if (!defer || !defer(job))
+			job();
+	}
+	for (const auto &b : bad)
+		log->warn("state: ignoring {}", b);
 }
 
 std::vector<ExportInfo> ExportManager::list() const
@@ -242,7 +425,7 @@ uint64_t ExportManager::activeConnections(const std::string &id) const
 void ExportManager::stopAll()
 {
 	for (const auto &info : list()) {
-		auto ok = stop(info.id);
+		auto ok = stop(info.id, {}, info.kind != r3d::mount::MountKind::Managed);
 		if (!ok)
 			r3d::log::get("export")->error("export {}: {}", info.id, ok.error().message);
 	}

@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "mount/direct_mount.hpp"
+#include "mount/managed_mount.hpp"
 #include "errors.hpp"
 #include "stages/pipeline.hpp"
 
@@ -40,6 +41,13 @@ AttachFn kernelAttach(r3d::Runtime *runtime)
 		options.attach.blockSize = static_cast<uint32_t>(std::min(params.chunkSize, kMaxBlockSize));
 		options.attach.name = params.name;
 		options.runtime = runtime;
+		if (params.region) {
+			// The region takes any offset and length itself: no pipeline in front.
+			auto mount = r3d::mount::ManagedMount::open(std::move(params.region), options);
+			if (!mount)
+				return rename(attachError(mount.error().code), mount.error());
+			return std::unique_ptr<r3d::mount::Mount>(std::move(*mount));
+		}
 		r3d::stages::PipelineSpec spec;
 		spec.chunk = params.chunkSize;
 		spec.callerBlock = options.attach.blockSize;

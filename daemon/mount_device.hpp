@@ -9,6 +9,7 @@
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
 
+#include "mount/managed_region.hpp"
 #include "mount/mount.hpp"
 
 namespace r3mapd {
@@ -21,6 +22,8 @@ struct AttachParams {
 	bool readOnly = false;
 	/// For logs and /sys/block/nbdN/backend: the backend URI.
 	std::string name;
+	/// A managed mount: `backend` is its top(), and the attach makes a ManagedMount.
+	std::shared_ptr<r3d::mount::ManagedRegion> region;
 };
 
 /// Attaches a backend to a free kernel NBD device and returns once it is ready for I/O.

@@ -52,6 +52,18 @@ std::unique_ptr<ExportProxy> Client::exportAt(const std::string &path)
 	return std::make_unique<ExportProxy>(*connection_, path);
 }
 
+std::unique_ptr<ManagedProxy> Client::managed(const std::string &path)
+{
+	return std::make_unique<ManagedProxy>(*connection_, path);
+}
+
+bool Client::isManaged(const std::string &path)
+{
+	auto objs = objects();
+	auto it = objs.find(sdbus::ObjectPath(path));
+	return it != objs.end() && it->second.count(org::r3map::Managed1_proxy::INTERFACE_NAME) > 0;
+}
+
 ManagedObjects Client::objects()
 {
 	return manager_->GetManagedObjects();

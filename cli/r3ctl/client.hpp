@@ -40,6 +40,9 @@ public:
 	ManagerProxy &manager() { return *manager_; }
 	std::unique_ptr<MountProxy> mount(const std::string &path);
 	std::unique_ptr<ExportProxy> exportAt(const std::string &path);
+	std::unique_ptr<ManagedProxy> managed(const std::string &path);
+	/// Whether the object at `path` implements org.r3map.Managed1.
+	bool isManaged(const std::string &path);
 
 	/// Every mount and export with its properties, in one call.
 	ManagedObjects objects();

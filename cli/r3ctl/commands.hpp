@@ -10,6 +10,7 @@ extern const Command kOpenCommand;
 extern const Command kUnmountCommand;
 extern const Command kLsCommand;
 extern const Command kStatusCommand;
+extern const Command kSyncCommand;
 extern const Command kExportCommand;
 extern const Command kExportsCommand;
 extern const Command kUnexportCommand;

@@ -9,7 +9,9 @@ namespace r3ctl {
 
 void Output::print(const nlohmann::json &value) const
 {
-	std::printf("%s\n", value.dump(2).c_str());
+	std::printf("%s\n", value.dump(streaming_ ? -1 : 2).c_str());
+	if (streaming_)
+		std::fflush(stdout);
 }
 
 void Output::line(const std::string &text) const

@@ -17,7 +17,11 @@ public:
 	explicit Output(bool json) : json_(json) {}
 
 	bool json() const { return json_; }
+	/// Pretty JSON, or one object per line once stream() was called.
 	void print(const nlohmann::json &value) const;
+	/// From now on --json output is a stream: one compact object per line (progress
+	/// events, then the result or the error).
+	void stream() { streaming_ = true; }
 	void line(const std::string &text) const;
 	/// Columns padded to their widest cell.
 	void table(const std::vector<std::string> &header, const std::vector<std::vector<std::string>> &rows) const;
@@ -28,6 +32,7 @@ public:
 
 private:
 	bool json_;
+	bool streaming_ = false;
 };
 
 } // namespace r3ctl

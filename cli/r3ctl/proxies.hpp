@@ -3,6 +3,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 
 #include "export1_proxy.h"
+#include "managed1_proxy.h"
 #include "manager1_proxy.h"
 #include "mount1_proxy.h"
 
@@ -68,6 +69,24 @@ public:
 		registerProxy();
 	}
 	~ExportProxy() { unregisterProxy(); }
+
+private:
+	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,
+				 const std::vector<std::string> &) override
+	{
+	}
+};
+
+/// Managed1 on a managed mount or export (its path is the mount's or the export's).
+class ManagedProxy final : public sdbus::ProxyInterfaces<org::r3map::Managed1_proxy, sdbus::Properties_proxy>
+{
+public:
+	ManagedProxy(sdbus::IConnection &connection, std::string path)
+		: ProxyInterfaces(connection, kBusName, std::move(path))
+	{
+		registerProxy();
+	}
+	~ManagedProxy() { unregisterProxy(); }
 
 private:
 	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,

@@ -14,8 +14,8 @@ namespace r3ctl {
 namespace {
 
 const Command *const kCommands[] = { &kMountCommand,   &kOpenCommand,	  &kUnmountCommand,  &kLsCommand,
-				     &kStatusCommand,  &kExportCommand,	  &kExportsCommand,  &kUnexportCommand,
-				     &kLogLevelCommand, &kVersionCommand };
+				     &kStatusCommand,  &kSyncCommand,	  &kExportCommand,   &kExportsCommand,
+				     &kUnexportCommand, &kLogLevelCommand, &kVersionCommand };
 
 std::string usage()
 {
@@ -34,6 +34,7 @@ int run(int argc, char **argv)
 	std::vector<std::string> args(argv + 1, argv + argc);
 	bool json = false;
 	long timeout = 120;
+	bool timeoutGiven = false;
 	// --json is accepted anywhere before a "--"; the rest of the globals before the command.
 	std::vector<std::string> rest;
 	bool passthrough = false;
@@ -51,6 +52,7 @@ int run(int argc, char **argv)
 				std::fprintf(stderr, "r3ctl: --timeout needs a number of seconds\n%s", usage().c_str());
 				return kExitUsage;
 			}
+			timeoutGiven = true;
 		} else if (rest.empty() && (a == "--help" || a == "-h" || a == "help")) {
 			std::fputs(usage().c_str(), stdout);
 			return kExitOk;
@@ -61,7 +63,7 @@ int run(int argc, char **argv)
 			rest.push_back(a);
 		}
 	}
-	Context ctx(json, std::chrono::seconds(timeout));
+	Context ctx(json, std::chrono::seconds(timeout), timeoutGiven);
 	if (rest.empty())
 		return ctx.out.usage("no command given", usage().c_str());
 

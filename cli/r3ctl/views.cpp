@@ -30,6 +30,7 @@ nlohmann::json mountJson(const std::string &path, const PropertyMap &p)
 	return {
 		{ "id", get<std::string>(p, "Id") },
 		{ "path", path },
+		{ "kind", get<std::string>(p, "Kind") },
 		{ "device", get<std::string>(p, "Device") },
 		{ "backend_uri", get<std::string>(p, "BackendUri") },
 		{ "size", get<uint64_t>(p, "Size") },
@@ -45,6 +46,7 @@ nlohmann::json exportJson(const std::string &path, const PropertyMap &p)
 	return {
 		{ "id", get<std::string>(p, "Id") },
 		{ "path", path },
+		{ "kind", get<std::string>(p, "Kind") },
 		{ "listen", get<std::string>(p, "Listen") },
 		{ "name", get<std::string>(p, "ExportName") },
 		{ "protocol", get<std::string>(p, "Protocol") },
@@ -56,13 +58,38 @@ nlohmann::json exportJson(const std::string &path, const PropertyMap &p)
 	};
 }
 
+nlohmann::json managedJson(const PropertyMap &p)
+{
+	nlohmann::json options = nlohmann::json::object();
+	for (const auto &[key, value] : get<std::map<std::string, std::string>>(p, "Options"))
+		options[key] = value;
+	return {
+		{ "state", get<std::string>(p, "State") },
+		{ "local_bytes", get<uint64_t>(p, "LocalBytes") },
+		{ "dirty_bytes", get<uint64_t>(p, "DirtyBytes") },
+		{ "pulled_bytes", get<uint64_t>(p, "PulledBytes") },
+		{ "pushed_bytes", get<uint64_t>(p, "PushedBytes") },
+		{ "pull_rate", get<uint64_t>(p, "PullRate") },
+		{ "push_rate", get<uint64_t>(p, "PushRate") },
+		{ "last_error", get<std::string>(p, "LastError") },
+		{ "cache_dir", get<std::string>(p, "CacheDir") },
+		{ "resumed", get<bool>(p, "Resumed") },
+		{ "options", options },
+	};
+}
+
 std::vector<nlohmann::json> objectsOf(const ManagedObjects &objects, const std::string &interface,
 				      nlohmann::json (*view)(const std::string &, const PropertyMap &))
 {
 	std::vector<nlohmann::json> out;
-	for (const auto &[path, interfaces] : objects)
-		if (auto it = interfaces.find(interface); it != interfaces.end())
-			out.push_back(view(path, it->second));
+	for (const auto &[path, interfaces] : objects) {
+		auto it = interfaces.find(interface);
+		if (it == interfaces.end())
+			continue;
+		out.push_back(view(path, it->second));
+		if (auto m = interfaces.find(org::r3map::Managed1_proxy::INTERFACE_NAME); m != interfaces.end())
+			out.back()["managed"] = managedJson(m->second);
+	}
 	// Paths sort as text ("10" < "2"); ids are numbers.
 	std::sort(out.begin(), out.end(), [](const nlohmann::json &a, const nlohmann::json &b) {
 		auto id = [](const nlohmann::json &j) { return std::stoull(j["id"].get<std::string>()); };

@@ -15,8 +15,11 @@ namespace r3ctl {
 
 nlohmann::json mountJson(const std::string &path, const PropertyMap &properties);
 nlohmann::json exportJson(const std::string &path, const PropertyMap &properties);
+/// org.r3map.Managed1 of a managed mount or export: its "managed" member.
+nlohmann::json managedJson(const PropertyMap &properties);
 
-/// Every object implementing `interface`, as JSON via `view`, in id order.
+/// Every object implementing `interface`, as JSON via `view`, in id order; managed ones
+/// with their "managed" member.
 std::vector<nlohmann::json> objectsOf(const ManagedObjects &objects, const std::string &interface,
 				      nlohmann::json (*view)(const std::string &, const PropertyMap &));
 

@@ -163,6 +163,28 @@ void BusService::stop()
 	d.connection.reset();
 }
 
+void BusService::refreshManaged()
+{
+	std::vector<std::shared_ptr<MountObject>> mounts;
+	std::vector<std::shared_ptr<ExportObject>> exports;
+	{
+		std::lock_guard lock(impl_->mutex);
+		for (const auto &[id, object] : impl_->mounts)
+			mounts.push_back(object);
+		for (const auto &[id, object] : impl_->exports)
+			exports.push_back(object);
+	}
+	// Without our lock, as every signal (see Impl).
+	try {
+		for (const auto &m : mounts)
+			m->refreshManaged();
+		for (const auto &e : exports)
+			e->refreshManaged();
+	} catch (const std::exception &e) {
+		r3d::log::get("dbus")->warn("cannot signal managed progress: {}", e.what());
+	}
+}
+
 void BusService::mountAdded(const MountInfo &info)
 {
 	publish<MountObject>(*impl_, impl_->mounts, info);

@@ -51,6 +51,10 @@ public:
 	/// Releases the name, stops the bus thread and drops every object. Idempotent.
 	void stop();
 
+	/// Managed1 PropertiesChanged of every managed mount and export, for what changed since
+	/// the last call; the daemon calls it once a second from its io_context.
+	void refreshManaged();
+
 	void mountAdded(const MountInfo &info) override;
 	void mountChanged(const MountInfo &info) override;
 	void mountRemoved(const std::string &id) override;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "service/async_call.hpp"
+#include "service/request_options.hpp"
 #include "service/statistics.hpp"
 
 namespace r3mapd::service {
@@ -10,13 +11,31 @@ namespace r3mapd::service {
 MountObject::MountObject(sdbus::IConnection &connection, ServiceState &state, const MountInfo &info)
 	: AdaptorInterfaces(connection, kMountsPath + info.id), state_(state), info_(info)
 {
+	std::vector<std::string> interfaces{ kInterface };
+	if (info.kind == r3d::mount::MountKind::Managed) {
+		auto &mounts = state_.context.mounts;
+		managed_ = std::make_unique<ManagedRegionObject>(
+			connection, state_, kMountsPath + info.id, "mount " + info.id, info.managedOptions,
+			[&mounts, id = info.id] { return mounts.managedStatus(id); },
+			[&mounts, id = info.id] { return mounts.sync(id); });
+		interfaces.push_back(ManagedRegionObject::kInterface);
+	}
 	registerAdaptor();
-	emitInterfacesAddedSignal({ kInterface });
+	emitInterfacesAddedSignal(interfaces);
 }
 
 MountObject::~MountObject()
 {
-	withdraw(*this);
+	std::vector<std::string> interfaces{ kInterface };
+	if (managed_)
+		interfaces.push_back(ManagedRegionObject::kInterface);
+	withdraw(*this, interfaces);
+}
+
+void MountObject::refreshManaged()
+{
+	if (managed_)
+		managed_->refresh();
 }
 
 MountInfo MountObject::snapshot() const
@@ -64,6 +83,25 @@ void MountObject::Unmount(sdbus::Result<> &&result)
 	if (!admit(state_, getObject(), result, fmt::format("Unmount mount {}", id)))
 		return;
 	runAsync(state_, std::move(result), [&mounts = state_.context.mounts, id] { return mounts.unmount(id); });
+}
+
+void MountObject::UnmountWithOptions(sdbus::Result<> &&result, std::map<std::string, sdbus::Variant> options)
+{
+	auto id = snapshot().id;
+	if (!admit(state_, getObject(), result, fmt::format("Unmount mount {}", id)))
+		return;
+	auto parsed = unmountOptions(options);
+	if (!parsed) {
+		replyError(result, toDbusError(parsed.error()));
+		return;
+	}
+	runAsync(state_, std::move(result),
+		 [&mounts = state_.context.mounts, id, o = *parsed] { return mounts.unmount(id, o); });
+}
+
+std::string MountObject::Kind()
+{
+	return r3d::mount::kindName(snapshot().kind);
 }
 
 std::string MountObject::Id()

@@ -72,7 +72,8 @@ r3d::ResultMsg<void> set(Request &request, const std::string &key, const sdbus::
 }
 
 template <class Request, size_t N>
-r3d::ResultMsg<void> applyOptions(Request &request, const OptionMap &options, const OptionSpec<Request> (&specs)[N])
+r3d::ResultMsg<void> applyOptions(Request &request, const OptionMap &options, const OptionSpec<Request> (&specs)[N],
+				  const std::string &moreKnown = "")
 {
 	for (const auto &[key, value] : options) {
 		const OptionSpec<Request> *spec = nullptr;
@@ -83,12 +84,70 @@ r3d::ResultMsg<void> applyOptions(Request &request, const OptionMap &options, co
 			std::string known;
 			for (const auto &s : specs)
 				known += (known.empty() ? "" : ", ") + std::string(s.key);
-			return fail(Errc::InvalidArgument, fmt::format("unknown option '{}' (known: {})", key, known));
+			return fail(Errc::InvalidArgument,
+				    fmt::format("unknown option '{}' (known: {}{})", key, known, moreKnown));
 		}
 		if (auto ok = spec->apply(request, key, value); !ok)
 			return ok;
 	}
 	return {};
+}
+
+// A managed option as the text setManagedOption() parses: s as it is; b, t and u as what
+// they say (so pull-workers may be a number and background a boolean).
+r3d::ResultMsg<std::string> managedText(const std::string &key, const sdbus::Variant &v)
+{
+	std::string type = v.peekValueType();
+	if (type == "s")
+		return v.get<std::string>();
+	if (type == "b")
+		return std::string(v.get<bool>() ? "true" : "false");
+	if (type == "t")
+		return std::to_string(v.get<uint64_t>());
+	if (type == "u")
+		return std::to_string(v.get<uint32_t>());
+	return wrongType(key, v, "s (text as r3ctl takes it), or b, t, u");
+}
+
+// For "unknown option" messages of Mount and Export.
+std::string managedKnown()
+{
+	std::string text = ", managed, and with it";
+	for (const auto &key : r3d::mount::managedOptionKeys())
+		text += " " + key + ",";
+	text.pop_back();
+	return text;
+}
+
+// Takes "managed" and the managed options out of `options`: the request when managed is
+// true, nothing when it is not given or false (then no managed option may be either).
+r3d::ResultMsg<std::optional<ManagedRequest>> takeManaged(OptionMap &options)
+{
+	bool managed = false;
+	if (auto it = options.find("managed"); it != options.end()) {
+		auto b = boolOption("managed", it->second);
+		if (!b)
+			return r3d::unexpectedOf(b.error());
+		managed = *b;
+		options.erase(it);
+	}
+	ManagedRequest request;
+	for (const auto &key : r3d::mount::managedOptionKeys()) {
+		auto it = options.find(key);
+		if (it == options.end())
+			continue;
+		if (!managed)
+			return fail(Errc::InvalidArgument, fmt::format("option '{}' goes with managed (b true)", key));
+		auto text = managedText(key, it->second);
+		if (!text)
+			return r3d::unexpectedOf(text.error());
+		if (auto ok = request.set(key, *text); !ok)
+			return r3d::unexpectedOf(ok.error());
+		options.erase(it);
+	}
+	if (!managed)
+		return std::optional<ManagedRequest>();
+	return std::optional<ManagedRequest>(std::move(request));
 }
 
 } // namespace
@@ -102,7 +161,12 @@ r3d::ResultMsg<MountRequest> mountRequest(std::string backendUri, const OptionMa
 	};
 	MountRequest r;
 	r.backendUri = std::move(backendUri);
-	if (auto ok = applyOptions(r, options, kOptions); !ok)
+	OptionMap rest = options;
+	auto managed = takeManaged(rest);
+	if (!managed)
+		return r3d::unexpectedOf(managed.error());
+	r.managed = std::move(*managed);
+	if (auto ok = applyOptions(r, rest, kOptions, managedKnown()); !ok)
 		return r3d::unexpectedOf(ok.error());
 	return r;
 }
@@ -118,6 +182,33 @@ r3d::ResultMsg<ExportRequest> exportRequest(std::string backendUri, std::string 
 	ExportRequest r;
 	r.backendUri = std::move(backendUri);
 	r.listen = std::move(listen);
+	OptionMap rest = options;
+	auto managed = takeManaged(rest);
+	if (!managed)
+		return r3d::unexpectedOf(managed.error());
+	r.managed = std::move(*managed);
+	if (auto ok = applyOptions(r, rest, kOptions, managedKnown()); !ok)
+		return r3d::unexpectedOf(ok.error());
+	return r;
+}
+
+r3d::ResultMsg<UnmountOptions> unmountOptions(const OptionMap &options)
+{
+	static constexpr OptionSpec<UnmountOptions> kOptions[] = {
+		{ "discard-dirty", set<UnmountOptions, &UnmountOptions::discardDirty, boolOption> },
+	};
+	UnmountOptions r;
+	if (auto ok = applyOptions(r, options, kOptions); !ok)
+		return r3d::unexpectedOf(ok.error());
+	return r;
+}
+
+r3d::ResultMsg<StopOptions> stopOptions(const OptionMap &options)
+{
+	static constexpr OptionSpec<StopOptions> kOptions[] = {
+		{ "discard-dirty", set<StopOptions, &StopOptions::discardDirty, boolOption> },
+	};
+	StopOptions r;
 	if (auto ok = applyOptions(r, options, kOptions); !ok)
 		return r3d::unexpectedOf(ok.error());
 	return r;

@@ -15,10 +15,18 @@ namespace r3mapd::service {
 using OptionMap = std::map<std::string, sdbus::Variant>;
 
 /// Manager1.Mount options → MountRequest. Unknown keys, wrong types and size 0 fail with
-/// InvalidArgument naming the key.
+/// InvalidArgument naming the key. "managed" (b) and the managed options (the keys of
+/// r3d::mount::managedOptionKeys(), parsed by setManagedOption()) make a managed request;
+/// a managed option without managed true is InvalidArgument.
 r3d::ResultMsg<MountRequest> mountRequest(std::string backendUri, const OptionMap &options);
 
 /// Manager1.Export options → ExportRequest, with the same rules.
 r3d::ResultMsg<ExportRequest> exportRequest(std::string backendUri, std::string listen, const OptionMap &options);
+
+/// Mount1.UnmountWithOptions options: discard-dirty (b).
+r3d::ResultMsg<UnmountOptions> unmountOptions(const OptionMap &options);
+
+/// Export1.StopWithOptions options: discard-dirty (b).
+r3d::ResultMsg<StopOptions> stopOptions(const OptionMap &options);
 
 } // namespace r3mapd::service

@@ -4,6 +4,7 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <r3d/result.hpp>
 
@@ -32,13 +33,14 @@ struct ServiceState {
 	r3d::ResultMsg<Caller> admit(const sdbus::IObject &object, std::string_view action) const;
 };
 
-/// For destructors of managed objects: announces InterfacesRemoved and unregisters,
-/// tolerating a bus that is already gone.
+/// For destructors of managed objects: announces InterfacesRemoved for `interfaces` (the
+/// object's own and those of other objects at its path) and unregisters, tolerating a
+/// bus that is already gone.
 template <class Object>
-void withdraw(Object &object) noexcept
+void withdraw(Object &object, const std::vector<std::string> &interfaces) noexcept
 {
 	try {
-		object.emitInterfacesRemovedSignal({ Object::kInterface });
+		object.emitInterfacesRemovedSignal(interfaces);
 	} catch (const std::exception &) {
 		// Nobody can hear it anyway.
 	}

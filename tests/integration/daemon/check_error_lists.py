@@ -55,13 +55,22 @@ def body(path, name):
 admit = [("daemon/service/service_state.cpp", "ServiceState::admit")]
 worker = [("daemon/service/async_call.hpp", "complete"), ("daemon/service/async_call.hpp", "runAsync")]
 backend = [("daemon/backend_opener.cpp", "openAllowedBackend"), ("daemon/backend_opener.cpp", "checkUnprivileged")]
+managed = [
+    ("daemon/service/request_options.cpp", "takeManaged"),
+    ("daemon/managed_request.cpp", "ManagedRequest::set"),
+    ("daemon/managed_opener.cpp", "resolveCacheDir"),
+    ("daemon/managed_opener.cpp", "checkWritable"),
+    ("daemon/managed_opener.cpp", "regionError"),
+    ("daemon/managed_opener.cpp", "openManagedRegion"),
+]
 implementations = {
-    ("Manager1", "Mount"): admit + worker + backend + [
+    ("Manager1", "Mount"): admit + worker + backend + managed + [
         ("daemon/mount_manager.cpp", "MountManager::mount"),
+        ("daemon/mount_manager.cpp", "MountManager::mountEntry"),
         ("daemon/kernel_attach.cpp", "attachError"),
         ("daemon/kernel_attach.cpp", "kernelAttach"),
     ],
-    ("Manager1", "Export"): admit + worker + backend + [
+    ("Manager1", "Export"): admit + worker + backend + managed + [
         ("daemon/export_manager.cpp", "ExportManager::start"),
         ("daemon/export_manager.cpp", "ExportManager::serve"),
         ("daemon/export_manager.cpp", "listen"),
@@ -72,7 +81,19 @@ implementations = {
     ("Mount1", "Unmount"): admit + worker + [
         ("daemon/mount_manager.cpp", "MountManager::unmount"),
     ],
+    ("Mount1", "UnmountWithOptions"): admit + worker + [
+        ("daemon/service/request_options.cpp", "unmountOptions"),
+        ("daemon/mount_manager.cpp", "MountManager::unmount"),
+    ],
     ("Export1", "Stop"): admit + worker + [("daemon/export_manager.cpp", "ExportManager::stop")],
+    ("Export1", "StopWithOptions"): admit + worker + [
+        ("daemon/service/request_options.cpp", "stopOptions"),
+        ("daemon/export_manager.cpp", "ExportManager::stop"),
+    ],
+    ("Managed1", "Sync"): admit + worker + [
+        ("daemon/mount_manager.cpp", "MountManager::sync"),
+        ("daemon/export_manager.cpp", "ExportManager::sync"),
+    ],
 }
 
 problems = []
@@ -90,7 +111,7 @@ for (iface, method), functions in implementations.items():
         problems.append(f"{iface}.{method}: can return {sorted(code - man)}, which its documentation does not list")
 
 # A method with an error list that this script does not know is not checked: say so.
-for iface in ("Manager1", "Mount1", "Export1"):
+for iface in ("Manager1", "Mount1", "Export1", "Managed1"):
     for m in xml_methods(iface):
         if xml_errors(iface, m.get("name")) is not None and (iface, m.get("name")) not in implementations:
             problems.append(f"{iface}.{m.get('name')}: {sys.argv[0]} does not know its implementation")

@@ -42,7 +42,7 @@ expect_error Failed "cannot listen on '$TEST_TMP/no/such/dir/s.sock': No such fi
 
 echo "== malformed options: InvalidArgument naming the key"
 expect_error InvalidArgument "option 'size' must not be 0" Mount memory:1M "{'size': <uint64 0>}"
-expect_error InvalidArgument "unknown option 'colour' (known: size, chunk_size, read_only)" Mount memory:1M "{'colour': <'red'>}"
+expect_error InvalidArgument "unknown option 'colour' (known: size, chunk_size, read_only, managed, and with it cache" Mount memory:1M "{'colour': <'red'>}"
 expect_error InvalidArgument "option 'size': expected t (bytes) or s" Mount memory:1M "{'size': <true>}"
 expect_error InvalidArgument "option 'read_only': expected b" Mount memory:1M "{'read_only': <'yes'>}"
 expect_error InvalidArgument "option 'size': size '12Q'" Mount memory:1M "{'size': <'12Q'>}"

@@ -40,7 +40,9 @@ TEST_CASE("Mount options: sizes as t, u or text; read_only as b", "[options]")
 TEST_CASE("Mount options: unknown keys, wrong types, 0 and bad text are named", "[options]")
 {
 	CHECK(mountError({ { "colour", sdbus::Variant(std::string("red")) } })
-	      == "unknown option 'colour' (known: size, chunk_size, read_only)");
+	      == "unknown option 'colour' (known: size, chunk_size, read_only, managed, and with it cache, "
+		 "chunk-size, pull-workers, push-interval, order, pull-first, "
+	      "pull-rate, push-rate, remote-timeout, background, discard-local)");
 	CHECK(mountError({ { "size", sdbus::Variant(true) } })
 	      == "option 'size': expected t (bytes) or s (e.g. \"128M\"), got type b");
 	CHECK(mountError({ { "size", sdbus::Variant(int32_t(5)) } }).find("got type i") != std::string::npos);
@@ -66,7 +68,9 @@ TEST_CASE("Export options: name, description, read_only", "[options]")
 
 	auto bad = service::exportRequest("memory:1M", "x", { { "size", sdbus::Variant(uint64_t(1)) } });
 	REQUIRE_FALSE(bad);
-	CHECK(bad.error().message == "unknown option 'size' (known: name, description, protocol, read_only)");
+	CHECK(bad.error().message == "unknown option 'size' (known: name, description, protocol, read_only, managed, and with it "
+		 "cache, chunk-size, pull-workers, push-interval, order, pull-first, "
+	      "pull-rate, push-rate, remote-timeout, background, discard-local)");
 	CHECK(r.protocol == "nbd");
 	auto r3 = service::exportRequest("memory:1M", "127.0.0.1:0", { { "protocol", sdbus::Variant(std::string("r3")) } });
 	REQUIRE(r3);
