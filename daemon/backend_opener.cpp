@@ -62,7 +62,7 @@ r3d::ResultMsg<void> checkUnprivileged(const Config &config, const r3d::BackendU
 
 r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Config &config, const std::string &uri,
 								      std::optional<uint64_t> size, uid_t callerUid,
-								      r3d::Runtime *runtime)
+								      r3d::Runtime *runtime, const r3d::OpenDefaults &defaults)
 {
 	auto parsed = r3d::BackendUri::parse(uri);
 	if (!parsed)
@@ -89,7 +89,7 @@ r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Conf
 	if (size && takesSize && !parsed->params.count("size"))
 		effective += fmt::format("{}size={}", uri.find('?') == std::string::npos ? '?' : '&', *size);
 
-	auto backend = r3d::openBackend(effective, runtime);
+	auto backend = r3d::openBackend(effective, runtime, defaults);
 	if (!backend) {
 		int err = backend.error().code.value();
 		bool uriProblem = backend.error().code.category() == std::system_category()

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <r3d/backend_factory.hpp>
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
 
@@ -27,10 +28,11 @@ struct Config;
 /// `size`, when given, is the size the caller wants: it is passed as size= to file, dir,
 /// redis and s3 URIs that give none, and must otherwise equal the backend's size. Errors: BadUri (the URI itself),
 /// SchemeNotAllowed, NotPermitted, InvalidArgument (relative path, size mismatch),
-/// BackendFailed (open failed).
+/// BackendFailed (open failed). `defaults` go to openBackend().
 r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Config &config, const std::string &uri,
 								      std::optional<uint64_t> size, uid_t callerUid,
-								      r3d::Runtime *runtime = nullptr);
+								      r3d::Runtime *runtime = nullptr,
+								      const r3d::OpenDefaults &defaults = {});
 
 /// Whether a backend URI parameter names a local file (token-file, tls-ca, ...).
 bool namesLocalFile(const std::string &param);

@@ -121,7 +121,9 @@ r3d::ResultMsg<std::shared_ptr<r3d::mount::ManagedRegion>> openManagedRegion(con
 		if (auto ok = checkWritable(options.cache); !ok)
 			return r3d::unexpectedOf(ok.error());
 	}
-	auto remote = openAllowedBackend(config, r3d::mount::remoteOpenUri(remoteUri, options), size, callerUid, runtime);
+	// One call to a remote that stopped answering fails within remote-timeout, too.
+	auto remote = openAllowedBackend(config, remoteUri, size, callerUid, runtime,
+					 r3d::OpenDefaults{ options.remoteTimeout });
 	if (!remote)
 		return r3d::unexpectedOf(remote.error());
 	auto region = r3d::mount::ManagedRegion::open(std::move(*remote), remoteUri, std::move(options));

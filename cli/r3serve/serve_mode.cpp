@@ -43,7 +43,8 @@ r3d::mount::Progress logProgress(const char *what)
 r3d::ResultMsg<OpenedExport> openManaged(const ServeOptions &o, const std::string &name, const std::string &uri,
 					 r3d::Runtime &runtime)
 {
-	auto remote = r3d::openBackend(r3d::mount::remoteOpenUri(uri, o.managedOptions), &runtime);
+	// One call to a remote that stopped answering fails within remote-timeout, too.
+	auto remote = r3d::openBackend(uri, &runtime, r3d::OpenDefaults{ o.managedOptions.remoteTimeout });
 	if (!remote)
 		return r3d::unexpectedOf(remote.error());
 	auto region = r3d::mount::ManagedRegion::open(std::move(*remote), uri, o.managedOptions, logProgress("pull-first"));

@@ -93,11 +93,20 @@ constexpr Scheme kSchemes[] = {
 
 } // namespace
 
-ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri, Runtime *runtime)
+void applyOpenDefaults(BackendUri &uri, const OpenDefaults &defaults)
+{
+	bool network = uri.scheme == "r3" || uri.scheme == "redis" || uri.scheme == "s3";
+	if (network && defaults.callDeadline.count() > 0 && !uri.params.contains("deadline"))
+		uri.params["deadline"] = fmt::format("{}ms", defaults.callDeadline.count());
+}
+
+ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri, Runtime *runtime,
+						     const OpenDefaults &defaults)
 {
 	auto parsed = BackendUri::parse(uri);
 	if (!parsed)
 		return unexpectedOf(parsed.error());
+	applyOpenDefaults(*parsed, defaults);
 	for (const auto &s : kSchemes)
 		if (parsed->scheme == s.name)
 			return s.open(*parsed, runtime);

@@ -6,7 +6,6 @@
 
 #include <fmt/format.h>
 
-#include <r3d/backend_uri.hpp>
 #include <r3d/duration.hpp>
 #include <r3d/size.hpp>
 
@@ -41,17 +40,6 @@ const std::vector<std::string> &managedOptionKeys()
 						       "order",	    "pull-first", "pull-rate",	  "push-rate",
 						       "remote-timeout", "background", "discard-local" };
 	return keys;
-}
-
-std::string remoteOpenUri(const std::string &uri, const ManagedOptions &options)
-{
-	auto parsed = BackendUri::parse(uri);
-	if (!parsed || parsed->params.contains("deadline"))
-		return uri;
-	if (parsed->scheme != "r3" && parsed->scheme != "redis" && parsed->scheme != "s3")
-		return uri;
-	return fmt::format("{}{}deadline={}ms", uri, uri.find('?') == std::string::npos ? '?' : '&',
-			   options.remoteTimeout.count());
 }
 
 ResultMsg<void> setManagedOption(ManagedOptions &o, std::string_view key, std::string_view value)

@@ -42,12 +42,6 @@ const std::vector<std::string> &managedOptionKeys();
 /// Sets one option from its text form. EINVAL with a message naming the key and the problem.
 ResultMsg<void> setManagedOption(ManagedOptions &options, std::string_view key, std::string_view value);
 
-/// The URI a managed region opens its remote with. For the network schemes (r3, redis, s3)
-/// it adds deadline=remote-timeout unless the URI has its own deadline, so one call to a
-/// remote that stopped answering fails within remote-timeout instead of the backend's 60 s
-/// default. The journal keeps the URI as given as its identity.
-std::string remoteOpenUri(const std::string &uri, const ManagedOptions &options);
-
 /// Reads a hot list: one range per line, "START LENGTH" in bytes (size suffixes allowed);
 /// blank lines and lines starting with # are skipped. Returned as chunk ranges [first, last].
 ResultMsg<std::vector<std::pair<uint64_t, uint64_t>>> readHotList(const std::string &path, uint64_t chunk,

@@ -1,13 +1,26 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
+#include <r3d/backend_uri.hpp>
 #include <r3d/read_writer_at.hpp>
 
 namespace r3d {
 
 class Runtime;
+
+/// What a caller sets for the URIs it opens where they set nothing of their own.
+struct OpenDefaults {
+	/// deadline= of the network schemes (r3, redis, s3): how long one call may take
+	/// before it fails with EIO. 0 leaves each backend's own default (60 s).
+	std::chrono::milliseconds callDeadline{ 0 };
+};
+
+/// Puts `defaults` into `uri` where it has no such parameter and its scheme takes one.
+/// uri.text stays as given, so messages show the user's URI.
+void applyOpenDefaults(BackendUri &uri, const OpenDefaults &defaults);
 
 /// Opens a backend from its URI, the project's contract used by every command:
 ///   memory:SIZE                         sparse RAM disk, e.g. memory:256M
@@ -20,7 +33,8 @@ class Runtime;
 /// fails with a message naming the problem. Network clients (r3://) run on `runtime`, which
 /// must outlive the backend; without one, on a small process-wide runtime (for tools and
 /// tests: r3mapd and r3serve pass their own).
-ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri, Runtime *runtime = nullptr);
+ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri, Runtime *runtime = nullptr,
+						     const OpenDefaults &defaults = {});
 
 /// The schemes openBackend() knows, for usage messages.
 std::string knownSchemes();

@@ -96,3 +96,26 @@ TEST_CASE("dir URIs need a size the first time and remember their geometry", "[u
 	CHECK_THAT(openError("dir:" + path + "?size=2M"), Catch::Contains("not size=2097152"));
 	CHECK_THAT(openError("dir:" + (dir / "other") + "?size=1M&chunk=100"), Catch::Contains("outside 512 B"));
 }
+
+TEST_CASE("open defaults: a call deadline for the network schemes that set none", "[backend_factory]")
+{
+	using namespace std::chrono_literals;
+	OpenDefaults d{ 2s };
+	auto withDefaults = [&](const std::string &text) {
+		auto u = BackendUri::parse(text).value();
+		applyOpenDefaults(u, d);
+		return u;
+	};
+	for (const char *text : { "r3://h:1/disk", "redis://h/p?size=1M", "s3://b/p?size=1M&endpoint=http://e" }) {
+		auto u = withDefaults(text);
+		CHECK(u.params.at("deadline") == "2000ms");
+		CHECK(u.durationParam("deadline", 1ms).value() == 2s);
+		CHECK(u.text == text); // messages name the URI as given
+	}
+	CHECK(withDefaults("r3://h:1/disk?deadline=9s").params.at("deadline") == "9s");
+	CHECK_FALSE(withDefaults("file:/tmp/x.img").params.contains("deadline"));
+	CHECK_FALSE(withDefaults("memory:16M").params.contains("deadline"));
+	auto none = BackendUri::parse("r3://h:1/disk").value();
+	applyOpenDefaults(none, {});
+	CHECK_FALSE(none.params.contains("deadline"));
+}

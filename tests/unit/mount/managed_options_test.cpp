@@ -4,8 +4,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <r3d/backend_uri.hpp>
-
 using namespace r3d;
 using namespace r3d::mount;
 using namespace std::chrono_literals;
@@ -88,22 +86,4 @@ TEST_CASE("bad values are refused with a message naming the key", "[managed_opti
 	CHECK(contains(refusal("discard-local", "2"), "discard-local"));
 	CHECK(contains(refusal("colour", "red"), "unknown managed option 'colour'"));
 	CHECK(contains(refusal("cache", std::string(2000, 'd')), "too long"));
-}
-
-TEST_CASE("the remote is opened with remote-timeout as its call deadline", "[managed_options]")
-{
-	ManagedOptions o;
-	REQUIRE(setManagedOption(o, "remote-timeout", "2s"));
-	CHECK(remoteOpenUri("r3://h:1/disk", o) == "r3://h:1/disk?deadline=2000ms");
-	CHECK(remoteOpenUri("r3://h:1/disk?tls=on", o) == "r3://h:1/disk?tls=on&deadline=2000ms");
-	CHECK(remoteOpenUri("redis://h/p?size=1M", o) == "redis://h/p?size=1M&deadline=2000ms");
-	CHECK(remoteOpenUri("s3://b/p?size=1M", o) == "s3://b/p?size=1M&deadline=2000ms");
-	// The user's own deadline wins; local backends have none; a bad URI is left to the opener.
-	CHECK(remoteOpenUri("r3://h:1/disk?deadline=9s", o) == "r3://h:1/disk?deadline=9s");
-	CHECK(remoteOpenUri("file:/tmp/x.img", o) == "file:/tmp/x.img");
-	CHECK(remoteOpenUri("memory:16M", o) == "memory:16M");
-	CHECK(remoteOpenUri("::", o) == "::");
-	auto opened = BackendUri::parse(remoteOpenUri("r3://h:1/disk", o));
-	REQUIRE(opened);
-	CHECK(opened->durationParam("deadline", std::chrono::milliseconds(1)).value() == 2s);
 }
