@@ -145,7 +145,16 @@ Result<void> Puller::demand(uint64_t first, uint64_t last)
 			if (n == 0)
 				continue;
 			demandWaits_.fetch_add(1, std::memory_order_relaxed);
+			demanding_.fetch_add(1);
 			auto r = fetch(i, n);
+			if (demanding_.fetch_sub(1) == 1) {
+				// Under the lock: a worker that just saw a demand running is waiting, not
+				// about to wait, when it is told.
+				{
+					std::lock_guard lock(mutex_);
+				}
+				wake_.notify_all();
+			}
 			if (!r) {
 				error = r.error();
 				break;
@@ -239,7 +248,7 @@ bool Puller::nextBatch(uint64_t &first, uint64_t &count, bool &followOn)
 			return true;
 		}
 	}
-	if (!options_.background)
+	if (!options_.background || demanding_.load() > 0)
 		return false;
 	followOn = false;
 	// 2. the hot list, in order

@@ -7,6 +7,8 @@
 //   2. follow-on: sequential reads are detected per stream, like the kernel's readahead, and
 //      a window ahead of them, doubling while the stream goes on, is queued for the workers;
 //   3. background: the rest, in the configured order (linear, reverse, or a hot list first).
+//      No background batch starts while a demand pull is fetching: on a thin link the
+//      reader would queue behind it.
 // Workers fetch runs of contiguous remote chunks as one backend call. How many bytes are in
 // flight follows the measured bandwidth-delay product (twice the best recent delivery rate
 // times the shortest recent fetch time), so a long link gets deep queues and a short one
@@ -128,6 +130,8 @@ private:
 	std::atomic<uint64_t> inFlight_{ 0 };
 	std::atomic<uint64_t> target_{ 4u << 20 };
 	std::condition_variable_any budget_;
+
+	std::atomic<unsigned> demanding_{ 0 }; ///< demand fetches running now
 
 	std::atomic<uint64_t> pulledBytes_{ 0 }, demandBytes_{ 0 }, followOnBytes_{ 0 }, demandWaits_{ 0 }, errors_{ 0 };
 };

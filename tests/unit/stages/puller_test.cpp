@@ -107,6 +107,31 @@ TEST_CASE("demand: served at once while background pulls crawl", "[puller]")
 	CHECK(remote->covering('r', 250 * kChunk) == 1);
 }
 
+TEST_CASE("demand: no background batch starts while a demand pull is fetching", "[puller]")
+{
+	constexpr uint64_t kSize = 64 * kChunk;
+	auto original = r3test::pattern(kSize, 10);
+	auto fault = std::make_shared<r3test::FaultReadWriterAt>(r3test::memoryDisk(kSize, 10));
+	fault->hold(r3test::FaultReadWriterAt::kReads);
+	PullerOptions po;
+	po.workers = 2;
+	Rig rig(fault, kChunk, po);
+	std::vector<std::byte> buf(4096);
+	auto reader = std::async(std::launch::async, [&] { return rig.top.readAt(buf, 40 * kChunk).has_value(); });
+	fault->waitHeld();
+	rig.puller.start();
+	// Idle workers that found a demand running: given time, they still claim nothing.
+	std::this_thread::sleep_for(100ms);
+	CHECK(rig.ctx.state.census().pulling == 1);
+	CHECK(rig.phase(0) == ChunkPhase::Remote);
+	fault->release();
+	REQUIRE(reader.get());
+	CHECK(buf == slice(original, 40 * kChunk, 4096));
+	// Once it is done the background goes on, woken rather than at its next poll.
+	REQUIRE(r3test::eventually([&] { return rig.ctx.state.census().remote == 0; }));
+	CHECK(r3test::readWhole(rig.top) == original);
+}
+
 TEST_CASE("follow-on: sequential reads queue the chunks after them", "[puller]")
 {
 	constexpr uint64_t kSize = 64 * kChunk;
