@@ -193,17 +193,22 @@ TEST_CASE("replay restores dirty, pulled and pushed chunks", "[journal]")
 		pushChunk(o, 7); // pushed: clean again
 		writeChunk(o, 11); // pulled, then written
 	}
+	// What the replay restores, and the next open again.
+	auto checkRestored = [](const Opened &o, const char *when) {
+		INFO(when);
+		CHECK(o.state->load(3).phase() == ChunkPhase::Dirty);
+		CHECK(o.state->load(7).phase() == ChunkPhase::Local);
+		CHECK(o.state->load(10).phase() == ChunkPhase::Local);
+		CHECK(o.state->load(11).phase() == ChunkPhase::Dirty);
+		CHECK(o.report.localChunks == 2);
+		CHECK(o.report.dirtyChunks == 2);
+	};
 	auto r = openJournal(dir / "journal");
 	REQUIRE(r.ok());
 	CHECK(r.report.resumed);
 	CHECK(r.report.droppedRecords == 0);
-	CHECK(r.state->load(3).phase() == ChunkPhase::Dirty);
-	CHECK(r.state->load(7).phase() == ChunkPhase::Local);
-	CHECK(r.state->load(10).phase() == ChunkPhase::Local);
-	CHECK(r.state->load(11).phase() == ChunkPhase::Dirty);
+	checkRestored(r, "replayed");
 	CHECK(r.state->load(0).phase() == ChunkPhase::Remote);
-	CHECK(r.report.localChunks == 2);
-	CHECK(r.report.dirtyChunks == 2);
 	CHECK(r.state->census().remote == kChunks - 4);
 
 	// The replayed state became the snapshot of a fresh file: the same again, no records.
@@ -211,12 +216,7 @@ TEST_CASE("replay restores dirty, pulled and pushed chunks", "[journal]")
 	r.journal.reset();
 	auto again = openJournal(dir / "journal");
 	REQUIRE(again.ok());
-	CHECK(again.state->load(3).phase() == ChunkPhase::Dirty);
-	CHECK(again.state->load(7).phase() == ChunkPhase::Local);
-	CHECK(again.state->load(10).phase() == ChunkPhase::Local);
-	CHECK(again.state->load(11).phase() == ChunkPhase::Dirty);
-	CHECK(again.report.localChunks == 2);
-	CHECK(again.report.dirtyChunks == 2);
+	checkRestored(again, "opened again");
 }
 
 TEST_CASE("a pulled chunk is recorded local only at a checkpoint, after the cache sync", "[journal]")
