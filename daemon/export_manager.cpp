@@ -25,6 +25,7 @@
 #include "nbd/listener.hpp"
 #include "nbd_export.hpp"
 #include "r3_export.hpp"
+#include "sync_managed.hpp"
 
 namespace r3mapd {
 
@@ -69,22 +70,12 @@ nlohmann::json specOf(const ExportRequest &r, const ExportInfo &info)
 
 r3d::ResultMsg<ExportRequest> requestOf(const nlohmann::json &spec)
 {
-	try {
-		ExportRequest r;
-		r.backendUri = spec.at("backend").get<std::string>();
+	return requestFromSpec<ExportRequest>(spec, "an export", [&](ExportRequest &r) {
 		r.listen = spec.at("listen").get<std::string>();
 		r.protocol = spec.at("protocol").get<std::string>();
 		r.name = spec.at("name").get<std::string>();
 		r.description = spec.at("description").get<std::string>();
-		r.callerUid = spec.at("caller_uid").get<uid_t>();
-		auto managed = ManagedRequest::fromSpec(spec.at("managed"));
-		if (!managed)
-			return r3d::unexpectedOf(managed.error());
-		r.managed = std::move(*managed);
-		return r;
-	} catch (const nlohmann::json::exception &e) {
-		return fail(Errc::InvalidArgument, fmt::format("not an export spec: {}", e.what()));
-	}
+	});
 }
 
 bool isLoopback(const std::string &host)
@@ -334,14 +325,7 @@ r3d::ResultMsg<void> ExportManager::sync(const std::string &id)
 		if (e->stopping)
 			return fail(Errc::Busy, fmt::format("export {} is stopping", id));
 	}
-	auto log = r3d::log::get("export");
-	log->info("export {}: pushing {} of dirty data", id, r3d::formatSize(e->region->status().dirtyBytes));
-	if (auto ok = e->region->syncAll(e->pushed.callback()); !ok) {
-		log->error("export {}: sync failed: {}", id, ok.error().message);
-		return fail(Errc::BackendFailed, ok.error().message);
-	}
-	log->info("export {}: synced", id);
-	return {};
+	return syncManaged(*e->region, e->pushed, "export", id);
 }
 
 std::optional<r3d::mount::ManagedStatus> ExportManager::managedStatus(const std::string &id) const
@@ -353,9 +337,7 @@ std::optional<r3d::mount::ManagedStatus> ExportManager::managedStatus(const std:
 	}
 	if (!e || !e->region)
 		return std::nullopt;
-	auto status = e->region->status();
-	e->pushed.apply(status);
-	return status;
+	return e->pushed.statusOf(*e->region);
 }
 
 void ExportManager::restore(const std::function<bool(std::function<void()>)> &defer)

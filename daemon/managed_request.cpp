@@ -41,4 +41,9 @@ r3d::ResultMsg<ManagedRequest> ManagedRequest::fromSpec(const nlohmann::json &sp
 	return r;
 }
 
+r3d::Unexpected<r3d::Error> notASpec(const char *what, const char *why)
+{
+	return fail(Errc::InvalidArgument, fmt::format("not {} spec: {}", what, why));
+}
+
 } // namespace r3mapd

@@ -3,6 +3,8 @@
 #include <map>
 #include <string>
 
+#include <sys/types.h>
+
 #include <nlohmann/json.hpp>
 
 #include <r3d/result.hpp>
@@ -29,5 +31,29 @@ struct ManagedRequest {
 	/// The request a spec() comes from; InvalidArgument when it is not one.
 	static r3d::ResultMsg<ManagedRequest> fromSpec(const nlohmann::json &spec);
 };
+
+/// InvalidArgument "not WHAT spec: WHY", for requestFromSpec().
+r3d::Unexpected<r3d::Error> notASpec(const char *what, const char *why);
+
+/// The request (a MountRequest or an ExportRequest) a managed mount's or export's spec was
+/// made from, read in this order: "backend", the request's own keys by `readOwn(request)`,
+/// "caller_uid", "managed". A key missing or of the wrong type is notASpec(what, …).
+template <class Request, class ReadOwn>
+r3d::ResultMsg<Request> requestFromSpec(const nlohmann::json &spec, const char *what, ReadOwn readOwn)
+{
+	try {
+		Request r;
+		r.backendUri = spec.at("backend").get<std::string>();
+		readOwn(r);
+		r.callerUid = spec.at("caller_uid").get<uid_t>();
+		auto managed = ManagedRequest::fromSpec(spec.at("managed"));
+		if (!managed)
+			return r3d::unexpectedOf(managed.error());
+		r.managed = std::move(*managed);
+		return r;
+	} catch (const nlohmann::json::exception &e) {
+		return notASpec(what, e.what());
+	}
+}
 
 } // namespace r3mapd

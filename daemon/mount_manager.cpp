@@ -20,6 +20,7 @@
 #include "mount/managed_mount.hpp"
 #include "state_store.hpp"
 #include "stages/pipeline.hpp"
+#include "sync_managed.hpp"
 
 namespace r3mapd {
 
@@ -83,21 +84,11 @@ nlohmann::json specOf(const MountRequest &request, const MountInfo &info)
 // with the uid it came from, against today's configuration.
 r3d::ResultMsg<MountRequest> requestOf(const nlohmann::json &spec)
 {
-	try {
-		MountRequest r;
-		r.backendUri = spec.at("backend").get<std::string>();
+	return requestFromSpec<MountRequest>(spec, "a mount", [&](MountRequest &r) {
 		if (spec.contains("size"))
 			r.size = spec.at("size").get<uint64_t>();
 		r.readOnly = spec.value("read_only", false);
-		r.callerUid = spec.at("caller_uid").get<uid_t>();
-		auto managed = ManagedRequest::fromSpec(spec.at("managed"));
-		if (!managed)
-			return r3d::unexpectedOf(managed.error());
-		r.managed = std::move(*managed);
-		return r;
-	} catch (const nlohmann::json::exception &e) {
-		return fail(Errc::InvalidArgument, fmt::format("not a mount spec: {}", e.what()));
-	}
+	});
 }
 
 // What closes a mount: the device (which flushes the kernel's writes into the backend or
@@ -412,14 +403,7 @@ r3d::ResultMsg<void> MountManager::sync(const std::string &id)
 	std::shared_lock io(e->ioMutex);
 	if (auto ok = usable(); !ok)
 		return ok;
-	auto log = r3d::log::get("mount");
-	log->info("mount {}: pushing {} of dirty data", id, r3d::formatSize(e->region->status().dirtyBytes));
-	if (auto ok = e->region->syncAll(e->pushed.callback()); !ok) {
-		log->error("mount {}: sync failed: {}", id, ok.error().message);
-		return fail(Errc::BackendFailed, ok.error().message);
-	}
-	log->info("mount {}: synced", id);
-	return {};
+	return syncManaged(*e->region, e->pushed, "mount", id);
 }
 
 std::optional<r3d::mount::ManagedStatus> MountManager::managedStatus(const std::string &id) const
@@ -431,9 +415,7 @@ std::optional<r3d::mount::ManagedStatus> MountManager::managedStatus(const std::
 		if (!e || !e->region)
 			return std::nullopt;
 	}
-	auto status = e->region->status();
-	e->pushed.apply(status);
-	return status;
+	return e->pushed.statusOf(*e->region);
 }
 
 r3d::ResultMsg<r3d::UniqueFd> MountManager::openFd(const std::string &id, uint32_t flags)

@@ -26,9 +26,12 @@ public:
 		};
 	}
 
-	void apply(r3d::mount::ManagedStatus &status) const
+	/// `region`'s status, its pushedBytes the larger of its own and what the pushes sent.
+	r3d::mount::ManagedStatus statusOf(const r3d::mount::ManagedRegion &region) const
 	{
+		auto status = region.status();
 		status.pushedBytes = std::max(status.pushedBytes, sent_.load(std::memory_order_relaxed));
+		return status;
 	}
 
 private:

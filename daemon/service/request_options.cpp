@@ -150,6 +150,33 @@ r3d::ResultMsg<std::optional<ManagedRequest>> takeManaged(OptionMap &options)
 	return std::optional<ManagedRequest>(std::move(request));
 }
 
+// Mount's and Export's options into `r`: "managed" and the managed options, then `specs`.
+template <class Request, size_t N>
+r3d::ResultMsg<Request> withManaged(Request r, const OptionMap &options, const OptionSpec<Request> (&specs)[N])
+{
+	OptionMap rest = options;
+	auto managed = takeManaged(rest);
+	if (!managed)
+		return r3d::unexpectedOf(managed.error());
+	r.managed = std::move(*managed);
+	if (auto ok = applyOptions(r, rest, specs, managedKnown()); !ok)
+		return r3d::unexpectedOf(ok.error());
+	return r;
+}
+
+// Unmount's and Stop's options, which are the same: discard-dirty alone.
+template <class Options>
+r3d::ResultMsg<Options> discardDirtyOptions(const OptionMap &options)
+{
+	static constexpr OptionSpec<Options> kOptions[] = {
+		{ "discard-dirty", set<Options, &Options::discardDirty, boolOption> },
+	};
+	Options r;
+	if (auto ok = applyOptions(r, options, kOptions); !ok)
+		return r3d::unexpectedOf(ok.error());
+	return r;
+}
+
 } // namespace
 
 r3d::ResultMsg<MountRequest> mountRequest(std::string backendUri, const OptionMap &options)
@@ -161,14 +188,7 @@ r3d::ResultMsg<MountRequest> mountRequest(std::string backendUri, const OptionMa
 	};
 	MountRequest r;
 	r.backendUri = std::move(backendUri);
-	OptionMap rest = options;
-	auto managed = takeManaged(rest);
-	if (!managed)
-		return r3d::unexpectedOf(managed.error());
-	r.managed = std::move(*managed);
-	if (auto ok = applyOptions(r, rest, kOptions, managedKnown()); !ok)
-		return r3d::unexpectedOf(ok.error());
-	return r;
+	return withManaged(std::move(r), options, kOptions);
 }
 
 r3d::ResultMsg<ExportRequest> exportRequest(std::string backendUri, std::string listen, const OptionMap &options)
@@ -182,36 +202,17 @@ r3d::ResultMsg<ExportRequest> exportRequest(std::string backendUri, std::string 
 	ExportRequest r;
 	r.backendUri = std::move(backendUri);
 	r.listen = std::move(listen);
-	OptionMap rest = options;
-	auto managed = takeManaged(rest);
-	if (!managed)
-		return r3d::unexpectedOf(managed.error());
-	r.managed = std::move(*managed);
-	if (auto ok = applyOptions(r, rest, kOptions, managedKnown()); !ok)
-		return r3d::unexpectedOf(ok.error());
-	return r;
+	return withManaged(std::move(r), options, kOptions);
 }
 
 r3d::ResultMsg<UnmountOptions> unmountOptions(const OptionMap &options)
 {
-	static constexpr OptionSpec<UnmountOptions> kOptions[] = {
-		{ "discard-dirty", set<UnmountOptions, &UnmountOptions::discardDirty, boolOption> },
-	};
-	UnmountOptions r;
-	if (auto ok = applyOptions(r, options, kOptions); !ok)
-		return r3d::unexpectedOf(ok.error());
-	return r;
+	return discardDirtyOptions<UnmountOptions>(options);
 }
 
 r3d::ResultMsg<StopOptions> stopOptions(const OptionMap &options)
 {
-	static constexpr OptionSpec<StopOptions> kOptions[] = {
-		{ "discard-dirty", set<StopOptions, &StopOptions::discardDirty, boolOption> },
-	};
-	StopOptions r;
-	if (auto ok = applyOptions(r, options, kOptions); !ok)
-		return r3d::unexpectedOf(ok.error());
-	return r;
+	return discardDirtyOptions<StopOptions>(options);
 }
 
 } // namespace r3mapd::service

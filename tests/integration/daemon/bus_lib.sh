@@ -119,3 +119,17 @@ daemon_alive() {
 	busctl --system call org.r3map.r3mapd /org/r3map org.r3map.Manager1 GetVersion >/dev/null \
 		|| fail "r3mapd no longer answers"
 }
+
+# expect_error NAME TEXT METHOD ARGS...: a Manager1 call (arguments in GVariant text, so
+# the caller requires gdbus) fails with org.r3map.Error.NAME and a message containing TEXT;
+# the daemon is still up.
+expect_error() {
+	local name=$1 text=$2 method=$3
+	shift 3
+	gdbus call --system --dest org.r3map.r3mapd --object-path /org/r3map --method "org.r3map.Manager1.$method" "$@" \
+		>"$TEST_TMP/reply" 2>&1 && fail "$method $* succeeded"
+	grep -qF "GDBus.Error:org.r3map.Error.$name: " "$TEST_TMP/reply" \
+		|| fail "$method $*: wanted org.r3map.Error.$name, got: $(cat "$TEST_TMP/reply")"
+	grep -qF -- "$text" "$TEST_TMP/reply" || fail "$method $*: wanted '$text', got: $(cat "$TEST_TMP/reply")"
+	daemon_alive
+}

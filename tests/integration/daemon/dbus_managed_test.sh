@@ -21,18 +21,6 @@ r3mapd_namespace "mount --bind '$TEST_TMP/ro' '$TEST_TMP/ro' && mount -o remount
 start_bus "$(dirname "$0")/open-policy.conf"
 start_r3mapd d --config "$TEST_TMP/r3mapd.json"
 
-# expect_error NAME TEXT METHOD ARGS...: a Manager1 call fails with org.r3map.Error.NAME
-# and a message containing TEXT; nothing was attached or listed, the daemon is up.
-expect_error() {
-	local name=$1 text=$2 method=$3
-	shift 3
-	gdbus call --system --dest org.r3map.r3mapd --object-path /org/r3map --method "org.r3map.Manager1.$method" "$@" \
-		>"$TEST_TMP/reply" 2>&1 && fail "$method $* succeeded"
-	grep -qF "GDBus.Error:org.r3map.Error.$name: " "$TEST_TMP/reply" \
-		|| fail "$method $*: wanted org.r3map.Error.$name, got: $(cat "$TEST_TMP/reply")"
-	grep -qF -- "$text" "$TEST_TMP/reply" || fail "$method $*: wanted '$text', got: $(cat "$TEST_TMP/reply")"
-	daemon_alive
-}
 # write_and_hold URI PYTHON: runs PYTHON (nbdsh, handle h) on URI, then keeps the
 # connection open until release_writer: a disconnect flushes, and a flush starts a push.
 write_and_hold() {

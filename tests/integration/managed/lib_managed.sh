@@ -37,6 +37,14 @@ read_remote() {
 	stop_r3serve direct
 }
 
+# write_remote PORT IN: IN written to the start of the remote, through a direct r3serve of it.
+write_remote() {
+	local port=$1 in=$2
+	start_r3serve seed --socket "$TEST_TMP/seed.sock" "$(remote_uri "$port")"
+	nbdcopy "$in" "$(unix_uri "$TEST_TMP/seed.sock")" || fail "cannot write the remote through a direct export"
+	stop_r3serve seed
+}
+
 sha() {
 	sha256sum "$1" | cut -d' ' -f1
 }
@@ -63,6 +71,29 @@ pattern_file() {
 import random, sys
 r = random.Random(int(sys.argv[3]))
 sys.stdout.buffer.write(r.randbytes(int(sys.argv[2])))' "$1" "$2" "$3" >"$1"
+}
+
+# hold_nbd_py NAME URI CODE: nbd_py URI CODE in the background, its connection then kept
+# open until release_nbd_py NAME: the server flushes an export at the disconnect of a
+# client that wrote, which kicks the pusher. Returns once CODE ran; sets NAME_pid.
+hold_nbd_py() {
+	local name=$1 uri=$2
+	nbd_py "$uri" "$3
+import os, time
+open('$TEST_TMP/$name.ready', 'w').write('ready')
+while not os.path.exists('$TEST_TMP/$name.done'):
+    time.sleep(0.05)
+" &
+	eval "${name}_pid=$!"
+	track "$!"
+	wait_for_file "$TEST_TMP/$name.ready" 30 || fail "the $name client did not get ready"
+}
+
+# release_nbd_py NAME: lets the client of hold_nbd_py NAME disconnect; fails if it failed.
+release_nbd_py() {
+	local pid_var="${1}_pid"
+	touch "$TEST_TMP/$1.done"
+	wait "${!pid_var}" || fail "the $1 client failed"
 }
 
 # overlay IMAGE OFFSET FILE: writes FILE into IMAGE at OFFSET (the expected content).

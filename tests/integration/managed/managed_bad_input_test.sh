@@ -41,9 +41,7 @@ port=$(free_port)
 ruri=$(remote_uri "$port")
 start_remote rem "$port" memory:64M
 head -c 64M /dev/urandom >"$TEST_TMP/src.bin"
-start_r3serve seed --socket "$TEST_TMP/seed.sock" "$ruri"
-nbdcopy "$TEST_TMP/src.bin" "$(unix_uri "$TEST_TMP/seed.sock")"
-stop_r3serve seed
+write_remote "$port" "$TEST_TMP/src.bin"
 cache="$TEST_TMP/cache"
 m=(--managed --socket "$TEST_TMP/m2.sock" --cache "$cache")
 

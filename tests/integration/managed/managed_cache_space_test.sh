@@ -27,9 +27,7 @@ port=$(free_port)
 ruri=$(remote_uri "$port")
 start_remote rem "$port" memory:16M
 head -c 16M /dev/urandom >"$TEST_TMP/expected.img"
-start_r3serve seed --socket "$TEST_TMP/seed.sock" "$ruri"
-nbdcopy "$TEST_TMP/expected.img" "$(unix_uri "$TEST_TMP/seed.sock")"
-stop_r3serve seed
+write_remote "$port" "$TEST_TMP/expected.img"
 
 echo "== a read-only cache file system"
 tmpfs_at "$TEST_TMP/ro" 32M ro

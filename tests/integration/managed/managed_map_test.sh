@@ -42,20 +42,11 @@ expect_map x-r3map:present "0 $((16 * M)) 0"
 expect_map x-r3map:dirty "0 $((16 * M)) 0"
 
 # Read [1M, 2M) and one byte at 5M (its 64 KiB chunk becomes present); write 64 KiB at 10M.
-# The connection stays open while the maps are read: the server flushes an export at the
-# disconnect of a client that wrote, which kicks the pusher.
-nbd_py "$uri" "
-import os, time
+# The connection stays open while the maps are read, so no flush kicks the pusher yet.
+hold_nbd_py writer "$uri" "
 h.pread(1 << 20, 1 << 20)
 h.pread(1, 5 << 20)
-h.pwrite(b'w' * 65536, 10 << 20)
-open('$TEST_TMP/holder.ready', 'w').write('ready')
-while not os.path.exists('$TEST_TMP/holder.done'):
-    time.sleep(0.05)
-" &
-holder=$!
-track "$holder"
-wait_for_file "$TEST_TMP/holder.ready" 30 || fail "the writing client did not get ready"
+h.pwrite(b'w' * 65536, 10 << 20)"
 expect_map x-r3map:present "0 $M 0
 $M $M 1
 $((2 * M)) $((3 * M)) 0
@@ -68,8 +59,7 @@ $((10 * M)) 65536 1
 $((10 * M + 65536)) $((6 * M - 65536)) 0"
 
 # The writer disconnects, which flushes: the push empties the dirty map soon.
-touch "$TEST_TMP/holder.done"
-wait "$holder" || fail "the writing client failed"
+release_nbd_py writer
 for _ in $(seq 30); do
 	[ "$(map x-r3map:dirty)" = "0 $((16 * M)) 0" ] && break
 	sleep 1

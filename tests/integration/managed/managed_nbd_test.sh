@@ -33,19 +33,11 @@ fi
 echo "== FLUSH: a write and a flush reach the remote without waiting for the push interval"
 pattern_file "$TEST_TMP/flushed.bin" 300000 7
 # The client stays connected while the remote is checked: a disconnect flushes too.
-nbd_py "$uri" "
-import os, time
+hold_nbd_py flusher "$uri" "
 data = open('$TEST_TMP/flushed.bin', 'rb').read()
 h.pwrite(data, 5000000)
 h.flush()
-assert h.pread(len(data), 5000000) == data
-open('$TEST_TMP/flushed.ready', 'w').write('ready')
-while not os.path.exists('$TEST_TMP/flushed.done'):
-    time.sleep(0.05)
-" &
-flusher=$!
-track "$flusher"
-wait_for_file "$TEST_TMP/flushed.ready" 30 || fail "the flushing client did not get ready"
+assert h.pread(len(data), 5000000) == data"
 # The remote holds it once the kicked pusher ran: poll it through a direct export, bounded.
 pushed=no
 for _ in $(seq 30); do
@@ -56,8 +48,7 @@ for _ in $(seq 30); do
 	fi
 	sleep 1
 done
-touch "$TEST_TMP/flushed.done"
-wait "$flusher" || fail "the flushing client failed"
+release_nbd_py flusher
 [ "$pushed" = yes ] || fail "a flushed write was not pushed despite the FLUSH (push interval 1h)"
 echo "ok: the flushed write is on the remote"
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -87,6 +88,38 @@ bool contains(const std::string &text, const std::string &part)
 	return text.find(part) != std::string::npos;
 }
 
+// Appends a copy of the record at byte `at`, one slot past the last record.
+void appendCopyOf(const std::string &path, uint64_t at)
+{
+	std::ifstream in(path, std::ios::binary);
+	std::string rec(kRecord, '\0');
+	in.seekg(static_cast<std::streamoff>(at));
+	in.read(rec.data(), kRecord);
+	in.close();
+	std::ofstream(path, std::ios::app | std::ios::binary).write(rec.data(), kRecord);
+}
+
+// Why an open must be refused: its errno (0: any) and what its message names.
+struct Refusal {
+	int code = 0;
+	std::vector<std::string> parts;
+};
+
+void checkRefused(const Opened &o, const Refusal &want)
+{
+	REQUIRE_FALSE(o.ok());
+	if (want.code != 0)
+		CHECK(o.error.code.value() == want.code);
+	INFO(o.error.message);
+	for (const auto &part : want.parts) {
+		INFO("wanted in it: " << part);
+		CHECK(contains(o.error.message, part));
+	}
+}
+
+// Damage done to a journal file at `path`, by one case of a table.
+using Damage = std::function<void(const std::string &path)>;
+
 // A state change as the stages make it, then its record.
 void writeChunk(Opened &o, uint64_t i)
 {
@@ -110,6 +143,23 @@ void pushChunk(Opened &o, uint64_t i)
 	REQUIRE(g >= 0);
 	REQUIRE(o.state->finishPush(i, static_cast<uint32_t>(g), true));
 	REQUIRE(o.journal->recordClean(i));
+}
+
+// A journal at `path` whose chunks `committed` were written and committed, then `after`
+// written past the commit, as a kill -9 leaves it. Returns the committed length.
+uint64_t writeJournal(const std::string &path, std::initializer_list<uint64_t> committed,
+		      std::initializer_list<uint64_t> after = {})
+{
+	auto cache = r3test::memoryDisk(kSize);
+	auto o = openJournal(path);
+	REQUIRE(o.ok());
+	for (auto i : committed)
+		writeChunk(o, i);
+	REQUIRE(o.journal->checkpoint(*cache, true));
+	uint64_t committedEnd = o.journal->bytes();
+	for (auto i : after)
+		writeChunk(o, i);
+	return committedEnd;
 }
 
 } // namespace
@@ -143,17 +193,22 @@ TEST_CASE("replay restores dirty, pulled and pushed chunks", "[journal]")
 		pushChunk(o, 7); // pushed: clean again
 		writeChunk(o, 11); // pulled, then written
 	}
+	// What the replay restores, and the next open again.
+	auto checkRestored = [](const Opened &o, const char *when) {
+		INFO(when);
+		CHECK(o.state->load(3).phase() == ChunkPhase::Dirty);
+		CHECK(o.state->load(7).phase() == ChunkPhase::Local);
+		CHECK(o.state->load(10).phase() == ChunkPhase::Local);
+		CHECK(o.state->load(11).phase() == ChunkPhase::Dirty);
+		CHECK(o.report.localChunks == 2);
+		CHECK(o.report.dirtyChunks == 2);
+	};
 	auto r = openJournal(dir / "journal");
 	REQUIRE(r.ok());
 	CHECK(r.report.resumed);
 	CHECK(r.report.droppedRecords == 0);
-	CHECK(r.state->load(3).phase() == ChunkPhase::Dirty);
-	CHECK(r.state->load(7).phase() == ChunkPhase::Local);
-	CHECK(r.state->load(10).phase() == ChunkPhase::Local);
-	CHECK(r.state->load(11).phase() == ChunkPhase::Dirty);
+	checkRestored(r, "replayed");
 	CHECK(r.state->load(0).phase() == ChunkPhase::Remote);
-	CHECK(r.report.localChunks == 2);
-	CHECK(r.report.dirtyChunks == 2);
 	CHECK(r.state->census().remote == kChunks - 4);
 
 	// The replayed state became the snapshot of a fresh file: the same again, no records.
@@ -161,12 +216,7 @@ TEST_CASE("replay restores dirty, pulled and pushed chunks", "[journal]")
 	r.journal.reset();
 	auto again = openJournal(dir / "journal");
 	REQUIRE(again.ok());
-	CHECK(again.state->load(3).phase() == ChunkPhase::Dirty);
-	CHECK(again.state->load(7).phase() == ChunkPhase::Local);
-	CHECK(again.state->load(10).phase() == ChunkPhase::Local);
-	CHECK(again.state->load(11).phase() == ChunkPhase::Dirty);
-	CHECK(again.report.localChunks == 2);
-	CHECK(again.report.dirtyChunks == 2);
+	checkRestored(again, "opened again");
 }
 
 TEST_CASE("a pulled chunk is recorded local only at a checkpoint, after the cache sync", "[journal]")
@@ -189,14 +239,7 @@ TEST_CASE("a pulled chunk is recorded local only at a checkpoint, after the cach
 TEST_CASE("complete records past the last commit are replayed (kill -9 keeps them)", "[journal]")
 {
 	r3test::TempDir dir;
-	auto cache = r3test::memoryDisk(kSize);
-	{
-		auto o = openJournal(dir / "journal");
-		REQUIRE(o.ok());
-		writeChunk(o, 1);
-		REQUIRE(o.journal->checkpoint(*cache, true));
-		writeChunk(o, 4); // after the commit
-	}
+	writeJournal(dir / "journal", { 1 }, { 4 });
 	auto r = openJournal(dir / "journal");
 	REQUIRE(r.ok());
 	CHECK(r.report.droppedRecords == 0);
@@ -208,70 +251,44 @@ TEST_CASE("a torn tail past the committed length is dropped and reported", "[jou
 {
 	r3test::TempDir dir;
 	std::string path = dir / "journal";
-	auto cache = r3test::memoryDisk(kSize);
-	uint64_t committedEnd = 0;
-	{
-		auto o = openJournal(path);
-		REQUIRE(o.ok());
-		writeChunk(o, 1);
-		REQUIRE(o.journal->checkpoint(*cache, true));
-		committedEnd = o.journal->bytes();
-		writeChunk(o, 5);
-		writeChunk(o, 6);
-	}
+	uint64_t committedEnd = writeJournal(path, { 1 }, { 5, 6 });
 	REQUIRE(fileSize(path) == committedEnd + 2 * kRecord);
 
-	SECTION("cut in the middle of the last record")
-	{
-		truncateTo(path, committedEnd + kRecord + kRecord / 2);
-		auto r = openJournal(path);
-		REQUIRE(r.ok());
-		CHECK(r.report.resumed);
-		CHECK(r.report.droppedRecords == 1); // the half record
-		CHECK(r.state->load(1).phase() == ChunkPhase::Dirty);
-		CHECK(r.state->load(5).phase() == ChunkPhase::Dirty);
-		CHECK(r.state->load(6).phase() == ChunkPhase::Remote);
-	}
-	SECTION("cut in the middle of the first uncommitted record")
-	{
-		truncateTo(path, committedEnd + 3);
-		auto r = openJournal(path);
-		REQUIRE(r.ok());
-		CHECK(r.report.droppedRecords == 1);
-		CHECK(r.state->load(5).phase() == ChunkPhase::Remote);
-	}
-	SECTION("garbage after the records")
-	{
-		append(path, 3 * kRecord, '\xab');
-		auto r = openJournal(path);
-		REQUIRE(r.ok());
-		CHECK(r.report.droppedRecords == 3);
-		CHECK(r.state->load(5).phase() == ChunkPhase::Dirty);
-		CHECK(r.state->load(6).phase() == ChunkPhase::Dirty);
-	}
-	SECTION("a bad record past the commit hides the ones after it")
-	{
-		flipByte(path, committedEnd + 9); // inside the record of chunk 5
-		auto r = openJournal(path);
-		REQUIRE(r.ok());
-		CHECK(r.report.droppedRecords == 2);
-		CHECK(r.state->load(1).phase() == ChunkPhase::Dirty);
-		CHECK(r.state->load(5).phase() == ChunkPhase::Remote);
-		CHECK(r.state->load(6).phase() == ChunkPhase::Remote);
-	}
-	SECTION("a record copied to another position is not taken for one")
-	{
+	// Each case damages what lies past the commit: how many records are dropped, what survives.
+	struct Case {
+		const char *name;
+		Damage damage;
+		uint64_t dropped;
+		std::vector<std::pair<uint64_t, ChunkPhase>> phases;
+	};
+	using enum ChunkPhase;
+	const Case cases[] = {
+		{ "cut in the middle of the last record", // the half record
+		  [&](auto &p) { truncateTo(p, committedEnd + kRecord + kRecord / 2); }, 1,
+		  { { 1, Dirty }, { 5, Dirty }, { 6, Remote } } },
+		{ "cut in the middle of the first uncommitted record",
+		  [&](auto &p) { truncateTo(p, committedEnd + 3); }, 1, { { 5, Remote } } },
+		{ "garbage after the records",
+		  [](auto &p) { append(p, 3 * kRecord, '\xab'); }, 3, { { 5, Dirty }, { 6, Dirty } } },
+		{ "a bad record past the commit hides the ones after it", // inside the record of chunk 5
+		  [&](auto &p) { flipByte(p, committedEnd + 9); }, 2, { { 1, Dirty }, { 5, Remote }, { 6, Remote } } },
 		// Records carry their position in their CRC: the last record moved one slot on.
-		std::ifstream in(path, std::ios::binary);
-		std::string rec(kRecord, '\0');
-		in.seekg(static_cast<std::streamoff>(committedEnd + kRecord));
-		in.read(rec.data(), kRecord);
-		in.close();
-		std::ofstream(path, std::ios::app | std::ios::binary).write(rec.data(), kRecord);
-		auto r = openJournal(path);
-		REQUIRE(r.ok());
-		CHECK(r.report.droppedRecords == 1);
-	}
+		{ "a record copied to another position is not taken for one",
+		  [&](auto &p) { appendCopyOf(p, committedEnd + kRecord); }, 1, {} },
+	};
+	for (const auto &c : cases)
+		DYNAMIC_SECTION(c.name)
+		{
+			c.damage(path);
+			auto r = openJournal(path);
+			REQUIRE(r.ok());
+			CHECK(r.report.resumed);
+			CHECK(r.report.droppedRecords == c.dropped);
+			for (auto [chunk, phase] : c.phases) {
+				INFO("chunk " << chunk);
+				CHECK(r.state->load(chunk).phase() == phase);
+			}
+		}
 	// The tail is gone from the rewritten file: the next open drops nothing.
 	auto again = openJournal(path);
 	REQUIRE(again.ok());
@@ -283,14 +300,7 @@ TEST_CASE("corruption before the committed length is refused", "[journal]")
 {
 	r3test::TempDir dir;
 	std::string path = dir / "journal";
-	auto cache = r3test::memoryDisk(kSize);
-	{
-		auto o = openJournal(path);
-		REQUIRE(o.ok());
-		writeChunk(o, 1);
-		writeChunk(o, 2);
-		REQUIRE(o.journal->checkpoint(*cache, true));
-	}
+	writeJournal(path, { 1, 2 });
 	flipByte(path, kRecordsStart + kRecord + 2); // the record of chunk 2, committed
 	auto r = openJournal(path);
 	REQUIRE_FALSE(r.ok());
@@ -308,76 +318,33 @@ TEST_CASE("a damaged header or snapshot is refused", "[journal]")
 {
 	r3test::TempDir dir;
 	std::string path = dir / "journal";
-	auto cache = r3test::memoryDisk(kSize);
-	{
-		auto o = openJournal(path);
-		REQUIRE(o.ok());
-		writeChunk(o, 1);
-		REQUIRE(o.journal->checkpoint(*cache, true));
-	}
+	writeJournal(path, { 1 });
 
-	SECTION("header bytes")
-	{
-		flipByte(path, 20);
-		auto r = openJournal(path);
-		REQUIRE_FALSE(r.ok());
-		CHECK(r.error.code.value() == EBADMSG);
-		CHECK(contains(r.error.message, "header is corrupt"));
-	}
-	SECTION("magic")
-	{
-		flipByte(path, 0);
-		auto r = openJournal(path);
-		REQUIRE_FALSE(r.ok());
-		CHECK(contains(r.error.message, "not a journal"));
-	}
-	SECTION("committed length")
-	{
-		flipByte(path, 4080);
-		auto r = openJournal(path);
-		REQUIRE_FALSE(r.ok());
-		CHECK(r.error.code.value() == EBADMSG);
-		CHECK(contains(r.error.message, "committed length"));
-	}
-	SECTION("snapshot")
-	{
-		flipByte(path, kHeader + 1);
-		auto r = openJournal(path);
-		REQUIRE_FALSE(r.ok());
-		CHECK(r.error.code.value() == EBADMSG);
-		CHECK(contains(r.error.message, "snapshot is corrupt"));
-	}
-	SECTION("truncated inside the header")
-	{
-		truncateTo(path, 1000);
-		auto r = openJournal(path);
-		REQUIRE_FALSE(r.ok());
-		CHECK(r.error.code.value() == EBADMSG);
-		CHECK(contains(r.error.message, "truncated: 1000 bytes, shorter than its header"));
-	}
-	SECTION("empty file")
-	{
-		truncateTo(path, 0);
-		auto r = openJournal(path);
-		REQUIRE_FALSE(r.ok());
-		CHECK(contains(r.error.message, "truncated"));
-	}
-	SECTION("truncated before the committed length")
-	{
-		truncateTo(path, fileSize(path) - kRecord);
-		auto r = openJournal(path);
-		REQUIRE_FALSE(r.ok());
-		CHECK(r.error.code.value() == EBADMSG);
-		CHECK(contains(r.error.message, "truncated"));
-		CHECK(contains(r.error.message, "committed up to"));
-	}
-	SECTION("not a journal at all")
-	{
-		std::ofstream(path, std::ios::trunc) << std::string(8192, 'x');
-		auto r = openJournal(path);
-		REQUIRE_FALSE(r.ok());
-		CHECK(contains(r.error.message, "not a journal"));
-	}
+	// Each case damages the file one way; every one is refused, for its own reason.
+	struct Case {
+		const char *name;
+		Damage damage;
+		Refusal want;
+	};
+	const Case cases[] = {
+		{ "header bytes", [](auto &p) { flipByte(p, 20); }, { EBADMSG, { "header is corrupt" } } },
+		{ "magic", [](auto &p) { flipByte(p, 0); }, { 0, { "not a journal" } } },
+		{ "committed length", [](auto &p) { flipByte(p, 4080); }, { EBADMSG, { "committed length" } } },
+		{ "snapshot", [](auto &p) { flipByte(p, kHeader + 1); }, { EBADMSG, { "snapshot is corrupt" } } },
+		{ "truncated inside the header", [](auto &p) { truncateTo(p, 1000); },
+		  { EBADMSG, { "truncated: 1000 bytes, shorter than its header" } } },
+		{ "empty file", [](auto &p) { truncateTo(p, 0); }, { 0, { "truncated" } } },
+		{ "truncated before the committed length", [](auto &p) { truncateTo(p, fileSize(p) - kRecord); },
+		  { EBADMSG, { "truncated", "committed up to" } } },
+		{ "not a journal at all", [](auto &p) { std::ofstream(p, std::ios::trunc) << std::string(8192, 'x'); },
+		  { 0, { "not a journal" } } },
+	};
+	for (const auto &c : cases)
+		DYNAMIC_SECTION(c.name)
+		{
+			c.damage(path);
+			checkRefused(openJournal(path), c.want);
+		}
 }
 
 TEST_CASE("a journal of another region is refused", "[journal]")
@@ -388,29 +355,24 @@ TEST_CASE("a journal of another region is refused", "[journal]")
 		auto o = openJournal(path);
 		REQUIRE(o.ok());
 	}
-	SECTION("size")
-	{
-		auto r = openJournal(path, { 2 * kSize, kChunk, kIdentity.remote });
-		REQUIRE_FALSE(r.ok());
-		CHECK(r.error.code.value() == EMEDIUMTYPE);
-		CHECK(contains(r.error.message, std::to_string(kSize)));
-		CHECK(contains(r.error.message, std::to_string(2 * kSize)));
-		CHECK(contains(r.error.message, "discard-local"));
-	}
-	SECTION("chunk")
-	{
-		auto r = openJournal(path, { kSize, 2 * kChunk, kIdentity.remote });
-		REQUIRE_FALSE(r.ok());
-		CHECK(r.error.code.value() == EMEDIUMTYPE);
-		CHECK(contains(r.error.message, "chunks of " + std::to_string(kChunk)));
-	}
-	SECTION("remote")
-	{
-		auto r = openJournal(path, { kSize, kChunk, "r3://elsewhere:7700/disk" });
-		REQUIRE_FALSE(r.ok());
-		CHECK(r.error.code.value() == EMEDIUMTYPE);
-		CHECK(contains(r.error.message, "belongs to r3://remote:7700/disk, not r3://elsewhere:7700/disk"));
-	}
+	// Each case changes one part of the identity; every one is refused as another medium.
+	struct Case {
+		const char *name;
+		JournalIdentity identity;
+		std::vector<std::string> parts;
+	};
+	const Case cases[] = {
+		{ "size", { 2 * kSize, kChunk, kIdentity.remote },
+		  { std::to_string(kSize), std::to_string(2 * kSize), "discard-local" } },
+		{ "chunk", { kSize, 2 * kChunk, kIdentity.remote }, { "chunks of " + std::to_string(kChunk) } },
+		{ "remote", { kSize, kChunk, "r3://elsewhere:7700/disk" },
+		  { "belongs to r3://remote:7700/disk, not r3://elsewhere:7700/disk" } },
+	};
+	for (const auto &c : cases)
+		DYNAMIC_SECTION(c.name)
+		{
+			checkRefused(openJournal(path, c.identity), { EMEDIUMTYPE, c.parts });
+		}
 	// None of the refusals touched the journal.
 	auto same = openJournal(path);
 	CHECK(same.ok());
@@ -420,13 +382,7 @@ TEST_CASE("discard throws an existing journal away", "[journal]")
 {
 	r3test::TempDir dir;
 	std::string path = dir / "journal";
-	auto cache = r3test::memoryDisk(kSize);
-	{
-		auto o = openJournal(path);
-		REQUIRE(o.ok());
-		writeChunk(o, 1);
-		REQUIRE(o.journal->checkpoint(*cache, true));
-	}
+	writeJournal(path, { 1 });
 	SECTION("of the same region")
 	{
 		auto r = openJournal(path, kIdentity, true);
