@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # r3mapd end to end with the kernel: runs as root inside the test guest (run-guest.sh),
 # which has nbd.ko loaded and the host's root file system read-only.
-#   dbus_guest.sh OUT_DIR R3MAPD R3CTL MMAP_PATTERN NBD_NETLINK_CHECK
+#   dbus_guest.sh OUT_DIR R3MAPD R3CTL MMAP_PATTERN NBD_NETLINK_CHECK R3SERVE
 # A private dbus-daemon with the project's policy, r3mapd on it, and an unprivileged user
 # r3user in group r3map who gets the device only as a descriptor passed by the daemon.
 # The log goes to OUT_DIR/guest.log.
 OUT=$1
-export R3MAPD=$2 R3CTL=$3 MMAP_PATTERN=$4 NBD_NETLINK_CHECK=$5
+export R3MAPD=$2 R3CTL=$3 MMAP_PATTERN=$4 NBD_NETLINK_CHECK=$5 R3SERVE=$6
 here=$(cd "$(dirname "$0")" && pwd)
 export R3MAP_SOURCE_DIR="$here/../.."
 export R3MAP_DBUS_DIR="$R3MAP_SOURCE_DIR/dbus"
@@ -215,4 +215,62 @@ umount "$TEST_TMP/live"
 e2fsck -fn "$ldev" >"$TEST_TMP/fsck" 2>&1 || { cat "$TEST_TMP/fsck"; fail "e2fsck found damage"; }
 expect_r3ctl 0 unmount "$ldev"
 stop_r3mapd d2
+
+step "managed mount of an r3:// export: mkfs, files, sync with the remote stopped, kill -9 r3mapd"
+# The guest has no network card: the remote runs here, on loopback, from a file.
+ip link set lo up || fail "cannot bring up lo"
+truncate -s 64M "$TEST_TMP/remote.img"
+start_r3serve rem --r3 --listen 127.0.0.1:0 --name disk "file:$TEST_TMP/remote.img"
+for _ in $(seq 100); do [ -s "$TEST_TMP/rem.out" ] && break; sleep 0.1; done
+remote="r3://$(tcp_address rem)/disk"
+mkdir -p "$TEST_TMP/state"
+STATE_DIRECTORY="$TEST_TMP/state" start_r3mapd m
+expect_r3ctl 0 mount "$remote" --managed --cache "$TEST_TMP/mcache" --pull-first 100% --push-interval 1h
+mdev=$(cat "$TEST_TMP/out")
+[[ "$mdev" =~ ^/dev/nbd[0-9]+$ ]] || fail "managed mount printed '$mdev'"
+expect_r3ctl 0 --json status "$mdev"
+mid=$(json_field 'j["id"]')
+mkfs.ext4 -q -F "$mdev" || fail "mkfs.ext4 on $mdev"
+mkdir -p "$TEST_TMP/m"
+mount "$mdev" "$TEST_TMP/m" || fail "mount $mdev"
+# Everything is local (pull-first 100%): with the remote stopped, only the cache and its
+# journal can keep what follows.
+kill -STOP "$rem_pid"
+mkdir "$TEST_TMP/m/dir"
+for f in a b dir/c; do head -c $((3 << 20)) /dev/urandom >"$TEST_TMP/m/$f"; done
+(cd "$TEST_TMP/m" && md5sum a b dir/c) >"$TEST_TMP/m.md5"
+sync -f "$TEST_TMP/m/a" || fail "sync on the managed mount"
+kill -KILL "$m_pid"
+wait "$m_pid" 2>/dev/null || true
+umount -l "$TEST_TMP/m"
+for _ in $(seq 100); do dev_free "$mdev" && break; sleep 0.1; done
+kill -CONT "$rem_pid"
+
+step "r3mapd again: the managed mount comes back from its cache, the files are intact"
+STATE_DIRECTORY="$TEST_TMP/state" start_r3mapd m2
+mdev2=""
+for _ in $(seq 100); do
+	run_r3ctl --json status "$mid"
+	[ "$rc" -eq 0 ] && [ "$(json_field 'j["state"]')" = ready ] && mdev2=$(json_field 'j["device"]') && break
+	sleep 0.2
+done
+[[ "$mdev2" =~ ^/dev/nbd[0-9]+$ ]] || fail "the managed mount $mid was not restored: $(cat "$TEST_TMP/out" "$TEST_TMP/m2.log")"
+# The remote was stopped: what was written can only come back as dirty chunks of the journal.
+grep -Eq "resumed the cache $TEST_TMP/mcache: .*, [1-9][0-9]* dirty chunks" "$TEST_TMP/m2.log" \
+	|| fail "the restored mount did not resume its dirty cache: $(cat "$TEST_TMP/m2.log")"
+mount "$mdev2" "$TEST_TMP/m" || fail "mount $mdev2"
+(cd "$TEST_TMP/m" && md5sum -c --quiet "$TEST_TMP/m.md5") || fail "files written before kill -9 are lost or damaged"
+umount "$TEST_TMP/m"
+
+step "Sync(): the remote holds the files"
+expect_r3ctl 0 sync "$mid"
+expect_r3ctl 0 unmount "$mid"
+stop_r3serve rem
+expect_r3ctl 0 mount "file:$TEST_TMP/remote.img" --read-only
+rdev=$(cat "$TEST_TMP/out")
+mount -o ro,noload "$rdev" "$TEST_TMP/m" || fail "mount the remote's image"
+(cd "$TEST_TMP/m" && md5sum -c --quiet "$TEST_TMP/m.md5") || fail "the remote does not hold the files after Sync()"
+umount "$TEST_TMP/m"
+expect_r3ctl 0 unmount "$rdev"
+stop_r3mapd m2
 echo PASS

@@ -10,8 +10,8 @@ build="$(cd "$1" && pwd)"
 source "$here/vm_lib.sh"
 vm_preflight
 R3MAPD="$build/daemon/r3mapd" R3CTL="$build/cli/r3ctl/r3ctl" MMAP_PATTERN="$build/tests/vm/mmap_pattern"
-NBD_NETLINK_CHECK="$build/tests/vm/nbd_netlink_check"
-for bin in "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK"; do
+NBD_NETLINK_CHECK="$build/tests/vm/nbd_netlink_check" R3SERVE="$build/cli/r3serve/r3serve"
+for bin in "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK" "$R3SERVE"; do
 	[ -x "$bin" ] || { echo "FAIL: $bin is not built" >&2; exit 1; }
 done
 
@@ -21,7 +21,7 @@ rm -rf "$out"
 mkdir -p "$out"
 status=0
 "$here/run-guest.sh" "$guest" "$out" "${R3_VM_TIMEOUT:-300}" \
-	"$here/dbus_guest.sh" /run/r3results "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK" || status=$?
+	"$here/dbus_guest.sh" /run/r3results "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK" "$R3SERVE" || status=$?
 cat "$out/guest.log" 2>/dev/null
 if [ "$status" -ne 0 ] || ! grep -q '^PASS$' "$out/guest.log" 2>/dev/null; then
 	echo "---- console (last 40 lines of $out/console.log)"
