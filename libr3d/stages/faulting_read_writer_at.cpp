@@ -152,6 +152,9 @@ FaultingReadWriterAt::FaultingReadWriterAt(std::shared_ptr<ReadWriterAt> next, F
 
 FaultingReadWriterAt::~FaultingReadWriterAt()
 {
+	auto c = counters();
+	log::get("fault")->info("fault stage closed: {} calls, {} EIO, {} short, {} seeks, {} hangs", c.calls, c.eio,
+				c.shortCalls, c.seeks, c.hangs);
 	{
 		std::lock_guard lock(hangMutex_);
 		closing_ = true;
