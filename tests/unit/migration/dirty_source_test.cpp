@@ -82,19 +82,17 @@ TEST_CASE("tracking source: a write racing with take() lands in exactly one roun
 		done = true;
 	});
 	std::set<uint64_t> seen;
-	uint64_t rounds = 0;
-	while (!done) {
+	// However the threads are scheduled, takes run while the writer may be writing.
+	do {
 		auto r = s.take();
 		REQUIRE(r);
 		seen.insert(r->chunks.begin(), r->chunks.end());
-		++rounds;
-	}
+	} while (!done);
 	writer.join();
 	auto last = s.take();
 	seen.insert(last->chunks.begin(), last->chunks.end());
 	// 7919 is prime to 256: every chunk was written, and each write was seen in some round.
 	CHECK(seen.size() == kChunks);
-	CHECK(rounds > 0);
 }
 
 TEST_CASE("fanout: each view has its own rounds over one source", "[dirty][fork-many]")
