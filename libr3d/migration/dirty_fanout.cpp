@@ -23,6 +23,7 @@ public:
 		return started_;
 	}
 	Result<DirtyRound> take() override { return fanout_->takeView(*this); }
+	Result<void> requeue(const std::vector<uint64_t> &chunks) override { return fanout_->requeueView(*this, chunks); }
 	uint64_t pendingChunks() const override { return fanout_->pendingView(*this); }
 	uint64_t round() const override
 	{
@@ -108,6 +109,18 @@ Result<DirtyRound> DirtyFanout::takeView(View &view)
 	r.chunks = view.dirty_.take();
 	r.bytes = chunkBytes(r.chunks, source_->regionSize(), source_->chunkSize());
 	return r;
+}
+
+Result<void> DirtyFanout::requeueView(View &view, const std::vector<uint64_t> &chunks)
+{
+	std::lock_guard lock(mutex_);
+	if (!view.started_)
+		return unexpected(ENOTCONN);
+	// Only this view's leecher lacks them; the others keep their own rounds.
+	for (uint64_t c : chunks)
+		if (c < view.dirty_.size())
+			view.dirty_.set(c);
+	return {};
 }
 
 uint64_t DirtyFanout::pendingView(const View &view) const

@@ -34,6 +34,7 @@ private:
 	Result<void> startView(View &view);
 	void stopView(View &view);
 	Result<DirtyRound> takeView(View &view);
+	Result<void> requeueView(View &view, const std::vector<uint64_t> &chunks);
 	uint64_t pendingView(const View &view) const;
 
 	std::shared_ptr<DirtySource> source_;

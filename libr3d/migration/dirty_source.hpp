@@ -50,6 +50,10 @@ public:
 	/// The chunks written since start() or the previous take, clearing them atomically:
 	/// the next round starts at the same instant. ENOTCONN when not started.
 	virtual Result<DirtyRound> take() = 0;
+	/// Puts chunks back into the round now running, as if written again: the chunks a
+	/// resuming leecher does not hold (lost in flight), a round whose send failed. Indices
+	/// past the region are ignored. ENOTCONN when not started.
+	virtual Result<void> requeue(const std::vector<uint64_t> &chunks) = 0;
 	/// Chunks written and not taken yet, cheap and racy (for progress and the controller).
 	virtual uint64_t pendingChunks() const = 0;
 	/// Rounds taken since start().

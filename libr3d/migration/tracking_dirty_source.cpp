@@ -30,4 +30,13 @@ Result<DirtyRound> TrackingDirtySource::take()
 	return r;
 }
 
+Result<void> TrackingDirtySource::requeue(const std::vector<uint64_t> &chunks)
+{
+	if (!tracker_->tracking())
+		return unexpected(ENOTCONN);
+	for (uint64_t c : chunks)
+		tracker_->markDirty(c);
+	return {};
+}
+
 } // namespace r3d::migration

@@ -23,6 +23,7 @@ public:
 	void stop() override;
 	bool started() const override { return tracker_->tracking(); }
 	Result<DirtyRound> take() override;
+	Result<void> requeue(const std::vector<uint64_t> &chunks) override;
 	uint64_t pendingChunks() const override { return tracker_->dirtyCount(); }
 	uint64_t round() const override { return round_; }
 

@@ -68,6 +68,29 @@ TEST_CASE("tracking source: rounds of the chunks written, with their bytes", "[d
 	CHECK(s.round() == 1);
 }
 
+TEST_CASE("requeue puts chunks back into the running round", "[dirty][resume]")
+{
+	auto t = tracker(16 * kChunk);
+	TrackingDirtySource s(t);
+	CHECK(s.requeue({ 1 }).error().value() == ENOTCONN);
+	REQUIRE(s.start());
+	write(*t, 2);
+	// A resuming leecher holds everything but 5 and 9 (and names a chunk past the end).
+	REQUIRE(s.requeue({ 5, 9, 99 }));
+	CHECK(s.take()->chunks == std::vector<uint64_t>{ 2, 5, 9 });
+
+	auto fanout = DirtyFanout::create(std::make_shared<TrackingDirtySource>(tracker(16 * kChunk)));
+	auto a = fanout->addView();
+	auto b = fanout->addView();
+	REQUIRE(a->start());
+	REQUIRE(b->start());
+	REQUIRE(a->requeue({ 3, 99 }));
+	CHECK(a->take()->chunks == std::vector<uint64_t>{ 3 });
+	CHECK(b->take()->chunks.empty()); // only a's leecher lacked it
+	b->stop();
+	CHECK(b->requeue({ 1 }).error().value() == ENOTCONN);
+}
+
 TEST_CASE("tracking source: a write racing with take() lands in exactly one round", "[dirty]")
 {
 	constexpr uint64_t kChunks = 256;
