@@ -48,12 +48,39 @@ ResultMsg<void> SeederHandover::checkMigration(const std::string &id) const
 
 LeecherStanding SeederHandover::join(const std::string &leecherId)
 {
+	if (finalizing_ && leecherId == finalizingLeecher_)
+		(void)abort(leecherId, "the leecher reconnected during its handover");
 	auto it = leechers_.find(leecherId);
 	if (it != leechers_.end())
 		return it->second; // a reconnect keeps its standing
 	auto standing = handedOver_ ? LeecherStanding::ReadOnlyCopy : LeecherStanding::Candidate;
 	leechers_.emplace(leecherId, standing);
 	return standing;
+}
+
+ResultMsg<MigrationHelloReply> SeederHandover::admit(const MigrationHello &hello, const RegionShape &region,
+						    uint64_t round)
+{
+	if (auto ok = checkMigration(hello.migrationId); !ok)
+		return unexpectedOf(ok.error());
+	if (hello.regionSize != 0 && hello.regionSize != region.size)
+		return fail(EINVAL, fmt::format("migration {}: leecher {} expects a region of {} bytes, the seeder's has {}",
+						migrationId_, hello.leecherId, hello.regionSize, region.size));
+	if (hello.chunkSize != 0 && hello.chunkSize != region.chunk)
+		return fail(EINVAL, fmt::format("migration {}: leecher {} expects {}-byte chunks, the seeder's are {}",
+						migrationId_, hello.leecherId, hello.chunkSize, region.chunk));
+	if (hello.epoch > epoch_)
+		return fail(ESTALE, fmt::format("migration {}: leecher {} knows epoch {}, newer than this seeder's {}",
+						migrationId_, hello.leecherId, hello.epoch, epoch_));
+	auto standing = join(hello.leecherId);
+	MigrationHelloReply reply;
+	reply.migrationId = migrationId_;
+	reply.regionSize = region.size;
+	reply.chunkSize = region.chunk;
+	reply.epoch = epoch_;
+	reply.round = round;
+	reply.handedOver = standing == LeecherStanding::Owner;
+	return reply;
 }
 
 void SeederHandover::leave(const std::string &leecherId)

@@ -69,8 +69,15 @@ public:
 	uint64_t proposed() const { return finalizing_ ? proposed_ : 0; }
 
 	/// A leecher connected (again); returns its standing. A reconnect keeps it; a leecher
-	/// new after the handover is admitted as a read-only copy.
+	/// new after the handover is admitted as a read-only copy. A reconnect of the leecher
+	/// whose handover runs aborts that handover: its old connection is gone (the transport's
+	/// fencing has closed it and drained its calls before this hello), so its commit can no
+	/// longer arrive, and waiting for the timeout would only keep the seeder locked.
 	LeecherStanding join(const std::string &leecherId);
+	/// Checks a leecher's hello against this migration and `region` (id, size and chunk
+	/// size, an epoch not newer than ours), joins it, and builds the reply; `round` is where
+	/// the seeder's rounds for it are. The refusals are the reply's error too.
+	ResultMsg<MigrationHelloReply> admit(const MigrationHello &hello, const RegionShape &region, uint64_t round);
 	void leave(const std::string &leecherId);
 	LeecherStanding standing(const std::string &leecherId) const;
 	size_t leechers() const { return leechers_.size(); }

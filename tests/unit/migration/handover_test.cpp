@@ -375,6 +375,65 @@ TEST_CASE("handover with a failure at every step: never two writers, always one 
 	}
 }
 
+TEST_CASE("seeder: admit checks the hello against the region and builds the reply", "[handover]")
+{
+	SeederHandover a(kId);
+	const RegionShape region{ 1 << 20, 4096 };
+	auto hello = [](std::string id, uint64_t size, uint64_t chunk, uint64_t epoch) {
+		return MigrationHello{ kMigrationVersion, std::move(id), "B", size, chunk, epoch };
+	};
+	auto reply = a.admit(hello(kId, 0, 0, 0), region, 0);
+	REQUIRE(reply);
+	CHECK(reply->epoch == 1);
+	CHECK(reply->regionSize == region.size);
+	CHECK(reply->chunkSize == region.chunk);
+	CHECK_FALSE(reply->handedOver);
+	CHECK(a.leechers() == 1);
+
+	auto size = a.admit(hello(kId, 2 << 20, 4096, 0), region, 0);
+	REQUIRE_FALSE(size);
+	CHECK(size.error().code.value() == EINVAL);
+	CHECK(size.error().message.find("expects a region of 2097152 bytes, the seeder's has 1048576") != std::string::npos);
+	CHECK(a.admit(hello(kId, 1 << 20, 65536, 0), region, 0).error().message.find("65536-byte chunks")
+	      != std::string::npos);
+	CHECK(a.admit(hello("other", 0, 0, 0), region, 0).error().code.value() == ENOENT);
+	CHECK(a.admit(hello(kId, 0, 0, 7), region, 0).error().code.value() == ESTALE);
+
+	// After the handover the owner's reconnect is told it owns, at the new epoch.
+	REQUIRE(a.request(requestOf("B", 1)));
+	REQUIRE(a.commit(commitOf("B", 2)));
+	auto again = a.admit(hello(kId, 1 << 20, 4096, 1), region, 4);
+	REQUIRE(again);
+	CHECK(again->handedOver);
+	CHECK(again->epoch == 2);
+	CHECK(again->round == 4);
+}
+
+TEST_CASE("seeder: the finalizing leecher reconnecting aborts its handover at once", "[handover]")
+{
+	SeederHandover a(kId);
+	LeecherHandover b(kId, "B");
+	a.join("B");
+	REQUIRE(b.welcomed(helloOf(a, "B")));
+	auto p = a.request(*b.request(0));
+	REQUIRE(p);
+	REQUIRE(b.acked(FinalizeAck{ 0, "", *p, 0 }));
+	REQUIRE(b.finalList(finalListOf(*p)));
+	auto commit = b.commit();
+	REQUIRE(commit);
+	// The link goes before the commit reaches A; B reconnects before A's timeout.
+	CHECK(a.join("B") == LeecherStanding::Candidate);
+	CHECK(a.mayWrite());
+	CHECK(a.lastAbort().find("reconnected") != std::string::npos);
+	REQUIRE(b.welcomed(helloOf(a, "B")));
+	CHECK(b.step() == LeecherHandover::Step::Idle);
+	CHECK(a.commit(*commit).error().code.value() == ESTALE); // the old commit, if it ever came
+	// B may try again at once.
+	auto p2 = a.request(*b.request(0));
+	REQUIRE(p2);
+	CHECK(*p2 > *p);
+}
+
 TEST_CASE("standing names", "[handover]")
 {
 	CHECK(std::string(standingName(LeecherStanding::ReadOnlyCopy)) == "read-only copy");
