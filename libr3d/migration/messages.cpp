@@ -231,6 +231,13 @@ std::string encode(const DirtyList &m)
 	return serialize(pb);
 }
 
+std::string encode(const RoundRequest &m)
+{
+	r3::v1::RoundRequest pb;
+	pb.set_applied_round(m.appliedRound);
+	return serialize(pb);
+}
+
 std::string encode(const FinalizeRequest &m)
 {
 	r3::v1::FinalizeRequest pb;
@@ -345,6 +352,14 @@ ResultMsg<DirtyList> decodeDirtyList(std::span<const std::byte> meta, const Regi
 	if (!chunks)
 		return unexpectedOf(chunks.error());
 	return DirtyList{ pb->round(), pb->epoch(), std::move(*chunks), pb->last() };
+}
+
+ResultMsg<RoundRequest> decodeRoundRequest(std::span<const std::byte> meta)
+{
+	auto pb = parse<r3::v1::RoundRequest>(meta, "round request");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	return RoundRequest{ pb->applied_round() };
 }
 
 ResultMsg<FinalizeRequest> decodeFinalizeRequest(std::span<const std::byte> meta)

@@ -78,6 +78,10 @@ struct DirtyList {
 	bool last = false;
 };
 
+struct RoundRequest {
+	uint64_t appliedRound = 0;
+};
+
 struct FinalizeRequest {
 	std::string migrationId;
 	std::string leecherId;
@@ -118,6 +122,7 @@ struct Resume {
 std::string encode(const MigrationHello &m);
 std::string encode(const MigrationHelloReply &m);
 std::string encode(const DirtyList &m);
+std::string encode(const RoundRequest &m);
 std::string encode(const FinalizeRequest &m);
 std::string encode(const FinalizeAck &m);
 std::string encode(const FinalizeCommit &m);
@@ -129,6 +134,7 @@ ResultMsg<MigrationHello> decodeMigrationHello(std::span<const std::byte> meta);
 ResultMsg<MigrationHelloReply> decodeMigrationHelloReply(std::span<const std::byte> meta);
 /// Everything after the hello is checked against the region the hello agreed on.
 ResultMsg<DirtyList> decodeDirtyList(std::span<const std::byte> meta, const RegionShape &region);
+ResultMsg<RoundRequest> decodeRoundRequest(std::span<const std::byte> meta);
 ResultMsg<FinalizeRequest> decodeFinalizeRequest(std::span<const std::byte> meta);
 ResultMsg<FinalizeAck> decodeFinalizeAck(std::span<const std::byte> meta);
 ResultMsg<FinalizeCommit> decodeFinalizeCommit(std::span<const std::byte> meta);

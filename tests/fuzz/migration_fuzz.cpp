@@ -68,6 +68,7 @@ void writeSeeds(const std::string &dir)
 	seed("ack", 4, encode(FinalizeAck{ 0, "", 2, 4 }));
 	seed("commit", 5, encode(FinalizeCommit{ "mig", "leecher", 2 }));
 	seed("commit-ack", 6, encode(FinalizeCommitAck{ 0, "", 2 }));
+	seed("round-request", 8, encode(RoundRequest{ 3 }));
 	seed("resume", 7, encode(Resume{ "mig", "leecher", 2, 4, ChunkWindow{ 0, 1001, { 5, 6 } }, true }));
 }
 
@@ -88,7 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const RegionShape region = regionOf(data[1]);
 	auto meta = std::as_bytes(std::span(data + 2, size - 2));
-	switch (data[0] % 8) {
+	switch (data[0] % 9) {
 	case 0:
 		if (auto m = decodeMigrationHello(meta)) {
 			check(!m->migrationId.empty() && m->migrationId.size() <= kMaxIdLength);
@@ -130,6 +131,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 6:
 		if (auto m = decodeFinalizeCommitAck(meta))
 			check(m->error >= 0 && m->message.size() <= kMaxMessageText);
+		break;
+	case 8:
+		if (auto m = decodeRoundRequest(meta)) {
+			auto again = decodeRoundRequest(bytes(encode(*m)));
+			check(again && again->appliedRound == m->appliedRound);
+		}
 		break;
 	default:
 		if (auto m = decodeResume(meta, region)) {

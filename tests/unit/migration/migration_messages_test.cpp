@@ -62,6 +62,11 @@ TEST_CASE("every message round-trips", "[messages]")
 	CHECK(hr->round == 9);
 	CHECK(hr->handedOver);
 
+	auto rr = decodeRoundRequest(bytes(encode(RoundRequest{ 12 })));
+	REQUIRE(rr);
+	CHECK(rr->appliedRound == 12);
+	CHECK_FALSE(decodeRoundRequest(bytes(std::string("\x08", 1)))); // truncated varint
+
 	auto fr = decodeFinalizeRequest(bytes(encode(FinalizeRequest{ "mig", "l", 4, 9 })));
 	REQUIRE(fr);
 	CHECK(fr->round == 9);
