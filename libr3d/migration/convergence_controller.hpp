@@ -17,7 +17,8 @@
 //                                  resend it; post-copy carries the rest on demand;
 //        KeepRounds              → continue to maxRounds (the writer may calm down);
 //        Throttle                → continue and ask for the writer to be slowed down by
-//                                  throttle() (0.2, +0.1 per further stalled round, ≤ 0.99).
+//                                  throttle() (0.2, +0.1 per further stalled round, ≤ 0.99;
+//                                  never lowered again within one migration).
 // Every rate is per second of the injected clock, so tests never look at the wall clock.
 
 #include <chrono>

@@ -19,14 +19,16 @@ ResultMsg<void> LeecherHandover::welcomed(const MigrationHelloReply &reply)
 	if (reply.epoch < epoch_)
 		return fail(ESTALE, fmt::format("the seeder is at epoch {}, older than the known {}", reply.epoch, epoch_));
 	if (reply.handedOver) {
-		// Our commit went through while the link was down (or its ack was lost).
-		if (step_ == Step::Committing && reply.epoch == proposed_) {
-			epoch_ = reply.epoch;
-			step_ = Step::Owner;
-			return {};
-		}
-		if (step_ == Step::Owner && reply.epoch == epoch_)
-			return {};
+		// Our commit went through while the link was down, its ack was lost, or this
+		// leecher restarted without its handover state: the seeder, which decided the
+		// commit, is the authority, and it says so only to the owner.
+		if (step_ == Step::Owner && reply.epoch != epoch_)
+			return fail(ESTALE, fmt::format("this leecher owns the region at epoch {}, the seeder says {}", epoch_,
+							reply.epoch));
+		epoch_ = reply.epoch;
+		proposed_ = 0;
+		step_ = Step::Owner;
+		return {};
 	}
 	if (step_ == Step::Owner)
 		return fail(ESTALE, fmt::format("this leecher owns the region at epoch {}, the seeder says otherwise "

@@ -36,8 +36,9 @@ public:
 	bool mayWrite() const { return step_ == Step::Owner; }
 
 	/// The seeder's hello reply (first connect or reconnect). A reply saying the handover to
-	/// this leecher went through makes it the owner; one with an older epoch than known is
-	/// refused (ESTALE).
+	/// this leecher went through makes it the owner (also after a restart that lost the
+	/// handover state); one with an older epoch than known is refused (ESTALE), as is one
+	/// saying this owner does not own.
 	ResultMsg<void> welcomed(const MigrationHelloReply &reply);
 	/// The request to send.
 	ResultMsg<FinalizeRequest> request(uint64_t round);

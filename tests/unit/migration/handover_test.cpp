@@ -309,6 +309,26 @@ TEST_CASE("leecher: a lost commit ack is settled by the next hello", "[handover]
 	}
 }
 
+TEST_CASE("leecher: a restarted owner learns from the hello that it owns", "[handover]")
+{
+	SeederHandover a(kId);
+	a.join("B");
+	REQUIRE(a.request(requestOf("B", 1)));
+	REQUIRE(a.commit(commitOf("B", 2)));
+	LeecherHandover restarted(kId, "B");
+	REQUIRE(restarted.welcomed(helloOf(a, "B")));
+	CHECK(restarted.mayWrite());
+	CHECK(restarted.epoch() == 2);
+	// Another leecher is not told so, and stays read-only.
+	LeecherHandover other(kId, "C");
+	REQUIRE(other.welcomed(helloOf(a, "C")));
+	CHECK_FALSE(other.mayWrite());
+	// An owner told it does not own refuses the seeder.
+	MigrationHelloReply denial = helloOf(a, "C");
+	CHECK(restarted.welcomed(denial).error().code.value() == ESTALE);
+	CHECK(restarted.mayWrite());
+}
+
 TEST_CASE("handover with a failure at every step: never two writers, always one owner", "[handover]")
 {
 	// Where the link breaks: 0 never, 1 before the request reaches A, 2 after A locked but
