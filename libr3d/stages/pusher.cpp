@@ -79,8 +79,10 @@ void Pusher::loop()
 			break;
 		kicked_ = false;
 		lock.unlock();
-		auto r = round(nullptr);
+		auto r = round(nullptr, true);
 		lock.lock();
+		if (!r && r.error() == std::errc::operation_canceled)
+			break; // stopped in a rate wait: the chunks are dirty again
 		if (r) {
 			backoff = std::chrono::milliseconds(100);
 			wait = options_.interval;
@@ -91,7 +93,8 @@ void Pusher::loop()
 	}
 }
 
-Result<uint64_t> Pusher::round(const std::function<bool(uint64_t pushed, uint64_t left)> &progress)
+Result<uint64_t> Pusher::round(const std::function<bool(uint64_t pushed, uint64_t left)> &progress,
+			       bool background)
 {
 	std::lock_guard one(roundMutex_);
 	rounds_.fetch_add(1, std::memory_order_relaxed);
@@ -114,9 +117,23 @@ Result<uint64_t> Pusher::round(const std::function<bool(uint64_t pushed, uint64_
 				ctx_.state.finishPush(c.index, c.generation, false);
 				hint_.set(c.index);
 			}
-		errors_.fetch_add(1, std::memory_order_relaxed);
-		ctx_.health.failed(ec, what);
+		if (what) {
+			errors_.fetch_add(1, std::memory_order_relaxed);
+			ctx_.health.failed(ec, what);
+		}
 		return unexpected(ec);
+	};
+	// The rate limit's wait; stop() ends it for a background round, which then gives back.
+	auto paced = [&](uint64_t bytes) {
+		auto wait = limiter_.reserve(bytes);
+		if (wait.count() <= 0)
+			return true;
+		if (!background) {
+			std::this_thread::sleep_for(wait);
+			return true;
+		}
+		std::unique_lock lock(mutex_);
+		return !wake_.wait_for(lock, wait, [&] { return stopping_; });
 	};
 	std::unique_ptr<std::byte[]> buf(new std::byte[maxChunks * ctx_.geometry.chunk]);
 	for (size_t k = 0; k < claims.size();) {
@@ -146,8 +163,8 @@ Result<uint64_t> Pusher::round(const std::function<bool(uint64_t pushed, uint64_
 			auto data = span.subspan(subOffset - offset, subBytes);
 			// Zeroed or discarded chunks (mkfs discards the whole device) go as a zeroing.
 			bool zero = std::all_of(data.begin(), data.end(), [](std::byte x) { return x == std::byte{ 0 }; });
-			if (!zero)
-				limiter_.take(subBytes);
+			if (!zero && !paced(subBytes))
+				return giveBack(std::make_error_code(std::errc::operation_canceled), nullptr);
 			auto r = zero ? ctx_.remote->writeZeroes(subOffset, subBytes) : ctx_.remote->writeAt(data, subOffset);
 			if (!r)
 				return giveBack(r.error(), "push");

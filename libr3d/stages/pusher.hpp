@@ -61,8 +61,10 @@ public:
 
 private:
 	void loop();
-	/// One pass over the dirty chunks known now; the bytes pushed.
-	Result<uint64_t> round(const std::function<bool(uint64_t pushed, uint64_t left)> &progress);
+	/// One pass over the dirty chunks known now; the bytes pushed. A `background` round
+	/// (the loop's) gives its chunks back, still dirty, when stop() comes during a rate wait.
+	Result<uint64_t> round(const std::function<bool(uint64_t pushed, uint64_t left)> &progress,
+			       bool background = false);
 	Result<void> pushRun(uint64_t first, uint64_t count, std::vector<std::pair<uint64_t, uint32_t>> &pushed);
 
 	SyncContext &ctx_;

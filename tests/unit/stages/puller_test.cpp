@@ -336,6 +336,29 @@ TEST_CASE("writes: the pusher sends what was written; the remote equals the cach
 	CHECK(rig.pusher.stats().pushedBytes == 4 * kChunk);
 }
 
+TEST_CASE("push rate: stop() ends a rate-limited round at once; its chunks stay dirty", "[pusher]")
+{
+	constexpr uint64_t kSize = 64 * kChunk;
+	auto remote = std::make_shared<r3test::CountingRemote>(r3test::memoryDisk(kSize));
+	PusherOptions pu;
+	pu.rate = 4096; // 4 MiB to push: over 15 minutes
+	pu.interval = 1h;
+	Rig rig(remote, kChunk, {}, pu);
+	auto data = r3test::pattern(kSize, 12);
+	REQUIRE(rig.top.writeAt(data, 0));
+	rig.pusher.start();
+	rig.pusher.kick();
+	// The round claimed the chunks and waits for the limiter before its first batch.
+	REQUIRE(r3test::eventually([&] { return rig.ctx.state.census().pushing == 64; }));
+	auto stopped = std::async(std::launch::async, [&] { rig.pusher.stop(); });
+	REQUIRE(r3test::eventually([&] { return stopped.wait_for(0s) == std::future_status::ready; }));
+	auto c = rig.ctx.state.census();
+	CHECK(c.pushing == 0);
+	CHECK(c.dirty == 64); // nothing the remote did not sync was marked clean
+	CHECK(rig.pusher.stats().errors == 0);
+	CHECK(r3test::readWhole(rig.top) == data);
+}
+
 TEST_CASE("waitPresent returns once that much is local", "[puller]")
 {
 	constexpr uint64_t kSize = 32 * kChunk;
