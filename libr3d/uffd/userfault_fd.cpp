@@ -86,12 +86,14 @@ ResultMsg<UniqueFd> create(bool kernelFaults, const char *&origin)
 	};
 	UniqueFd fd;
 	if (kernelFaults) {
+		// Asked for: a uffd that traps only user-mode faults would not do.
 		if (!(fd = viaDevice()))
 			fd = viaSyscall(0, "syscall");
+		if (!fd)
+			return fail(EPERM, "no userfaultfd that traps kernel faults (" + tried + ")");
+		return fd;
 	}
-	if (!fd)
-		fd = viaSyscall(UFFD_USER_MODE_ONLY, "syscall (user mode only)");
-	if (!fd && !kernelFaults)
+	if (!(fd = viaSyscall(UFFD_USER_MODE_ONLY, "syscall (user mode only)")))
 		fd = viaDevice();
 	if (!fd)
 		return fail(ENOSYS, "userfaultfd is not available here (" + tried + ")");

@@ -31,7 +31,7 @@ public:
 		/// Features without which open() fails, naming them.
 		uint64_t required = 0;
 		/// Trap faults from system calls too: /dev/userfaultfd first, the syscall without
-		/// UFFD_USER_MODE_ONLY second, the user-mode-only syscall last.
+		/// UFFD_USER_MODE_ONLY second (CAP_SYS_PTRACE); fails if neither works.
 		bool kernelFaults = false;
 	};
 

@@ -309,3 +309,33 @@ TEST_CASE("bad sizes are refused with a reason", "[uffd]")
 	REQUIRE(!big);
 	CHECK(big.error().message.find("backend has") != std::string::npos);
 }
+
+TEST_CASE("system calls on unpulled pages: EFAULT user-mode-only, served with kernelFaults", "[uffd]")
+{
+	constexpr uint64_t size = 1u << 20;
+	auto expected = r3test::pattern(size, 21);
+	int fds[2];
+	REQUIRE(::pipe(fds) == 0);
+	auto writeFromRegion = [&](const std::byte *p) { return ::write(fds[1], p + 8 * kPage, 100); };
+	{
+		auto region = mapOrFail(r3test::memoryDisk(size, 21), demandOnly());
+		if (region->stats().uffdOrigin == std::string("syscall (user mode only)")) {
+			errno = 0;
+			CHECK(writeFromRegion(region->data()) == -1);
+			CHECK(errno == EFAULT);
+		}
+	}
+	auto o = demandOnly();
+	o.kernelFaults = true;
+	auto r = MemoryRegion::map(r3test::memoryDisk(size, 21), 0, o);
+	if (!r) {
+		WARN("no uffd trapping kernel faults here (" << r.error().message << "): not tested");
+	} else {
+		CHECK(writeFromRegion((*r)->data()) == 100);
+		std::vector<std::byte> got(100);
+		REQUIRE(::read(fds[0], got.data(), got.size()) == 100);
+		CHECK(std::memcmp(got.data(), expected.data() + 8 * kPage, 100) == 0);
+	}
+	::close(fds[0]);
+	::close(fds[1]);
+}
