@@ -28,7 +28,7 @@ Result<void> UffdCache::copyPiece(uintptr_t dst, const std::byte *src, uint64_t 
 	uint64_t done = 0;
 	while (done < len) {
 		if (closing_.load(std::memory_order_acquire))
-			return unexpected(ECANCELED);
+			return {}; // the region is going away: nothing to fill any more
 		auto c = uffd_.copy(reinterpret_cast<void *>(dst + done), src + done, len - done);
 		done += c.bytes;
 		switch (c.error) {

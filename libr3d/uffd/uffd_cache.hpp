@@ -10,7 +10,8 @@
 // written by the app after a pull, or is poisoned; the rest of the run still goes in. EAGAIN
 // (an event is queued and the layout is changing) is retried after a short sleep, while the
 // fault server's thread reads the event. Bytes for addresses no longer mapped (munmap,
-// ENOENT) are dropped. Once the region closes, writes fail with ECANCELED.
+// ENOENT) are dropped, and so is everything once the region closes. A copy into an address
+// space that is gone (a forked child that exited) fails with ECANCELED.
 
 #include <atomic>
 #include <cstdint>

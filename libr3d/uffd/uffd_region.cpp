@@ -91,6 +91,7 @@ UffdRegion::UffdRegion(std::shared_ptr<ReadWriterAt> remote, uint64_t size, uint
 	: options_(options), server_(std::move(server)), uffd_(std::move(uffd)), base_(base), page_(pageSize()),
 	  segments_(std::move(segments)), ctx_(std::move(remote), { size, chunk })
 {
+	origin_ = uffd_.origin();
 	cache_ = std::make_shared<UffdCache>(uffd_, segments_, closing_, size);
 	ctx_.cache = cache_;
 	stages::PullerOptions po;
@@ -124,6 +125,18 @@ void UffdRegion::close()
 		closed_ = true;
 	}
 	closing_.store(true, std::memory_order_release);
+	auto segments = segments_.segments();
+	if (!child_)
+		// Unmapped while the server still reads this uffd: munmap waits for its UNMAP event
+		// to be read. Threads waiting on a fault are woken below and fault again on no
+		// mapping at all (SIGSEGV), never on zero pages.
+		for (const auto &s : segments)
+			::munmap(reinterpret_cast<void *>(s.addr), s.len);
+	for (const auto &s : segments) {
+		if (child_)
+			(void)uffd_.unregister(reinterpret_cast<void *>(s.addr), s.len);
+		(void)uffd_.wake(reinterpret_cast<void *>(s.addr), s.len);
+	}
 	// No more messages: then no job can be posted, and children_ is ours.
 	server_->remove(this);
 	puller_->stop();
@@ -134,14 +147,9 @@ void UffdRegion::close()
 	for (auto &c : children_)
 		c->close();
 	children_.clear();
-	// Unregistered first, so munmap raises no UNMAP event nobody would read; threads still
-	// waiting on a fault are woken and fault again like on plain memory.
-	for (const auto &s : segments_.segments()) {
-		(void)uffd_.unregister(reinterpret_cast<void *>(s.addr), s.len);
-		if (!child_)
-			::munmap(reinterpret_cast<void *>(s.addr), s.len);
-	}
 	segments_.unmap(0, UINTPTR_MAX);
+	// Closing the uffd lets go of anything still waiting on it (a forked child's faults).
+	uffd_ = UserfaultFd();
 }
 
 MemoryRegionStats UffdRegion::stats() const
@@ -157,7 +165,7 @@ MemoryRegionStats UffdRegion::stats() const
 	s.unmaps = unmaps_.load(std::memory_order_relaxed);
 	s.remaps = remaps_.load(std::memory_order_relaxed);
 	s.forks = forks_.load(std::memory_order_relaxed);
-	s.uffdOrigin = uffd_.origin();
+	s.uffdOrigin = origin_;
 	return s;
 }
 
@@ -229,8 +237,11 @@ std::pair<uint64_t, uint64_t> UffdRegion::runFor(uint64_t c)
 
 void UffdRegion::handleFault(uintptr_t addr, uint32_t tid)
 {
-	if (closing_.load(std::memory_order_acquire))
-		return; // close() unregisters the range, which wakes the thread
+	if (closing_.load(std::memory_order_acquire)) {
+		// Let it fault again: on no mapping once close() has unmapped it.
+		(void)uffd_.wake(reinterpret_cast<void *>(addr), page_);
+		return;
+	}
 	faults_.fetch_add(1, std::memory_order_relaxed);
 	auto off = segments_.offsetAt(addr);
 	if (!off) {

@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <r3d/memory_region.hpp>
@@ -85,6 +86,7 @@ private:
 	MemoryRegionOptions options_;
 	std::shared_ptr<FaultServer> server_;
 	UserfaultFd uffd_;
+	std::string origin_; ///< how uffd_ was made, for stats
 	std::byte *base_;
 	uint64_t page_;
 	SegmentMap segments_;

@@ -339,3 +339,34 @@ TEST_CASE("system calls on unpulled pages: EFAULT user-mode-only, served with ke
 	::close(fds[0]);
 	::close(fds[1]);
 }
+
+TEST_CASE("unmap while a thread waits on a fault: it faults on no mapping, never reads zeros", "[uffd]")
+{
+	constexpr uint64_t size = 1u << 20;
+	auto gate = std::make_shared<r3test::FaultReadWriterAt>(r3test::memoryDisk(size, 22));
+	gate->hold(r3test::FaultReadWriterAt::kReads);
+	auto region = mapOrFail(gate, demandOnly());
+	struct sigaction sa {}, old{};
+	sa.sa_handler = onBus;
+	sigemptyset(&sa.sa_mask);
+	REQUIRE(::sigaction(SIGSEGV, &sa, &old) == 0);
+	std::atomic<int> outcome{ 0 }; // 1: SIGSEGV, 2: read something
+	std::thread reader([&] {
+		sigjmp_buf jump;
+		busJump = &jump;
+		if (sigsetjmp(jump, 1) == 0) {
+			(void)*static_cast<volatile const std::byte *>(region->data() + 3 * kPage);
+			outcome = 2;
+		} else
+			outcome = 1;
+		busJump = nullptr;
+	});
+	gate->waitHeld();
+	std::thread unmapper([&] { region->unmap(); });
+	CHECK(r3test::eventually([&] { return outcome != 0; }));
+	gate->release(); // the pull in flight ends; unmap waits for it
+	unmapper.join();
+	reader.join();
+	::sigaction(SIGSEGV, &old, nullptr);
+	CHECK(outcome == 1);
+}
