@@ -67,6 +67,17 @@ r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openAllowedBackend(const Conf
 	auto parsed = r3d::BackendUri::parse(uri);
 	if (!parsed)
 		return rename(Errc::BadUri, parsed.error());
+	if (parsed->scheme.starts_with(r3d::kFaultPrefix)) {
+		if (callerUid != 0)
+			return fail(Errc::NotPermitted, fmt::format("'{}': uid {} may not use fault+: the fault stage can "
+								    "hold the daemon's workers in its hangs; only root "
+								    "may put it in front of a backend",
+								    uri, callerUid));
+		// The rules below are the inner backend's.
+		parsed = r3d::BackendUri::parse(r3d::faultInnerUri(uri));
+		if (!parsed)
+			return rename(Errc::BadUri, parsed.error());
+	}
 	// An unknown scheme is a bad URI, whatever the configuration allows: openBackend says so.
 	bool known = knownSchemeSet().count(parsed->scheme) > 0;
 	if (known && !config.schemeAllowed(parsed->scheme))

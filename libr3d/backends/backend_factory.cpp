@@ -11,6 +11,7 @@
 #include "backends/redis_backend.hpp"
 #include "backends/remote_backend.hpp"
 #include "backends/s3_backend.hpp"
+#include "stages/faulting_read_writer_at.hpp"
 
 namespace r3d {
 
@@ -100,12 +101,45 @@ void applyOpenDefaults(BackendUri &uri, const OpenDefaults &defaults)
 		uri.params["deadline"] = fmt::format("{}ms", defaults.callDeadline.count());
 }
 
+std::string faultInnerUri(const std::string &uri)
+{
+	std::string_view rest(uri);
+	if (!rest.starts_with(kFaultPrefix))
+		return uri;
+	rest.remove_prefix(kFaultPrefix.size());
+	auto q = rest.find('?');
+	std::string out(rest.substr(0, q));
+	if (q == std::string_view::npos)
+		return out;
+	char sep = '?';
+	for (std::string_view query = rest.substr(q + 1); !query.empty();) {
+		auto amp = query.find('&');
+		auto item = query.substr(0, amp);
+		if (!item.starts_with("fault-") && !item.empty()) {
+			out += sep;
+			out += item;
+			sep = '&';
+		}
+		query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+	}
+	return out;
+}
+
 ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri, Runtime *runtime,
 						     const OpenDefaults &defaults)
 {
 	auto parsed = BackendUri::parse(uri);
 	if (!parsed)
 		return unexpectedOf(parsed.error());
+	if (parsed->scheme.starts_with(kFaultPrefix)) {
+		auto options = stages::FaultOptions::fromUri(*parsed);
+		if (!options)
+			return unexpectedOf(options.error());
+		auto inner = openBackend(faultInnerUri(uri), runtime, defaults);
+		if (!inner)
+			return inner;
+		return std::shared_ptr<ReadWriterAt>(std::make_shared<stages::FaultingReadWriterAt>(std::move(*inner), *options));
+	}
 	applyOpenDefaults(*parsed, defaults);
 	for (const auto &s : kSchemes)
 		if (parsed->scheme == s.name)

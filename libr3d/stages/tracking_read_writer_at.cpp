@@ -62,6 +62,12 @@ void TrackingReadWriterAt::untrack()
 	dirty_.clearAll();
 }
 
+void TrackingReadWriterAt::markDirty(uint64_t index)
+{
+	if (tracking_.load(std::memory_order_acquire) && index < dirty_.size())
+		dirty_.set(index);
+}
+
 std::vector<uint64_t> TrackingReadWriterAt::syncDirty()
 {
 	return dirty_.take();

@@ -32,6 +32,9 @@ public:
 	/// ascending order, and clears them. Tracking goes on.
 	std::vector<uint64_t> syncDirty();
 	uint64_t dirtyCount() const { return dirty_.count(); }
+	/// Marks chunk `index` dirty again while tracking (a migration round whose data was lost
+	/// in flight is sent again); ignored when not tracking or past the end.
+	void markDirty(uint64_t index);
 
 private:
 	void mark(uint64_t offset, uint64_t length);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs one libFuzzer target (FUZZ_TARGET: nbd or frame) for a bounded time, after replaying
+# Runs one libFuzzer target (FUZZ_TARGET: nbd, frame or migration) for a bounded time, after replaying
 # the inputs that once crashed it (regressions/<target>). The target is FUZZ_BIN; when
 # FUZZ_BUILD_DIR is set, it is first built there by meson with clang and -Dfuzz=true
 # (configured on the first run, incremental after that; see meson.build).
@@ -52,6 +52,10 @@ nbd)
 	maxlen=8192 seconds=${FUZZ_SECONDS:-45}
 	;;
 frame)
+	R3_WRITE_SEEDS="$corpus" "$FUZZ_BIN"
+	maxlen=70000 seconds=${FUZZ_SECONDS:-30}
+	;;
+migration)
 	R3_WRITE_SEEDS="$corpus" "$FUZZ_BIN"
 	maxlen=70000 seconds=${FUZZ_SECONDS:-30}
 	;;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <r3d/backend_uri.hpp>
 #include <r3d/read_writer_at.hpp>
@@ -29,12 +30,20 @@ void applyOpenDefaults(BackendUri &uri, const OpenDefaults &defaults);
 ///   r3://HOST[:PORT]/NAME?tls-ca=..     an r3serve --r3 export over r3map's transport
 ///   redis://HOST[:PORT]/PREFIX?size=1G  one Redis key per chunk
 ///   s3://BUCKET/PREFIX?endpoint=URL&size=1G  one S3 object per chunk
+///   fault+URI?fault-eio=0.01&...        URI behind a stage that injects faults
+///                                       (stages/faulting_read_writer_at.hpp)
 /// A malformed URI, an unknown scheme or parameter, size 0 or a size that does not fit
 /// fails with a message naming the problem. Network clients (r3://) run on `runtime`, which
 /// must outlive the backend; without one, on a small process-wide runtime (for tools and
 /// tests: r3mapd and r3serve pass their own).
 ResultMsg<std::shared_ptr<ReadWriterAt>> openBackend(const std::string &uri, Runtime *runtime = nullptr,
 						     const OpenDefaults &defaults = {});
+
+/// The prefix that puts the fault stage in front of a backend.
+inline constexpr std::string_view kFaultPrefix = "fault+";
+
+/// `uri` without the fault+ prefix and its fault-* parameters: what the inner backend gets.
+std::string faultInnerUri(const std::string &uri);
 
 /// The schemes openBackend() knows, for usage messages.
 std::string knownSchemes();

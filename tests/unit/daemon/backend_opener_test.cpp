@@ -97,3 +97,25 @@ TEST_CASE("file: and dir: paths must be absolute, even for root", "[backend]")
 		CHECK_THAT(e.message, Catch::EndsWith("path must be absolute"));
 	}
 }
+
+TEST_CASE("fault+ is for root, and the inner backend's rules still apply", "[backend]")
+{
+	Config config;
+	auto e = openError(config, "fault+memory:1M?fault-eio=0.5", kMember);
+	CHECK(e.code == Errc::NotPermitted);
+	CHECK_THAT(e.message, Catch::Contains("uid 65534 may not use fault+"));
+	auto rw = openAllowedBackend(config, "fault+memory:1M?fault-eio-range=0-4K", std::nullopt, kRoot);
+	REQUIRE(rw);
+	std::vector<std::byte> buf(512);
+	CHECK_FALSE((*rw)->readAt(buf, 0));
+	CHECK((*rw)->readAt(buf, 8192));
+	// The size the caller asks for reaches the inner backend; its path must be absolute.
+	r3test::TempDir tmp;
+	auto sized = openAllowedBackend(config, "fault+file:" + tmp / "f.img?fault-seed=1", 1 << 20, kRoot);
+	REQUIRE(sized);
+	CHECK((*sized)->size() == 1u << 20);
+	CHECK(openError(config, "fault+file:rel.img?size=1M", kRoot).code == Errc::InvalidArgument);
+	config.allowedSchemes = { "memory" };
+	CHECK(openError(config, "fault+file:/tmp/x?size=1M", kRoot).code == Errc::SchemeNotAllowed);
+	CHECK(openError(config, "fault+memory:1M?fault-eio=3", kRoot).code == Errc::BadUri);
+}

@@ -37,6 +37,17 @@ TEST_CASE("writes before track() are not recorded", "[tracking]")
 	CHECK(t->syncDirty() == std::vector<uint64_t>{ 5 });
 }
 
+TEST_CASE("markDirty marks a chunk again while tracking, only then", "[tracking]")
+{
+	auto t = make(16);
+	t->markDirty(3);
+	t->track();
+	CHECK(t->syncDirty().empty());
+	t->markDirty(4);
+	t->markDirty(16); // past the end: ignored
+	CHECK(t->syncDirty() == std::vector<uint64_t>{ 4 });
+}
+
 TEST_CASE("syncDirty returns every chunk a write touched, once", "[tracking]")
 {
 	auto t = make(16);

@@ -1,0 +1,440 @@
+#include "migration/messages.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "migration.pb.h"
+#include "stages/chunk_geometry.hpp"
+
+namespace r3d::migration {
+
+namespace {
+
+template <class Message>
+std::string serialize(const Message &m)
+{
+	std::string out;
+	m.SerializeToString(&out);
+	return out;
+}
+
+template <class Message>
+ResultMsg<Message> parse(std::span<const std::byte> meta, const char *what)
+{
+	// Checked before protobuf allocates anything for it.
+	if (meta.size() > kMaxMigrationMeta)
+		return fail(EPROTO, fmt::format("{} message of {} bytes is over the limit of {}", what, meta.size(),
+						kMaxMigrationMeta));
+	Message m;
+	if (!m.ParseFromArray(meta.data(), static_cast<int>(meta.size())))
+		return fail(EPROTO, fmt::format("malformed {} message ({} bytes)", what, meta.size()));
+	return m;
+}
+
+ResultMsg<void> checkId(const std::string &id, const char *what)
+{
+	if (id.empty())
+		return fail(EPROTO, fmt::format("the {} is empty", what));
+	if (id.size() > kMaxIdLength)
+		return fail(EPROTO, fmt::format("the {} is {} bytes long, over the limit of {}", what, id.size(),
+						kMaxIdLength));
+	return {};
+}
+
+ResultMsg<void> checkReplyError(int32_t error, const std::string &message, const char *what)
+{
+	if (error < 0 || error > 4095)
+		return fail(EPROTO, fmt::format("{} carries error {}, not an errno", what, error));
+	if (message.size() > kMaxMessageText)
+		return fail(EPROTO, fmt::format("{} carries a {}-byte message, over the limit of {}", what,
+						message.size(), kMaxMessageText));
+	return {};
+}
+
+ResultMsg<void> checkEpoch(uint64_t epoch, const char *what)
+{
+	if (epoch == 0)
+		return fail(EPROTO, fmt::format("{} names epoch 0; epochs start at 1", what));
+	return {};
+}
+
+size_t varintSize(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		++n;
+	}
+	return n;
+}
+
+/// Runs of `w` as (gap, length) pairs; the gap of the first is from w.first.
+std::vector<uint64_t> toRuns(const ChunkWindow &w)
+{
+	std::vector<uint64_t> runs;
+	uint64_t prevEnd = w.first;
+	for (size_t i = 0; i < w.chunks.size();) {
+		size_t j = i + 1;
+		while (j < w.chunks.size() && w.chunks[j] == w.chunks[j - 1] + 1)
+			++j;
+		runs.push_back(w.chunks[i] - prevEnd);
+		runs.push_back(j - i);
+		prevEnd = w.chunks[j - 1] + 1;
+		i = j;
+	}
+	return runs;
+}
+
+void fillChunkSet(r3::v1::ChunkSet &pb, const ChunkWindow &w)
+{
+	pb.set_window_first(w.first);
+	pb.set_window_end(w.end);
+	if (w.chunks.empty())
+		return;
+	auto runs = toRuns(w);
+	size_t runBytes = 0;
+	for (uint64_t v : runs)
+		runBytes += varintSize(v);
+	size_t bitmapBytes = static_cast<size_t>((w.end - w.first + 7) / 8);
+	if (runs.size() / 2 <= kMaxRuns && runBytes <= bitmapBytes) {
+		for (uint64_t v : runs)
+			pb.add_runs(v);
+		return;
+	}
+	std::string bitmap(bitmapBytes, '\0');
+	for (uint64_t c : w.chunks) {
+		uint64_t bit = c - w.first;
+		bitmap[static_cast<size_t>(bit / 8)] = static_cast<char>(
+			static_cast<unsigned char>(bitmap[static_cast<size_t>(bit / 8)]) | (1u << (bit % 8)));
+	}
+	pb.set_bitmap(std::move(bitmap));
+}
+
+ResultMsg<ChunkWindow> readChunkSet(const r3::v1::ChunkSet &pb, uint64_t chunkCount, const char *what)
+{
+	ChunkWindow w;
+	w.first = pb.window_first();
+	w.end = pb.window_end();
+	if (w.first >= w.end || w.end > chunkCount)
+		return fail(EPROTO, fmt::format("{}: window [{}, {}) is empty or outside the region's {} chunks", what,
+						w.first, w.end, chunkCount));
+	const uint64_t span = w.end - w.first;
+	if (span > kWindowChunks)
+		return fail(EPROTO, fmt::format("{}: window of {} chunks is over the limit of {}", what, span,
+						kWindowChunks));
+	if (pb.runs_size() > 0 && !pb.bitmap().empty())
+		return fail(EPROTO, fmt::format("{}: carries both runs and a bitmap", what));
+	if (pb.runs_size() > 0) {
+		if (pb.runs_size() % 2 != 0)
+			return fail(EPROTO, fmt::format("{}: {} run values, not (gap, length) pairs", what, pb.runs_size()));
+		if (static_cast<size_t>(pb.runs_size()) / 2 > kMaxRuns)
+			return fail(EPROTO, fmt::format("{}: {} runs, over the limit of {}", what, pb.runs_size() / 2,
+							kMaxRuns));
+		uint64_t pos = w.first;
+		for (int i = 0; i < pb.runs_size(); i += 2) {
+			uint64_t gap = pb.runs(i), length = pb.runs(i + 1);
+			// Canonical form: runs never touch, so a set has one encoding (and no run repeats a chunk).
+			if (length == 0 || (i > 0 && gap == 0))
+				return fail(EPROTO, fmt::format("{}: run {} has gap {} and length {}", what, i / 2, gap,
+								length));
+			if (gap > w.end - pos || length > w.end - pos - gap)
+				return fail(EPROTO, fmt::format("{}: run {} ends past the window end {}", what, i / 2, w.end));
+			pos += gap;
+			for (uint64_t k = 0; k < length; ++k)
+				w.chunks.push_back(pos + k);
+			pos += length;
+		}
+		return w;
+	}
+	const std::string &bitmap = pb.bitmap();
+	if (bitmap.empty())
+		return w;
+	if (bitmap.size() != (span + 7) / 8)
+		return fail(EPROTO, fmt::format("{}: bitmap of {} bytes for a window of {} chunks (needs {})", what,
+						bitmap.size(), span, (span + 7) / 8));
+	for (uint64_t bit = 0; bit < bitmap.size() * 8; ++bit) {
+		if (!((static_cast<unsigned char>(bitmap[static_cast<size_t>(bit / 8)]) >> (bit % 8)) & 1))
+			continue;
+		if (bit >= span)
+			return fail(EPROTO, fmt::format("{}: bitmap sets bit {} past the window's {} chunks", what, bit,
+							span));
+		w.chunks.push_back(w.first + bit);
+	}
+	return w;
+}
+
+} // namespace
+
+std::vector<ChunkWindow> splitWindows(const std::vector<uint64_t> &chunks, uint64_t chunkCount)
+{
+	std::vector<ChunkWindow> out;
+	if (chunks.empty()) {
+		out.push_back(ChunkWindow{ 0, std::min(chunkCount, kWindowChunks), {} });
+		return out;
+	}
+	for (uint64_t c : chunks) {
+		uint64_t first = c - c % kWindowChunks;
+		if (out.empty() || out.back().first != first)
+			out.push_back(ChunkWindow{ first, std::min(chunkCount, first + kWindowChunks), {} });
+		out.back().chunks.push_back(c);
+	}
+	return out;
+}
+
+ResultMsg<void> checkRegion(const RegionShape &region)
+{
+	if (!stages::ChunkGeometry::validChunk(region.chunk))
+		return fail(EPROTO, fmt::format("chunk size {} is outside [{}, {}]", region.chunk, limits::kMinChunk,
+						limits::kMaxChunk));
+	if (region.size == 0)
+		return fail(EPROTO, "the region is empty");
+	if (region.chunks() > kMaxRegionChunks)
+		return fail(EPROTO, fmt::format("a region of {} chunks is over the limit of {}", region.chunks(),
+						kMaxRegionChunks));
+	return {};
+}
+
+std::string encode(const MigrationHello &m)
+{
+	r3::v1::MigrationHello pb;
+	pb.set_version(m.version);
+	pb.set_migration_id(m.migrationId);
+	pb.set_leecher_id(m.leecherId);
+	pb.set_region_size(m.regionSize);
+	pb.set_chunk_size(m.chunkSize);
+	pb.set_epoch(m.epoch);
+	return serialize(pb);
+}
+
+std::string encode(const MigrationHelloReply &m)
+{
+	r3::v1::MigrationHelloReply pb;
+	pb.set_error(m.error);
+	pb.set_message(m.message);
+	pb.set_migration_id(m.migrationId);
+	pb.set_region_size(m.regionSize);
+	pb.set_chunk_size(m.chunkSize);
+	pb.set_epoch(m.epoch);
+	pb.set_round(m.round);
+	pb.set_handed_over(m.handedOver);
+	return serialize(pb);
+}
+
+std::string encode(const DirtyList &m)
+{
+	r3::v1::DirtyList pb;
+	pb.set_round(m.round);
+	pb.set_epoch(m.epoch);
+	fillChunkSet(*pb.mutable_chunks(), m.chunks);
+	pb.set_last(m.last);
+	return serialize(pb);
+}
+
+std::string encode(const RoundRequest &m)
+{
+	r3::v1::RoundRequest pb;
+	pb.set_applied_round(m.appliedRound);
+	return serialize(pb);
+}
+
+std::string encode(const FinalizeRequest &m)
+{
+	r3::v1::FinalizeRequest pb;
+	pb.set_migration_id(m.migrationId);
+	pb.set_leecher_id(m.leecherId);
+	pb.set_epoch(m.epoch);
+	pb.set_round(m.round);
+	return serialize(pb);
+}
+
+std::string encode(const FinalizeAck &m)
+{
+	r3::v1::FinalizeAck pb;
+	pb.set_error(m.error);
+	pb.set_message(m.message);
+	pb.set_epoch(m.epoch);
+	pb.set_round(m.round);
+	return serialize(pb);
+}
+
+std::string encode(const FinalizeCommit &m)
+{
+	r3::v1::FinalizeCommit pb;
+	pb.set_migration_id(m.migrationId);
+	pb.set_leecher_id(m.leecherId);
+	pb.set_epoch(m.epoch);
+	return serialize(pb);
+}
+
+std::string encode(const FinalizeCommitAck &m)
+{
+	r3::v1::FinalizeCommitAck pb;
+	pb.set_error(m.error);
+	pb.set_message(m.message);
+	pb.set_epoch(m.epoch);
+	return serialize(pb);
+}
+
+std::string encode(const Resume &m)
+{
+	r3::v1::Resume pb;
+	pb.set_migration_id(m.migrationId);
+	pb.set_leecher_id(m.leecherId);
+	pb.set_epoch(m.epoch);
+	pb.set_round(m.round);
+	fillChunkSet(*pb.mutable_held(), m.held);
+	pb.set_last(m.last);
+	return serialize(pb);
+}
+
+ResultMsg<MigrationHello> decodeMigrationHello(std::span<const std::byte> meta)
+{
+	auto pb = parse<r3::v1::MigrationHello>(meta, "migration hello");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	if (pb->version() != kMigrationVersion)
+		return fail(EPROTONOSUPPORT, fmt::format("migration hello speaks version {}, this side {}",
+							 pb->version(), kMigrationVersion));
+	if (auto ok = checkId(pb->migration_id(), "migration id"); !ok)
+		return unexpectedOf(ok.error());
+	if (auto ok = checkId(pb->leecher_id(), "leecher id"); !ok)
+		return unexpectedOf(ok.error());
+	// 0 means "whatever the seeder has"; a stated shape must be one a region can have.
+	if (pb->chunk_size() != 0 && !stages::ChunkGeometry::validChunk(pb->chunk_size()))
+		return fail(EPROTO, fmt::format("migration hello asks for chunk size {}, outside [{}, {}]",
+						pb->chunk_size(), limits::kMinChunk, limits::kMaxChunk));
+	if (pb->region_size() != 0 && pb->chunk_size() != 0) {
+		if (auto ok = checkRegion({ pb->region_size(), pb->chunk_size() }); !ok)
+			return unexpectedOf(ok.error());
+	}
+	return MigrationHello{ pb->version(), pb->migration_id(), pb->leecher_id(),
+			       pb->region_size(), pb->chunk_size(), pb->epoch() };
+}
+
+ResultMsg<MigrationHelloReply> decodeMigrationHelloReply(std::span<const std::byte> meta)
+{
+	auto pb = parse<r3::v1::MigrationHelloReply>(meta, "migration hello reply");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	if (auto ok = checkReplyError(pb->error(), pb->message(), "migration hello reply"); !ok)
+		return unexpectedOf(ok.error());
+	MigrationHelloReply m;
+	m.error = pb->error();
+	m.message = pb->message();
+	if (m.error != 0)
+		return m; // a refusal carries only its reason
+	if (auto ok = checkId(pb->migration_id(), "migration id"); !ok)
+		return unexpectedOf(ok.error());
+	if (auto ok = checkRegion({ pb->region_size(), pb->chunk_size() }); !ok)
+		return unexpectedOf(ok.error());
+	if (auto ok = checkEpoch(pb->epoch(), "migration hello reply"); !ok)
+		return unexpectedOf(ok.error());
+	m.migrationId = pb->migration_id();
+	m.regionSize = pb->region_size();
+	m.chunkSize = pb->chunk_size();
+	m.epoch = pb->epoch();
+	m.round = pb->round();
+	m.handedOver = pb->handed_over();
+	return m;
+}
+
+ResultMsg<DirtyList> decodeDirtyList(std::span<const std::byte> meta, const RegionShape &region)
+{
+	auto pb = parse<r3::v1::DirtyList>(meta, "dirty list");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	if (auto ok = checkEpoch(pb->epoch(), "dirty list"); !ok)
+		return unexpectedOf(ok.error());
+	if (!pb->has_chunks())
+		return fail(EPROTO, "dirty list carries no chunk set");
+	auto chunks = readChunkSet(pb->chunks(), region.chunks(), "dirty list");
+	if (!chunks)
+		return unexpectedOf(chunks.error());
+	return DirtyList{ pb->round(), pb->epoch(), std::move(*chunks), pb->last() };
+}
+
+ResultMsg<RoundRequest> decodeRoundRequest(std::span<const std::byte> meta)
+{
+	auto pb = parse<r3::v1::RoundRequest>(meta, "round request");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	return RoundRequest{ pb->applied_round() };
+}
+
+ResultMsg<FinalizeRequest> decodeFinalizeRequest(std::span<const std::byte> meta)
+{
+	auto pb = parse<r3::v1::FinalizeRequest>(meta, "finalize request");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	if (auto ok = checkId(pb->migration_id(), "migration id"); !ok)
+		return unexpectedOf(ok.error());
+	if (auto ok = checkId(pb->leecher_id(), "leecher id"); !ok)
+		return unexpectedOf(ok.error());
+	if (auto ok = checkEpoch(pb->epoch(), "finalize request"); !ok)
+		return unexpectedOf(ok.error());
+	return FinalizeRequest{ pb->migration_id(), pb->leecher_id(), pb->epoch(), pb->round() };
+}
+
+ResultMsg<FinalizeAck> decodeFinalizeAck(std::span<const std::byte> meta)
+{
+	auto pb = parse<r3::v1::FinalizeAck>(meta, "finalize ack");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	if (auto ok = checkReplyError(pb->error(), pb->message(), "finalize ack"); !ok)
+		return unexpectedOf(ok.error());
+	if (pb->error() == 0) {
+		if (auto ok = checkEpoch(pb->epoch(), "finalize ack"); !ok)
+			return unexpectedOf(ok.error());
+	}
+	return FinalizeAck{ pb->error(), pb->message(), pb->epoch(), pb->round() };
+}
+
+ResultMsg<FinalizeCommit> decodeFinalizeCommit(std::span<const std::byte> meta)
+{
+	auto pb = parse<r3::v1::FinalizeCommit>(meta, "finalize commit");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	if (auto ok = checkId(pb->migration_id(), "migration id"); !ok)
+		return unexpectedOf(ok.error());
+	if (auto ok = checkId(pb->leecher_id(), "leecher id"); !ok)
+		return unexpectedOf(ok.error());
+	if (auto ok = checkEpoch(pb->epoch(), "finalize commit"); !ok)
+		return unexpectedOf(ok.error());
+	return FinalizeCommit{ pb->migration_id(), pb->leecher_id(), pb->epoch() };
+}
+
+ResultMsg<FinalizeCommitAck> decodeFinalizeCommitAck(std::span<const std::byte> meta)
+{
+	auto pb = parse<r3::v1::FinalizeCommitAck>(meta, "finalize commit ack");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	if (auto ok = checkReplyError(pb->error(), pb->message(), "finalize commit ack"); !ok)
+		return unexpectedOf(ok.error());
+	if (pb->error() == 0) {
+		if (auto ok = checkEpoch(pb->epoch(), "finalize commit ack"); !ok)
+			return unexpectedOf(ok.error());
+	}
+	return FinalizeCommitAck{ pb->error(), pb->message(), pb->epoch() };
+}
+
+ResultMsg<Resume> decodeResume(std::span<const std::byte> meta, const RegionShape &region)
+{
+	auto pb = parse<r3::v1::Resume>(meta, "resume");
+	if (!pb)
+		return unexpectedOf(pb.error());
+	if (auto ok = checkId(pb->migration_id(), "migration id"); !ok)
+		return unexpectedOf(ok.error());
+	if (auto ok = checkId(pb->leecher_id(), "leecher id"); !ok)
+		return unexpectedOf(ok.error());
+	if (auto ok = checkEpoch(pb->epoch(), "resume"); !ok)
+		return unexpectedOf(ok.error());
+	if (!pb->has_held())
+		return fail(EPROTO, "resume carries no chunk set");
+	auto held = readChunkSet(pb->held(), region.chunks(), "resume");
+	if (!held)
+		return unexpectedOf(held.error());
+	return Resume{ pb->migration_id(), pb->leecher_id(), pb->epoch(), pb->round(), std::move(*held), pb->last() };
+}
+
+} // namespace r3d::migration
