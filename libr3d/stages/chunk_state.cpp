@@ -55,6 +55,19 @@ void ChunkState::finishPull(uint64_t index, bool ok)
 	w.notify_all();
 }
 
+bool ChunkState::dropLocal(uint64_t index)
+{
+	uint32_t cur = words_[index].load(std::memory_order_acquire);
+	while (Word{ cur }.phase() == ChunkPhase::Local) {
+		uint32_t next = (cur & ~kPhaseMask) | static_cast<uint32_t>(ChunkPhase::Remote);
+		if (words_[index].compare_exchange_weak(cur, next, std::memory_order_acq_rel)) {
+			moved(ChunkPhase::Local, ChunkPhase::Remote);
+			return true;
+		}
+	}
+	return false;
+}
+
 ChunkState::Word ChunkState::waitWhilePulling(uint64_t index) const
 {
 	auto &w = words_[index];

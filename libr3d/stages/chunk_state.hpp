@@ -58,6 +58,10 @@ public:
 	bool claimPull(uint64_t index);
 	/// pulling → local (`ok`) or back to remote, waking readers.
 	void finishPull(uint64_t index, bool ok);
+	/// local → remote: the cache lost the chunk's data (a memory region's pages were
+	/// discarded), so the next read pulls it again. False if it was not local (a pull in
+	/// flight, or dirty: those keep their state).
+	bool dropLocal(uint64_t index);
 	/// Blocks while the chunk is pulling; returns the word it settled on.
 	Word waitWhilePulling(uint64_t index) const;
 

@@ -47,6 +47,7 @@ public:
 		case EACCES:
 		case EFBIG:
 		case ENOTSUP:
+		case ECANCELED: // the caller is going away (a region being unmapped)
 			return false;
 		default:
 			return true;

@@ -101,6 +101,25 @@ TEST_CASE("pull: remote -> pulling -> local, or back to remote on failure", "[ch
 	requireCensusMatches(s);
 }
 
+TEST_CASE("dropLocal: local -> remote (a discarded page), nothing else moves", "[chunk_state]")
+{
+	ChunkState s(4);
+	CHECK_FALSE(s.dropLocal(0)); // remote already
+	REQUIRE(s.claimPull(1));
+	CHECK_FALSE(s.dropLocal(1)); // a pull in flight keeps its owner
+	s.finishPull(1, true);
+	REQUIRE(s.dropLocal(1));
+	CHECK(s.load(1).phase() == ChunkPhase::Remote);
+	CHECK(s.claimPull(1)); // pulled again on the next read
+	s.finishPull(1, true);
+	bool wasClean = false;
+	REQUIRE(s.beginWrite(1, true, wasClean) == Begin::Started);
+	s.endWrite(1);
+	CHECK_FALSE(s.dropLocal(1)); // dirty data is not dropped
+	CHECK(s.load(1).phase() == ChunkPhase::Dirty);
+	requireCensusMatches(s);
+}
+
 TEST_CASE("waitWhilePulling blocks until the pull ends and returns the settled word", "[chunk_state]")
 {
 	ChunkState s(2);

@@ -1,0 +1,80 @@
+#include <r3d/memory_region.hpp>
+
+#include <fmt/format.h>
+
+#include <r3d/backend_factory.hpp>
+
+#include "stages/pipeline.hpp"
+#include "uffd/uffd_region.hpp"
+
+namespace r3d {
+
+MemoryRegion::MemoryRegion(std::unique_ptr<uffd::UffdRegion> region) : region_(std::move(region)) {}
+
+MemoryRegion::~MemoryRegion()
+{
+	unmap();
+}
+
+ResultMsg<std::unique_ptr<MemoryRegion>> MemoryRegion::map(const std::string &uri, uint64_t size,
+							   const MemoryRegionOptions &options)
+{
+	auto backend = openBackend(uri);
+	if (!backend)
+		return unexpectedOf(backend.error());
+	return map(std::move(*backend), size, options);
+}
+
+ResultMsg<std::unique_ptr<MemoryRegion>> MemoryRegion::map(std::shared_ptr<ReadWriterAt> source, uint64_t size,
+							   const MemoryRegionOptions &options)
+{
+	if (!source)
+		return fail(EINVAL, "memory region: no backend");
+	// Pulls are whole chunks; a backend of a coarser granularity gets its own (the pipeline
+	// reconciles the two or says why not).
+	stages::PipelineSpec spec;
+	spec.chunk = uffd::UffdRegion::chunkFor(options);
+	spec.callerBlock = spec.chunk;
+	auto pipeline = stages::buildPipeline(std::move(source), spec);
+	if (!pipeline)
+		return unexpectedOf(pipeline.error());
+	MemoryRegionOptions o = options;
+	if (pipeline->chunk > spec.chunk) {
+		if (o.batching == FaultBatching::Fixed)
+			o.fixedRun = pipeline->chunk;
+		else {
+			o.chunk = pipeline->chunk;
+			o.maxRun = std::max(o.maxRun, o.chunk);
+		}
+	}
+	auto server = uffd::FaultServer::shared();
+	if (!server)
+		return unexpectedOf(server.error());
+	auto region = uffd::UffdRegion::create(pipeline->top, size, o, std::move(*server));
+	if (!region)
+		return unexpectedOf(region.error());
+	return std::unique_ptr<MemoryRegion>(new MemoryRegion(std::move(*region)));
+}
+
+std::byte *MemoryRegion::data() const
+{
+	return region_->data();
+}
+
+uint64_t MemoryRegion::size() const
+{
+	return region_->size();
+}
+
+MemoryRegionStats MemoryRegion::stats() const
+{
+	return region_->stats();
+}
+
+void MemoryRegion::unmap()
+{
+	if (region_)
+		region_->close();
+}
+
+} // namespace r3d

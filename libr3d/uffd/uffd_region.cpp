@@ -1,0 +1,338 @@
+#include "uffd/uffd_region.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include "r3d/log.hpp"
+
+namespace r3d::uffd {
+namespace {
+
+auto logger()
+{
+	return r3d::log::get("uffd");
+}
+
+uint64_t pageSize()
+{
+	return static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+} // namespace
+
+uint64_t UffdRegion::chunkFor(const MemoryRegionOptions &options)
+{
+	return options.batching == FaultBatching::Fixed ? options.fixedRun : options.chunk;
+}
+
+ResultMsg<std::unique_ptr<UffdRegion>> UffdRegion::create(std::shared_ptr<ReadWriterAt> remote, uint64_t size,
+							  const MemoryRegionOptions &options,
+							  std::shared_ptr<FaultServer> server)
+{
+	if (!remote || !server)
+		return fail(EINVAL, "memory region: no backend");
+	const uint64_t page = pageSize();
+	if (size == 0)
+		size = remote->size();
+	if (size == 0 || size % page != 0)
+		return fail(EINVAL, fmt::format("memory region: the size {} is not a positive multiple of the page size {}",
+						size, page));
+	if (size > remote->size())
+		return fail(EINVAL, fmt::format("memory region: {} bytes asked for, the backend has {}", size, remote->size()));
+	uint64_t chunk = chunkFor(options);
+	if (chunk == 0 || chunk % page != 0 || chunk > (64u << 20))
+		return fail(EINVAL, fmt::format("memory region: the pull unit {} is not a page multiple up to 64 MiB", chunk));
+	if (options.batching == FaultBatching::Adaptive && options.maxRun < chunk)
+		return fail(EINVAL, "memory region: maxRun is smaller than chunk");
+
+	UserfaultFd::OpenOptions uo;
+	uo.wanted = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_THREAD_ID
+		    | kFeaturePoison;
+	uo.required = options.followFork ? UFFD_FEATURE_EVENT_FORK : 0;
+	uo.kernelFaults = options.kernelFaults;
+	auto uffd = UserfaultFd::open(uo);
+	if (!uffd)
+		return unexpectedOf(uffd.error());
+
+	void *base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED)
+		return fail(lastErrno(), fmt::format("memory region: mmap of {} bytes: {}", size, std::strerror(errno)));
+	// A child must never see this memory as zero pages: without EVENT_FORK it gets none.
+	if (!options.followFork && ::madvise(base, size, MADV_DONTFORK) != 0) {
+		auto e = lastErrno();
+		::munmap(base, size);
+		return fail(e, fmt::format("memory region: MADV_DONTFORK: {}", e.message()));
+	}
+	if (auto r = uffd->registerMissing(base, size); !r) {
+		::munmap(base, size);
+		return fail(r.error(), fmt::format("memory region: UFFDIO_REGISTER: {}", r.error().message()));
+	}
+	std::unique_ptr<UffdRegion> region(new UffdRegion(std::move(remote), size, chunk, options, std::move(server),
+							  std::move(*uffd), static_cast<std::byte *>(base),
+							  { SegmentMap::Segment{ reinterpret_cast<uintptr_t>(base), size, 0 } }));
+	if (auto r = region->start(); !r)
+		return fail(r.error(), fmt::format("memory region: cannot serve it: {}", r.error().message()));
+	logger()->debug("mapped {} bytes at {} ({}, chunk {}, features {:#x})", size, base, region->uffd_.origin(), chunk,
+			region->uffd_.features());
+	return region;
+}
+
+UffdRegion::UffdRegion(std::shared_ptr<ReadWriterAt> remote, uint64_t size, uint64_t chunk,
+		       const MemoryRegionOptions &options, std::shared_ptr<FaultServer> server, UserfaultFd uffd,
+		       std::byte *base, std::vector<SegmentMap::Segment> segments)
+	: options_(options), server_(std::move(server)), uffd_(std::move(uffd)), base_(base), page_(pageSize()),
+	  segments_(std::move(segments)), ctx_(std::move(remote), { size, chunk })
+{
+	origin_ = uffd_.origin();
+	cache_ = std::make_shared<UffdCache>(uffd_, segments_, closing_, size);
+	ctx_.cache = cache_;
+	stages::PullerOptions po;
+	po.workers = std::max(1u, options_.pullWorkers);
+	po.background = options_.background;
+	po.remoteTimeout = options_.remoteTimeout;
+	po.maxBatch = options_.batching == FaultBatching::Fixed ? chunk : std::max(options_.maxRun, chunk);
+	po.maxWindow = std::max<uint64_t>(po.maxBatch * 4, 8u << 20);
+	puller_ = std::make_unique<stages::Puller>(ctx_, std::move(po));
+}
+
+Result<void> UffdRegion::start()
+{
+	R3D_TRY(server_->add(uffd_.fd(), this));
+	if (options_.background || options_.readahead)
+		puller_->start();
+	return {};
+}
+
+UffdRegion::~UffdRegion()
+{
+	close();
+}
+
+void UffdRegion::close()
+{
+	{
+		std::lock_guard lock(closeMutex_);
+		if (closed_)
+			return;
+		closed_ = true;
+	}
+	closing_.store(true, std::memory_order_release);
+	auto segments = segments_.segments();
+	if (!child_)
+		// Unmapped while the server still reads this uffd: munmap waits for its UNMAP event
+		// to be read. Threads waiting on a fault are woken below and fault again on no
+		// mapping at all (SIGSEGV), never on zero pages.
+		for (const auto &s : segments)
+			::munmap(reinterpret_cast<void *>(s.addr), s.len);
+	for (const auto &s : segments) {
+		if (child_)
+			(void)uffd_.unregister(reinterpret_cast<void *>(s.addr), s.len);
+		(void)uffd_.wake(reinterpret_cast<void *>(s.addr), s.len);
+	}
+	// No more messages: then no job can be posted, and children_ is ours.
+	server_->remove(this);
+	puller_->stop();
+	{
+		std::unique_lock lock(pendingMutex_);
+		pendingDone_.wait(lock, [&] { return pending_ == 0; });
+	}
+	for (auto &c : children_)
+		c->close();
+	children_.clear();
+	segments_.unmap(0, UINTPTR_MAX);
+	// Closing the uffd lets go of anything still waiting on it (a forked child's faults).
+	uffd_ = UserfaultFd();
+}
+
+MemoryRegionStats UffdRegion::stats() const
+{
+	MemoryRegionStats s;
+	s.faults = faults_.load(std::memory_order_relaxed);
+	s.faultPulls = faultPulls_.load(std::memory_order_relaxed);
+	s.pulledBytes = puller_->stats().pulledBytes;
+	auto c = ctx_.state.census();
+	s.presentBytes = std::min(ctx_.geometry.size, (c.local + c.dirty + c.pushing) * ctx_.geometry.chunk);
+	s.poisonedPages = poisoned_.load(std::memory_order_relaxed);
+	s.removes = removes_.load(std::memory_order_relaxed);
+	s.unmaps = unmaps_.load(std::memory_order_relaxed);
+	s.remaps = remaps_.load(std::memory_order_relaxed);
+	s.forks = forks_.load(std::memory_order_relaxed);
+	s.uffdOrigin = origin_;
+	return s;
+}
+
+void UffdRegion::onReadable()
+{
+	for (;;) {
+		auto m = uffd_.read();
+		if (!m) {
+			logger()->error("reading the userfaultfd: {}", m.error().message());
+			return;
+		}
+		if (!*m)
+			return;
+		const uffd_msg &msg = **m;
+		switch (msg.event) {
+		case UFFD_EVENT_PAGEFAULT: {
+			uintptr_t addr = msg.arg.pagefault.address & ~(page_ - 1);
+			uint32_t tid = msg.arg.pagefault.feat.ptid;
+			{
+				std::lock_guard lock(pendingMutex_);
+				++pending_;
+			}
+			server_->post([this, addr, tid] {
+				handleFault(addr, tid);
+				std::lock_guard lock(pendingMutex_);
+				if (--pending_ == 0)
+					pendingDone_.notify_all();
+			});
+			break;
+		}
+		case UFFD_EVENT_REMOVE:
+			removes_.fetch_add(1, std::memory_order_relaxed);
+			onRemove(msg.arg.remove.start, msg.arg.remove.end);
+			break;
+		case UFFD_EVENT_UNMAP:
+			unmaps_.fetch_add(1, std::memory_order_relaxed);
+			onUnmap(msg.arg.remove.start, msg.arg.remove.end);
+			break;
+		case UFFD_EVENT_REMAP:
+			remaps_.fetch_add(1, std::memory_order_relaxed);
+			segments_.remap(msg.arg.remap.from, msg.arg.remap.to, msg.arg.remap.len);
+			break;
+		case UFFD_EVENT_FORK:
+			forks_.fetch_add(1, std::memory_order_relaxed);
+			onFork(static_cast<int>(msg.arg.fork.ufd));
+			break;
+		default:
+			logger()->warn("unexpected userfaultfd event {:#x}", msg.event);
+		}
+	}
+}
+
+std::pair<uint64_t, uint64_t> UffdRegion::runFor(uint64_t c)
+{
+	const uint64_t chunks = ctx_.geometry.count();
+	if (options_.batching == FaultBatching::Fixed)
+		return { c, c }; // the chunk is the fixed run
+	const uint64_t maxRun = std::max<uint64_t>(1, options_.maxRun / ctx_.geometry.chunk);
+	std::lock_guard lock(runMutex_);
+	// Inside or right after the last run: the app reads on, so double the run; anywhere
+	// else, start again at one chunk.
+	bool sequential = runEnd_ != UINT64_MAX && c >= runStart_ && c <= runEnd_;
+	run_ = sequential ? std::min(run_ * 2, maxRun) : 1;
+	uint64_t last = std::min(chunks - 1, c + run_ - 1);
+	runStart_ = c;
+	runEnd_ = last + 1;
+	return { c, last };
+}
+
+void UffdRegion::handleFault(uintptr_t addr, uint32_t tid)
+{
+	if (closing_.load(std::memory_order_acquire)) {
+		// Let it fault again: on no mapping once close() has unmapped it.
+		(void)uffd_.wake(reinterpret_cast<void *>(addr), page_);
+		return;
+	}
+	faults_.fetch_add(1, std::memory_order_relaxed);
+	auto off = segments_.offsetAt(addr);
+	if (!off) {
+		// Unmapped or moved since the fault was queued: let it fault again.
+		(void)uffd_.wake(reinterpret_cast<void *>(addr), page_);
+		return;
+	}
+	uint64_t c = *off / ctx_.geometry.chunk;
+	auto w = ctx_.state.load(c);
+	if (w.present()) {
+		unsigned char resident = 0;
+		if (::mincore(reinterpret_cast<void *>(addr), page_, &resident) == 0 && (resident & 1)) {
+			(void)uffd_.wake(reinterpret_cast<void *>(addr), page_);
+			return;
+		}
+		// Discarded while its pull was in flight (REMOVE raced the copy): pull it again.
+		ctx_.state.dropLocal(c);
+	}
+	auto [first, last] = runFor(c);
+	if (ctx_.state.load(c).phase() == stages::ChunkPhase::Remote)
+		faultPulls_.fetch_add(1, std::memory_order_relaxed);
+	if (options_.readahead)
+		puller_->noteRead(first, last);
+	auto r = puller_->demand(first, last);
+	if (r || ctx_.state.load(c).present())
+		return; // the copy woke the thread (only the run's tail may have failed)
+	if (r.error().value() == ECANCELED || closing_.load(std::memory_order_acquire))
+		return;
+	giveUp(addr, tid, r.error());
+}
+
+void UffdRegion::giveUp(uintptr_t page, uint32_t tid, const std::error_code &error)
+{
+	poisoned_.fetch_add(1, std::memory_order_relaxed);
+	if (uffd_.has(kFeaturePoison)) {
+		auto r = uffd_.poison(reinterpret_cast<void *>(page), page_);
+		if (r) {
+			logger()->error("page {:#x} of the region could not be pulled ({}): the app gets SIGBUS there", page,
+					error.message());
+			return;
+		}
+		logger()->warn("UFFDIO_POISON: {}", r.error().message());
+	}
+	// No UFFDIO_POISON (before 6.6): signal the faulting thread itself; if it returns from
+	// a handler, its next touch faults again and is retried.
+	logger()->error("page {:#x} of the region could not be pulled ({}): SIGBUS to thread {}", page, error.message(), tid);
+	if (tid == 0 || ::syscall(SYS_tgkill, ::getpid(), tid, SIGBUS) != 0)
+		logger()->critical("cannot signal the faulting thread; it waits until the backend answers");
+}
+
+void UffdRegion::onRemove(uintptr_t start, uintptr_t end)
+{
+	const uint64_t chunk = ctx_.geometry.chunk;
+	for (auto [off, len] : segments_.offsetsIn(start, end))
+		for (uint64_t i = off / chunk; i <= (off + len - 1) / chunk; ++i)
+			ctx_.state.dropLocal(i);
+}
+
+void UffdRegion::onUnmap(uintptr_t start, uintptr_t end)
+{
+	auto gone = segments_.offsetsIn(start, end);
+	segments_.unmap(start, end);
+	const uint64_t chunk = ctx_.geometry.chunk;
+	for (auto [off, len] : gone)
+		for (uint64_t i = off / chunk; i <= (off + len - 1) / chunk; ++i) {
+			bool mapped = false;
+			segments_.forEachMapped(i * chunk, ctx_.geometry.lengthOf(i),
+						[&](uintptr_t, uint64_t, uint64_t) { mapped = true; });
+			// Nothing left to fill: settle it so no pull fetches it for nobody.
+			if (!mapped && ctx_.state.claimPull(i))
+				ctx_.state.finishPull(i, true);
+		}
+}
+
+void UffdRegion::onFork(int ufd)
+{
+	UniqueFd fd(ufd);
+	setCloexec(fd.get());
+	MemoryRegionOptions o = options_;
+	o.background = false;
+	o.readahead = false;
+	o.pullWorkers = 1;
+	std::unique_ptr<UffdRegion> child(new UffdRegion(ctx_.remote, ctx_.geometry.size, ctx_.geometry.chunk, o, server_,
+							 UserfaultFd(std::move(fd), uffd_.features()), base_,
+							 segments_.segments()));
+	child->child_ = true;
+	if (auto r = child->start(); !r) {
+		logger()->error("cannot serve a forked child's copy of the region: {}", r.error().message());
+		return;
+	}
+	children_.push_back(std::move(child));
+}
+
+} // namespace r3d::uffd

@@ -1,0 +1,117 @@
+#pragma once
+
+// A memory region served from a backend through a userfaultfd: the mapping, its uffd, the
+// Puller that fills it (with UffdCache as its cache) and what each uffd message means.
+//
+//   app touches a missing page ─▶ PAGEFAULT ─▶ FaultServer worker ─▶ Puller::demand(run)
+//        ▲                                                              │ remote->readAt
+//        └──────────── woken by UFFDIO_COPY ◀── UffdCache::writeAt ◀────┘
+//
+// Events (read on the FaultServer's thread, which the causing thread waits for):
+//   REMOVE (madvise DONTNEED/REMOVE): the app threw those pages away. Their chunks go back
+//       to remote, so the next touch pulls the backend's bytes again; what the app wrote
+//       there is lost, as DONTNEED loses it on any anonymous memory (nothing is written back
+//       yet). Pages of those chunks still present keep their contents (copies skip them).
+//   UNMAP (munmap, or mremap shrinking): the addresses leave the region; nothing is copied
+//       there again, and chunks left with no address are settled as present so nothing
+//       pulls them.
+//   REMAP (mremap moving): the pages moved with their contents; the region follows them.
+//   FORK (only with followFork): the child's uffd arrives; a child region serves the child's
+//       copy from the same backend (its own chunk states, demand only), until this region
+//       is unmapped. Without followFork the mapping is MADV_DONTFORK.
+// A fault on a chunk the states call present is either one a copy just resolved (the page is
+// there: wake) or one whose pages were discarded while a pull was in flight (REMOVE racing
+// the copy): then the chunk is pulled again.
+// A pull that fails for remoteTimeout poisons the faulting page (SIGBUS), see
+// <r3d/memory_region.hpp>.
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <r3d/memory_region.hpp>
+#include <r3d/read_writer_at.hpp>
+#include <r3d/result.hpp>
+
+#include "stages/puller.hpp"
+#include "stages/sync_context.hpp"
+#include "uffd/fault_server.hpp"
+#include "uffd/segment_map.hpp"
+#include "uffd/uffd_cache.hpp"
+#include "uffd/userfault_fd.hpp"
+
+namespace r3d::uffd {
+
+class UffdRegion final : public FaultServer::Source
+{
+public:
+	/// Maps `size` bytes (a page multiple, at most remote->size()) served from `remote`,
+	/// which takes reads of whole chunks (see chunkFor()).
+	static ResultMsg<std::unique_ptr<UffdRegion>> create(std::shared_ptr<ReadWriterAt> remote, uint64_t size,
+							     const MemoryRegionOptions &options,
+							     std::shared_ptr<FaultServer> server);
+	~UffdRegion() override;
+	UffdRegion(const UffdRegion &) = delete;
+	UffdRegion &operator=(const UffdRegion &) = delete;
+
+	/// The chunk a region with these options tracks and pulls at.
+	static uint64_t chunkFor(const MemoryRegionOptions &options);
+
+	std::byte *data() const { return base_; }
+	uint64_t size() const { return ctx_.geometry.size; }
+	MemoryRegionStats stats() const;
+	/// See MemoryRegion::unmap().
+	void close();
+
+	void onReadable() override;
+
+private:
+	UffdRegion(std::shared_ptr<ReadWriterAt> remote, uint64_t size, uint64_t chunk, const MemoryRegionOptions &options,
+		   std::shared_ptr<FaultServer> server, UserfaultFd uffd, std::byte *base,
+		   std::vector<SegmentMap::Segment> segments);
+	/// Starts serving (registered with the server, workers running).
+	Result<void> start();
+
+	void handleFault(uintptr_t addr, uint32_t tid);
+	/// The chunks [first, last] a fault on chunk `c` pulls.
+	std::pair<uint64_t, uint64_t> runFor(uint64_t c);
+	void giveUp(uintptr_t page, uint32_t tid, const std::error_code &error);
+	void onRemove(uintptr_t start, uintptr_t end);
+	void onUnmap(uintptr_t start, uintptr_t end);
+	void onFork(int ufd);
+
+	MemoryRegionOptions options_;
+	std::shared_ptr<FaultServer> server_;
+	UserfaultFd uffd_;
+	std::string origin_; ///< how uffd_ was made, for stats
+	std::byte *base_;
+	uint64_t page_;
+	SegmentMap segments_;
+	std::atomic<bool> closing_{ false };
+	stages::SyncContext ctx_;
+	std::shared_ptr<UffdCache> cache_;
+	std::unique_ptr<stages::Puller> puller_;
+	bool child_ = false;
+
+	// Adaptive batching: the run the last fault pulled.
+	std::mutex runMutex_;
+	uint64_t runStart_ = 0;
+	uint64_t runEnd_ = UINT64_MAX; ///< one past its last chunk
+	uint64_t run_ = 1;             ///< its length in chunks
+
+	std::mutex pendingMutex_;
+	std::condition_variable pendingDone_;
+	uint64_t pending_ = 0; ///< fault jobs posted and not finished
+
+	std::mutex closeMutex_;
+	bool closed_ = false;
+	std::vector<std::unique_ptr<UffdRegion>> children_; ///< forked children (reader thread only)
+
+	std::atomic<uint64_t> faults_{ 0 }, faultPulls_{ 0 }, poisoned_{ 0 };
+	std::atomic<uint64_t> removes_{ 0 }, unmaps_{ 0 }, remaps_{ 0 }, forks_{ 0 };
+};
+
+} // namespace r3d::uffd
