@@ -34,6 +34,9 @@ namespace {
 constexpr auto kPollFree = std::chrono::milliseconds(2);
 constexpr auto kReclaimWait = std::chrono::seconds(3);
 constexpr auto kBusyRetry = std::chrono::milliseconds(50);
+// Linux 6.1 was seen (CI, guest) shutting down the sockets of a reclaimed device ~0.5 s after
+// its pid file went away, which killed the connection attached right after: wait this long.
+constexpr auto kReclaimSettle = std::chrono::seconds(1);
 
 std::shared_ptr<spdlog::logger> logger()
 {
@@ -481,9 +484,10 @@ std::vector<unsigned> KernelDevice::reclaimStaleWith(const AttachOptions &option
 			logger()->warn("{}", r.error().message);
 			continue;
 		}
-		if (waitUntilFree(devices, d.index, std::min(deadline, Clock::now() + kReclaimWait)))
+		if (waitUntilFree(devices, d.index, std::min(deadline, Clock::now() + kReclaimWait))) {
 			reclaimed.push_back(d.index);
-		else
+			std::this_thread::sleep_until(std::min(deadline, Clock::now() + kReclaimSettle));
+		} else
 			logger()->warn("nbd{} is disconnected but still held open", d.index);
 	}
 	return reclaimed;
