@@ -20,6 +20,8 @@ packages=(
   debhelper dpkg-dev fakeroot
   # kernel NBD attach, and the QEMU guest of the vm suite (its kernel is downloaded at test time)
   libudev-dev qemu-system-x86 busybox-static cpio kmod xz-utils e2fsprogs
+  # the examples (the SQLite one opens a database through nbdfuse, part of libnbd-bin)
+  sqlite3
 )
 # npm installs s3rver below. Node.js may come from elsewhere (e.g. NodeSource, which bundles
 # npm and conflicts with Debian's npm): take Debian's only when there is no npm at all.

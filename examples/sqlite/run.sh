@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# A remote SQLite database opened in place: the database file stays on a remote
+# (`r3serve --r3`), a managed export with no background pull caches what sqlite3 touches,
+# and nbdfuse shows the export as a file that Debian's sqlite3 opens. See README.md.
+#   run.sh [ROWS]      default 1000000 (about 280 MiB); CHUNK=SIZE (64K), JSON=FILE
+set -euo pipefail
+rows=${1:-1000000}
+chunk=${CHUNK:-64K}
+here=$(cd "$(dirname "$0")" && pwd)
+r3serve=${R3SERVE:-$here/../../build/cli/r3serve/r3serve}
+sqlite=/usr/bin/sqlite3
+[ -x "$r3serve" ] || { echo "run.sh: no r3serve at $r3serve (build first, or set R3SERVE)" >&2; exit 2; }
+work=$(mktemp -d /tmp/r3sqlite.XXXXXX)
+pids=()
+cleanup() {
+	mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+serve() {
+	local name=$1
+	shift
+	"$r3serve" --pid-file "$work/$name.pid" "$@" >"$work/$name.out" 2>"$work/$name.log" &
+	pids+=($!)
+	for _ in $(seq 600); do [ -s "$work/$name.pid" ] && return; sleep 0.05; done
+	cat "$work/$name.log" >&2
+	exit 1
+}
+stop() {
+	local pid
+	pid=$(cat "$work/$1.pid")
+	kill -TERM "$pid"
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+}
+# served NAME FIELD: a figure from the "served: ..." line r3serve logs when it stops.
+served() {
+	sed -n "s/.*served: .* \([0-9][0-9]*\) $2.*/\1/p" "$work/$1.log" | tail -n1
+}
+
+# The remote database: ROWS rows of about 280 bytes, an index on sku.
+"$sqlite" "$work/remote.db" "PRAGMA page_size=4096;
+CREATE TABLE items(id INTEGER PRIMARY KEY, sku TEXT, qty INTEGER, payload BLOB);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $rows)
+INSERT INTO items SELECT i, printf('sku-%08d', (i * 7919) % 1000003), i % 97, randomblob(230) FROM n;
+CREATE INDEX items_sku ON items(sku);"
+db_bytes=$(stat -c %s "$work/remote.db")
+# The rows looked up, and what the remote file itself answers for them.
+skus=$(/usr/bin/python3 -c "import random; r = random.Random(7); print(' '.join('sku-%08d' % ((r.randrange(1, $rows + 1) * 7919) % 1000003) for _ in range(20)))")
+query() {
+	local q="" s
+	for s in $skus; do q+="SELECT sku, id, qty FROM items WHERE sku = '$s';"; done
+	"$sqlite" "$1" "$q"
+}
+expected=$(query "file:$work/remote.db?immutable=1" | sha256sum)
+
+echo "database: $rows rows, $db_bytes bytes, on the remote; chunks of $chunk"
+serve remote --r3 --listen 127.0.0.1:0 --name db "file:$work/remote.db"
+# No background pull: only what sqlite3 reads is fetched. A long push interval: a write
+# reaches the remote when sqlite3 syncs it (fsync -> NBD FLUSH), not by a timer.
+serve managed --managed --cache "$work/cache" --background no --push-interval 1h --chunk-size "$chunk" \
+	--socket "$work/managed.sock" "r3://$(head -n1 "$work/remote.out")/db"
+mkdir "$work/mnt"
+nbdfuse "$work/mnt/db.sqlite" --unix "$work/managed.sock" &
+pids+=($!)
+for _ in $(seq 200); do [ -e "$work/mnt/db.sqlite" ] && break; sleep 0.05; done
+[ -e "$work/mnt/db.sqlite" ] || { echo "run.sh: nbdfuse did not mount" >&2; exit 1; }
+
+# The mount holds just the database file: keep sqlite3's rollback journal in memory.
+db="file:$work/mnt/db.sqlite"
+t0=$(date +%s.%N)
+got=$(query "$db" | sha256sum)
+t1=$(date +%s.%N)
+[ "$got" = "$expected" ] || { echo "run.sh: the queries through the mount answered differently" >&2; exit 1; }
+first=${skus%% *}
+"$sqlite" "$db" "PRAGMA journal_mode=MEMORY; UPDATE items SET qty = 4242 WHERE sku = '$first';" >/dev/null
+# sqlite3 has exited after its commit's fsync: the remote file must have the row now.
+remote_qty=$("$sqlite" "file:$work/remote.db?immutable=1" "SELECT DISTINCT qty FROM items WHERE sku = '$first';")
+[ "$remote_qty" = 4242 ] || { echo "run.sh: the remote has qty '$remote_qty' after the commit, not 4242" >&2; exit 1; }
+
+umount "$work/mnt"
+stop managed
+stop remote
+pulled=$(served managed "pulled bytes")
+pushed=$(served managed "pushed bytes")
+remote_read=$(served remote "bytes read")
+/usr/bin/python3 - "$db_bytes" "$pulled" "$pushed" "$remote_read" "$t0" "$t1" "${JSON:-}" <<'PY'
+import json, sys
+size, pulled, pushed, remote_read, t0, t1, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6]), sys.argv[7]
+print("| database | read by 20 indexed lookups at the remote | share of the file | pushed by one UPDATE | lookups took |")
+print("|---|---|---|---|---|")
+print(f"| {size / 2**20:.0f} MiB | {remote_read / 2**10:.0f} KiB | {remote_read / size * 100:.2f} % | {pushed / 2**10:.0f} KiB | {t1 - t0:.3f} s |")
+if out:
+    json.dump({"database_bytes": size, "pulled_bytes": pulled, "remote_bytes_read": remote_read,
+               "pushed_bytes": pushed, "lookup_seconds": t1 - t0}, open(out, "w"), indent=1)
+PY
