@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A remote SQLite database opened in place: the database file stays on a remote
-# (`r3serve --r3`), a managed export with no background pull caches what sqlite3 touches,
-# and nbdfuse shows the export as a file that Debian's sqlite3 opens. See README.md.
+# (`r3serve --r3`), a managed export of r3mapd with no background pull caches what sqlite3
+# touches, and nbdfuse shows the export as a file that Debian's sqlite3 opens. See README.md.
+# r3mapd: the one on the system bus if it runs, else one started here on a private bus.
 #   run.sh [ROWS]      default 1000000 (about 280 MiB); CHUNK=SIZE (64K), JSON=FILE
 set -euo pipefail
 rows=${1:-1000000}
@@ -9,11 +10,17 @@ chunk=${CHUNK:-64K}
 here=$(cd "$(dirname "$0")" && pwd)
 r3serve=${R3SERVE:-$here/../../build/cli/r3serve/r3serve}
 sqlite=/usr/bin/sqlite3
-[ -x "$r3serve" ] || { echo "run.sh: no r3serve at $r3serve (build first, or set R3SERVE)" >&2; exit 2; }
+r3ctl=${R3CTL:-$here/../../build/cli/r3ctl/r3ctl}
+r3mapd=${R3MAPD:-$here/../../build/daemon/r3mapd}
+for tool in "$r3serve" "$r3ctl" "$r3mapd"; do
+	[ -x "$tool" ] || { echo "run.sh: no $tool (build first, or set R3SERVE, R3CTL and R3MAPD)" >&2; exit 2; }
+done
 work=$(mktemp -d /tmp/r3sqlite.XXXXXX)
 pids=()
+export_id=""
 cleanup() {
 	mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
+	[ -z "$export_id" ] || "$r3ctl" unexport "$export_id" >/dev/null 2>&1 || true
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	rm -rf "$work"
@@ -58,10 +65,21 @@ expected=$(query "file:$work/remote.db?immutable=1" | sha256sum)
 
 echo "database: $rows rows, $db_bytes bytes, on the remote; chunks of $chunk"
 serve remote --r3 --listen 127.0.0.1:0 --name db "file:$work/remote.db"
-# No background pull: only what sqlite3 reads is fetched. A long push interval: a write
-# reaches the remote when sqlite3 syncs it (fsync -> NBD FLUSH), not by a timer.
-serve managed --managed --cache "$work/cache" --background no --push-interval 1h --chunk-size "$chunk" \
-	--socket "$work/managed.sock" "r3://$(head -n1 "$work/remote.out")/db"
+if ! busctl --system status org.r3map.r3mapd >/dev/null 2>&1; then
+	"$here/../../scripts/private-system-bus.sh" --foreground "$work/bus" >"$work/bus.address" &
+	pids+=($!)
+	for _ in $(seq 200); do [ -s "$work/bus.address" ] && break; sleep 0.05; done
+	export DBUS_SYSTEM_BUS_ADDRESS=$(sed -n 1p "$work/bus.address")
+	echo "{\"state_dir\": \"$work/state\"}" >"$work/r3mapd.json"
+	"$r3mapd" --config "$work/r3mapd.json" >"$work/r3mapd.log" 2>&1 &
+	pids+=($!)
+	for _ in $(seq 200); do busctl --system status org.r3map.r3mapd >/dev/null 2>&1 && break; sleep 0.05; done
+fi
+# No background pull: only what sqlite3 reads is fetched. A long push interval: what
+# sqlite3 writes is pushed by `r3ctl sync` below, not by a timer.
+"$r3ctl" --json export "r3://$(head -n1 "$work/remote.out")/db" --listen "unix:$work/managed.sock" \
+	--managed --cache "$work/cache" --background no --push-interval 1h --chunk-size "$chunk" >"$work/export.json"
+export_id=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$work/export.json")
 mkdir "$work/mnt"
 nbdfuse "$work/mnt/db.sqlite" --unix "$work/managed.sock" &
 pids+=($!)
@@ -76,15 +94,19 @@ t1=$(date +%s.%N)
 [ "$got" = "$expected" ] || { echo "run.sh: the queries through the mount answered differently" >&2; exit 1; }
 first=${skus%% *}
 "$sqlite" "$db" "PRAGMA journal_mode=MEMORY; UPDATE items SET qty = 4242 WHERE sku = '$first';" >/dev/null
-# sqlite3 has exited after its commit's fsync: the remote file must have the row now.
+# The commit is durable in the local cache; Managed1.Sync pushes it and replies when the
+# remote has it.
+"$r3ctl" sync --export "$export_id" 2>/dev/null
 remote_qty=$("$sqlite" "file:$work/remote.db?immutable=1" "SELECT DISTINCT qty FROM items WHERE sku = '$first';")
-[ "$remote_qty" = 4242 ] || { echo "run.sh: the remote has qty '$remote_qty' after the commit, not 4242" >&2; exit 1; }
+[ "$remote_qty" = 4242 ] || { echo "run.sh: the remote has qty '$remote_qty' after r3ctl sync, not 4242" >&2; exit 1; }
 
+"$r3ctl" --json status --export "$export_id" >"$work/status.json"
 umount "$work/mnt"
-stop managed
+"$r3ctl" unexport "$export_id" >/dev/null 2>&1
+export_id=""
 stop remote
-pulled=$(served managed "pulled bytes")
-pushed=$(served managed "pushed bytes")
+pulled=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["managed"]["pulled_bytes"])' "$work/status.json")
+pushed=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["managed"]["pushed_bytes"])' "$work/status.json")
 remote_read=$(served remote "bytes read")
 /usr/bin/python3 - "$db_bytes" "$pulled" "$pushed" "$remote_read" "$t0" "$t1" "${JSON:-}" <<'PY'
 import json, sys

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The SQLite example as a test: 20 indexed lookups through the mount answer exactly what the
-# remote file answers, an UPDATE reaches the remote file when sqlite3 commits (run.sh checks
+# remote file answers, an UPDATE reaches the remote file after r3ctl sync (run.sh checks
 # both), and the lookups fetch a small fraction of the database. Timings are not checked.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 [ -x /usr/bin/sqlite3 ] || { echo "SKIP: sqlite3 is not installed"; exit 77; }
 command -v nbdfuse >/dev/null || { echo "SKIP: nbdfuse (libnbd-bin) is not installed"; exit 77; }
+command -v dbus-daemon >/dev/null || { echo "SKIP: dbus-daemon is not installed (r3mapd needs a bus)"; exit 77; }
 [ -c /dev/fuse ] && [ "$(id -u)" = 0 ] || { echo "SKIP: needs root and /dev/fuse to mount with nbdfuse"; exit 77; }
 json=$(mktemp /tmp/r3sqlite-json.XXXXXX)
 trap 'rm -f "$json"' EXIT
