@@ -27,25 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-serve() {
-	local name=$1
-	shift
-	"$r3serve" --pid-file "$work/$name.pid" "$@" >"$work/$name.out" 2>"$work/$name.log" &
-	pids+=($!)
-	for _ in $(seq 600); do [ -s "$work/$name.pid" ] && return; sleep 0.05; done
-	cat "$work/$name.log" >&2
-	exit 1
-}
-stop() {
-	local pid
-	pid=$(cat "$work/$1.pid")
-	kill -TERM "$pid"
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-}
-# served NAME FIELD: a figure from the "served: ..." line r3serve logs when it stops.
-served() {
-	sed -n "s/.*served: .* \([0-9][0-9]*\) $2.*/\1/p" "$work/$1.log" | tail -n1
-}
+source "$here/../lib.sh"
 
 # The remote database: ROWS rows of about 280 bytes, an index on sku.
 "$sqlite" "$work/remote.db" "PRAGMA page_size=4096;

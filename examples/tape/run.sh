@@ -20,24 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# serve NAME ARGS...: r3serve in the background; returns once it accepts connections.
-serve() {
-	local name=$1
-	shift
-	rm -f "$work/$name.pid"
-	"$r3serve" --pid-file "$work/$name.pid" "$@" >"$work/$name.out" 2>"$work/$name.log" &
-	pids+=($!)
-	for _ in $(seq 600); do [ -s "$work/$name.pid" ] && return; sleep 0.05; done
-	cat "$work/$name.log" >&2
-	exit 1
-}
-# stop NAME: SIGTERM and wait (the tape logs how often it had to seek when it closes).
-stop() {
-	local pid
-	pid=$(cat "$work/$1.pid")
-	kill -TERM "$pid"
-	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-}
+source "$here/../lib.sh"
+
 seeks() {
 	sed -n 's/.*fault stage closed: .* \([0-9][0-9]*\) seeks.*/\1/p' "$work/$1.log" | tail -n1
 }
