@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs one libFuzzer target (FUZZ_TARGET: nbd, frame or migration) for a bounded time, after replaying
+# Runs one libFuzzer target (FUZZ_TARGET: nbd, frame, migration or journal) for a bounded time, after replaying
 # the inputs that once crashed it (regressions/<target>). The target is FUZZ_BIN; when
 # FUZZ_BUILD_DIR is set, it is first built there by meson with clang and -Dfuzz=true
 # (configured on the first run, incremental after that; see meson.build).
@@ -59,6 +59,10 @@ migration)
 	R3_WRITE_SEEDS="$corpus" "$FUZZ_BIN"
 	maxlen=70000 seconds=${FUZZ_SECONDS:-30}
 	;;
+journal)
+	R3_WRITE_SEEDS="$corpus" "$FUZZ_BIN"
+	maxlen=16384 seconds=${FUZZ_SECONDS:-30}
+	;;
 *)
 	echo "unknown fuzz target $FUZZ_TARGET" >&2
 	exit 1
@@ -70,5 +74,9 @@ if [ ${#kept[@]} -gt 0 ]; then
 	echo "replaying ${#kept[@]} regression inputs"
 	"$FUZZ_BIN" -runs=0 "${kept[@]}"
 fi
+# The corpus kept in the tree (scripts/fuzz-campaign.sh grows it) is read, never written here.
+kept_corpus=()
+[ ! -d "$here/corpus/$FUZZ_TARGET" ] || kept_corpus=("$here/corpus/$FUZZ_TARGET")
 cd "$FUZZ_WORK_DIR"
-"$FUZZ_BIN" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1 "$corpus"
+"$FUZZ_BIN" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1 \
+	${FUZZ_FLAGS:-} "$corpus" "${kept_corpus[@]}"
