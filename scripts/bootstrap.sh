@@ -16,7 +16,7 @@ packages=(
   libprotobuf-dev protobuf-compiler libssl-dev openssl libhiredis-dev libcurl4-openssl-dev
   libnetfilter-queue-dev redis-server redis-tools iproute2 iptables
   # r3mapd, r3ctl and their tests: D-Bus, systemd, a private bus, packaging
-  libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev dbus dbus-bin libglib2.0-bin python3 systemd
+  libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev dbus dbus-bin libglib2.0-bin python3 python3-dbus systemd
   debhelper dpkg-dev fakeroot
   # kernel NBD attach, and the QEMU guest of the vm suite (its kernel is downloaded at test time)
   libudev-dev qemu-system-x86 busybox-static cpio kmod xz-utils e2fsprogs
