@@ -10,6 +10,8 @@ packages=(
   catch2 scdoc
   # NBD peers the tests and benchmarks drive
   nbdkit libnbd-bin python3-libnbd qemu-utils fio iperf3
+  # the benchmark report (plots) and its gRPC baseline (-Dgrpc_bench)
+  python3-matplotlib libgrpc++-dev protobuf-compiler-grpc nbdkit-plugin-dev
   # fuzzing (libFuzzer)
   clang libclang-rt-14-dev
   # transport (protobuf, TLS), redis and s3 backends, WAN emulation
