@@ -33,6 +33,9 @@ struct Config {
 	/// Where ids and mount specs survive restarts (see StateStore); empty: nowhere. r3mapd
 	/// defaults it to $STATE_DIRECTORY, which the unit's StateDirectory=r3map sets.
 	std::string stateDir;
+	/// How often the daemon checks that the system bus answers it (its bus thread and
+	/// dbus-daemon); 0 turns the check off. See r3mapd.conf(5), bus_check_seconds.
+	uint64_t busCheckSeconds = 10;
 
 	/// Parses JSON text; `source` names it in messages. Unknown keys, wrong types and
 	/// out-of-range values fail with a message naming the key and the problem.

@@ -43,7 +43,9 @@ constexpr std::chrono::seconds kDeviceCheckInterval{ 1 };
 Daemon::Daemon(Config config, AttachFactory attach, std::unique_ptr<StateStore> state)
 	: config_(std::move(config)), state_(std::move(state)), runtime_(runtimeOptions()), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
 	  mounts_(config_, attach(runtime_), service_, state_ ? *state_ : StateStore::none(), &runtime_),
-	  exports_(config_, access_, service_, &runtime_, state_ ? *state_ : StateStore::none()), work_(kWorkers)
+	  exports_(config_, access_, service_, &runtime_, state_ ? *state_ : StateStore::none()), work_(kWorkers),
+	  busCheck_(io_, [this](std::function<void()> answered) { service_.probe(std::move(answered)); },
+		    std::chrono::seconds(config_.busCheckSeconds))
 {
 }
 
@@ -96,6 +98,7 @@ int Daemon::run()
 	notify::ready();
 	notify::status("serving org.r3map.r3mapd");
 	watchdog_.start();
+	busCheck_.start();
 	watchDevices();
 	log->info("r3mapd {} ready (access group '{}', {} runtime threads)", r3map::kVersion, config_.accessGroup,
 		  runtime_.threadCount());
@@ -127,6 +130,7 @@ void Daemon::shutdown(int exitCode)
 	work_.close();
 	mounts_.unmountAll();
 	exports_.stopAll();
+	busCheck_.stop();
 	service_.stop();
 	watchdog_.stop();
 	deviceTimer_.cancel();

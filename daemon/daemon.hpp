@@ -12,6 +12,7 @@
 #include "mount_manager.hpp"
 #include "service/bus_service.hpp"
 #include "state_store.hpp"
+#include "bus_check.hpp"
 #include "watchdog.hpp"
 #include "work_queue.hpp"
 
@@ -57,6 +58,7 @@ private:
 	MountManager mounts_;
 	ExportManager exports_;
 	WorkQueue work_;
+	BusCheck busCheck_;
 	int exitCode_ = 0;
 	bool stopping_ = false;
 };

@@ -25,6 +25,7 @@ struct BusService::Impl {
 	std::optional<ServiceState> state;
 	std::unique_ptr<sdbus::IConnection> connection;
 	std::unique_ptr<ManagerObject> manager;
+	std::unique_ptr<sdbus::IProxy> busDaemon; ///< org.freedesktop.DBus, for probe()
 	std::thread busThread;
 	std::atomic<bool> leaving{ false };
 	bool nameOwned = false;
@@ -109,6 +110,7 @@ r3d::ResultMsg<void> BusService::start(ServiceContext context, std::function<voi
 		d.connection.reset();
 		return fail(Errc::Failed, fmt::format("cannot own {} on the system bus: {}", kBusName, e.getMessage()));
 	}
+	d.busDaemon = sdbus::createProxy(*d.connection, "org.freedesktop.DBus", "/org/freedesktop/DBus");
 	d.busThread = std::thread([&d, onBusLost = std::move(onBusLost)] {
 		try {
 			d.connection->enterEventLoop();
@@ -160,7 +162,24 @@ void BusService::stop()
 	mounts.clear();
 	exports.clear();
 	d.manager.reset();
+	d.busDaemon.reset();
 	d.connection.reset();
+}
+
+void BusService::probe(std::function<void()> answered)
+{
+	if (!impl_->busDaemon || impl_->leaving.load())
+		return;
+	try {
+		impl_->busDaemon->callMethodAsync("GetId")
+			.onInterface("org.freedesktop.DBus")
+			.uponReplyInvoke([answered = std::move(answered)](const sdbus::Error *, std::string) {
+				// An error reply is an answer too: the bus thread and dbus-daemon work.
+				answered();
+			});
+	} catch (const sdbus::Error &e) {
+		r3d::log::get("dbus")->warn("bus check: {}", e.getMessage());
+	}
 }
 
 void BusService::refreshManaged()

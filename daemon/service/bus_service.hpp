@@ -55,6 +55,10 @@ public:
 	/// the last call; the daemon calls it once a second from its io_context.
 	void refreshManaged();
 
+	/// Asks dbus-daemon for its id; `answered` runs on the bus thread when the reply (or an
+	/// error reply) arrives, which needs both dbus-daemon and our bus thread to be alive.
+	void probe(std::function<void()> answered);
+
 	void mountAdded(const MountInfo &info) override;
 	void mountChanged(const MountInfo &info) override;
 	void mountRemoved(const std::string &id) override;

@@ -31,6 +31,7 @@ TEST_CASE("an empty object gives the documented defaults", "[config]")
 	CHECK_FALSE(c.schemeUnprivileged("dir"));
 	CHECK(c.logLevel == "info");
 	CHECK(c.accessGroup == "r3map");
+	CHECK(c.busCheckSeconds == 10);
 }
 
 TEST_CASE("every key is read, sizes as numbers or text", "[config]")
@@ -71,6 +72,9 @@ TEST_CASE("bad values name the file, the key and the problem", "[config]")
 	CHECK(Config::parse(R"({"unprivileged_schemes": []})", "x").value().unprivilegedSchemes.empty());
 	CHECK_THAT(errorOf(R"({"log_level": "chatty"})"), Catch::Contains("key 'log_level': \"chatty\" is not one of"));
 	CHECK_THAT(errorOf(R"({"access_group": ""})"), Catch::Contains("expected a group name or number"));
+	CHECK(Config::parse(R"({"bus_check_seconds": 0})", "x").value().busCheckSeconds == 0);
+	CHECK_THAT(errorOf(R"({"bus_check_seconds": 3601})"), Catch::Contains("key 'bus_check_seconds': expected seconds"));
+	CHECK_THAT(errorOf(R"({"bus_check_seconds": "10s"})"), Catch::Contains("from 0 (off) to 3600"));
 	CHECK_THAT(errorOf(R"({"chunk_size": 4096})"),
 		   Catch::Contains("key 'chunk_size': unknown key (known: default_chunk_size, max_request_size"));
 }
