@@ -21,7 +21,8 @@ namespace {
 using nlohmann::json;
 
 constexpr const char *kKeys[] = { "default_chunk_size", "max_request_size", "allowed_schemes",
-				  "unprivileged_schemes", "log_level", "access_group", "state_dir" };
+				  "unprivileged_schemes", "log_level", "access_group", "state_dir",
+				  "region_socket" };
 
 std::string keyList()
 {
@@ -120,6 +121,10 @@ r3d::ResultMsg<void> apply(Config &c, const std::string &key, const json &v, con
 		if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().front() != '/')
 			return r3d::fail(EINVAL, fmt::format("{}: expected an absolute path, got {}", where, v.dump()));
 		c.stateDir = v.get<std::string>();
+	} else if (key == "region_socket") {
+		if (!v.is_string() || (!v.get<std::string>().empty() && v.get<std::string>().front() != '/'))
+			return r3d::fail(EINVAL, fmt::format("{}: expected an absolute path or \"\", got {}", where, v.dump()));
+		c.regionSocket = v.get<std::string>();
 	} else {
 		return r3d::fail(EINVAL, fmt::format("{}: unknown key (known: {})", where, keyList()));
 	}

@@ -33,6 +33,8 @@ struct Config {
 	/// Where ids and mount specs survive restarts (see StateStore); empty: nowhere. r3mapd
 	/// defaults it to $STATE_DIRECTORY, which the unit's StateDirectory=r3map sets.
 	std::string stateDir;
+	/// Where apps hand their memory regions over (r3d::DaemonRegion); empty: nowhere.
+	std::string regionSocket = "/run/r3map/regions.sock";
 
 	/// Parses JSON text; `source` names it in messages. Unknown keys, wrong types and
 	/// out-of-range values fail with a message naming the key and the problem.
