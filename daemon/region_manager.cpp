@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include <linux/kcmp.h>
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -73,8 +75,12 @@ bool isUserfaultfd(int fd)
 r3d::ResultMsg<void> checkMapping(pid_t pid, uint64_t base, uint64_t end)
 {
 	std::ifstream smaps(fmt::format("/proc/{}/smaps", pid));
-	if (!smaps)
-		return fail(Errc::NotPermitted, fmt::format("cannot read the memory map of pid {}", pid));
+	if (!smaps) {
+		// Without CAP_SYS_PTRACE (the unit's bounding set) another uid's map is closed to
+		// us: the UFFDIO_REGISTER check in admitMap() stands alone then.
+		logger()->debug("cannot read the memory map of pid {}: {}", pid, std::strerror(errno));
+		return {};
+	}
 	std::string line;
 	uint64_t covered = base; // everything below is checked
 	bool inRange = false;
@@ -269,6 +275,21 @@ r3d::ResultMsg<void> RegionManager::admitMap(Region &r, r3d::UniqueFd uffdFd, co
 							    q->clientFd, pid));
 	if (auto m = checkMapping(pid, q->base, q->base + q->size); !m)
 		return m;
+	// Registering again with the same uffd succeeds only if [base, base+size) is mapped
+	// without a hole in the uffd's own address space and registered with no other uffd.
+	{
+		uffdio_register reg{};
+		reg.range.start = q->base;
+		reg.range.len = q->size;
+		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+		if (::ioctl(uffdFd.get(), UFFDIO_REGISTER, &reg) != 0)
+			return fail(Errc::InvalidArgument,
+				    fmt::format("[{:#x}, {:#x}) is not a mapping of the userfaultfd's process "
+						"registered with it: UFFDIO_REGISTER: {}",
+						q->base, q->base + q->size, std::strerror(errno)));
+		if (!(reg.ioctls & (uint64_t{ 1 } << _UFFDIO_COPY)))
+			return fail(Errc::NotSupported, "the mapping takes no UFFDIO_COPY (not anonymous memory?)");
+	}
 	{
 		std::lock_guard lock(mutex_);
 		for (const auto &[id, other] : regions_)

@@ -49,6 +49,7 @@ for i in $(seq 50); do [ -z "$(regions)" ] && break; sleep 0.1; done
 echo "== while mapped, Region1 and r3ctl ls/status show it"
 coproc HOLD { R3MAP_REGION_URI="file:$TEST_TMP/pattern.img" R3MAP_REGION_SIZE=$((16 << 20)) \
 	R3MAP_REGION_SOCKET=$sock "$demo" hold; }
+hold=$HOLD_PID # bash unsets HOLD_PID once the coproc is reaped
 read -r -t 20 line <&"${HOLD[0]}" || fail "hold: no output"
 [[ $line == "mapped "* ]] || fail "hold: $line"
 rid=${line#mapped }
@@ -73,10 +74,10 @@ setpriv --reuid=$nobody --regid=$nobody --clear-groups busctl --system call org.
 grep -q "belongs to uid 0" "$TEST_TMP/reply" || fail "reply: $(cat "$TEST_TMP/reply")"
 
 echo "== Unmap on D-Bus frees it; the app is left with SIGBUS for what it did not touch, never zeros"
-busctl --system call org.r3map.r3mapd "$path" org.r3map.Region1 Unmap || { cat "$TEST_TMP/d.log"; fail "Unmap"; }
+busctl --system call org.r3map.r3mapd "$path" org.r3map.Region1 Unmap || fail "Unmap"
 [ -z "$(regions)" ] || fail "Unmap left $(regions)"
 exec {HOLD[1]}>&-
-wait "$HOLD_PID" 2>/dev/null || true
+wait "$hold" 2>/dev/null || true
 daemon_alive
 
 echo "== an unprivileged member of the access group maps a region from memory"
@@ -147,10 +148,11 @@ expect_r3ctl 0 map memory:4M --size 4M --socket "$sock" -- "$demo" zeros
 
 echo "== an app killed -9 frees its region"
 coproc HOLD { R3MAP_REGION_URI=memory:4M R3MAP_REGION_SIZE=$((4 << 20)) R3MAP_REGION_SOCKET=$sock "$demo" hold; }
+hold=$HOLD_PID
 read -r -t 20 line <&"${HOLD[0]}" || fail "hold: no output"
 [ -n "$(regions)" ] || fail "no region while held"
-kill -9 "$HOLD_PID"
-wait "$HOLD_PID" 2>/dev/null || true
+kill -9 "$hold"
+wait "$hold" 2>/dev/null || true
 for i in $(seq 50); do [ -z "$(regions)" ] && break; sleep 0.1; done
 [ -z "$(regions)" ] || fail "the dead app's region stayed: $(regions)"
 
