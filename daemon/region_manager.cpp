@@ -304,6 +304,8 @@ r3d::ResultMsg<void> RegionManager::admitMap(Region &r, r3d::UniqueFd uffdFd, co
 	r.remote = *backend;
 	r3d::MemoryRegionOptions options;
 	options.background = !(q->flags & ru::kRegionNoBackground);
+	if (q->remoteTimeoutMs != 0)
+		options.remoteTimeout = std::chrono::milliseconds(q->remoteTimeoutMs);
 	auto fitted = ru::UffdRegion::fit(*backend, options);
 	if (!fitted)
 		return fail(Errc::BackendFailed, fitted.error().message);

@@ -8,7 +8,8 @@
  *            bytes (tests/integration/region/ writes such files): check every page, write,
  *            read back, MADV_DONTNEED a page and see the backend's bytes again, sync.
  *   zeros    the backend is zeros (memory:SIZE): check, write a pattern, read it back.
- *   slow     check the pattern page by page, 20 ms apart, printing "touched N"; a SIGBUS
+ *   slow [FIRST]  check the pattern page by page from page FIRST, 20 ms apart, printing
+ *            "touched N"; a SIGBUS
  *            prints "SIGBUS at page N" and exits 42, a zero page prints "ZEROS" and exits 43.
  *   hold     map, print "mapped ID", wait until stdin closes.
  */
@@ -115,7 +116,8 @@ int main(int argc, char **argv)
 		printf("OK %llu pages\n", (unsigned long long)pages);
 	} else if (strcmp(mode, "slow") == 0) {
 		struct timespec pause = { 0, 20 * 1000 * 1000 };
-		for (uint64_t i = 0; i < pages; ++i) {
+		uint64_t first = argc > 2 ? strtoull(argv[2], NULL, 10) : 0;
+		for (uint64_t i = first; i < pages; ++i) {
 			current_page = i;
 			if (!page_ok(p + i * PAGE, i)) {
 				printf(all_zero(p + i * PAGE) ? "ZEROS at page %llu\n" : "wrong page %llu\n",

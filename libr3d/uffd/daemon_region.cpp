@@ -1,5 +1,6 @@
 #include <r3d/daemon_region.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -128,6 +129,11 @@ ResultMsg<std::unique_ptr<DaemonRegion>> DaemonRegion::map(const std::string &ur
 	const char *bg = std::getenv("R3MAP_REGION_BACKGROUND");
 	if (!options.background || (bg && std::string_view(bg) == "0"))
 		q.flags |= uffd::kRegionNoBackground;
+	q.remoteTimeoutMs = static_cast<uint32_t>(std::clamp<int64_t>(options.remoteTimeout.count(), 0,
+								     uffd::kMaxRegionRemoteTimeoutMs));
+	if (const char *t = std::getenv("R3MAP_REGION_REMOTE_TIMEOUT_MS"); t && q.remoteTimeoutMs == 0)
+		q.remoteTimeoutMs = static_cast<uint32_t>(
+			std::min<unsigned long>(std::strtoul(t, nullptr, 10), uffd::kMaxRegionRemoteTimeoutMs));
 	if (auto r = uffd::sendRegionMessage(connection->get(), uffd::encodeMap(q), uffd->fd()); !r) {
 		undo();
 		return fail(r.error(), fmt::format("region: sending the request to r3mapd: {}", r.error().message()));

@@ -90,6 +90,7 @@ std::vector<uint8_t> encodeMap(const RegionMapRequest &request)
 	w.put<uint64_t>(request.features);
 	w.put<int32_t>(request.clientFd);
 	w.put<uint32_t>(request.flags);
+	w.put<uint32_t>(request.remoteTimeoutMs);
 	w.put<uint32_t>(static_cast<uint32_t>(request.source.size()));
 	w.bytes(request.source);
 	return w.finish(RegionMessage::Map);
@@ -138,10 +139,13 @@ ResultMsg<RegionMapRequest> decodeMap(std::span<const uint8_t> message)
 	Reader r(message.subspan(kRegionHeaderSize));
 	RegionMapRequest q;
 	uint32_t n = 0;
-	if (!r.get(q.base) || !r.get(q.size) || !r.get(q.features) || !r.get(q.clientFd) || !r.get(q.flags) || !r.get(n))
+	if (!r.get(q.base) || !r.get(q.size) || !r.get(q.features) || !r.get(q.clientFd) || !r.get(q.flags) || !r.get(q.remoteTimeoutMs)
+	    || !r.get(n))
 		return malformed("truncated Map request");
 	if (q.flags & ~kRegionNoBackground)
 		return malformed("unknown flags");
+	if (q.remoteTimeoutMs > kMaxRegionRemoteTimeoutMs)
+		return malformed("remote timeout above 10 minutes");
 	if (n > kMaxRegionSource)
 		return malformed("source longer than 4096 bytes");
 	if (!r.bytes(q.source, n) || !r.done())

@@ -8,7 +8,8 @@
 // read past the buffer.
 //
 //   header   magic u32 'R3RG' | version u16 | type u16 | body length u32
-//   Map      base u64 | size u64 | features u64 | client fd i32 | flags u32 | source length u32 | source
+//   Map      base u64 | size u64 | features u64 | client fd i32 | flags u32 | remote timeout ms u32
+//            | source length u32 | source
 //   Sync, Unmap: no body
 //   Reply    status i32 (0, or an r3mapd Errc) | id length u32 | message length u32 | id | message
 //
@@ -30,7 +31,9 @@ inline constexpr uint16_t kRegionVersion = 1;
 inline constexpr size_t kRegionHeaderSize = 12;
 /// Longest backend URI or mount id a Map request carries.
 inline constexpr size_t kMaxRegionSource = 4096;
-inline constexpr size_t kMaxRegionMessage = kRegionHeaderSize + 32 + kMaxRegionSource;
+inline constexpr size_t kMaxRegionMessage = kRegionHeaderSize + 36 + kMaxRegionSource;
+/// The longest remote timeout an app may ask for.
+inline constexpr uint32_t kMaxRegionRemoteTimeoutMs = 600'000;
 
 /// Pull only what faults ask for, not the rest of the region behind them.
 inline constexpr uint32_t kRegionNoBackground = 1;
@@ -48,6 +51,8 @@ struct RegionMapRequest {
 	uint64_t features = 0; ///< the UFFD_FEATURE_* the app's handshake got
 	int32_t clientFd = -1; ///< the uffd's number in the app (the daemon checks the app holds it)
 	uint32_t flags = 0;    ///< kRegionNoBackground
+	/// How long a fault retries a failing backend before SIGBUS; 0: r3mapd's default.
+	uint32_t remoteTimeoutMs = 0;
 	std::string source;    ///< a backend URI
 };
 

@@ -18,8 +18,8 @@
 // memory: nothing is written back to the backend yet.
 //
 // Failure policy (docs/architecture.md, "Memory regions served by r3mapd"):
-//   - a backend that keeps failing: r3mapd retries a fault for the backend's remote-timeout,
-//     then poisons the page: the touching thread gets SIGBUS, never zeros;
+//   - a backend that keeps failing: r3mapd retries a fault for remoteTimeout, then poisons
+//     the page: the touching thread gets SIGBUS, never zeros;
 //   - r3mapd killed, or the region unmapped over D-Bus: the library keeps its own copy of
 //     the uffd (so the kernel never drops the registration and lets pages fill with zeros)
 //     and watches the connection to r3mapd; when it closes, a thread of this library takes
@@ -28,6 +28,7 @@
 //     readable and writable; every other touch raises SIGBUS, within milliseconds.
 //   - the app exiting (or unmap()) closes the connection: r3mapd frees the region.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -48,6 +49,10 @@ struct DaemonRegionOptions {
 	/// Pull the rest of the region in the background, behind the faults (off also with
 	/// $R3MAP_REGION_BACKGROUND=0).
 	bool background = true;
+	/// How long r3mapd retries a fault on a failing backend before the app gets SIGBUS
+	/// (up to 10 minutes); 0: r3mapd's default, 60 s. $R3MAP_REGION_REMOTE_TIMEOUT_MS
+	/// sets it when this is 0.
+	std::chrono::milliseconds remoteTimeout{ 0 };
 	/// Trap faults from system calls too (needs /dev/userfaultfd access or privilege).
 	bool kernelFaults = false;
 	static constexpr const char *kDefaultSocket = "/run/r3map/regions.sock";

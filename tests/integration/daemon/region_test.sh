@@ -103,7 +103,7 @@ def uffd():
 def header(t, body):
     return struct.pack("<IHHI", 0x47523352, 1, t, len(body)) + body
 def mapreq(base, size, fd, source=b"memory:1M", flags=0):
-    return header(1, struct.pack("<QQQiII", base, size, 0, fd, flags, len(source)) + source)
+    return header(1, struct.pack("<QQQiIII", base, size, 0, fd, flags, 0, len(source)) + source)
 def ask(data, fds=()):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(path)
@@ -156,6 +156,21 @@ wait "$hold" 2>/dev/null || true
 for i in $(seq 50); do [ -z "$(regions)" ] && break; sleep 0.1; done
 [ -z "$(regions)" ] || fail "the dead app's region stayed: $(regions)"
 
+echo "== a failing backend: the fault retries up to the remote timeout (1 s here), then SIGBUS, never zeros"
+start=$(date +%s%N)
+rc=0
+R3MAP_REGION_BACKGROUND=0 R3MAP_REGION_REMOTE_TIMEOUT_MS=1000 R3MAP_REGION_SOCKET=$sock \
+	R3MAP_REGION_URI="fault+file:$TEST_TMP/pattern.img?fault-ops=read&fault-eio-range=1M-2M" \
+	R3MAP_REGION_SIZE=$((4 << 20)) timeout 30 "$demo" slow 250 >"$TEST_TMP/fail.out" 2>&1 || rc=$?
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+grep -q ZEROS "$TEST_TMP/fail.out" && fail "the app read zeros: $(tail -3 "$TEST_TMP/fail.out")"
+[ $rc -eq 42 ] && grep -q "^SIGBUS at page 256$" "$TEST_TMP/fail.out" \
+	|| fail "wanted SIGBUS at page 256 (42), got $rc: $(tail -3 "$TEST_TMP/fail.out")"
+# The puller gives up once its next backoff would pass the timeout: at ~620 ms of 1000.
+[ $took -ge 500 ] || fail "SIGBUS after $took ms: the fault did not wait for the backend"
+echo "SIGBUS $took ms after the start"
+daemon_alive
+
 echo "== kill -9 of r3mapd: the app gets SIGBUS within seconds, never zeros, never a hang"
 R3MAP_REGION_BACKGROUND=0 R3MAP_REGION_URI="file:$TEST_TMP/pattern.img" R3MAP_REGION_SIZE=$((64 << 20)) \
 	R3MAP_REGION_SOCKET=$sock "$demo" slow >"$TEST_TMP/slow.out" 2>&1 &
@@ -172,5 +187,5 @@ wait $slow || status=$?
 grep -q ZEROS "$TEST_TMP/slow.out" && fail "the app read zeros: $(tail -3 "$TEST_TMP/slow.out")"
 [ $status -eq 42 ] && grep -q "^SIGBUS at page" "$TEST_TMP/slow.out" \
 	|| fail "wanted SIGBUS (42), got $status: $(tail -3 "$TEST_TMP/slow.out")"
-echo "SIGBUS $(( $(date +%s) - start )) s after the kill: $(grep SIGBUS "$TEST_TMP/slow.out")"
+echo "SIGBUS $(( $(date +%s) - start )) s after the kill: $(grep "^SIGBUS at" "$TEST_TMP/slow.out")"
 echo PASS

@@ -12,6 +12,7 @@ TEST_CASE("region protocol: a Map request and a reply survive the trip", "[uffd]
 	q.features = 0x1234;
 	q.clientFd = 7;
 	q.flags = kRegionNoBackground;
+	q.remoteTimeoutMs = 1500;
 	q.source = "memory:1M";
 	auto bytes = encodeMap(q);
 	auto back = decodeMap(bytes);
@@ -21,6 +22,7 @@ TEST_CASE("region protocol: a Map request and a reply survive the trip", "[uffd]
 	CHECK(back->features == q.features);
 	CHECK(back->clientFd == 7);
 	CHECK(back->flags == kRegionNoBackground);
+	CHECK(back->remoteTimeoutMs == 1500);
 	CHECK(back->source == q.source);
 
 	auto reply = decodeReply(encodeReply({ 8, "3", "NotPermitted: no" }));
@@ -51,6 +53,9 @@ TEST_CASE("region protocol: truncated, padded, oversized and foreign messages ar
 	CHECK_FALSE(decodeMap(encodeMap(q)));
 	q.source = "memory:1M";
 	q.flags = 2;
+	CHECK_FALSE(decodeMap(encodeMap(q)));
+	q.flags = 0;
+	q.remoteTimeoutMs = kMaxRegionRemoteTimeoutMs + 1;
 	CHECK_FALSE(decodeMap(encodeMap(q)));
 	CHECK_FALSE(decodeMap(encodeReply({})));
 	std::vector<uint8_t> huge(kMaxRegionMessage + 1);
