@@ -142,10 +142,6 @@ r3d::ResultMsg<void> RegionManager::start(const std::string &path)
 	sockaddr_un addr{};
 	if (path.empty() || path.size() >= sizeof addr.sun_path)
 		return fail(Errc::InvalidArgument, fmt::format("region socket path '{}' is empty or too long", path));
-	auto server = ru::FaultServer::create();
-	if (!server)
-		return fail(Errc::Failed, "region fault server: " + server.error().message);
-	server_ = std::move(*server);
 	r3d::UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
 	if (!s)
 		return fail(Errc::Failed, fmt::format("region socket: {}", std::strerror(errno)));
@@ -309,7 +305,19 @@ r3d::ResultMsg<void> RegionManager::admitMap(Region &r, r3d::UniqueFd uffdFd, co
 	auto fitted = ru::UffdRegion::fit(*backend, options);
 	if (!fitted)
 		return fail(Errc::BackendFailed, fitted.error().message);
-	auto region = ru::UffdRegion::adopt(fitted->first, q->base, q->size, fitted->second, server_,
+	// Made with the first region: a daemon serving none keeps none of its threads.
+	std::shared_ptr<ru::FaultServer> server;
+	{
+		std::lock_guard lock(mutex_);
+		if (!server_) {
+			auto created = ru::FaultServer::create();
+			if (!created)
+				return fail(Errc::Failed, "region fault server: " + created.error().message);
+			server_ = std::move(*created);
+		}
+		server = server_;
+	}
+	auto region = ru::UffdRegion::adopt(fitted->first, q->base, q->size, fitted->second, std::move(server),
 					    ru::UserfaultFd(std::move(uffdFd), q->features), pid);
 	if (!region)
 		return fail(Errc::InvalidArgument, region.error().message);
