@@ -135,6 +135,20 @@ cases += [
     ("someone else's fd", mapreq(base, 1 << 20, 0), (fd,), "is not fd 0 of the caller"),
     ("unregistered mapping", mapreq(base, 1 << 20, fd), (fd,), "not registered with a userfaultfd"),
 ]
+# A real registration, served once; the same range again overlaps it.
+import fcntl
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+real = uffd()
+fcntl.ioctl(real, 0xc018aa3f, bytearray(struct.pack("<QQQ", 0xAA, 0, 0)))  # UFFDIO_API
+addr = libc.mmap(None, 1 << 20, 3, 0x22, -1, 0)  # PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
+fcntl.ioctl(real, 0xc020aa00, bytearray(struct.pack("<QQQQ", addr, 1 << 20, 1, 0)))  # REGISTER MISSING
+held = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+held.connect(path)
+socket.send_fds(held, [mapreq(addr, 1 << 20, real)], [real])
+status, = struct.unpack_from("<i", held.recv(70000), 12)
+assert status == 0, f"a valid request was refused: {status}"
+cases.append(("overlap", mapreq(addr, 1 << 20, real), (real,), "overlaps region"))
 bad = 0
 for name, data, fds, want in cases:
     status, msg = ask(data, fds)

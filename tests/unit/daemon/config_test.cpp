@@ -31,6 +31,7 @@ TEST_CASE("an empty object gives the documented defaults", "[config]")
 	CHECK_FALSE(c.schemeUnprivileged("dir"));
 	CHECK(c.logLevel == "info");
 	CHECK(c.accessGroup == "r3map");
+	CHECK(c.regionSocket == "/run/r3map/regions.sock");
 }
 
 TEST_CASE("every key is read, sizes as numbers or text", "[config]")
@@ -48,6 +49,8 @@ TEST_CASE("every key is read, sizes as numbers or text", "[config]")
 	CHECK_FALSE(c.schemeUnprivileged("r3"));
 	CHECK(c.logLevel == "debug");
 	CHECK(c.accessGroup == "1234");
+	CHECK(Config::parse(R"({"region_socket": "/tmp/r.sock"})", "x").value().regionSocket == "/tmp/r.sock");
+	CHECK(Config::parse(R"({"region_socket": ""})", "x").value().regionSocket.empty());
 }
 
 TEST_CASE("bad values name the file, the key and the problem", "[config]")
@@ -71,6 +74,8 @@ TEST_CASE("bad values name the file, the key and the problem", "[config]")
 	CHECK(Config::parse(R"({"unprivileged_schemes": []})", "x").value().unprivilegedSchemes.empty());
 	CHECK_THAT(errorOf(R"({"log_level": "chatty"})"), Catch::Contains("key 'log_level': \"chatty\" is not one of"));
 	CHECK_THAT(errorOf(R"({"access_group": ""})"), Catch::Contains("expected a group name or number"));
+	CHECK_THAT(errorOf(R"({"region_socket": "run/r.sock"})"), Catch::Contains("expected an absolute path"));
+	CHECK_THAT(errorOf(R"({"region_socket": 3})"), Catch::Contains("expected an absolute path"));
 	CHECK_THAT(errorOf(R"({"chunk_size": 4096})"),
 		   Catch::Contains("key 'chunk_size': unknown key (known: default_chunk_size, max_request_size"));
 }
