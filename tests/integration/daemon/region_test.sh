@@ -54,6 +54,9 @@ read -r -t 20 line <&"${HOLD[0]}" || fail "hold: no output"
 [[ $line == "mapped "* ]] || fail "hold: $line"
 rid=${line#mapped }
 path=/org/r3map/regions/$rid
+busctl --system introspect --xml-interface org.r3map.r3mapd "$path" >"$TEST_TMP/region.xml"
+python3 "$(dirname "$0")/compare_introspection.py" "$R3MAP_DBUS_DIR/org.r3map.Region1.xml" "$TEST_TMP/region.xml" \
+	|| fail "Region1 differs from the XML"
 busctl --system get-property org.r3map.r3mapd "$path" org.r3map.Region1 Size | grep -qx "t $((16 << 20))" \
 	|| fail "Region1.Size"
 busctl --system get-property org.r3map.r3mapd "$path" org.r3map.Region1 TrackingMode | grep -qx 's "none"' \
