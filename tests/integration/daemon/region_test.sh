@@ -88,6 +88,12 @@ expect_r3ctl 0 --as $nobody map memory:32M --size 32M --socket "$sock" -- "$demo
 grep -q "^OK 8192 pages" "$TEST_TMP/out" || fail "nobody: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
 grep -q "uid $nobody" "$TEST_TMP/d.log" || fail "the daemon did not log nobody's region"
 
+echo "== nobody maps the pattern file through an r3:// export of it: the daemon is client and server"
+expect_r3ctl 0 --json export "file:$TEST_TMP/pattern.img" --listen 127.0.0.1:0 --protocol r3 --name pattern
+r3=$(json_field 'j["listen"]')
+expect_r3ctl 0 --as $nobody map "r3://$r3/pattern" --size 64M --socket "$sock" -- "$demo" pattern
+grep -q "^OK 16384 pages" "$TEST_TMP/out" || fail "nobody over r3://: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
+
 echo "== a user outside the group is refused, and so is a local file for a non-root caller"
 expect_r3ctl 1 --as $other map memory:1M --size 1M --socket "$sock" -- "$demo" zeros
 grep -q "NotPermitted" "$TEST_TMP/err" || fail "other: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
