@@ -22,7 +22,7 @@ using nlohmann::json;
 
 constexpr const char *kKeys[] = { "default_chunk_size", "max_request_size", "allowed_schemes",
 				  "unprivileged_schemes", "log_level", "access_group", "state_dir",
-				  "bus_check_seconds" };
+				  "bus_check_seconds", "region_socket" };
 
 std::string keyList()
 {
@@ -125,6 +125,10 @@ r3d::ResultMsg<void> apply(Config &c, const std::string &key, const json &v, con
 		if (!v.is_number_unsigned() || v.get<uint64_t>() > 3600)
 			return r3d::fail(EINVAL, fmt::format("{}: expected seconds from 0 (off) to 3600, got {}", where, v.dump()));
 		c.busCheckSeconds = v.get<uint64_t>();
+	} else if (key == "region_socket") {
+		if (!v.is_string() || (!v.get<std::string>().empty() && v.get<std::string>().front() != '/'))
+			return r3d::fail(EINVAL, fmt::format("{}: expected an absolute path or \"\", got {}", where, v.dump()));
+		c.regionSocket = v.get<std::string>();
 	} else {
 		return r3d::fail(EINVAL, fmt::format("{}: unknown key (known: {})", where, keyList()));
 	}

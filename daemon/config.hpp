@@ -36,6 +36,8 @@ struct Config {
 	/// How often the daemon checks that the system bus answers it (its bus thread and
 	/// dbus-daemon); 0 turns the check off. See r3mapd.conf(5), bus_check_seconds.
 	uint64_t busCheckSeconds = 10;
+	/// Where apps hand their memory regions over (r3d::DaemonRegion); empty: nowhere.
+	std::string regionSocket = "/run/r3map/regions.sock";
 
 	/// Parses JSON text; `source` names it in messages. Unknown keys, wrong types and
 	/// out-of-range values fail with a message naming the key and the problem.

@@ -43,7 +43,8 @@ constexpr std::chrono::seconds kDeviceCheckInterval{ 1 };
 Daemon::Daemon(Config config, AttachFactory attach, std::unique_ptr<StateStore> state)
 	: config_(std::move(config)), state_(std::move(state)), runtime_(runtimeOptions()), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
 	  mounts_(config_, attach(runtime_), service_, state_ ? *state_ : StateStore::none(), &runtime_),
-	  exports_(config_, access_, service_, &runtime_, state_ ? *state_ : StateStore::none()), work_(kWorkers),
+	  exports_(config_, access_, service_, &runtime_, state_ ? *state_ : StateStore::none()),
+	  regions_(config_, access_, &runtime_), work_(kWorkers),
 	  busCheck_(io_, [this](std::function<void()> answered) { service_.probe(std::move(answered)); },
 		    std::chrono::seconds(config_.busCheckSeconds))
 {
@@ -80,6 +81,7 @@ int Daemon::run()
 			return {};
 		},
 	};
+	context.regions = &regions_;
 	auto started = service_.start(context, [this](const std::string &why) {
 		boost::asio::post(io_, [this, why] {
 			r3d::log::get("daemon")->critical("lost the system bus: {}", why);
@@ -95,6 +97,10 @@ int Daemon::run()
 	auto defer = [this](std::function<void()> job) { return work_.post(std::move(job)); };
 	mounts_.restore(defer);
 	exports_.restore(defer);
+	regions_.setObserver(&service_);
+	if (!config_.regionSocket.empty())
+		if (auto r = regions_.start(config_.regionSocket); !r)
+			log->error("no memory regions: {}", r.error().message);
 	notify::ready();
 	notify::status("serving org.r3map.r3mapd");
 	watchdog_.start();
@@ -128,6 +134,7 @@ void Daemon::shutdown(int exitCode)
 	notify::stopping();
 	service_.stopAccepting();
 	work_.close();
+	regions_.stopAll();
 	mounts_.unmountAll();
 	exports_.stopAll();
 	busCheck_.stop();

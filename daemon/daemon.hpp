@@ -10,6 +10,7 @@
 #include "export_manager.hpp"
 #include "mount_device.hpp"
 #include "mount_manager.hpp"
+#include "region_manager.hpp"
 #include "service/bus_service.hpp"
 #include "state_store.hpp"
 #include "bus_check.hpp"
@@ -57,6 +58,7 @@ private:
 	service::BusService service_;
 	MountManager mounts_;
 	ExportManager exports_;
+	RegionManager regions_;
 	WorkQueue work_;
 	BusCheck busCheck_;
 	int exitCode_ = 0;

@@ -16,6 +16,7 @@ extern const Command kExportsCommand;
 extern const Command kUnexportCommand;
 extern const Command kLogLevelCommand;
 extern const Command kVersionCommand;
+extern const Command kMapCommand;
 
 /// The r3ctl program: global options, command dispatch, error reporting.
 int run(int argc, char **argv);

@@ -13,6 +13,8 @@ inline constexpr const char *kBusName = "org.r3map.r3mapd";
 inline constexpr const char *kManagerPath = "/org/r3map";
 inline constexpr const char *kMountsPath = "/org/r3map/mounts/";
 inline constexpr const char *kExportsPath = "/org/r3map/exports/";
+inline constexpr const char *kRegionsPath = "/org/r3map/regions/";
+inline constexpr const char *kRegionInterface = "org.r3map.Region1";
 
 // Proxies for synchronous calls: r3ctl runs no event loop, so the signal handlers the
 // generated classes insist on are empty.

@@ -12,6 +12,7 @@ namespace {
 
 constexpr const char *kUsage = "usage: r3ctl status ID|DEVICE\n"
 			       "       r3ctl status --export ID\n"
+			       "       r3ctl status --region ID\n"
 			       "Shows one mount (or export) with its statistics; a managed one with how much is\n"
 			       "local and dirty, its transfer rates and its sync state.\n";
 
@@ -40,11 +41,39 @@ void addManagedRows(std::vector<std::vector<std::string>> &rows, const nlohmann:
 		rows.push_back({ "option " + key, value.get<std::string>() });
 }
 
+// A region has no proxy of its own here: its properties come from GetManagedObjects.
+int regionStatus(Context &ctx, const std::string &id)
+{
+	std::string path = id.rfind('/', 0) == 0 ? id : kRegionsPath + id;
+	auto objects = ctx.client().objects();
+	auto it = objects.find(sdbus::ObjectPath(path));
+	if (it == objects.end() || !it->second.count(kRegionInterface))
+		throw sdbus::Error("org.r3map.Error.NotFound", fmt::format("no region {}", id));
+	auto r = regionJson(path, it->second.at(kRegionInterface));
+	if (ctx.out.json()) {
+		ctx.out.print(r);
+		return kExitOk;
+	}
+	ctx.out.table({ "FIELD", "VALUE" },
+		      { { "id", r["id"].get<std::string>() },
+			{ "backend", r["backend_uri"].get<std::string>() },
+			{ "size", r3d::formatSize(r["size"].get<uint64_t>()) },
+			{ "pid", std::to_string(r["pid"].get<uint32_t>()) },
+			{ "owner uid", std::to_string(r["owner_uid"].get<uint32_t>()) },
+			{ "faults served", std::to_string(r["faults_served"].get<uint64_t>()) },
+			{ "bytes served", r3d::formatSize(r["bytes_served"].get<uint64_t>()) },
+			{ "dirty", r3d::formatSize(r["dirty_bytes"].get<uint64_t>()) },
+			{ "tracking", r["tracking_mode"].get<std::string>() } });
+	return kExitOk;
+}
+
 int status(Context &ctx, const std::vector<std::string> &argv)
 {
-	auto args = Args::parse(argv, { { "export", false } }, 1, 1);
+	auto args = Args::parse(argv, { { "export", false }, { "region", false } }, 1, 1);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
+	if (args->has("region"))
+		return regionStatus(ctx, args->positional()[0]);
 	auto &client = ctx.client();
 	bool isExport = args->has("export");
 	std::string path = isExport ? client.resolveExport(args->positional()[0])
@@ -84,6 +113,6 @@ int status(Context &ctx, const std::vector<std::string> &argv)
 
 } // namespace
 
-const Command kStatusCommand{ "status", "show one mount or export and its statistics", kUsage, status };
+const Command kStatusCommand{ "status", "show one mount, export or memory region and its statistics", kUsage, status };
 
 } // namespace r3ctl

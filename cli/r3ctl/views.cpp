@@ -41,6 +41,22 @@ nlohmann::json mountJson(const std::string &path, const PropertyMap &p)
 	};
 }
 
+nlohmann::json regionJson(const std::string &path, const PropertyMap &p)
+{
+	return {
+		{ "id", get<std::string>(p, "Id") },
+		{ "path", path },
+		{ "backend_uri", get<std::string>(p, "Backend") },
+		{ "size", get<uint64_t>(p, "Size") },
+		{ "owner_uid", get<uint32_t>(p, "OwnerUid") },
+		{ "pid", get<uint32_t>(p, "Pid") },
+		{ "faults_served", get<uint64_t>(p, "FaultsServed") },
+		{ "bytes_served", get<uint64_t>(p, "BytesServed") },
+		{ "dirty_bytes", get<uint64_t>(p, "DirtyBytes") },
+		{ "tracking_mode", get<std::string>(p, "TrackingMode") },
+	};
+}
+
 nlohmann::json exportJson(const std::string &path, const PropertyMap &p)
 {
 	return {

@@ -15,6 +15,8 @@ namespace r3ctl {
 
 nlohmann::json mountJson(const std::string &path, const PropertyMap &properties);
 nlohmann::json exportJson(const std::string &path, const PropertyMap &properties);
+/// org.r3map.Region1: a memory region an app maps, served by r3mapd.
+nlohmann::json regionJson(const std::string &path, const PropertyMap &properties);
 /// org.r3map.Managed1 of a managed mount or export: its "managed" member.
 nlohmann::json managedJson(const PropertyMap &properties);
 

@@ -15,6 +15,7 @@
 #include "service/export_object.hpp"
 #include "service/manager_object.hpp"
 #include "service/mount_object.hpp"
+#include "service/region_object.hpp"
 #include "service/service_state.hpp"
 
 namespace r3mapd::service {
@@ -33,6 +34,7 @@ struct BusService::Impl {
 	std::mutex mutex;
 	std::map<std::string, std::shared_ptr<MountObject>> mounts;
 	std::map<std::string, std::shared_ptr<ExportObject>> exports;
+	std::map<std::string, std::shared_ptr<RegionObject>> regions;
 	bool publishing = false; ///< objects are created only while the service runs
 };
 
@@ -153,14 +155,17 @@ void BusService::stop()
 		d.busThread.join();
 	std::map<std::string, std::shared_ptr<MountObject>> mounts;
 	std::map<std::string, std::shared_ptr<ExportObject>> exports;
+	std::map<std::string, std::shared_ptr<RegionObject>> regions;
 	{
 		std::lock_guard lock(d.mutex);
 		d.publishing = false;
 		mounts.swap(d.mounts);
 		exports.swap(d.exports);
+		regions.swap(d.regions);
 	}
 	mounts.clear();
 	exports.clear();
+	regions.clear();
 	d.manager.reset();
 	d.busDaemon.reset();
 	d.connection.reset();
@@ -239,6 +244,16 @@ void BusService::exportAdded(const ExportInfo &info)
 void BusService::exportRemoved(const std::string &id)
 {
 	unpublish(*impl_, impl_->exports, id);
+}
+
+void BusService::regionAdded(const RegionInfo &info)
+{
+	publish<RegionObject>(*impl_, impl_->regions, info);
+}
+
+void BusService::regionRemoved(const std::string &id)
+{
+	unpublish(*impl_, impl_->regions, id);
 }
 
 } // namespace r3mapd::service

@@ -8,6 +8,7 @@
 
 #include "export_manager.hpp"
 #include "mount_manager.hpp"
+#include "region_manager.hpp"
 
 namespace r3mapd {
 
@@ -25,6 +26,8 @@ struct ServiceContext {
 	std::string version;
 	std::function<std::string()> logLevel;
 	std::function<r3d::ResultMsg<void>(const std::string &level)> setLogLevel;
+	/// Memory regions of apps (Region1 objects); null: none are served.
+	RegionManager *regions = nullptr;
 };
 
 /// r3mapd on the system bus: org.r3map.r3mapd with /org/r3map (Manager1, ObjectManager)
@@ -32,7 +35,7 @@ struct ServiceContext {
 ///
 /// The bus thread only validates, checks the caller and posts to the WorkQueue; the worker
 /// completes the call. Objects appear and disappear through the observer callbacks.
-class BusService final : public MountObserver, public ExportObserver
+class BusService final : public MountObserver, public ExportObserver, public RegionObserver
 {
 public:
 	static constexpr const char *kBusName = "org.r3map.r3mapd";
@@ -64,6 +67,8 @@ public:
 	void mountRemoved(const std::string &id) override;
 	void exportAdded(const ExportInfo &info) override;
 	void exportRemoved(const std::string &id) override;
+	void regionAdded(const RegionInfo &info) override;
+	void regionRemoved(const std::string &id) override;
 
 	struct Impl;
 

@@ -4,7 +4,6 @@
 
 #include <r3d/backend_factory.hpp>
 
-#include "stages/pipeline.hpp"
 #include "uffd/uffd_region.hpp"
 
 namespace r3d {
@@ -30,27 +29,14 @@ ResultMsg<std::unique_ptr<MemoryRegion>> MemoryRegion::map(std::shared_ptr<ReadW
 {
 	if (!source)
 		return fail(EINVAL, "memory region: no backend");
-	// Pulls are whole chunks; a backend of a coarser granularity gets its own (the pipeline
-	// reconciles the two or says why not).
-	stages::PipelineSpec spec;
-	spec.chunk = uffd::UffdRegion::chunkFor(options);
-	spec.callerBlock = spec.chunk;
-	auto pipeline = stages::buildPipeline(std::move(source), spec);
-	if (!pipeline)
-		return unexpectedOf(pipeline.error());
-	MemoryRegionOptions o = options;
-	if (pipeline->chunk > spec.chunk) {
-		if (o.batching == FaultBatching::Fixed)
-			o.fixedRun = pipeline->chunk;
-		else {
-			o.chunk = pipeline->chunk;
-			o.maxRun = std::max(o.maxRun, o.chunk);
-		}
-	}
+	auto fitted = uffd::UffdRegion::fit(std::move(source), options);
+	if (!fitted)
+		return unexpectedOf(fitted.error());
+	auto &[top, o] = *fitted;
 	auto server = uffd::FaultServer::shared();
 	if (!server)
 		return unexpectedOf(server.error());
-	auto region = uffd::UffdRegion::create(pipeline->top, size, o, std::move(*server));
+	auto region = uffd::UffdRegion::create(top, size, o, std::move(*server));
 	if (!region)
 		return unexpectedOf(region.error());
 	return std::unique_ptr<MemoryRegion>(new MemoryRegion(std::move(*region)));

@@ -80,6 +80,8 @@ Result<void> UffdCache::writeAt(std::span<const std::byte> buf, uint64_t offset)
 Result<void> UffdCache::readAt(std::span<std::byte> buf, uint64_t offset)
 {
 	R3D_TRY(checkRange(offset, buf.size(), size_, false));
+	if (foreign_)
+		return unexpected(ENOTSUP);
 	// Only for chunks known present: a missing page would fault into this very region, so
 	// never call it on the fault server's threads for anything else.
 	uint64_t covered = 0;

@@ -35,6 +35,9 @@ public:
 	Result<void> sync() override { return {}; }
 	bool isFast() const override { return true; }
 
+	/// The mapping is another process's: readAt() cannot reach it.
+	void setForeign() { foreign_ = true; }
+
 	/// Pages that were present already when a copy reached them.
 	uint64_t existingPages() const { return existing_.load(std::memory_order_relaxed); }
 	/// Copies that had to wait for the layout to settle.
@@ -48,6 +51,7 @@ private:
 	const std::atomic<bool> &closing_;
 	uint64_t size_;
 	uint64_t page_;
+	bool foreign_ = false;
 	std::atomic<uint64_t> existing_{ 0 }, retries_{ 0 };
 };
 

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "r3d/log.hpp"
+#include "stages/pipeline.hpp"
 
 namespace r3d::uffd {
 namespace {
@@ -31,6 +32,31 @@ uint64_t pageSize()
 uint64_t UffdRegion::chunkFor(const MemoryRegionOptions &options)
 {
 	return options.batching == FaultBatching::Fixed ? options.fixedRun : options.chunk;
+}
+
+ResultMsg<std::pair<std::shared_ptr<ReadWriterAt>, MemoryRegionOptions>>
+UffdRegion::fit(std::shared_ptr<ReadWriterAt> source, const MemoryRegionOptions &options)
+{
+	if (!source)
+		return fail(EINVAL, "memory region: no backend");
+	// Pulls are whole chunks; a backend of a coarser granularity gets its own (the pipeline
+	// reconciles the two or says why not).
+	stages::PipelineSpec spec;
+	spec.chunk = chunkFor(options);
+	spec.callerBlock = spec.chunk;
+	auto pipeline = stages::buildPipeline(std::move(source), spec);
+	if (!pipeline)
+		return unexpectedOf(pipeline.error());
+	MemoryRegionOptions o = options;
+	if (pipeline->chunk > spec.chunk) {
+		if (o.batching == FaultBatching::Fixed)
+			o.fixedRun = pipeline->chunk;
+		else {
+			o.chunk = pipeline->chunk;
+			o.maxRun = std::max(o.maxRun, o.chunk);
+		}
+	}
+	return std::make_pair(pipeline->top, o);
 }
 
 ResultMsg<std::unique_ptr<UffdRegion>> UffdRegion::create(std::shared_ptr<ReadWriterAt> remote, uint64_t size,
@@ -85,6 +111,36 @@ ResultMsg<std::unique_ptr<UffdRegion>> UffdRegion::create(std::shared_ptr<ReadWr
 	return region;
 }
 
+ResultMsg<std::unique_ptr<UffdRegion>> UffdRegion::adopt(std::shared_ptr<ReadWriterAt> remote, uintptr_t base,
+							 uint64_t size, const MemoryRegionOptions &options,
+							 std::shared_ptr<FaultServer> server, UserfaultFd uffd, pid_t pid)
+{
+	if (!remote || !server || uffd.fd() < 0)
+		return fail(EINVAL, "memory region: no backend or no userfaultfd");
+	const uint64_t page = pageSize();
+	if (size == 0 || size % page != 0 || base % page != 0)
+		return fail(EINVAL, fmt::format("memory region: address {:#x} and size {} must be page multiples, the size "
+						"not 0",
+						base, size));
+	if (size > remote->size())
+		return fail(EINVAL, fmt::format("memory region: {} bytes asked for, the backend has {}", size, remote->size()));
+	uint64_t chunk = chunkFor(options);
+	if (chunk == 0 || chunk % page != 0 || chunk > (64u << 20))
+		return fail(EINVAL, fmt::format("memory region: the pull unit {} is not a page multiple up to 64 MiB", chunk));
+	MemoryRegionOptions o = options;
+	o.followFork = false; // the app maps it MADV_DONTFORK
+	std::unique_ptr<UffdRegion> region(new UffdRegion(std::move(remote), size, chunk, o, std::move(server),
+							  std::move(uffd), reinterpret_cast<std::byte *>(base),
+							  { SegmentMap::Segment{ base, size, 0 } }));
+	region->foreignPid_ = pid;
+	region->cache_->setForeign();
+	if (auto r = region->start(); !r)
+		return fail(r.error(), fmt::format("memory region: cannot serve it: {}", r.error().message()));
+	logger()->debug("serving {} bytes at {:#x} of pid {} (chunk {}, features {:#x})", size, base, pid, chunk,
+			region->uffd_.features());
+	return region;
+}
+
 UffdRegion::UffdRegion(std::shared_ptr<ReadWriterAt> remote, uint64_t size, uint64_t chunk,
 		       const MemoryRegionOptions &options, std::shared_ptr<FaultServer> server, UserfaultFd uffd,
 		       std::byte *base, std::vector<SegmentMap::Segment> segments)
@@ -126,13 +182,13 @@ void UffdRegion::close()
 	}
 	closing_.store(true, std::memory_order_release);
 	auto segments = segments_.segments();
-	if (!child_)
+	if (foreignPid_ == 0 && !child_)
 		// Unmapped while the server still reads this uffd: munmap waits for its UNMAP event
 		// to be read. Threads waiting on a fault are woken below and fault again on no
 		// mapping at all (SIGSEGV), never on zero pages.
 		for (const auto &s : segments)
 			::munmap(reinterpret_cast<void *>(s.addr), s.len);
-	for (const auto &s : segments) {
+	for (const auto &s : foreignPid_ != 0 ? decltype(segments){} : segments) {
 		if (child_)
 			(void)uffd_.unregister(reinterpret_cast<void *>(s.addr), s.len);
 		(void)uffd_.wake(reinterpret_cast<void *>(s.addr), s.len);
@@ -251,6 +307,10 @@ void UffdRegion::handleFault(uintptr_t addr, uint32_t tid)
 	}
 	uint64_t c = *off / ctx_.geometry.chunk;
 	auto w = ctx_.state.load(c);
+	if (w.present() && foreignPid_ != 0) {
+		refillPage(addr, c);
+		return;
+	}
 	if (w.present()) {
 		unsigned char resident = 0;
 		if (::mincore(reinterpret_cast<void *>(addr), page_, &resident) == 0 && (resident & 1)) {
@@ -288,8 +348,28 @@ void UffdRegion::giveUp(uintptr_t page, uint32_t tid, const std::error_code &err
 	// No UFFDIO_POISON (before 6.6): signal the faulting thread itself; if it returns from
 	// a handler, its next touch faults again and is retried.
 	logger()->error("page {:#x} of the region could not be pulled ({}): SIGBUS to thread {}", page, error.message(), tid);
-	if (tid == 0 || ::syscall(SYS_tgkill, ::getpid(), tid, SIGBUS) != 0)
+	if (tid == 0 || ::syscall(SYS_tgkill, foreignPid_ != 0 ? foreignPid_ : ::getpid(), tid, SIGBUS) != 0)
 		logger()->critical("cannot signal the faulting thread; it waits until the backend answers");
+}
+
+void UffdRegion::refillPage(uintptr_t addr, uint64_t chunk)
+{
+	std::vector<std::byte> buf(ctx_.geometry.lengthOf(chunk));
+	const uint64_t start = chunk * ctx_.geometry.chunk;
+	auto r = ctx_.remote->readAt(buf, start);
+	if (!r) {
+		giveUp(addr, 0, r.error());
+		return;
+	}
+	auto off = segments_.offsetAt(addr);
+	if (!off || *off < start || *off + page_ > start + buf.size()) {
+		(void)uffd_.wake(reinterpret_cast<void *>(addr), page_);
+		return;
+	}
+	auto c = uffd_.copy(reinterpret_cast<void *>(addr), buf.data() + (*off - start), page_);
+	if (c.error != 0)
+		// EEXIST: the page is there (copied by the pull that raced this fault, or written).
+		(void)uffd_.wake(reinterpret_cast<void *>(addr), page_);
 }
 
 void UffdRegion::onRemove(uintptr_t start, uintptr_t end)

@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
 #include <r3d/memory_region.hpp>
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
@@ -56,6 +58,21 @@ public:
 	~UffdRegion() override;
 	UffdRegion(const UffdRegion &) = delete;
 	UffdRegion &operator=(const UffdRegion &) = delete;
+
+	/// Serves a mapping of another process (r3mapd serving an app): `uffd` is that
+	/// process's userfaultfd, its handshake done with `uffd.features()` and [base,
+	/// base+size) registered for MISSING faults by the app. Nothing is mapped or unmapped
+	/// here; close() only stops serving (the app's own copy of the uffd decides what its
+	/// threads see then, see DaemonRegion). `pid` is the app's, for SIGBUS without POISON.
+	static ResultMsg<std::unique_ptr<UffdRegion>> adopt(std::shared_ptr<ReadWriterAt> remote, uintptr_t base,
+							    uint64_t size, const MemoryRegionOptions &options,
+							    std::shared_ptr<FaultServer> server, UserfaultFd uffd,
+							    pid_t pid);
+
+	/// `source` in the pipeline a region pulls through (whole chunks), and the options
+	/// adjusted to a backend of a coarser granularity.
+	static ResultMsg<std::pair<std::shared_ptr<ReadWriterAt>, MemoryRegionOptions>>
+	fit(std::shared_ptr<ReadWriterAt> source, const MemoryRegionOptions &options);
 
 	/// The chunk a region with these options tracks and pulls at.
 	static uint64_t chunkFor(const MemoryRegionOptions &options);
@@ -82,6 +99,9 @@ private:
 	void onRemove(uintptr_t start, uintptr_t end);
 	void onUnmap(uintptr_t start, uintptr_t end);
 	void onFork(int ufd);
+	/// A fault on a chunk called present in another address space (no mincore there):
+	/// copy that page again from the backend; EEXIST means it was there, so just wake.
+	void refillPage(uintptr_t addr, uint64_t chunk);
 
 	MemoryRegionOptions options_;
 	std::shared_ptr<FaultServer> server_;
@@ -95,6 +115,7 @@ private:
 	std::shared_ptr<UffdCache> cache_;
 	std::unique_ptr<stages::Puller> puller_;
 	bool child_ = false;
+	pid_t foreignPid_ = 0; ///< the app's pid when the mapping is another process's
 
 	// Adaptive batching: the run the last fault pulled.
 	std::mutex runMutex_;

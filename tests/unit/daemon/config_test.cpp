@@ -32,6 +32,7 @@ TEST_CASE("an empty object gives the documented defaults", "[config]")
 	CHECK(c.logLevel == "info");
 	CHECK(c.accessGroup == "r3map");
 	CHECK(c.busCheckSeconds == 10);
+	CHECK(c.regionSocket == "/run/r3map/regions.sock");
 }
 
 TEST_CASE("every key is read, sizes as numbers or text", "[config]")
@@ -49,6 +50,8 @@ TEST_CASE("every key is read, sizes as numbers or text", "[config]")
 	CHECK_FALSE(c.schemeUnprivileged("r3"));
 	CHECK(c.logLevel == "debug");
 	CHECK(c.accessGroup == "1234");
+	CHECK(Config::parse(R"({"region_socket": "/tmp/r.sock"})", "x").value().regionSocket == "/tmp/r.sock");
+	CHECK(Config::parse(R"({"region_socket": ""})", "x").value().regionSocket.empty());
 }
 
 TEST_CASE("bad values name the file, the key and the problem", "[config]")
@@ -75,6 +78,8 @@ TEST_CASE("bad values name the file, the key and the problem", "[config]")
 	CHECK(Config::parse(R"({"bus_check_seconds": 0})", "x").value().busCheckSeconds == 0);
 	CHECK_THAT(errorOf(R"({"bus_check_seconds": 3601})"), Catch::Contains("key 'bus_check_seconds': expected seconds"));
 	CHECK_THAT(errorOf(R"({"bus_check_seconds": "10s"})"), Catch::Contains("from 0 (off) to 3600"));
+	CHECK_THAT(errorOf(R"({"region_socket": "run/r.sock"})"), Catch::Contains("expected an absolute path"));
+	CHECK_THAT(errorOf(R"({"region_socket": 3})"), Catch::Contains("expected an absolute path"));
 	CHECK_THAT(errorOf(R"({"chunk_size": 4096})"),
 		   Catch::Contains("key 'chunk_size': unknown key (known: default_chunk_size, max_request_size"));
 }
