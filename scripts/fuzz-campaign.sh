@@ -16,8 +16,9 @@ build=$root/build/fuzz-clang
 work=$root/build/tests/fuzz/$target
 log=$work/campaign.log
 mkdir -p "$work" "$root/tests/fuzz/corpus/$target"
-flags="-fork=$jobs -ignore_crashes=1"
-[ "$jobs" -gt 1 ] || flags=""
+# Under load a unit can wait for the CPU for seconds: a campaign allows 60 s per unit.
+flags="-timeout=60 -fork=$jobs -ignore_crashes=1"
+[ "$jobs" -gt 1 ] || flags="-timeout=60"
 echo "fuzz-campaign: $target for ${seconds}s with $jobs job(s); log $log"
 status=0
 FUZZ_TARGET=$target FUZZ_SOURCE_ROOT=$root FUZZ_WORK_DIR=$work FUZZ_BUILD_DIR=$build \
