@@ -417,7 +417,10 @@ void Session::dispatchToWorker(const Request &r, BufferPool::Lease payload, size
 {
 	auto job = std::make_shared<BufferPool::Lease>(std::move(payload));
 	server_.workers().post([this, r, job, bytes]() mutable {
-		auto reply = buffers_.acquire(64);
+		// A read's reply holds its data: room for all of it, so the reply is not grown
+		// (and copied) while the backend fills it.
+		bool read = static_cast<Cmd>(r.type) == Cmd::Read;
+		auto reply = buffers_.acquire(64 + (read ? r.length : 0));
 		reply.bytes().clear();
 		execute(r, job->bytes(), reply.bytes());
 		job.reset();
