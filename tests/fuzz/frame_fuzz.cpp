@@ -11,27 +11,24 @@
 #include <span>
 #include <string>
 
+#include "fuzz_support.hpp"
+
 #include "transport/frame.hpp"
 #include "transport/block/messages.hpp"
 #include "transport/block/ops.hpp"
 #include "transport/block/request_check.hpp"
 
 using namespace r3d::transport;
+using r3fuzz::check;
 
 namespace {
 
 constexpr FrameLimits kLimits{ 4096, 65536 };
 
-void check(bool ok)
-{
-	if (!ok)
-		std::abort();
-}
-
 void writeSeeds(const std::string &dir)
 {
 	auto seed = [&](const std::string &name, uint8_t mode, const std::string &stream) {
-		std::ofstream(dir + "/" + name, std::ios::binary) << static_cast<char>(mode) << stream;
+		r3fuzz::writeSeed(dir, name, std::string(1, static_cast<char>(mode)), stream);
 	};
 	std::string client;
 	appendFrame(client, Hello{ kProtocolVersion, "disk", "token", "fuzz" });
@@ -59,11 +56,7 @@ void writeSeeds(const std::string &dir)
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***)
 {
-	if (const char *dir = std::getenv("R3_WRITE_SEEDS")) {
-		writeSeeds(dir);
-		std::exit(0);
-	}
-	return 0;
+	return r3fuzz::seedsOnRequest(writeSeeds);
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

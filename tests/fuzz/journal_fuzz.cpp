@@ -15,6 +15,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+
+#include "fuzz_support.hpp"
 #include <vector>
 
 #include "backends/memory_backend.hpp"
@@ -24,14 +26,9 @@ using namespace r3d;
 using namespace r3d::cache;
 using r3d::stages::ChunkPhase;
 using r3d::stages::ChunkState;
+using r3fuzz::check;
 
 namespace {
-
-void check(bool ok)
-{
-	if (!ok)
-		std::abort();
-}
 
 JournalIdentity identityOf(uint8_t pick)
 {
@@ -107,11 +104,7 @@ void writeSeeds(const std::string &dir)
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***)
 {
-	if (const char *dir = std::getenv("R3_WRITE_SEEDS")) {
-		writeSeeds(dir);
-		std::exit(0);
-	}
-	return 0;
+	return r3fuzz::seedsOnRequest(writeSeeds);
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

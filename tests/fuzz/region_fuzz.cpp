@@ -6,19 +6,12 @@
 #include <cstdlib>
 #include <span>
 
+#include "fuzz_support.hpp"
 #include "uffd/region_protocol.hpp"
 
 using namespace r3d::uffd;
 
-namespace {
-
-void check(bool ok)
-{
-	if (!ok)
-		std::abort();
-}
-
-} // namespace
+using r3fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
