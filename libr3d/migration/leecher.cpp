@@ -462,7 +462,6 @@ Leecher::Step Leecher::finalizeStep()
 			beforeFinalize_ = state_.phase();
 	}
 	setPhase([](MigrationState &s) { return s.beginFinalize(); });
-	auto started = Clock::now();
 	if (auto s = link_->send(MessageType::FinalizeRequest, encode(*request)); !s)
 		return linkError(s.error());
 	auto m = expect(MessageType::FinalizeAck);
@@ -471,6 +470,10 @@ Leecher::Step Leecher::finalizeStep()
 	auto ack = decodeFinalizeAck(m->bytes());
 	if (!ack)
 		return failWith(ack.error().message);
+	// The downtime runs from the seeder's lock: what it had been locked when it acked, plus
+	// from the ack here to the unlock (the ack's one-way trip is not counted).
+	auto lockedAtAck = std::chrono::nanoseconds(ack->lockedNs);
+	auto acked = Clock::now();
 	if (auto ok = handover_.acked(*ack); !ok) {
 		setPhase([](MigrationState &s) { return s.abortFinalize(); });
 		int code = ok.error().code.value();
@@ -518,7 +521,7 @@ Leecher::Step Leecher::finalizeStep()
 	owner_ = true;
 	{
 		std::lock_guard lock(mutex_);
-		downtime_ = Clock::now() - started;
+		downtime_ = lockedAtAck + (Clock::now() - acked);
 	}
 	logger()->info("migration {}: took ownership at epoch {} ({} chunks left to post-copy, downtime {} us)",
 		       options_.migrationId, handover_.epoch(), region_->missingChunks(),

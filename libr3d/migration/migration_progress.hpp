@@ -30,9 +30,9 @@ struct MigrationProgress {
 	double dirtyRate = 0;     ///< bytes per second, smoothed (leecher)
 	/// Predicted downtime of finalizing now; nanoseconds::max() while unknown.
 	std::chrono::nanoseconds predictedDowntime = std::chrono::nanoseconds::max();
-	/// Measured downtime, 0 until the handover: leecher, from its FinalizeRequest to its
-	/// unlock (an upper bound of "seeder locked → leecher unlocked", which lies inside);
-	/// seeder, from its lock to the commit.
+	/// Measured downtime, 0 until the handover: leecher, from the seeder's lock (the
+	/// FinalizeAck says how long it had been locked) to its own unlock, less the ack's
+	/// one-way trip; seeder, from its lock to the commit.
 	std::chrono::nanoseconds downtime{ 0 };
 	bool owner = false;       ///< leecher: it took ownership; seeder: it still owns
 	unsigned leechers = 0;    ///< seeder: leechers connected now

@@ -369,6 +369,12 @@ bool SeederCore::handedOver() const
 	return handover_.handedOver();
 }
 
+std::chrono::nanoseconds SeederCore::lockedFor() const
+{
+	std::lock_guard lock(mutex_);
+	return locked_ ? std::chrono::steady_clock::now() - lockedAt_ : std::chrono::nanoseconds{ 0 };
+}
+
 uint64_t SeederCore::epoch() const
 {
 	std::lock_guard lock(mutex_);

@@ -85,6 +85,8 @@ public:
 	ResultMsg<DirtyRound> lockForHandover(const std::string &leecherId, uint64_t proposed);
 	/// FinalizeCommit: the commit point.
 	ResultMsg<void> commit(const FinalizeCommit &commit);
+	/// How long the seeder has been locked for the handover running now (0 if not locked).
+	std::chrono::nanoseconds lockedFor() const;
 	/// The handover of `leecherId` failed before the commit: unlock, requeue its final list.
 	void abortHandover(const std::string &leecherId, const std::string &why);
 	/// The leecher holds the whole region.

@@ -249,6 +249,7 @@ asio::awaitable<bool> SeederSession::finalize(const FinalizeRequest &request)
 	FinalizeAck ack;
 	ack.epoch = epoch;
 	ack.round = locked->round;
+	ack.lockedNs = static_cast<uint64_t>(core_->lockedFor().count());
 	std::string body = encode(ack);
 	bool sent = co_await send(MessageType::FinalizeAck, body);
 	if (!sent)
