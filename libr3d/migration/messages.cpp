@@ -255,6 +255,7 @@ std::string encode(const FinalizeAck &m)
 	pb.set_message(m.message);
 	pb.set_epoch(m.epoch);
 	pb.set_round(m.round);
+	pb.set_locked_ns(m.lockedNs);
 	return serialize(pb);
 }
 
@@ -387,7 +388,7 @@ ResultMsg<FinalizeAck> decodeFinalizeAck(std::span<const std::byte> meta)
 		if (auto ok = checkEpoch(pb->epoch(), "finalize ack"); !ok)
 			return unexpectedOf(ok.error());
 	}
-	return FinalizeAck{ pb->error(), pb->message(), pb->epoch(), pb->round() };
+	return FinalizeAck{ pb->error(), pb->message(), pb->epoch(), pb->round(), pb->locked_ns() };
 }
 
 ResultMsg<FinalizeCommit> decodeFinalizeCommit(std::span<const std::byte> meta)

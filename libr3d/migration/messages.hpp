@@ -94,6 +94,7 @@ struct FinalizeAck {
 	std::string message;
 	uint64_t epoch = 0;
 	uint64_t round = 0;
+	uint64_t lockedNs = 0; ///< how long the seeder had been locked when it sent the ack
 };
 
 struct FinalizeCommit {

@@ -57,6 +57,15 @@ void Puller::stop()
 	workers_.clear();
 }
 
+void Puller::kick()
+{
+	{
+		// A worker between its look and its wait holds the mutex: it cannot miss the wake.
+		std::lock_guard lock(mutex_);
+	}
+	wake_.notify_all();
+}
+
 uint64_t Puller::batchChunks() const
 {
 	uint64_t perWorker = target_.load(std::memory_order_relaxed) / options_.workers;

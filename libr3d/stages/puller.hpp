@@ -81,6 +81,9 @@ public:
 	/// waits for ones in flight. Fails with EIO once the remote stayed unreachable for
 	/// remoteTimeout.
 	Result<void> demand(uint64_t first, uint64_t last);
+	/// Chunks became remote again (a migration round's dirty list): wake the idle workers
+	/// now instead of at their next look.
+	void kick();
 	/// A read of [first, last] (present or not): feeds follow-on detection.
 	void noteRead(uint64_t first, uint64_t last);
 

@@ -15,6 +15,7 @@
 
 #include "migration/chunk_set_assembler.hpp"
 #include "migration/messages.hpp"
+#include "migration/wire.hpp"
 
 using namespace r3d::migration;
 
@@ -89,6 +90,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const RegionShape region = regionOf(data[1]);
 	auto meta = std::as_bytes(std::span(data + 2, size - 2));
+	// Every input is also a migration frame's meta (wire.hpp): the envelope is the first
+	// decoder a frame meets. (Outside the switch, so the corpus keeps its meaning.)
+	if (auto w = decodeWire(meta)) {
+		check(w->body.size() <= kMaxMigrationMeta);
+		std::string frame;
+		appendWire(frame, w->type, w->body, true);
+		auto again = decodeWire(bytes(frame.substr(r3d::transport::kFrameHeaderSize)));
+		check(again && again->type == w->type && again->body == w->body);
+	}
 	switch (data[0] % 9) {
 	case 0:
 		if (auto m = decodeMigrationHello(meta)) {

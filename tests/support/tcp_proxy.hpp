@@ -1,8 +1,9 @@
 #pragma once
 
 // A TCP proxy on 127.0.0.1 for tests that need a link the real parts cannot give on
-// demand: a slow one (a byte rate per direction), or one that holds what a client sent
-// and delivers it late (bytes still travelling when the client gave up on them).
+// demand: a slow one (a byte rate per direction), one that holds what a client sent
+// and delivers it late (bytes still travelling when the client gave up on them), or one
+// that is cut or down for a while.
 
 #include <atomic>
 #include <chrono>
@@ -114,6 +115,24 @@ public:
 		return total;
 	}
 
+	/// Cuts every connection now (both ends see it end), as a link failure would.
+	void cut()
+	{
+		std::lock_guard lock(mutex_);
+		for (auto &l : links_) {
+			::shutdown(l->client.get(), SHUT_RDWR);
+			::shutdown(l->server.get(), SHUT_RDWR);
+		}
+	}
+
+	/// While down, new connections are closed at once and `cut()` runs: an outage.
+	void setDown(bool down)
+	{
+		down_ = down;
+		if (down)
+			cut();
+	}
+
 private:
 	struct Link {
 		r3d::UniqueFd client;
@@ -145,6 +164,9 @@ private:
 			r3d::UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
 			if (!client || stopping_)
 				return;
+			if (down_)
+				continue; // the client sees its connection closed
+
 			r3d::UniqueFd server(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
 			smallBuffers(server.get());
 			sockaddr_in addr = loopback(target_);
@@ -208,6 +230,7 @@ private:
 	std::thread acceptor_;
 	std::atomic<bool> stopping_{ false };
 	std::atomic<uint64_t> rate_{ 0 };
+	std::atomic<bool> down_{ false };
 	std::mutex mutex_;
 	std::condition_variable changed_;
 	std::list<std::unique_ptr<Link>> links_;

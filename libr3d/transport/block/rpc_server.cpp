@@ -159,12 +159,12 @@ ResultMsg<std::unique_ptr<RpcServer>> RpcServer::create(Runtime &runtime, RpcSer
 	auto impl = std::make_unique<Impl>(runtime, std::move(options));
 	impl->tls = std::move(tls);
 	impl->token = std::move(token);
-	impl->services.add(kBlockService, [i = impl.get()](const Hello &hello) -> ResultMsg<const ServedExport *> {
+	impl->services.add(kBlockService, [i = impl.get()](const Hello &hello) -> ResultMsg<ServiceBinding> {
 		const ServedExport *exp = i->findExport(hello.exportName);
 		if (!exp)
 			return fail(ENOENT, fmt::format("no export named '{}' (exports: {})", hello.exportName,
 							i->exportNames()));
-		return exp;
+		return ServiceBinding{ exp, nullptr };
 	});
 	if (!impl->token.empty() && !impl->tls)
 		impl->log->warn("the token travels in clear text: this server has no TLS (--tls-cert/--tls-key)");
@@ -189,6 +189,16 @@ void RpcServer::addExport(RpcExport exp)
 				      : exp.backend;
 	served.exp = std::move(exp);
 	impl_->exports.push_back(std::move(served));
+}
+
+void RpcServer::addService(std::string name, ChannelServiceFactory factory)
+{
+	impl_->services.add(std::move(name), [factory = std::move(factory)](const Hello &hello) -> ResultMsg<ServiceBinding> {
+		auto service = factory(hello);
+		if (!service)
+			return unexpectedOf(service.error());
+		return ServiceBinding{ nullptr, std::move(*service) };
+	});
 }
 
 ResultMsg<std::string> RpcServer::listen(const std::string &hostPort)

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 
 #include "base/counters.hpp"
 #include "base/limits.hpp"
+#include "transport/block/messages.hpp"
 #include "transport/tls_config.hpp"
 
 namespace r3d {
@@ -18,6 +20,8 @@ namespace r3d {
 class Runtime;
 
 namespace transport {
+
+class ChannelService;
 
 /// A backend offered to remote clients under a name.
 struct RpcExport {
@@ -93,6 +97,10 @@ public:
 
 	/// Call before start().
 	void addExport(RpcExport exp);
+	/// A service besides "block" that takes its connections over after the hello and the
+	/// token check (channel_service.hpp), e.g. "migration". Call before start().
+	void addService(std::string name,
+			std::function<ResultMsg<std::shared_ptr<ChannelService>>(const Hello &hello)> factory);
 	/// Binds "HOST:PORT" ("[::1]:PORT", port 0 picks one); returns the bound address.
 	ResultMsg<std::string> listen(const std::string &hostPort);
 	/// Starts accepting.

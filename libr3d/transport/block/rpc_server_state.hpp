@@ -16,6 +16,7 @@
 #include "transport/block/request_check.hpp"
 #include "transport/block/rpc_server.hpp"
 #include "transport/channel.hpp"
+#include "transport/channel_service.hpp"
 #include "transport/drain.hpp"
 #include "transport/fencing.hpp"
 #include "transport/in_flight_budget.hpp"
@@ -36,6 +37,13 @@ struct ServedExport {
 	ExportGeometry geometry;
 };
 
+/// What a hello binds its connection to: an export of the block service, or a service
+/// that takes the connection over.
+struct ServiceBinding {
+	const ServedExport *exp = nullptr;
+	std::shared_ptr<ChannelService> channel;
+};
+
 struct RpcServerState {
 	RpcServerState(Runtime &rt, RpcServerOptions o);
 
@@ -45,8 +53,8 @@ struct RpcServerState {
 	std::shared_ptr<asio::ssl::context> tls;
 	std::string token;
 	std::vector<ServedExport> exports;
-	/// Service name -> the export a hello binds its connection to.
-	ServiceTable<const ServedExport *, Hello> services;
+	/// Service name -> what a hello binds its connection to.
+	ServiceTable<ServiceBinding, Hello> services;
 	std::shared_ptr<spdlog::logger> log;
 
 	std::atomic<uint64_t> connections{ 0 }, activeConnections{ 0 }, refused{ 0 }, requests{ 0 }, errors{ 0 },

@@ -46,7 +46,11 @@ RpcSession::~RpcSession() = default;
 asio::awaitable<void> RpcSession::run()
 {
 	auto self = shared_from_this();
-	if (co_await greet()) {
+	bool greeted = co_await greet();
+	if (greeted && service_) {
+		co_await service_->run(*channel_, server_.strand);
+		close();
+	} else if (greeted) {
 		asio::co_spawn(
 			server_.strand, [self] { return self->writeLoop(); },
 			[self](std::exception_ptr) {
@@ -90,6 +94,8 @@ void RpcSession::close(bool abortive)
 		socket_.close(ignored); // not even greeted: nothing was read from it
 	}
 	outbox_.clear();
+	if (service_)
+		service_->close();
 	server_.budget.leave(readerWake_);
 	writerWake_.notify();
 	readerWake_.notify();
@@ -222,7 +228,12 @@ asio::awaitable<bool> RpcSession::greet()
 	auto bound = server_.services.open(hello->service, *hello);
 	if (!bound)
 		co_return co_await refuse(bound.error().code.value(), bound.error().message);
-	export_ = *bound;
+	if (bound->channel) {
+		service_ = std::move(bound->channel); // it answers the hello itself
+		server_.log->debug("{}: connected to service '{}'", peer_, hello->service);
+		co_return true;
+	}
+	export_ = bound->exp;
 	key_ = FenceKey{ hello->session, hello->slot, hello->incarnation };
 	if (!co_await fence())
 		co_return false;

@@ -15,6 +15,7 @@
 
 namespace r3d::transport {
 
+class ChannelService;
 struct OpHandler;
 struct RpcServerState;
 struct ServedExport;
@@ -87,6 +88,7 @@ private:
 	std::string peer_;
 	BufferPool buffers_; ///< before everything that holds its leases
 	const ServedExport *export_ = nullptr;
+	std::shared_ptr<ChannelService> service_; ///< a service that took the connection over
 	std::deque<Reply> outbox_;
 	Wakeup writerWake_;
 	Wakeup readerWake_;
