@@ -10,6 +10,8 @@ packages=(
   catch2 scdoc
   # NBD peers the tests and benchmarks drive
   nbdkit libnbd-bin python3-libnbd qemu-utils fio iperf3
+  # NBD over TLS tests: psktool makes the PSK files libnbd, qemu and r3serve --tls-psk read
+  gnutls-bin
   # fuzzing (libFuzzer)
   clang libclang-rt-14-dev
   # transport (protobuf, TLS), redis and s3 backends, WAN emulation

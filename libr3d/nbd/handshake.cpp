@@ -144,12 +144,22 @@ Result<bool> Session::handshake()
 		return false;
 	}
 
-	for (;;) {
+	for (bool first = true;; first = false) {
 		got = reader_.fill(16);
 		if (!got)
 			return unexpected(got.error());
-		if (!*got)
+		if (!*got && tls_ && optionsInTls_ == 0)
+			// Clients such as qemu check the certificate only once the handshake is done.
+			logger()->warn("{}: left right after the TLS handshake: it may not accept this server's "
+				       "certificate (its CA, names or dates)",
+				       peer_);
+		if (!*got) {
+			if (first)
+				logger()->debug("{}: left before sending an option", peer_);
 			return false;
+		}
+		if (tls_)
+			++optionsInTls_;
 		uint64_t magic = get64(reader_.data());
 		uint32_t opt = get32(reader_.data() + 8);
 		uint32_t length = get32(reader_.data() + 12);

@@ -108,6 +108,7 @@ private:
 	int io_; ///< what requests and replies go through: fd_, or plain_ under TLS
 	std::string peer_; ///< the client's address, for log lines
 	bool refusedInClear_ = false;
+	unsigned optionsInTls_ = 0;
 	SocketReader reader_;
 	const Export *export_ = nullptr;
 	bool noZeroes_ = false;

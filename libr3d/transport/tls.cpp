@@ -261,6 +261,8 @@ std::string describeTlsError(const ErrorCode &ec, SSL *ssl)
 		 text.find("alert certificate expired") != std::string::npos ||
 		 text.find("alert unknown ca") != std::string::npos)
 		text += " (the peer does not accept our certificate)";
+	else if (text.find("unsupported protocol") != std::string::npos)
+		text += " (no TLS version both sides take)";
 	else if (ssl && !SSL_get_certificate(ssl) && text.find("no suitable signature algorithm") != std::string::npos)
 		text += " (this server has pre-shared keys only, and the client offered none it knows)";
 	if (ssl) {
