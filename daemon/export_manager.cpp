@@ -23,7 +23,9 @@
 #include "errors.hpp"
 #include "base/host_port.hpp"
 #include "nbd/listener.hpp"
+#include "nbd/tls_policy.hpp"
 #include "nbd_export.hpp"
+#include "transport/tls.hpp"
 #include "r3_export.hpp"
 #include "sync_managed.hpp"
 
@@ -65,7 +67,12 @@ nlohmann::json specOf(const ExportRequest &r, const ExportInfo &info)
 		 { "name", r.name },
 		 { "description", r.description },
 		 { "caller_uid", r.callerUid },
-		 { "managed", r.managed->spec(std::stoull(info.managedOptions.at("chunk-size"))) } };
+		 { "managed", r.managed->spec(std::stoull(info.managedOptions.at("chunk-size"))) },
+		 { "tls", r.tls },
+		 { "tls_cert", r.tlsCert },
+		 { "tls_key", r.tlsKey },
+		 { "tls_ca", r.tlsCa },
+		 { "tls_psk", r.tlsPsk } };
 }
 
 r3d::ResultMsg<ExportRequest> requestOf(const nlohmann::json &spec)
@@ -75,12 +82,53 @@ r3d::ResultMsg<ExportRequest> requestOf(const nlohmann::json &spec)
 		r.protocol = spec.at("protocol").get<std::string>();
 		r.name = spec.at("name").get<std::string>();
 		r.description = spec.at("description").get<std::string>();
+		// Specs journaled before exports had TLS have none of these.
+		r.tls = spec.value("tls", "");
+		r.tlsCert = spec.value("tls_cert", "");
+		r.tlsKey = spec.value("tls_key", "");
+		r.tlsCa = spec.value("tls_ca", "");
+		r.tlsPsk = spec.value("tls_psk", "");
 	});
 }
 
 bool isLoopback(const std::string &host)
 {
 	return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+bool hasTlsFiles(const ExportRequest &r)
+{
+	return !r.tlsCert.empty() || !r.tlsKey.empty() || !r.tlsCa.empty() || !r.tlsPsk.empty();
+}
+
+// The NBD server's TLS: the policy (as r3serve's --tls resolves it) and the context.
+r3d::ResultMsg<void> nbdTls(const ExportRequest &r, r3d::nbd::ServerOptions &options)
+{
+	if (hasTlsFiles(r) && r.callerUid != 0)
+		return fail(Errc::NotPermitted,
+			    fmt::format("uid {} may not use tls_cert, tls_key, tls_ca or tls_psk: r3mapd runs as root and "
+					"would read those files for it",
+					r.callerUid));
+	bool credentials = !r.tlsCert.empty() || !r.tlsPsk.empty();
+	auto policy = r.tls.empty() ? (credentials ? r3d::nbd::TlsPolicy::Require : r3d::nbd::TlsPolicy::Off)
+				    : r3d::nbd::parseTlsPolicy(r.tls);
+	if (!policy)
+		return fail(Errc::InvalidArgument, fmt::format("option 'tls': '{}': expected off, on or require", r.tls));
+	if (*policy == r3d::nbd::TlsPolicy::Off && hasTlsFiles(r))
+		return fail(Errc::InvalidArgument, "option 'tls' is off: it does not take tls_cert, tls_key, tls_ca or tls_psk");
+	if (*policy != r3d::nbd::TlsPolicy::Off && !credentials)
+		return fail(Errc::InvalidArgument, fmt::format("option 'tls' {} needs tls_cert and tls_key, or tls_psk",
+							       r3d::nbd::tlsPolicyName(*policy)));
+	options.tls = *policy;
+	if (*policy == r3d::nbd::TlsPolicy::Off)
+		return {};
+	r3d::transport::TlsServerConfig config{ r.tlsCert, r.tlsKey, r.tlsCa, r.tlsPsk };
+	config.allowTls12 = true; // NBD's spec: TLS 1.2 MUST work
+	auto ctx = r3d::transport::makeServerTlsContext(config);
+	if (!ctx)
+		return fail(Errc::InvalidArgument, ctx.error().message);
+	options.tlsContext = std::move(*ctx);
+	return {};
 }
 
 r3d::ResultMsg<std::unique_ptr<r3d::nbd::Listener>> listen(r3d::nbd::Server &server, const std::string &address)
@@ -143,6 +191,8 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 								    std::shared_ptr<r3d::nbd::MetaSource> meta)
 {
 	if (request.protocol == "r3") {
+		if (hasTlsFiles(request) || !request.tls.empty())
+			return fail(Errc::InvalidArgument, "the tls options are for nbd exports (r3 exports have no TLS here yet)");
 		if (!runtime_)
 			return fail(Errc::Failed, "r3 exports need the daemon's runtime");
 		if (unixPath(request.listen))
@@ -174,6 +224,8 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 	r3d::nbd::ServerOptions options;
 	options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
 	options.runtime = runtime_;
+	if (auto tls = nbdTls(request, options); !tls)
+		return r3d::unexpectedOf(tls.error());
 	auto server = std::make_unique<r3d::nbd::Server>(options);
 	server->addExport({ request.name, request.description, std::move(backend), request.readOnly, std::move(meta) });
 	auto listener = listen(*server, request.listen);
@@ -183,6 +235,8 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 		if (auto shared = shareSocket((*listener)->address(), access_.groupId()); !shared)
 			return r3d::unexpectedOf(shared.error());
 	}
+	r3d::nbd::warnIfServedInClear((*listener)->address(), options.tls,
+				      "give the export the options tls_cert and tls_key, or tls_psk");
 	return std::unique_ptr<ServedExport>(std::make_unique<NbdExport>(std::move(server), std::move(*listener)));
 }
 

@@ -43,6 +43,13 @@ struct ExportRequest {
 	uid_t callerUid = static_cast<uid_t>(-1);
 	/// A managed export: a local cache in front of the backend (see openManagedRegion()).
 	std::optional<ManagedRequest> managed;
+	/// NBD over TLS: "off", "on" or "require"; empty: require with a certificate or PSK
+	/// file, off without. Files only root may name (the daemon reads them as root).
+	std::string tls;
+	std::string tlsCert;
+	std::string tlsKey;
+	std::string tlsCa;  ///< clients must present a certificate signed by it
+	std::string tlsPsk; ///< psktool's identity:hexkey lines, instead of a certificate
 };
 
 struct StopOptions {

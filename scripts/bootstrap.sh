@@ -12,6 +12,8 @@ packages=(
   nbdkit libnbd-bin python3-libnbd qemu-utils fio iperf3
   # the benchmark report (plots) and its gRPC baseline (-Dgrpc_bench)
   python3-matplotlib libgrpc++-dev protobuf-compiler-grpc nbdkit-plugin-dev
+  # NBD over TLS tests: psktool makes the PSK files libnbd, qemu and r3serve --tls-psk read
+  gnutls-bin
   # fuzzing (libFuzzer)
   clang libclang-rt-14-dev
   # transport (protobuf, TLS), redis and s3 backends, WAN emulation

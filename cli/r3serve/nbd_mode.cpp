@@ -4,6 +4,7 @@
 
 #include "mount/managed_region.hpp"
 #include "serve_options.hpp"
+#include "transport/tls.hpp"
 
 namespace r3serve {
 
@@ -24,6 +25,15 @@ r3d::ResultMsg<void> NbdMode::start()
 	r3d::nbd::ServerOptions serverOptions;
 	serverOptions.maxPayload = o_.maxRequest;
 	serverOptions.runtime = &runtime_;
+	serverOptions.tls = o_.tls;
+	if (o_.tls != r3d::nbd::TlsPolicy::Off) {
+		r3d::transport::TlsServerConfig tls{ o_.tlsCert, o_.tlsKey, o_.tlsCa, o_.tlsPsk };
+		tls.allowTls12 = true; // NBD's spec: TLS 1.2 MUST work
+		auto ctx = r3d::transport::makeServerTlsContext(tls);
+		if (!ctx)
+			return r3d::unexpectedOf(ctx.error());
+		serverOptions.tlsContext = std::move(*ctx);
+	}
 	server_.emplace(serverOptions);
 	for (const auto &exp : exports_)
 		server_->addExport({ exp.name, o_.description, exp.backend, o_.readOnly,
@@ -34,7 +44,11 @@ r3d::ResultMsg<void> NbdMode::start()
 	if (!listener)
 		return r3d::unexpectedOf(listener.error());
 	listener_ = std::move(*listener);
-	r3d::log::get("r3serve")->info("listening on {}", listener_->address());
+	r3d::log::get("r3serve")->info("listening on {}{}", listener_->address(),
+				       o_.tls == r3d::nbd::TlsPolicy::Off ? ""
+				       : o_.tls == r3d::nbd::TlsPolicy::On ? " (TLS optional)"
+									   : " (TLS required)");
+	r3d::nbd::warnIfServedInClear(listener_->address(), o_.tls, "give --tls-cert/--tls-key or --tls-psk");
 	acceptThread_ = std::thread([this] {
 		listener_->run();
 		acceptEnded_ = true;

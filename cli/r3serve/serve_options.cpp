@@ -29,6 +29,8 @@ enum Opt : int {
 	kTlsCert,
 	kTlsKey,
 	kTlsCa,
+	kTls,
+	kTlsPsk,
 	kTokenFile,
 	kDevice,
 	kConnections,
@@ -77,7 +79,9 @@ const char *serveUsage()
 {
 	return "usage: r3serve (--socket PATH | --listen HOST:PORT) [--name NAME] [--description TEXT]\n"
 	       "               [--read-only] [--max-request BYTES] [--workers N] [--pid-file FILE]\n"
-	       "               [--stats-file FILE] [--log-level LEVEL] BACKEND_URI [NAME=BACKEND_URI ...]\n"
+	       "               [--stats-file FILE] [--log-level LEVEL] [--tls=off|on|require]\n"
+	       "               [--tls-cert FILE --tls-key FILE [--tls-ca FILE] | --tls-psk FILE]\n"
+	       "               BACKEND_URI [NAME=BACKEND_URI ...]\n"
 	       "       r3serve --device auto|/dev/nbdN [--connections N] [--netlink|--ioctl]\n"
 	       "               [--ready udev|sysfs] [--block-size BYTES] [--timeout SECONDS]\n"
 	       "               [--dead-conn-timeout SECONDS] [--read-only] [...] BACKEND_URI\n"
@@ -94,9 +98,11 @@ const char *serveUsage()
 	       "or s3://BUCKET/PREFIX?endpoint=URL&size=SIZE. The first export is also the default\n"
 	       "export \"\". With --device, the backend becomes a kernel block device: its path is\n"
 	       "printed once it is ready, and SIGTERM flushes, disconnects and frees it. With --r3, the\n"
-	       "exports are served over r3map's own transport, for r3:// clients. With --managed, a local\n"
-	       "cache (memory, or --cache DIR, resumable) is served and pulled from and pushed to the\n"
-	       "remote in the background; SIGTERM pushes every dirty chunk before r3serve exits.\n"
+	       "exports are served over r3map's own transport, for r3:// clients. Over NBD, --tls-cert or\n"
+	       "--tls-psk turn on NBD_OPT_STARTTLS (TLS 1.2 or later), required unless --tls=on. With\n"
+	       "--managed, a local cache (memory, or --cache DIR, resumable) is served and pulled from\n"
+	       "and pushed to the remote in the background; SIGTERM pushes every dirty chunk before\n"
+	       "r3serve exits.\n"
 	       "See r3serve(1).\n";
 }
 
@@ -118,6 +124,8 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		{ "tls-cert", required_argument, nullptr, kTlsCert },
 		{ "tls-key", required_argument, nullptr, kTlsKey },
 		{ "tls-ca", required_argument, nullptr, kTlsCa },
+		{ "tls", required_argument, nullptr, kTls },
+		{ "tls-psk", required_argument, nullptr, kTlsPsk },
 		{ "token-file", required_argument, nullptr, kTokenFile },
 		{ "device", required_argument, nullptr, kDevice },
 		{ "connections", required_argument, nullptr, kConnections },
@@ -143,6 +151,7 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 	};
 	ServeOptions o;
 	std::string name;
+	std::optional<r3d::nbd::TlsPolicy> tls;
 	optind = 1;
 	opterr = 0;
 	for (;;) {
@@ -204,6 +213,14 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 			break;
 		case kTlsCa:
 			o.tlsCa = optarg;
+			break;
+		case kTls:
+			tls = r3d::nbd::parseTlsPolicy(optarg);
+			if (!tls)
+				return r3d::fail(EINVAL, fmt::format("--tls={}: expected off, on or require", optarg));
+			break;
+		case kTlsPsk:
+			o.tlsPsk = optarg;
 			break;
 		case kTokenFile:
 			o.tokenFile = optarg;
@@ -286,7 +303,10 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		return r3d::fail(EINVAL, "--managed serves exactly one BACKEND_URI (one cache)");
 	if (o.managed && o.readOnly)
 		return r3d::fail(EINVAL, "--managed with --read-only: serve the remote directly instead");
+	bool tlsGiven = !o.tlsCert.empty() || !o.tlsKey.empty() || !o.tlsCa.empty() || !o.tlsPsk.empty() || tls;
 	if (!o.device.empty()) {
+		if (tlsGiven)
+			return r3d::fail(EINVAL, "--device serves the kernel: it does not take the --tls options");
 		if (o.r3)
 			return r3d::fail(EINVAL, "--r3 exports over the network: it does not take --device");
 		if (!o.socketPath.empty() || !o.listenAddress.empty())
@@ -300,15 +320,27 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		return r3d::fail(EINVAL, "--connections, --netlink, --ioctl, --ready, --block-size and the timeouts need --device");
 	if (o.socketPath.empty() == o.listenAddress.empty())
 		return r3d::fail(EINVAL, "give exactly one of --socket PATH, --listen HOST:PORT or --device");
-	bool secured = !o.tlsCert.empty() || !o.tlsKey.empty() || !o.tlsCa.empty() || !o.tokenFile.empty();
-	if (secured && !o.r3)
-		return r3d::fail(EINVAL, "--tls-cert, --tls-key, --tls-ca and --token-file go with --r3");
+	if (!o.tokenFile.empty() && !o.r3)
+		return r3d::fail(EINVAL, "--token-file goes with --r3");
+	if (o.r3 && (tls || !o.tlsPsk.empty()))
+		return r3d::fail(EINVAL, "--tls and --tls-psk are for NBD: --r3 uses TLS (1.3) whenever --tls-cert is given");
 	if (o.r3 && o.listenAddress.empty())
 		return r3d::fail(EINVAL, "--r3 serves TCP: give --listen HOST:PORT");
 	if (o.tlsCert.empty() != o.tlsKey.empty())
 		return r3d::fail(EINVAL, "TLS needs both --tls-cert and --tls-key");
 	if (!o.tlsCa.empty() && o.tlsCert.empty())
 		return r3d::fail(EINVAL, "--tls-ca (client certificates) needs --tls-cert and --tls-key");
+	if (!o.tlsPsk.empty() && !o.tlsCert.empty())
+		return r3d::fail(EINVAL, "give --tls-cert or --tls-psk, not both");
+	if (!o.r3) {
+		bool credentials = !o.tlsCert.empty() || !o.tlsPsk.empty();
+		o.tls = tls.value_or(credentials ? r3d::nbd::TlsPolicy::Require : r3d::nbd::TlsPolicy::Off);
+		if (o.tls != r3d::nbd::TlsPolicy::Off && !credentials)
+			return r3d::fail(EINVAL, fmt::format("--tls={} needs --tls-cert and --tls-key, or --tls-psk",
+							     r3d::nbd::tlsPolicyName(o.tls)));
+		if (o.tls == r3d::nbd::TlsPolicy::Off && credentials)
+			return r3d::fail(EINVAL, "--tls=off does not take --tls-cert or --tls-psk");
+	}
 	return o;
 }
 

@@ -10,6 +10,7 @@
 
 #include "base/limits.hpp"
 #include "mount/managed_options.hpp"
+#include "nbd/tls_policy.hpp"
 
 namespace r3serve {
 
@@ -31,7 +32,10 @@ struct ServeOptions {
 	std::string tlsCert;
 	std::string tlsKey;
 	std::string tlsCa;
+	std::string tlsPsk;   ///< NBD only: psktool's identity:hexkey file instead of a certificate
 	std::string tokenFile;
+	/// NBD only (--tls): require when --tls-cert or --tls-psk is given, else off.
+	r3d::nbd::TlsPolicy tls = r3d::nbd::TlsPolicy::Off;
 
 	// --device: attach to a kernel nbd device instead of listening (serve_device.cpp).
 	std::string device;         ///< "auto" or /dev/nbdN; empty: not in device mode

@@ -198,6 +198,11 @@ r3d::ResultMsg<ExportRequest> exportRequest(std::string backendUri, std::string 
 		{ "description", set<ExportRequest, &ExportRequest::description, stringOption> },
 		{ "protocol", set<ExportRequest, &ExportRequest::protocol, stringOption> },
 		{ "read_only", set<ExportRequest, &ExportRequest::readOnly, boolOption> },
+		{ "tls", set<ExportRequest, &ExportRequest::tls, stringOption> },
+		{ "tls_cert", set<ExportRequest, &ExportRequest::tlsCert, stringOption> },
+		{ "tls_key", set<ExportRequest, &ExportRequest::tlsKey, stringOption> },
+		{ "tls_ca", set<ExportRequest, &ExportRequest::tlsCa, stringOption> },
+		{ "tls_psk", set<ExportRequest, &ExportRequest::tlsPsk, stringOption> },
 	};
 	ExportRequest r;
 	r.backendUri = std::move(backendUri);

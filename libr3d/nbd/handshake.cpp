@@ -70,6 +70,14 @@ bool queryMatches(const std::string &query, const std::string &name, bool list)
 	return list && !query.empty() && query.find(':') == query.size() - 1 && name.starts_with(query);
 }
 
+const char *optionName(uint32_t opt)
+{
+	static constexpr const char *kNames[] = { "?", "EXPORT_NAME", "ABORT", "LIST", "PEEK_EXPORT", "STARTTLS", "INFO",
+						  "GO", "STRUCTURED_REPLY", "LIST_META_CONTEXT", "SET_META_CONTEXT",
+						  "EXTENDED_HEADERS" };
+	return opt < std::size(kNames) ? kNames[opt] : "unknown";
+}
+
 } // namespace
 
 Result<void> Session::sendOptReply(uint32_t opt, Rep type, std::span<const std::byte> data)
@@ -130,13 +138,28 @@ Result<bool> Session::handshake()
 		return false;
 	}
 	noZeroes_ = clientFlags & kClientFlagNoZeroes;
+	if (!(clientFlags & kClientFlagFixedNewstyle) && server_.options().tls == TlsPolicy::Require) {
+		// TLS needs fixed newstyle; without it the protocol leaves us only NOTLS.
+		logger()->warn("{}: refused: this server requires TLS and the client does not speak fixed newstyle", peer_);
+		return false;
+	}
 
-	for (;;) {
+	for (bool first = true;; first = false) {
 		got = reader_.fill(16);
 		if (!got)
 			return unexpected(got.error());
-		if (!*got)
+		if (!*got && tls_ && optionsInTls_ == 0)
+			// Clients such as qemu check the certificate only once the handshake is done.
+			logger()->warn("{}: left right after the TLS handshake: it may not accept this server's "
+				       "certificate (its CA, names or dates)",
+				       peer_);
+		if (!*got) {
+			if (first)
+				logger()->debug("{}: left before sending an option", peer_);
 			return false;
+		}
+		if (tls_)
+			++optionsInTls_;
 		uint64_t magic = get64(reader_.data());
 		uint32_t opt = get32(reader_.data() + 8);
 		uint32_t length = get32(reader_.data() + 12);
@@ -174,7 +197,12 @@ Result<Session::Step> Session::handleOption(uint32_t opt, std::vector<std::byte>
 		R3D_TRY(sendOptError(opt, Rep::ErrShutdown, "server is shutting down"));
 		return Step::Continue;
 	}
+	if (server_.options().tls == TlsPolicy::Require && !tls_ && opt != static_cast<uint32_t>(Opt::StartTls) &&
+	    opt != static_cast<uint32_t>(Opt::Abort))
+		return refuseWithoutTls(opt);
 	switch (static_cast<Opt>(opt)) {
+	case Opt::StartTls:
+		return startTls(opt, data);
 	case Opt::ExportName: {
 		std::string name(reinterpret_cast<const char *>(data.data()), data.size());
 		const Export *exp = server_.findExport(name);
@@ -226,6 +254,60 @@ Result<Session::Step> Session::handleOption(uint32_t opt, std::vector<std::byte>
 		R3D_TRY(sendOptError(opt, Rep::ErrUnsup, "option not supported by r3map"));
 		return Step::Continue;
 	}
+}
+
+Result<Session::Step> Session::refuseWithoutTls(uint32_t opt)
+{
+	if (!refusedInClear_)
+		logger()->warn("{}: refused: this server requires TLS and the client sent NBD_OPT_{} without "
+			       "NBD_OPT_STARTTLS",
+			       peer_, optionName(opt));
+	refusedInClear_ = true;
+	if (opt == static_cast<uint32_t>(Opt::ExportName))
+		return Step::Close; // EXPORT_NAME has no error reply
+	R3D_TRY(sendOptError(opt, Rep::ErrTlsReqd, "this server requires TLS: send NBD_OPT_STARTTLS first"));
+	return Step::Continue;
+}
+
+Result<Session::Step> Session::startTls(uint32_t opt, const std::vector<std::byte> &data)
+{
+	const auto &options = server_.options();
+	if (options.tls == TlsPolicy::Off || !options.tlsContext) {
+		logger()->info("{}: refused NBD_OPT_STARTTLS: TLS is off on this server", peer_);
+		R3D_TRY(sendOptError(opt, Rep::ErrPolicy, "TLS is off on this server"));
+		return Step::Continue;
+	}
+	if (tls_) {
+		R3D_TRY(sendOptError(opt, Rep::ErrInvalid, "TLS is on already"));
+		return Step::Continue;
+	}
+	if (!data.empty()) {
+		R3D_TRY(sendOptError(opt, Rep::ErrInvalid, "NBD_OPT_STARTTLS takes no data"));
+		return Step::Continue;
+	}
+	if (reader_.available() != 0) {
+		// Bytes sent before our ACK are not TLS and cannot be handed to it.
+		logger()->warn("{}: sent more after NBD_OPT_STARTTLS without waiting for the reply; closing", peer_);
+		return Step::Close;
+	}
+	R3D_TRY(sendOptReply(opt, Rep::Ack));
+	auto relay = TlsRelay::accept(fd_.get(), options.tlsContext, options.handshakeTimeout);
+	if (!relay) {
+		logger()->warn("{}: refused: TLS handshake failed: {}", peer_, relay.error().message);
+		return Step::Close;
+	}
+	tls_ = std::move(*relay);
+	plain_ = tls_->takePlain();
+	io_ = plain_.get();
+	reader_.setFd(io_);
+	logger()->debug("{}: {} is on", peer_, tls_->version());
+	// Nothing negotiated in clear carries over into TLS (the protocol says so).
+	structured_ = false;
+	metaBaseAllocation_ = false;
+	metaContexts_.clear();
+	metaExport_.clear();
+	export_ = nullptr;
+	return Step::Continue;
 }
 
 Result<Session::Step> Session::handleInfo(uint32_t opt, const std::vector<std::byte> &data)

@@ -18,6 +18,11 @@
 #include "base/limits.hpp"
 #include "nbd/meta_source.hpp"
 #include "nbd/stats.hpp"
+#include "nbd/tls_policy.hpp"
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace r3d {
 class Runtime;
@@ -66,6 +71,10 @@ struct ServerOptions {
 	/// are not the server's to change, so give that Runtime
 	/// `onBlockingStart = nbd::markIoFlusher` instead.
 	bool ioFlusher = false;
+	/// NBD_OPT_STARTTLS (see TlsPolicy). Unless Off, tlsContext is the server's TLS
+	/// (transport::makeServerTlsContext(), with allowTls12 as the protocol wants).
+	TlsPolicy tls = TlsPolicy::Off;
+	std::shared_ptr<boost::asio::ssl::context> tlsContext;
 };
 
 /// Marks the calling thread PR_SET_IO_FLUSHER, so memory reclaim does not wait on the

@@ -3,9 +3,12 @@
 
 #include "nbd/session.hpp"
 
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+
+#include <fmt/format.h>
 
 namespace r3d::nbd {
 
@@ -24,10 +27,26 @@ void setTcpNoDelay(int fd)
 	}
 }
 
+std::string peerName(int fd)
+{
+	sockaddr_storage sa{};
+	socklen_t len = sizeof(sa);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	if (::getpeername(fd, reinterpret_cast<sockaddr *>(&sa), &len) != 0)
+		return "client";
+	if (sa.ss_family == AF_UNIX)
+		return "local client";
+	if (::getnameinfo(reinterpret_cast<sockaddr *>(&sa), len, host, sizeof(host), port, sizeof(port),
+			  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return "client";
+	return sa.ss_family == AF_INET6 ? fmt::format("client [{}]:{}", host, port) : fmt::format("client {}:{}", host, port);
+}
+
 } // namespace
 
 Session::Session(Server &server, UniqueFd fd)
-	: server_(server), fd_(std::move(fd)), reader_(fd_.get(), kReaderBuffer, [this] { flushBatch(); }),
+	: server_(server), fd_(std::move(fd)), io_(fd_.get()), peer_(peerName(fd_.get())),
+	  reader_(fd_.get(), kReaderBuffer, [this] { flushBatch(); }),
 	  buffers_(server.options().maxInFlight + 4, 4 * 1024 * 1024)
 {
 	setTcpNoDelay(fd_.get());
@@ -41,7 +60,7 @@ void Session::stop()
 
 Result<void> Session::send(std::span<const std::byte> bytes)
 {
-	return sendAll(fd_.get(), bytes, [this](std::chrono::milliseconds stalled) {
+	return sendAll(io_, bytes, [this](std::chrono::milliseconds stalled) {
 		return stalled < (stopRequested_ ? kStopGrace : server_.options().sendTimeout);
 	});
 }

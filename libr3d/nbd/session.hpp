@@ -15,6 +15,7 @@
 #include "nbd/protocol.hpp"
 #include "nbd/server.hpp"
 #include "nbd/socket_reader.hpp"
+#include "nbd/tls_relay.hpp"
 
 namespace r3d::nbd {
 
@@ -68,6 +69,10 @@ private:
 	Result<Step> handleOption(uint32_t opt, std::vector<std::byte> &data);
 	Result<Step> handleInfo(uint32_t opt, const std::vector<std::byte> &data);
 	Result<Step> handleMetaContext(uint32_t opt, const std::vector<std::byte> &data);
+	/// NBD_OPT_STARTTLS: the handshake, then everything goes through the TLS relay.
+	Result<Step> startTls(uint32_t opt, const std::vector<std::byte> &data);
+	/// Before TLS with TlsPolicy::Require: the refusal of any other option.
+	Result<Step> refuseWithoutTls(uint32_t opt);
 	/// Makes `exp` the export of the transmission phase, dropping meta contexts that were
 	/// chosen for another one.
 	void enterExport(const Export &exp);
@@ -95,7 +100,15 @@ private:
 	void markWrite(const Request &r);
 
 	Server &server_;
-	UniqueFd fd_;
+	UniqueFd fd_; ///< the client's socket; stop() shuts it down, also under TLS
+	// After STARTTLS: the relay and our clear end of it, closed first (members are
+	// destroyed in reverse), so the relay can finish.
+	std::unique_ptr<TlsRelay> tls_;
+	UniqueFd plain_;
+	int io_; ///< what requests and replies go through: fd_, or plain_ under TLS
+	std::string peer_; ///< the client's address, for log lines
+	bool refusedInClear_ = false;
+	unsigned optionsInTls_ = 0;
 	SocketReader reader_;
 	const Export *export_ = nullptr;
 	bool noZeroes_ = false;

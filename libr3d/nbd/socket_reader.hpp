@@ -32,6 +32,9 @@ public:
 	/// Skips `n` bytes without storing them. false: EOF.
 	Result<bool> discard(uint64_t n);
 
+	/// Reads from `fd` from now on (STARTTLS: the TLS relay); nothing may be buffered.
+	void setFd(int fd) { fd_ = fd; }
+
 	/// After `deadline`, a read that would wait fails with ETIMEDOUT; nullopt: no limit.
 	void setDeadline(std::optional<std::chrono::steady_clock::time_point> deadline) { deadline_ = deadline; }
 

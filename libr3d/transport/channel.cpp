@@ -2,15 +2,15 @@
 
 #include <cstring>
 
-
 #include <boost/asio/read.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <r3d/unique_fd.hpp>
 
@@ -106,11 +106,17 @@ Channel::Channel(tcp::socket socket, asio::ssl::context &tls)
 
 void Channel::verifyPeerName(const std::string &name)
 {
+	// OpenSSL's own check, not Asio's callback: a mismatch then has a verdict of its own
+	// ("hostname mismatch", "IP address mismatch") and the server hears "bad certificate".
 	ErrorCode ec;
 	asio::ip::make_address(name, ec);
-	if (ec)
-		SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
-	tls_->set_verify_callback(asio::ssl::host_name_verification(name));
+	SSL *ssl = tls_->native_handle();
+	if (ec) {
+		SSL_set_tlsext_host_name(ssl, name.c_str());
+		SSL_set1_host(ssl, name.c_str());
+	} else {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
+	}
 }
 
 asio::awaitable<ErrorCode> Channel::handshake(asio::ssl::stream_base::handshake_type type)

@@ -12,7 +12,9 @@
 
 namespace r3d::transport {
 
-/// TLS 1.3 only. Fails with a message naming the file that could not be used.
+/// TLS 1.3 only (the server: unless config.allowTls12). A server uses a certificate, or
+/// pre-shared keys (config.pskFile). Fails with a message naming the file that could not
+/// be used.
 ResultMsg<std::shared_ptr<asio::ssl::context>> makeServerTlsContext(const TlsServerConfig &config);
 ResultMsg<std::shared_ptr<asio::ssl::context>> makeClientTlsContext(const TlsClientConfig &config);
 

@@ -5,13 +5,17 @@
 namespace r3d::transport {
 
 /// TLS of a server: its certificate chain and key; with a CA file, clients must present a
-/// certificate signed by it (mutual TLS).
+/// certificate signed by it (mutual TLS). Or, instead of certificates, pre-shared keys.
 struct TlsServerConfig {
 	std::string certFile;
 	std::string keyFile;
 	std::string caFile;
+	/// psktool's format, one "identity:hexkey" a line; the client names its identity.
+	std::string pskFile;
+	/// TLS 1.3 only by default (r3map's own transport); NBD's spec makes 1.2 a MUST.
+	bool allowTls12 = false;
 
-	bool enabled() const { return !certFile.empty(); }
+	bool enabled() const { return !certFile.empty() || !pskFile.empty(); }
 };
 
 /// Whether a client uses TLS: Auto turns it on as soon as any TLS setting is given.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # r3serve next to nbdkit (memory plugin), same machine, same run, same fio/nbdcopy jobs,
+# over TCP, a UNIX socket and TLS (both with --tls=require and the same certificate),
 # plus iperf3 on loopback as the transport ceiling. Prints a table and writes JSON.
 # Not a pass/fail test: it fails only if a tool fails.
 source "$(dirname "$0")/../integration/lib.sh"
@@ -27,11 +28,31 @@ nbdkit --exit-with-parent --foreground -U "$TEST_TMP/k.sock" memory $size >/dev/
 track $!
 for _ in $(seq 50); do [ -S "$TEST_TMP/k.sock" ] && break; sleep 0.1; done
 
+# NBD over TLS: one certificate for both servers; the clients find the CA where libnbd
+# looks by default ($HOME/.pki/libnbd), since fio cannot pass tls-certificates.
+"$(dirname "$0")/../support/make_test_certs.sh" "$TEST_TMP/certs"
+mkdir -p "$TEST_TMP/kcerts" "$TEST_TMP/home/.pki/libnbd"
+cp "$TEST_TMP/certs/server.pem" "$TEST_TMP/kcerts/server-cert.pem"
+cp "$TEST_TMP/certs/server.key" "$TEST_TMP/kcerts/server-key.pem"
+cp "$TEST_TMP/certs/ca.pem" "$TEST_TMP/kcerts/ca-cert.pem"
+cp "$TEST_TMP/certs/ca.pem" "$TEST_TMP/home/.pki/libnbd/ca-cert.pem"
+start_r3serve r3t --listen 127.0.0.1:0 --log-level warn --tls-cert "$TEST_TMP/certs/server.pem" \
+	--tls-key "$TEST_TMP/certs/server.key" memory:$size
+r3_tls=$(tcp_address r3t)
+ktport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nbdkit --exit-with-parent --foreground -i 127.0.0.1 -p "$ktport" --tls=require \
+	--tls-certificates="$TEST_TMP/kcerts" memory $size >/dev/null 2>&1 &
+track $!
+export HOME="$TEST_TMP/home"
+for _ in $(seq 50); do nbdinfo --size "nbds://127.0.0.1:$ktport" >/dev/null 2>&1 && break; sleep 0.1; done
+
 declare -A uri=(
 	[r3serve]="nbd://$r3_tcp" [nbdkit]="nbd://127.0.0.1:$kport"
 	[r3serve-unix]="nbd+unix:///?socket=$TEST_TMP/r3.sock" [nbdkit-unix]="nbd+unix:///?socket=$TEST_TMP/k.sock"
+	[r3serve-tls]="nbds://$r3_tls" [nbdkit-tls]="nbds://127.0.0.1:$ktport"
 )
-for s in r3serve nbdkit r3serve-unix nbdkit-unix; do
+servers=(r3serve nbdkit r3serve-unix nbdkit-unix r3serve-tls nbdkit-tls)
+for s in "${servers[@]}"; do
 	nbdcopy "$TEST_TMP/fill" "${uri[$s]}"
 done
 
@@ -51,7 +72,7 @@ for d in ("read", "write"):
 PY
 }
 
-for s in r3serve nbdkit r3serve-unix nbdkit-unix; do
+for s in "${servers[@]}"; do
 	echo "fio on $s"
 	fio_job 4k-randrw "$s" --rw=randrw --bs=4k --iodepth=32 --numjobs=2
 	fio_job 1m-seqread "$s" --rw=read --bs=1M --iodepth=8 --numjobs=1
@@ -75,15 +96,16 @@ rows = {}
 for line in open(sys.argv[1]):
     job, server, value = line.split()
     rows.setdefault(job, {})[server] = float(value)
-servers = ["r3serve", "nbdkit", "r3serve-unix", "nbdkit-unix"]
-print(f"\n{'job':26}" + "".join(f"{s:>14}" for s in servers) + f"{'r3/nbdkit tcp':>15}{'r3/nbdkit unix':>16}")
+servers = ["r3serve", "nbdkit", "r3serve-unix", "nbdkit-unix", "r3serve-tls", "nbdkit-tls"]
+ratio = lambda vals, a, b: vals[a] / vals[b] if vals.get(a) and vals.get(b) else float("nan")
+print(f"\n{'job':26}" + "".join(f"{s:>14}" for s in servers) +
+      f"{'r3/nbdkit tcp':>15}{'r3/nbdkit unix':>16}{'r3/nbdkit tls':>15}")
 for job, vals in rows.items():
     if job == "tcp-loopback-MiBps":
         continue
     cells = "".join(f"{vals.get(s, float('nan')):>14.1f}" for s in servers)
-    r1 = vals["r3serve"] / vals["nbdkit"] if vals.get("nbdkit") else float("nan")
-    r2 = vals["r3serve-unix"] / vals["nbdkit-unix"] if vals.get("nbdkit-unix") else float("nan")
-    print(f"{job:26}{cells}{r1:>14.2f}x{r2:>15.2f}x")
+    print(f"{job:26}{cells}{ratio(vals, 'r3serve', 'nbdkit'):>14.2f}x{ratio(vals, 'r3serve-unix', 'nbdkit-unix'):>15.2f}x"
+          f"{ratio(vals, 'r3serve-tls', 'nbdkit-tls'):>14.2f}x")
 tcp = rows["tcp-loopback-MiBps"]["iperf3"]
 seq = rows["1m-seqread-read-MiBps"]["r3serve"]
 print(f"\niperf3 TCP loopback: {tcp:.0f} MiB/s; r3serve 1M sequential read over TCP: {seq:.0f} MiB/s = {seq / tcp:.2f} of loopback")

@@ -36,6 +36,9 @@ public:
 
 	explicit RawNbdClient(r3d::UniqueFd fd) : fd_(std::move(fd)), reader_(fd_.get(), 1 << 20, {}) {}
 
+	/// The socket, e.g. to run TLS on it after STARTTLS.
+	int fd() const { return fd_.get(); }
+
 	std::vector<std::byte> take(size_t n)
 	{
 		REQUIRE(reader_.fill(n).value());

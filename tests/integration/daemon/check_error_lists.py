@@ -73,6 +73,7 @@ implementations = {
     ("Manager1", "Export"): admit + worker + backend + managed + [
         ("daemon/export_manager.cpp", "ExportManager::start"),
         ("daemon/export_manager.cpp", "ExportManager::serve"),
+        ("daemon/export_manager.cpp", "nbdTls"),
         ("daemon/export_manager.cpp", "listen"),
         ("daemon/export_manager.cpp", "shareSocket"),
     ],

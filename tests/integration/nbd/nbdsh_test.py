@@ -175,8 +175,8 @@ s = raw_handshake()
 send_opt(s, 99, b"hello")
 opt, rtype, _ = read_opt_reply(s)
 check(opt == 99 and rtype == 0x80000001, "unknown option gets NBD_REP_ERR_UNSUP")
-send_opt(s, 5)  # STARTTLS: we run without TLS
-check(read_opt_reply(s)[1] == 0x80000001, "STARTTLS refused")
+send_opt(s, 5)  # STARTTLS: we run with --tls=off, so it is refused by policy
+check(read_opt_reply(s)[1] == 0x80000002, "STARTTLS refused")
 send_opt(s, 3, b"junk")  # LIST with data is invalid
 check(read_opt_reply(s)[1] == 0x80000003, "LIST with data gets NBD_REP_ERR_INVALID")
 send_opt(s, 7, struct.pack(">I", 100) + b"ab")  # GO whose name length lies

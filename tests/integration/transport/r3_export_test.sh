@@ -72,8 +72,11 @@ status=0
 "$R3SERVE" --r3 --socket "$TEST_TMP/x.sock" memory:1M 2>"$TEST_TMP/o.log" || status=$?
 [ "$status" -eq 2 ] && grep -q "give --listen" "$TEST_TMP/o.log" || fail "--r3 --socket not refused"
 status=0
-"$R3SERVE" --listen 127.0.0.1:0 --tls-cert x memory:1M 2>"$TEST_TMP/o.log" || status=$?
-[ "$status" -eq 2 ] && grep -q "go with --r3" "$TEST_TMP/o.log" || fail "TLS without --r3 not refused"
+"$R3SERVE" --listen 127.0.0.1:0 --token-file x memory:1M 2>"$TEST_TMP/o.log" || status=$?
+[ "$status" -eq 2 ] && grep -q "goes with --r3" "$TEST_TMP/o.log" || fail "a token without --r3 not refused"
+status=0
+"$R3SERVE" --r3 --listen 127.0.0.1:0 --tls=on memory:1M 2>"$TEST_TMP/o.log" || status=$?
+[ "$status" -eq 2 ] && grep -q "are for NBD" "$TEST_TMP/o.log" || fail "--tls with --r3 not refused"
 expect_refused badkey "does not belong to" --r3 --listen 127.0.0.1:0 --tls-cert "$certs/server.pem" \
 	--tls-key "$certs/client.key" memory:1M
 
