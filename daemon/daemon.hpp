@@ -8,6 +8,7 @@
 #include "base/runtime.hpp"
 #include "config.hpp"
 #include "export_manager.hpp"
+#include "migration_manager.hpp"
 #include "mount_device.hpp"
 #include "mount_manager.hpp"
 #include "region_manager.hpp"
@@ -58,6 +59,7 @@ private:
 	service::BusService service_;
 	MountManager mounts_;
 	ExportManager exports_;
+	MigrationManager migrations_;
 	RegionManager regions_;
 	WorkQueue work_;
 	BusCheck busCheck_;

@@ -52,6 +52,11 @@ std::unique_ptr<ExportProxy> Client::exportAt(const std::string &path)
 	return std::make_unique<ExportProxy>(*connection_, path);
 }
 
+std::unique_ptr<MigrationProxy> Client::migration(const std::string &path)
+{
+	return std::make_unique<MigrationProxy>(*connection_, path);
+}
+
 std::unique_ptr<ManagedProxy> Client::managed(const std::string &path)
 {
 	return std::make_unique<ManagedProxy>(*connection_, path);

@@ -17,6 +17,7 @@ extern const Command kUnexportCommand;
 extern const Command kLogLevelCommand;
 extern const Command kVersionCommand;
 extern const Command kMapCommand;
+extern const Command kMigrateCommand;
 
 /// The r3ctl program: global options, command dispatch, error reporting.
 int run(int argc, char **argv);

@@ -5,6 +5,7 @@
 #include "export1_proxy.h"
 #include "managed1_proxy.h"
 #include "manager1_proxy.h"
+#include "migration1_proxy.h"
 #include "mount1_proxy.h"
 
 namespace r3ctl {
@@ -13,6 +14,7 @@ inline constexpr const char *kBusName = "org.r3map.r3mapd";
 inline constexpr const char *kManagerPath = "/org/r3map";
 inline constexpr const char *kMountsPath = "/org/r3map/mounts/";
 inline constexpr const char *kExportsPath = "/org/r3map/exports/";
+inline constexpr const char *kMigrationsPath = "/org/r3map/migrations/";
 inline constexpr const char *kRegionsPath = "/org/r3map/regions/";
 inline constexpr const char *kRegionInterface = "org.r3map.Region1";
 
@@ -71,6 +73,24 @@ public:
 		registerProxy();
 	}
 	~ExportProxy() { unregisterProxy(); }
+
+private:
+	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,
+				 const std::vector<std::string> &) override
+	{
+	}
+};
+
+/// /org/r3map/migrations/ID.
+class MigrationProxy final : public sdbus::ProxyInterfaces<org::r3map::Migration1_proxy, sdbus::Properties_proxy>
+{
+public:
+	MigrationProxy(sdbus::IConnection &connection, std::string path)
+		: ProxyInterfaces(connection, kBusName, std::move(path))
+	{
+		registerProxy();
+	}
+	~MigrationProxy() { unregisterProxy(); }
 
 private:
 	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,

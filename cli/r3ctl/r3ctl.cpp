@@ -15,7 +15,7 @@ namespace {
 
 const Command *const kCommands[] = { &kMountCommand,   &kOpenCommand,	  &kUnmountCommand,  &kLsCommand,
 				     &kStatusCommand,  &kSyncCommand,	  &kExportCommand,   &kExportsCommand,
-				     &kUnexportCommand, &kLogLevelCommand, &kVersionCommand, &kMapCommand };
+				     &kUnexportCommand, &kLogLevelCommand, &kVersionCommand, &kMapCommand, &kMigrateCommand };
 
 std::string usage()
 {

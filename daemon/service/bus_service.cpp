@@ -14,6 +14,7 @@
 #include "errors.hpp"
 #include "service/export_object.hpp"
 #include "service/manager_object.hpp"
+#include "service/migration_object.hpp"
 #include "service/mount_object.hpp"
 #include "service/region_object.hpp"
 #include "service/service_state.hpp"
@@ -35,6 +36,7 @@ struct BusService::Impl {
 	std::map<std::string, std::shared_ptr<MountObject>> mounts;
 	std::map<std::string, std::shared_ptr<ExportObject>> exports;
 	std::map<std::string, std::shared_ptr<RegionObject>> regions;
+	std::map<std::string, std::shared_ptr<MigrationObject>> migrations;
 	bool publishing = false; ///< objects are created only while the service runs
 };
 
@@ -156,16 +158,19 @@ void BusService::stop()
 	std::map<std::string, std::shared_ptr<MountObject>> mounts;
 	std::map<std::string, std::shared_ptr<ExportObject>> exports;
 	std::map<std::string, std::shared_ptr<RegionObject>> regions;
+	std::map<std::string, std::shared_ptr<MigrationObject>> migrations;
 	{
 		std::lock_guard lock(d.mutex);
 		d.publishing = false;
 		mounts.swap(d.mounts);
 		exports.swap(d.exports);
 		regions.swap(d.regions);
+		migrations.swap(d.migrations);
 	}
 	mounts.clear();
 	exports.clear();
 	regions.clear();
+	migrations.clear();
 	d.manager.reset();
 	d.busDaemon.reset();
 	d.connection.reset();
@@ -254,6 +259,16 @@ void BusService::regionAdded(const RegionInfo &info)
 void BusService::regionRemoved(const std::string &id)
 {
 	unpublish(*impl_, impl_->regions, id);
+}
+
+void BusService::migrationAdded(const MigrationInfo &info)
+{
+	publish<MigrationObject>(*impl_, impl_->migrations, info);
+}
+
+void BusService::migrationRemoved(const std::string &id)
+{
+	unpublish(*impl_, impl_->migrations, id);
 }
 
 } // namespace r3mapd::service

@@ -7,6 +7,7 @@
 #include <r3d/result.hpp>
 
 #include "export_manager.hpp"
+#include "migration_manager.hpp"
 #include "mount_manager.hpp"
 #include "region_manager.hpp"
 
@@ -28,6 +29,8 @@ struct ServiceContext {
 	std::function<r3d::ResultMsg<void>(const std::string &level)> setLogLevel;
 	/// Memory regions of apps (Region1 objects); null: none are served.
 	RegionManager *regions = nullptr;
+	/// Live migrations (Migration1 objects); null: Seed and Pull fail with NotSupported.
+	MigrationManager *migrations = nullptr;
 };
 
 /// r3mapd on the system bus: org.r3map.r3mapd with /org/r3map (Manager1, ObjectManager)
@@ -35,7 +38,7 @@ struct ServiceContext {
 ///
 /// The bus thread only validates, checks the caller and posts to the WorkQueue; the worker
 /// completes the call. Objects appear and disappear through the observer callbacks.
-class BusService final : public MountObserver, public ExportObserver, public RegionObserver
+class BusService final : public MountObserver, public ExportObserver, public RegionObserver, public MigrationObserver
 {
 public:
 	static constexpr const char *kBusName = "org.r3map.r3mapd";
@@ -69,6 +72,8 @@ public:
 	void exportRemoved(const std::string &id) override;
 	void regionAdded(const RegionInfo &info) override;
 	void regionRemoved(const std::string &id) override;
+	void migrationAdded(const MigrationInfo &info) override;
+	void migrationRemoved(const std::string &id) override;
 
 	struct Impl;
 

@@ -87,6 +87,43 @@ std::vector<sdbus::ObjectPath> ManagerObject::ListExports()
 	return pathsOf(state_.context.exports.list(), kExportsPath);
 }
 
+void ManagerObject::Seed(sdbus::Result<sdbus::ObjectPath> &&result, std::string backend_uri, std::string listen,
+			 std::map<std::string, sdbus::Variant> options)
+{
+	auto *migrations = state_.context.migrations;
+	if (!migrations) {
+		replyError(result, toDbusError(r3d::Error{ make_error_code(Errc::NotSupported), "no migrations here" }));
+		return;
+	}
+	auto action = fmt::format("Seed {} on {}", backend_uri, listen);
+	createObject(
+		state_, getObject(), std::move(result), action,
+		[&] { return seedRequest(std::move(backend_uri), std::move(listen), options); },
+		[migrations](const SeedRequest &r) { return migrations->seed(r); }, kMigrationsPath);
+}
+
+void ManagerObject::Pull(sdbus::Result<sdbus::ObjectPath> &&result, std::string source, std::string export_listen,
+			 std::map<std::string, sdbus::Variant> options)
+{
+	auto *migrations = state_.context.migrations;
+	if (!migrations) {
+		replyError(result, toDbusError(r3d::Error{ make_error_code(Errc::NotSupported), "no migrations here" }));
+		return;
+	}
+	auto action = fmt::format("Pull {} to {}", source, export_listen);
+	createObject(
+		state_, getObject(), std::move(result), action,
+		[&] { return pullRequest(std::move(source), std::move(export_listen), options); },
+		[migrations](const PullRequest &r) { return migrations->pull(r); }, kMigrationsPath);
+}
+
+std::vector<sdbus::ObjectPath> ManagerObject::ListMigrations()
+{
+	if (!state_.context.migrations)
+		return {};
+	return pathsOf(state_.context.migrations->list(), kMigrationsPath);
+}
+
 std::string ManagerObject::GetVersion()
 {
 	return state_.context.version;

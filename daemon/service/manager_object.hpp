@@ -23,6 +23,11 @@ private:
 	void Export(sdbus::Result<sdbus::ObjectPath> &&result, std::string backend_uri, std::string listen,
 		    std::map<std::string, sdbus::Variant> options) override;
 	std::vector<sdbus::ObjectPath> ListExports() override;
+	void Seed(sdbus::Result<sdbus::ObjectPath> &&result, std::string backend_uri, std::string listen,
+		  std::map<std::string, sdbus::Variant> options) override;
+	void Pull(sdbus::Result<sdbus::ObjectPath> &&result, std::string source, std::string export_listen,
+		  std::map<std::string, sdbus::Variant> options) override;
+	std::vector<sdbus::ObjectPath> ListMigrations() override;
 	std::string GetVersion() override;
 	void SetLogLevel(const std::string &level) override;
 	std::string Version() override;

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <r3d/duration.hpp>
 #include <r3d/size.hpp>
 
 #include "errors.hpp"
@@ -218,6 +219,88 @@ r3d::ResultMsg<UnmountOptions> unmountOptions(const OptionMap &options)
 r3d::ResultMsg<StopOptions> stopOptions(const OptionMap &options)
 {
 	return discardDirtyOptions<StopOptions>(options);
+}
+
+namespace {
+
+r3d::ResultMsg<std::chrono::nanoseconds> downtimeOption(const std::string &key, const sdbus::Variant &v)
+{
+	std::string type = v.peekValueType();
+	std::chrono::nanoseconds d{ 0 };
+	if (type == "t") {
+		d = std::chrono::microseconds(v.get<uint64_t>());
+	} else if (type == "s") {
+		auto parsed = r3d::parseDuration(v.get<std::string>());
+		if (!parsed)
+			return fail(Errc::InvalidArgument, fmt::format("option '{}': {}", key, parsed.error().message));
+		d = *parsed;
+	} else {
+		return wrongType(key, v, "s (e.g. \"50ms\") or t (microseconds)");
+	}
+	if (d.count() <= 0)
+		return fail(Errc::InvalidArgument, fmt::format("option '{}' must be more than 0", key));
+	return d;
+}
+
+r3d::ResultMsg<unsigned> roundsOption(const std::string &key, const sdbus::Variant &v)
+{
+	std::string type = v.peekValueType();
+	uint64_t n = 0;
+	if (type == "u")
+		n = v.get<uint32_t>();
+	else if (type == "t")
+		n = v.get<uint64_t>();
+	else
+		return wrongType(key, v, "u or t (a count)");
+	if (n == 0 || n > 10000)
+		return fail(Errc::InvalidArgument, fmt::format("option '{}': {} is not within 1..10000", key, n));
+	return static_cast<unsigned>(n);
+}
+
+r3d::ResultMsg<bool> finalizeOption(const std::string &key, const sdbus::Variant &v)
+{
+	auto text = stringOption(key, v);
+	if (!text)
+		return r3d::unexpectedOf(text.error());
+	if (*text != "auto" && *text != "manual")
+		return fail(Errc::InvalidArgument, fmt::format("option '{}': '{}': expected auto or manual", key, *text));
+	return *text == "auto";
+}
+
+} // namespace
+
+r3d::ResultMsg<SeedRequest> seedRequest(std::string backendUri, std::string listen, const OptionMap &options)
+{
+	static constexpr OptionSpec<SeedRequest> kOptions[] = {
+		{ "export_listen", set<SeedRequest, &SeedRequest::exportListen, stringOption> },
+		{ "id", set<SeedRequest, &SeedRequest::migrationId, stringOption> },
+	};
+	SeedRequest r;
+	r.backendUri = std::move(backendUri);
+	r.listen = std::move(listen);
+	if (r.listen.empty())
+		return fail(Errc::InvalidArgument, "listen is empty: give the seeder's HOST:PORT");
+	if (auto ok = applyOptions(r, options, kOptions); !ok)
+		return r3d::unexpectedOf(ok.error());
+	return r;
+}
+
+r3d::ResultMsg<PullRequest> pullRequest(std::string source, std::string exportListen, const OptionMap &options)
+{
+	static constexpr OptionSpec<PullRequest> kOptions[] = {
+		{ "downtime", set<PullRequest, &PullRequest::downtime, downtimeOption> },
+		{ "max_rounds", set<PullRequest, &PullRequest::maxRounds, roundsOption> },
+		{ "rate", set<PullRequest, &PullRequest::rate, sizeOption> },
+		{ "finalize", set<PullRequest, &PullRequest::autoFinalize, finalizeOption> },
+	};
+	PullRequest r;
+	r.source = std::move(source);
+	r.exportListen = std::move(exportListen);
+	if (r.exportListen.empty())
+		return fail(Errc::InvalidArgument, "export_listen is empty: give HOST:PORT or unix:PATH");
+	if (auto ok = applyOptions(r, options, kOptions); !ok)
+		return r3d::unexpectedOf(ok.error());
+	return r;
 }
 
 } // namespace r3mapd::service

@@ -8,6 +8,7 @@
 #include <r3d/result.hpp>
 
 #include "export_manager.hpp"
+#include "migration_manager.hpp"
 #include "mount_manager.hpp"
 
 namespace r3mapd::service {
@@ -28,5 +29,12 @@ r3d::ResultMsg<UnmountOptions> unmountOptions(const OptionMap &options);
 
 /// Export1.StopWithOptions options: discard-dirty (b).
 r3d::ResultMsg<StopOptions> stopOptions(const OptionMap &options);
+
+/// Manager1.Seed options: export_listen (s), id (s).
+r3d::ResultMsg<SeedRequest> seedRequest(std::string backendUri, std::string listen, const OptionMap &options);
+
+/// Manager1.Pull options: downtime (s or t us, > 0), max_rounds (u or t, 1..10000), rate
+/// (size, > 0), finalize (auto or manual); anything else is InvalidArgument naming the key.
+r3d::ResultMsg<PullRequest> pullRequest(std::string source, std::string exportListen, const OptionMap &options);
 
 } // namespace r3mapd::service

@@ -20,6 +20,7 @@ namespace r3mapd::service {
 inline constexpr const char *kRootPath = "/org/r3map";
 inline constexpr const char *kMountsPath = "/org/r3map/mounts/";
 inline constexpr const char *kExportsPath = "/org/r3map/exports/";
+inline constexpr const char *kMigrationsPath = "/org/r3map/migrations/";
 
 /// Shared by every object of the service.
 struct ServiceState {

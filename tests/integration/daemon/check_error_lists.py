@@ -77,6 +77,23 @@ implementations = {
         ("daemon/export_manager.cpp", "listen"),
         ("daemon/export_manager.cpp", "shareSocket"),
     ],
+    ("Manager1", "Seed"): admit + worker + backend + [
+        ("daemon/service/manager_object.cpp", "ManagerObject::Seed"),
+        ("daemon/service/request_options.cpp", "seedRequest"),
+        ("daemon/migration_manager.cpp", "MigrationManager::seed"),
+        ("daemon/migration_manager.cpp", "serveNbd"),
+    ],
+    ("Manager1", "Pull"): admit + worker + [
+        ("daemon/service/manager_object.cpp", "ManagerObject::Pull"),
+        ("daemon/service/request_options.cpp", "pullRequest"),
+        ("daemon/service/request_options.cpp", "downtimeOption"),
+        ("daemon/service/request_options.cpp", "roundsOption"),
+        ("daemon/service/request_options.cpp", "finalizeOption"),
+        ("daemon/migration_manager.cpp", "MigrationManager::pull"),
+        ("daemon/migration_manager.cpp", "serveNbd"),
+    ],
+    ("Migration1", "Finalize"): admit + worker + [("daemon/migration_manager.cpp", "MigrationManager::finalize")],
+    ("Migration1", "Cancel"): admit + worker + [("daemon/migration_manager.cpp", "MigrationManager::cancel")],
     ("Manager1", "SetLogLevel"): admit,
     ("Mount1", "OpenFd"): admit + worker + [("daemon/mount_manager.cpp", "MountManager::openFd")],
     ("Mount1", "Unmount"): admit + worker + [
@@ -120,7 +137,7 @@ for (iface, method), functions in implementations.items():
         problems.append(f"{iface}.{method}: can return {sorted(code - man)}, which its documentation does not list")
 
 # A method with an error list that this script does not know is not checked: say so.
-for iface in ("Manager1", "Mount1", "Export1", "Managed1", "Region1"):
+for iface in ("Manager1", "Mount1", "Export1", "Managed1", "Region1", "Migration1"):
     for m in xml_methods(iface):
         if xml_errors(iface, m.get("name")) is not None and (iface, m.get("name")) not in implementations:
             problems.append(f"{iface}.{m.get('name')}: {sys.argv[0]} does not know its implementation")

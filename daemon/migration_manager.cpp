@@ -1,0 +1,252 @@
+#include "migration_manager.hpp"
+
+#include <fmt/format.h>
+
+#include <r3d/backend_uri.hpp>
+#include <r3d/log.hpp>
+
+#include "backend_opener.hpp"
+#include "base/host_port.hpp"
+#include "config.hpp"
+#include "errors.hpp"
+#include "migration/leecher.hpp"
+#include "migration/seeder.hpp"
+#include "nbd/listener.hpp"
+#include "nbd/server.hpp"
+#include "nbd_export.hpp"
+
+namespace r3mapd {
+
+namespace mig = r3d::migration;
+
+struct MigrationManager::Entry {
+	MigrationInfo info;
+	std::unique_ptr<mig::Seeder> seeder;
+	std::unique_ptr<mig::Leecher> leecher;
+	std::unique_ptr<NbdExport> served;
+	bool cancelling = false; ///< guarded by MigrationManager::mutex_
+
+	void stop()
+	{
+		// Apps first: nothing writes through the region once its seeder or leecher ends.
+		if (served)
+			served->stop();
+		if (seeder)
+			seeder->stop();
+		if (leecher)
+			leecher->stop();
+	}
+};
+
+namespace {
+
+bool isLoopback(const std::string &host)
+{
+	return host == "localhost" || host == "::1" || host.starts_with("127.");
+}
+
+r3d::ResultMsg<std::unique_ptr<NbdExport>> serveNbd(const Config &config, r3d::Runtime &runtime,
+						    std::shared_ptr<r3d::ReadWriterAt> region, const std::string &address)
+{
+	r3d::nbd::ServerOptions options;
+	options.maxPayload = static_cast<uint32_t>(config.maxRequestSize);
+	options.runtime = &runtime;
+	auto server = std::make_unique<r3d::nbd::Server>(options);
+	server->addExport({ "", "r3mapd migration", std::move(region), false, nullptr });
+	auto listener = address.starts_with("unix:") ? r3d::nbd::Listener::listenUnix(*server, address.substr(5))
+						     : r3d::nbd::Listener::listenTcp(*server, address);
+	if (!listener) {
+		Errc errc = classify(listener.error().code);
+		return fail(errc == Errc::AddressInUse || errc == Errc::InvalidArgument ? errc : Errc::Failed,
+			    fmt::format("export_listen '{}': {}", address, listener.error().message));
+	}
+	return std::make_unique<NbdExport>(std::move(server), std::move(*listener));
+}
+
+std::string exportAddress(const NbdExport *served, const std::string &asked)
+{
+	if (!served)
+		return "";
+	return asked.starts_with("unix:") ? "unix:" + served->address() : served->address();
+}
+
+} // namespace
+
+MigrationManager::MigrationManager(const Config &config, const AccessPolicy &access, MigrationObserver &observer,
+				   r3d::Runtime &runtime)
+	: config_(config), access_(access), observer_(observer), runtime_(runtime)
+{
+}
+
+MigrationManager::~MigrationManager()
+{
+	entries_.forEach([](const std::string &, const std::shared_ptr<Entry> &e) { e->stop(); });
+}
+
+r3d::ResultMsg<MigrationInfo> MigrationManager::add(std::shared_ptr<Entry> e)
+{
+	MigrationInfo snapshot;
+	{
+		std::lock_guard lock(mutex_);
+		e->info.id = entries_.add(e);
+		snapshot = e->info;
+	}
+	observer_.migrationAdded(snapshot);
+	r3d::log::get("migration")->info("migration {}: {} {} ({}), r3 on '{}', NBD on '{}'", snapshot.id, snapshot.role,
+					 snapshot.source, snapshot.migrationId, snapshot.listen, snapshot.exportAddress);
+	return snapshot;
+}
+
+r3d::ResultMsg<MigrationInfo> MigrationManager::seed(const SeedRequest &request)
+{
+	auto hostPort = r3d::parseHostPort(request.listen, "0");
+	if (!hostPort)
+		return fail(Errc::InvalidArgument, fmt::format("listen '{}': {}", request.listen, hostPort.error().message));
+	// No TLS or token options here yet: plaintext r3 stays on loopback, as r3 exports do.
+	if (!isLoopback(hostPort->host))
+		return fail(Errc::InvalidArgument, fmt::format("listen '{}': a seeder listens on a loopback address for now "
+							       "(127.0.0.1, [::1], localhost)",
+							       request.listen));
+	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, &runtime_);
+	if (!backend)
+		return r3d::unexpectedOf(backend.error());
+	mig::SeederOptions options;
+	options.migrationId = request.migrationId;
+	auto seeder = mig::Seeder::create(runtime_, std::move(*backend), options);
+	if (!seeder)
+		return fail(Errc::BackendFailed, seeder.error().message);
+	auto e = std::make_shared<Entry>();
+	e->seeder = std::move(*seeder);
+	if (!request.exportListen.empty()) {
+		auto served = serveNbd(config_, runtime_, e->seeder->front(), request.exportListen);
+		if (!served) {
+			e->stop();
+			return r3d::unexpectedOf(served.error());
+		}
+		e->served = std::move(*served);
+	}
+	auto address = e->seeder->listen(request.listen);
+	if (!address) {
+		e->stop();
+		Errc errc = classify(address.error().code);
+		return fail(errc == Errc::AddressInUse || errc == Errc::InvalidArgument ? errc : Errc::Failed,
+			    fmt::format("listen '{}': {}", request.listen, address.error().message));
+	}
+	e->info.role = "seeder";
+	e->info.source = request.backendUri;
+	e->info.listen = *address;
+	e->info.migrationId = e->seeder->migrationId();
+	e->info.exportAddress = exportAddress(e->served.get(), request.exportListen);
+	return add(std::move(e));
+}
+
+r3d::ResultMsg<MigrationInfo> MigrationManager::pull(const PullRequest &request)
+{
+	auto uri = r3d::BackendUri::parse(request.source);
+	if (!uri || uri->scheme != "r3")
+		return fail(Errc::InvalidArgument, fmt::format("source '{}': expected r3://HOST:PORT/ID", request.source));
+	if (!uri->params.empty())
+		return fail(Errc::InvalidArgument,
+			    fmt::format("source '{}': no URI parameters here yet (TLS and tokens are r3migrate's)", request.source));
+	auto hostPort = r3d::parseHostPort(uri->authority, "7700");
+	if (!hostPort)
+		return fail(Errc::InvalidArgument, fmt::format("source '{}': {}", request.source, hostPort.error().message));
+	std::string migrationId = uri->path.starts_with("/") ? uri->path.substr(1) : uri->path;
+	if (migrationId.empty())
+		return fail(Errc::InvalidArgument, fmt::format("source '{}': no migration id after the address", request.source));
+	if (request.exportListen.empty())
+		return fail(Errc::InvalidArgument, "export_listen is empty: give HOST:PORT or unix:PATH");
+	mig::LeecherOptions options;
+	options.host = hostPort->host;
+	options.port = hostPort->port;
+	options.migrationId = migrationId;
+	options.convergence.downtimeBudget = request.downtime;
+	options.convergence.maxRounds = request.maxRounds;
+	options.pullRate = request.rate;
+	options.autoFinalize = request.autoFinalize;
+	auto leecher = mig::Leecher::connect(runtime_, options);
+	if (!leecher)
+		return fail(Errc::BackendFailed, fmt::format("{}: {}", request.source, leecher.error().message));
+	auto e = std::make_shared<Entry>();
+	e->leecher = std::move(*leecher);
+	auto served = serveNbd(config_, runtime_, e->leecher->region(), request.exportListen);
+	if (!served) {
+		e->stop();
+		return r3d::unexpectedOf(served.error());
+	}
+	e->served = std::move(*served);
+	e->info.role = "leecher";
+	e->info.source = request.source;
+	e->info.migrationId = migrationId;
+	e->info.exportAddress = exportAddress(e->served.get(), request.exportListen);
+	return add(std::move(e));
+}
+
+r3d::ResultMsg<void> MigrationManager::finalize(const std::string &id)
+{
+	std::shared_ptr<Entry> e;
+	{
+		std::lock_guard lock(mutex_);
+		e = entries_.find(id);
+		if (!e || e->cancelling)
+			return fail(Errc::NotFound, fmt::format("no migration '{}'", id));
+	}
+	if (!e->leecher)
+		return fail(Errc::NotSupported,
+			    fmt::format("migration {} is a seeder: its leecher finalizes (Finalize on the pulling side)", id));
+	auto phase = e->leecher->phase();
+	if (phase == mig::Phase::Failed)
+		return fail(Errc::Failed, fmt::format("migration {} failed: {}", id, e->leecher->progress().failure));
+	e->leecher->finalize();
+	return {};
+}
+
+r3d::ResultMsg<void> MigrationManager::cancel(const std::string &id)
+{
+	std::shared_ptr<Entry> e;
+	{
+		std::lock_guard lock(mutex_);
+		e = entries_.find(id);
+		if (!e)
+			return fail(Errc::NotFound, fmt::format("no migration '{}'", id));
+		if (e->cancelling)
+			return fail(Errc::Busy, fmt::format("migration {} is already stopping", id));
+		e->cancelling = true;
+	}
+	e->stop();
+	{
+		std::lock_guard lock(mutex_);
+		entries_.erase(id);
+	}
+	observer_.migrationRemoved(id);
+	r3d::log::get("migration")->info("migration {}: stopped", id);
+	return {};
+}
+
+std::optional<mig::MigrationProgress> MigrationManager::progress(const std::string &id) const
+{
+	std::shared_ptr<Entry> e;
+	{
+		std::lock_guard lock(mutex_);
+		e = entries_.find(id);
+	}
+	if (!e)
+		return std::nullopt;
+	return e->seeder ? e->seeder->progress() : e->leecher->progress();
+}
+
+std::vector<MigrationInfo> MigrationManager::list() const
+{
+	std::vector<MigrationInfo> out;
+	std::lock_guard lock(mutex_);
+	entries_.forEach([&](const std::string &, const std::shared_ptr<Entry> &e) { out.push_back(e->info); });
+	return out;
+}
+
+void MigrationManager::stopAll()
+{
+	for (const auto &info : list())
+		(void)cancel(info.id);
+}
+
+} // namespace r3mapd

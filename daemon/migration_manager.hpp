@@ -1,0 +1,102 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+#include <r3d/result.hpp>
+
+#include "migration/migration_progress.hpp"
+#include "registry.hpp"
+
+namespace r3d {
+class Runtime;
+}
+
+namespace r3mapd {
+
+class AccessPolicy;
+struct Config;
+
+/// Manager1.Seed: make a backend a migration source and serve its writable front over NBD.
+struct SeedRequest {
+	std::string backendUri;
+	std::string listen;       ///< the seeder's r3 address, loopback HOST:PORT (no TLS here yet)
+	std::string exportListen; ///< where front() is served over NBD; empty: not served
+	std::string migrationId;  ///< empty: the seeder picks one
+	uid_t callerUid = static_cast<uid_t>(-1);
+};
+
+/// Manager1.Pull: pull r3://HOST:PORT/ID into memory and serve the region over NBD.
+struct PullRequest {
+	std::string source;       ///< r3://HOST:PORT/ID
+	std::string exportListen; ///< HOST:PORT or unix:PATH
+	std::chrono::nanoseconds downtime = std::chrono::milliseconds(50);
+	unsigned maxRounds = 30;
+	uint64_t rate = 0;        ///< bytes per second; 0: unlimited
+	bool autoFinalize = true;
+	uid_t callerUid = static_cast<uid_t>(-1);
+};
+
+/// A snapshot of one migration; the moving parts are in progress().
+struct MigrationInfo {
+	std::string id;
+	std::string role;          ///< "seeder" or "leecher"
+	std::string source;        ///< the backend URI (seeder) or r3:// URI (leecher)
+	std::string listen;        ///< the seeder's bound r3 address; empty for a leecher
+	std::string migrationId;
+	std::string exportAddress; ///< where the region is served over NBD; empty: nowhere
+};
+
+/// Hears about migrations appearing and going away; never called with the lock held.
+class MigrationObserver
+{
+public:
+	virtual ~MigrationObserver() = default;
+	virtual void migrationAdded(const MigrationInfo &info) = 0;
+	virtual void migrationRemoved(const std::string &id) = 0;
+};
+
+/// Owns the daemon's seeders and leechers by id, each with the NBD export of its region.
+/// seed/pull/cancel block (backend open, connect, bind) and are meant for worker threads.
+/// Migrations are not journaled: they end with the daemon.
+class MigrationManager
+{
+public:
+	MigrationManager(const Config &config, const AccessPolicy &access, MigrationObserver &observer,
+			 r3d::Runtime &runtime);
+	~MigrationManager();
+	MigrationManager(const MigrationManager &) = delete;
+	MigrationManager &operator=(const MigrationManager &) = delete;
+
+	r3d::ResultMsg<MigrationInfo> seed(const SeedRequest &request);
+	r3d::ResultMsg<MigrationInfo> pull(const PullRequest &request);
+	/// A leecher with finalize manual: take ownership now. NotSupported for a seeder.
+	r3d::ResultMsg<void> finalize(const std::string &id);
+	/// Stops serving and ends the seeder or leecher; the object goes away.
+	r3d::ResultMsg<void> cancel(const std::string &id);
+
+	std::optional<r3d::migration::MigrationProgress> progress(const std::string &id) const;
+	std::vector<MigrationInfo> list() const;
+	void stopAll();
+
+private:
+	struct Entry;
+
+	r3d::ResultMsg<MigrationInfo> add(std::shared_ptr<Entry> e);
+
+	const Config &config_;
+	const AccessPolicy &access_;
+	MigrationObserver &observer_;
+	r3d::Runtime &runtime_;
+	mutable std::mutex mutex_;
+	Registry<Entry> entries_;
+};
+
+} // namespace r3mapd

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Live migration through r3mapd: one daemon seeds a backend (apps write through the NBD
+# export of its front) and pulls that seeder into memory (served over NBD), finalizes, and
+# the pulled region equals what was written. Bad options are refused naming the option.
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/bus_lib.sh"
+require nbdcopy cmp gdbus
+
+start_bus
+start_r3mapd d
+
+echo "== seed a backend, write a pattern through its front"
+head -c 8M /dev/urandom >"$TEST_TMP/src"
+run_r3ctl --json migrate seed memory:8M --listen 127.0.0.1:0 --export 127.0.0.1:0
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "seed failed"; }
+seed_id=$(json_field 'j["id"]')
+uri=$(json_field 'j["uri"]')
+front=$(json_field 'j["export"]')
+[ "$(json_field 'j["role"]')" = seeder ] || fail "role: $(cat "$TEST_TMP/out")"
+nbdcopy "$TEST_TMP/src" "nbd://$front"
+
+echo "== bad pull options are refused, naming the option"
+expect_error InvalidArgument "option 'downtime'" Pull "$uri" 127.0.0.1:0 "{'downtime': <'soon'>}"
+expect_error InvalidArgument "option 'downtime' must be more than 0" Pull "$uri" 127.0.0.1:0 "{'downtime': <uint64 0>}"
+expect_error InvalidArgument "option 'max_rounds'" Pull "$uri" 127.0.0.1:0 "{'max_rounds': <uint32 0>}"
+expect_error InvalidArgument "option 'rate'" Pull "$uri" 127.0.0.1:0 "{'rate': <'fast'>}"
+expect_error InvalidArgument "expected auto or manual" Pull "$uri" 127.0.0.1:0 "{'finalize': <'later'>}"
+expect_error InvalidArgument "unknown option 'colour'" Pull "$uri" 127.0.0.1:0 "{'colour': <'red'>}"
+expect_error InvalidArgument "expected r3://HOST:PORT/ID" Pull "nbd://x" 127.0.0.1:0 "{}"
+expect_error InvalidArgument "loopback" Seed memory:1M 0.0.0.0:0 "{}"
+expect_error InvalidArgument "unknown option 'downtime'" Seed memory:1M 127.0.0.1:0 "{'downtime': <'1s'>}"
+
+echo "== pull it into the daemon with manual finalize, finalize, compare"
+run_r3ctl --json migrate pull "$uri" --export 127.0.0.1:0 --finalize manual --downtime 50ms --max-rounds 5
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "pull failed"; }
+pull_id=$(json_field 'j["id"]')
+region=$(json_field 'j["export"]')
+[ "$(json_field 'j["role"]')" = leecher ] || fail "role: $(cat "$TEST_TMP/out")"
+expect_r3ctl 1 migrate finalize "$seed_id"
+grep -q "seeder" "$TEST_TMP/err" || fail "finalize on a seeder: $(cat "$TEST_TMP/err")"
+expect_r3ctl 0 migrate finalize "$pull_id"
+for i in $(seq 100); do
+	run_r3ctl --json migrate status "$pull_id"
+	phase=$(json_field 'j["phase"]')
+	[ "$phase" = complete ] && break
+	[ "$phase" = failed ] && fail "migration failed: $(cat "$TEST_TMP/out")"
+	sleep 0.1
+done
+[ "$phase" = complete ] || fail "not complete: $(cat "$TEST_TMP/out")"
+[ "$(json_field 'j["owner"]')" = True ] || fail "leecher not owner: $(cat "$TEST_TMP/out")"
+nbdcopy "nbd://$region" "$TEST_TMP/back"
+cmp "$TEST_TMP/src" "$TEST_TMP/back" || fail "the pulled region differs from what was written"
+
+echo "== listed, cancelled, and the daemon survives"
+run_r3ctl --json migrate ls
+[ "$(json_field 'len(j)')" = 2 ] || fail "ls: $(cat "$TEST_TMP/out")"
+expect_r3ctl 0 migrate cancel "$pull_id"
+expect_r3ctl 0 migrate cancel "$seed_id"
+expect_r3ctl 5 migrate status "$seed_id"  # not found
+daemon_alive
+stop_r3mapd d
+echo PASS
