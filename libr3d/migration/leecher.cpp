@@ -52,8 +52,8 @@ bool fatal(const Error &e)
 
 } // namespace
 
-Leecher::Leecher(Runtime &runtime, LeecherOptions options)
-	: runtime_(runtime), options_(std::move(options)), controller_(options_.convergence),
+Leecher::Leecher(LeecherOptions options)
+	: options_(std::move(options)), controller_(options_.convergence),
 	  handover_(options_.migrationId, options_.leecherId), state_(Role::Leecher)
 {
 }
@@ -64,7 +64,7 @@ ResultMsg<std::unique_ptr<Leecher>> Leecher::connect(Runtime &runtime, LeecherOp
 		options.leecherId = randomId();
 	if (options.migrationId.empty())
 		return fail(EINVAL, "leecher: no migration id (r3://HOST:PORT/ID)");
-	std::unique_ptr<Leecher> l(new Leecher(runtime, options));
+	std::unique_ptr<Leecher> l(new Leecher(options));
 	ControlLinkOptions co;
 	co.host = options.host;
 	co.port = options.port;

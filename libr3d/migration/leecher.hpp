@@ -104,7 +104,7 @@ public:
 	bool owner() const;
 
 private:
-	Leecher(Runtime &runtime, LeecherOptions options);
+	explicit Leecher(LeecherOptions options);
 
 	enum class Step { Done, Again, LinkLost, Failed };
 	/// Says hello on a fresh connection (and Resume when `resuming`).
@@ -129,7 +129,6 @@ private:
 	void setPhase(const std::function<ResultMsg<void>(MigrationState &)> &move);
 	void report();
 
-	Runtime &runtime_;
 	LeecherOptions options_;
 	std::unique_ptr<ControlLink> link_;
 	std::shared_ptr<ReadWriterAt> remote_;

@@ -56,7 +56,6 @@ private:
 	std::string leecherId_; ///< after the hello
 	bool closed_ = false;
 	std::optional<ChunkSetAssembler> resume_;
-	uint64_t resumeRound_ = 0;
 };
 
 } // namespace r3d::migration

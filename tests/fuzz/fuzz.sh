@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs one libFuzzer target (FUZZ_TARGET: nbd, frame, migration or journal) for a bounded time, after replaying
+# Runs one libFuzzer target (FUZZ_TARGET: nbd, frame, migration, journal or region) for a bounded time, after replaying
 # the inputs that once crashed it (regressions/<target>). The target is FUZZ_BIN; when
 # FUZZ_BUILD_DIR is set, it is first built there by meson with clang and -Dfuzz=true
 # (configured on the first run, incremental after that; see meson.build).
@@ -62,6 +62,10 @@ migration)
 journal)
 	R3_WRITE_SEEDS="$corpus" "$FUZZ_BIN"
 	maxlen=16384 seconds=${FUZZ_SECONDS:-30}
+	;;
+region)
+	# No seeds of its own: the kept corpus, or libFuzzer's empty start.
+	maxlen=8192 seconds=${FUZZ_SECONDS:-30}
 	;;
 *)
 	echo "unknown fuzz target $FUZZ_TARGET" >&2
