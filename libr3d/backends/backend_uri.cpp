@@ -5,20 +5,11 @@
 #include <r3d/duration.hpp>
 #include <r3d/size.hpp>
 
+#include "base/hex.hpp"
+
 namespace r3d {
 
 namespace {
-
-int hexValue(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 ResultMsg<std::string> percentDecode(const std::string &uri, std::string_view in)
 {

@@ -12,6 +12,7 @@
 
 #include <r3d/log.hpp>
 
+#include "base/hex.hpp"
 #include "base/runtime.hpp"
 #include "base/thread_pool.hpp"
 
@@ -38,10 +39,7 @@ std::string sha256Hex(std::span<const std::byte> data)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int length = 0;
 	EVP_Digest(data.data(), data.size(), md, &length, EVP_sha256(), nullptr);
-	std::string hex;
-	for (unsigned i = 0; i < length; ++i)
-		hex += fmt::format("{:02x}", md[i]);
-	return hex;
+	return toHex({md, length});
 }
 
 std::string xmlField(const std::string &xml, const char *tag)

@@ -1,12 +1,11 @@
 #include "migration/leecher.hpp"
 
-#include <openssl/rand.h>
-
 #include <fmt/format.h>
 
 #include <r3d/log.hpp>
 
 #include "backends/remote_backend.hpp"
+#include "base/hex.hpp"
 #include "base/runtime.hpp"
 #include "migration/chunk_set_assembler.hpp"
 #include "migration/control_link.hpp"
@@ -20,17 +19,6 @@ using Clock = std::chrono::steady_clock;
 auto logger()
 {
 	return r3d::log::get("migration");
-}
-
-std::string randomId()
-{
-	unsigned char bytes[8];
-	if (RAND_bytes(bytes, sizeof(bytes)) != 1)
-		return fmt::format("l{}", Clock::now().time_since_epoch().count());
-	std::string id;
-	for (unsigned char b : bytes)
-		id += fmt::format("{:02x}", b);
-	return id;
 }
 
 /// Refusals and broken messages end the migration; everything else is the link.
@@ -61,7 +49,7 @@ Leecher::Leecher(LeecherOptions options)
 ResultMsg<std::unique_ptr<Leecher>> Leecher::connect(Runtime &runtime, LeecherOptions options)
 {
 	if (options.leecherId.empty())
-		options.leecherId = randomId();
+		options.leecherId = randomHexId();
 	if (options.migrationId.empty())
 		return fail(EINVAL, "leecher: no migration id (r3://HOST:PORT/ID)");
 	std::unique_ptr<Leecher> l(new Leecher(options));

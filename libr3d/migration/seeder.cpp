@@ -1,29 +1,14 @@
 #include "migration/seeder.hpp"
 
-#include <openssl/rand.h>
-
 #include <fmt/format.h>
 
+#include "base/hex.hpp"
 #include "base/runtime.hpp"
 #include "migration/seeder_core.hpp"
 #include "migration/seeder_session.hpp"
 #include "stages/chunk_geometry.hpp"
 
 namespace r3d::migration {
-namespace {
-
-std::string randomId()
-{
-	unsigned char bytes[8];
-	if (RAND_bytes(bytes, sizeof(bytes)) != 1)
-		return fmt::format("m{}", std::chrono::steady_clock::now().time_since_epoch().count());
-	std::string id;
-	for (unsigned char b : bytes)
-		id += fmt::format("{:02x}", b);
-	return id;
-}
-
-} // namespace
 
 ResultMsg<std::unique_ptr<Seeder>> Seeder::create(Runtime &runtime, std::shared_ptr<ReadWriterAt> source,
 						  SeederOptions options)
@@ -31,7 +16,7 @@ ResultMsg<std::unique_ptr<Seeder>> Seeder::create(Runtime &runtime, std::shared_
 	if (!source)
 		return fail(EINVAL, "seeder: no source");
 	if (options.migrationId.empty())
-		options.migrationId = randomId();
+		options.migrationId = randomHexId();
 	if (options.migrationId.size() > kMaxIdLength)
 		return fail(EINVAL, fmt::format("seeder: the migration id is over {} bytes", kMaxIdLength));
 	if (auto ok = checkRegion({ source->size(), options.chunkSize }); !ok)

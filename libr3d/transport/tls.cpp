@@ -15,6 +15,8 @@
 
 #include <r3d/log.hpp>
 
+#include "base/hex.hpp"
+
 namespace r3d::transport {
 
 namespace {
@@ -78,17 +80,6 @@ ResultMsg<std::shared_ptr<Context>> tls13Context(Context::method method)
 	if (!ok)
 		return unexpectedOf(ok.error());
 	return ctx;
-}
-
-int hexValue(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 ResultMsg<void> loadPsk(PskTable &table, const std::string &path)
