@@ -59,6 +59,26 @@ ResultMsg<void> checkEpoch(uint64_t epoch, const char *what)
 	return {};
 }
 
+/// The (migration, leecher, epoch) a leecher's control message is addressed by.
+template <class Pb>
+ResultMsg<void> checkAddressed(const Pb &pb, const char *what)
+{
+	if (auto ok = checkId(pb.migration_id(), "migration id"); !ok)
+		return ok;
+	if (auto ok = checkId(pb.leecher_id(), "leecher id"); !ok)
+		return ok;
+	return checkEpoch(pb.epoch(), what);
+}
+
+/// A seeder's answer: an errno and its text, and an epoch when it is a yes.
+template <class Pb>
+ResultMsg<void> checkAnswer(const Pb &pb, const char *what)
+{
+	if (auto ok = checkReplyError(pb.error(), pb.message(), what); !ok)
+		return ok;
+	return pb.error() == 0 ? checkEpoch(pb.epoch(), what) : ResultMsg<void>{};
+}
+
 size_t varintSize(uint64_t v)
 {
 	size_t n = 1;
@@ -368,11 +388,7 @@ ResultMsg<FinalizeRequest> decodeFinalizeRequest(std::span<const std::byte> meta
 	auto pb = parse<r3::v1::FinalizeRequest>(meta, "finalize request");
 	if (!pb)
 		return unexpectedOf(pb.error());
-	if (auto ok = checkId(pb->migration_id(), "migration id"); !ok)
-		return unexpectedOf(ok.error());
-	if (auto ok = checkId(pb->leecher_id(), "leecher id"); !ok)
-		return unexpectedOf(ok.error());
-	if (auto ok = checkEpoch(pb->epoch(), "finalize request"); !ok)
+	if (auto ok = checkAddressed(*pb, "finalize request"); !ok)
 		return unexpectedOf(ok.error());
 	return FinalizeRequest{ pb->migration_id(), pb->leecher_id(), pb->epoch(), pb->round() };
 }
@@ -382,12 +398,8 @@ ResultMsg<FinalizeAck> decodeFinalizeAck(std::span<const std::byte> meta)
 	auto pb = parse<r3::v1::FinalizeAck>(meta, "finalize ack");
 	if (!pb)
 		return unexpectedOf(pb.error());
-	if (auto ok = checkReplyError(pb->error(), pb->message(), "finalize ack"); !ok)
+	if (auto ok = checkAnswer(*pb, "finalize ack"); !ok)
 		return unexpectedOf(ok.error());
-	if (pb->error() == 0) {
-		if (auto ok = checkEpoch(pb->epoch(), "finalize ack"); !ok)
-			return unexpectedOf(ok.error());
-	}
 	return FinalizeAck{ pb->error(), pb->message(), pb->epoch(), pb->round(), pb->locked_ns() };
 }
 
@@ -396,11 +408,7 @@ ResultMsg<FinalizeCommit> decodeFinalizeCommit(std::span<const std::byte> meta)
 	auto pb = parse<r3::v1::FinalizeCommit>(meta, "finalize commit");
 	if (!pb)
 		return unexpectedOf(pb.error());
-	if (auto ok = checkId(pb->migration_id(), "migration id"); !ok)
-		return unexpectedOf(ok.error());
-	if (auto ok = checkId(pb->leecher_id(), "leecher id"); !ok)
-		return unexpectedOf(ok.error());
-	if (auto ok = checkEpoch(pb->epoch(), "finalize commit"); !ok)
+	if (auto ok = checkAddressed(*pb, "finalize commit"); !ok)
 		return unexpectedOf(ok.error());
 	return FinalizeCommit{ pb->migration_id(), pb->leecher_id(), pb->epoch() };
 }
@@ -410,12 +418,8 @@ ResultMsg<FinalizeCommitAck> decodeFinalizeCommitAck(std::span<const std::byte> 
 	auto pb = parse<r3::v1::FinalizeCommitAck>(meta, "finalize commit ack");
 	if (!pb)
 		return unexpectedOf(pb.error());
-	if (auto ok = checkReplyError(pb->error(), pb->message(), "finalize commit ack"); !ok)
+	if (auto ok = checkAnswer(*pb, "finalize commit ack"); !ok)
 		return unexpectedOf(ok.error());
-	if (pb->error() == 0) {
-		if (auto ok = checkEpoch(pb->epoch(), "finalize commit ack"); !ok)
-			return unexpectedOf(ok.error());
-	}
 	return FinalizeCommitAck{ pb->error(), pb->message(), pb->epoch() };
 }
 
@@ -424,11 +428,7 @@ ResultMsg<Resume> decodeResume(std::span<const std::byte> meta, const RegionShap
 	auto pb = parse<r3::v1::Resume>(meta, "resume");
 	if (!pb)
 		return unexpectedOf(pb.error());
-	if (auto ok = checkId(pb->migration_id(), "migration id"); !ok)
-		return unexpectedOf(ok.error());
-	if (auto ok = checkId(pb->leecher_id(), "leecher id"); !ok)
-		return unexpectedOf(ok.error());
-	if (auto ok = checkEpoch(pb->epoch(), "resume"); !ok)
+	if (auto ok = checkAddressed(*pb, "resume"); !ok)
 		return unexpectedOf(ok.error());
 	if (!pb->has_held())
 		return fail(EPROTO, "resume carries no chunk set");
