@@ -51,6 +51,16 @@ inline r3d::Unexpected<r3d::Error> rename(Errc e, r3d::Error error)
 	return fail(e, std::move(error.message));
 }
 
+/// A listen of the daemon's own failed. The caller was admitted: EACCES or ENOENT here are
+/// the daemon's (a port below 1024, a socket directory), not a refusal of the caller or a
+/// missing object, so only AddressInUse and InvalidArgument pass, the rest is Failed.
+inline r3d::Unexpected<r3d::Error> failListen(r3d::Error error)
+{
+	Errc errc = classify(error.code);
+	return fail(errc == Errc::AddressInUse || errc == Errc::InvalidArgument ? errc : Errc::Failed,
+		    std::move(error.message));
+}
+
 } // namespace r3mapd
 
 namespace std {

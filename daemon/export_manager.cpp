@@ -42,17 +42,6 @@ struct ExportManager::Entry {
 
 namespace {
 
-constexpr std::string_view kUnixPrefix = "unix:";
-
-// The socket path of "unix:PATH" or "/PATH"; nullopt for HOST:PORT.
-std::optional<std::string> unixPath(const std::string &address)
-{
-	if (address.starts_with(kUnixPrefix))
-		return address.substr(kUnixPrefix.size());
-	if (address.starts_with("/"))
-		return address;
-	return std::nullopt;
-}
 constexpr mode_t kSocketMode = 0660;
 constexpr const char *kKind = "exports";
 
@@ -131,23 +120,6 @@ r3d::ResultMsg<void> nbdTls(const ExportRequest &r, r3d::nbd::ServerOptions &opt
 	return {};
 }
 
-r3d::ResultMsg<std::unique_ptr<r3d::nbd::Listener>> listen(r3d::nbd::Server &server, const std::string &address)
-{
-	if (address.empty())
-		return fail(Errc::InvalidArgument, "listen address is empty: give HOST:PORT or unix:PATH");
-	auto path = unixPath(address);
-	auto listener = path ? r3d::nbd::Listener::listenUnix(server, *path) : r3d::nbd::Listener::listenTcp(server, address);
-	if (!listener) {
-		// The caller was admitted: EACCES or ENOENT here are the daemon's (a port below 1024,
-		// a socket directory), not a refusal of the caller or a missing object.
-		Errc errc = classify(listener.error().code);
-		if (errc != Errc::AddressInUse && errc != Errc::InvalidArgument)
-			errc = Errc::Failed;
-		return fail(errc, listener.error().message);
-	}
-	return listener;
-}
-
 // The unit's UMask=0077 leaves a new socket 0700 root: give it to the access group.
 r3d::ResultMsg<void> shareSocket(const std::string &path, std::optional<gid_t> gid)
 {
@@ -195,7 +167,7 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 			return fail(Errc::InvalidArgument, "the tls options are for nbd exports (r3 exports have no TLS here yet)");
 		if (!runtime_)
 			return fail(Errc::Failed, "r3 exports need the daemon's runtime");
-		if (unixPath(request.listen))
+		if (r3d::nbd::Listener::unixPathOf(request.listen))
 			return fail(Errc::InvalidArgument, "r3 exports listen on HOST:PORT, not on a UNIX socket");
 		auto hostPort = r3d::parseHostPort(request.listen, "0");
 		if (!hostPort)
@@ -212,11 +184,8 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 			return fail(Errc::Failed, server.error().message);
 		(*server)->addExport({ request.name, std::move(backend), 0, request.readOnly });
 		auto address = (*server)->listen(request.listen);
-		if (!address) {
-			Errc errc = classify(address.error().code);
-			return fail(errc == Errc::AddressInUse || errc == Errc::InvalidArgument ? errc : Errc::Failed,
-				    address.error().message);
-		}
+		if (!address)
+			return failListen(std::move(address.error()));
 		return std::unique_ptr<ServedExport>(std::make_unique<R3Export>(std::move(*server), *address));
 	}
 	if (request.protocol != "nbd")
@@ -228,16 +197,18 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 		return r3d::unexpectedOf(tls.error());
 	auto server = std::make_unique<r3d::nbd::Server>(options);
 	server->addExport({ request.name, request.description, std::move(backend), request.readOnly, std::move(meta) });
-	auto listener = listen(*server, request.listen);
-	if (!listener)
-		return r3d::unexpectedOf(listener.error());
-	if (unixPath(request.listen)) {
-		if (auto shared = shareSocket((*listener)->address(), access_.groupId()); !shared)
+	if (request.listen.empty())
+		return fail(Errc::InvalidArgument, "listen address is empty: give HOST:PORT or unix:PATH");
+	auto served = NbdExport::listen(std::move(server), request.listen);
+	if (!served)
+		return r3d::unexpectedOf(served.error());
+	if (r3d::nbd::Listener::unixPathOf(request.listen)) {
+		if (auto shared = shareSocket((*served)->address(), access_.groupId()); !shared)
 			return r3d::unexpectedOf(shared.error());
 	}
-	r3d::nbd::warnIfServedInClear((*listener)->address(), options.tls,
+	r3d::nbd::warnIfServedInClear((*served)->address(), options.tls,
 				      "give the export the options tls_cert and tls_key, or tls_psk");
-	return std::unique_ptr<ServedExport>(std::make_unique<NbdExport>(std::move(server), std::move(*listener)));
+	return std::unique_ptr<ServedExport>(std::move(*served));
 }
 
 r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request)
@@ -283,7 +254,7 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request, st
 	e->served = std::move(*served);
 	e->region = region;
 	e->info.backendUri = request.backendUri;
-	e->info.listen = unixPath(request.listen) ? std::string(kUnixPrefix) + e->served->address() : e->served->address();
+	e->info.listen = r3d::nbd::Listener::unixPathOf(request.listen) ? "unix:" + e->served->address() : e->served->address();
 	e->info.name = request.name;
 	e->info.protocol = request.protocol;
 	e->info.size = top->size();

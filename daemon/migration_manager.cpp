@@ -11,7 +11,6 @@
 #include "errors.hpp"
 #include "migration/leecher.hpp"
 #include "migration/seeder.hpp"
-#include "nbd/listener.hpp"
 #include "nbd/server.hpp"
 #include "nbd_export.hpp"
 
@@ -53,14 +52,10 @@ r3d::ResultMsg<std::unique_ptr<NbdExport>> serveNbd(const Config &config, r3d::R
 	options.runtime = &runtime;
 	auto server = std::make_unique<r3d::nbd::Server>(options);
 	server->addExport({ "", "r3mapd migration", std::move(region), false, nullptr });
-	auto listener = address.starts_with("unix:") ? r3d::nbd::Listener::listenUnix(*server, address.substr(5))
-						     : r3d::nbd::Listener::listenTcp(*server, address);
-	if (!listener) {
-		Errc errc = classify(listener.error().code);
-		return fail(errc == Errc::AddressInUse || errc == Errc::InvalidArgument ? errc : Errc::Failed,
-			    fmt::format("export_listen '{}': {}", address, listener.error().message));
-	}
-	return std::make_unique<NbdExport>(std::move(server), std::move(*listener));
+	auto served = NbdExport::listen(std::move(server), address);
+	if (!served)
+		return fail(classify(served.error().code), fmt::format("export_listen '{}': {}", address, served.error().message));
+	return served;
 }
 
 std::string exportAddress(const NbdExport *served, const std::string &asked)

@@ -1,32 +1,39 @@
 #include "nbd_export.hpp"
 
+#include "errors.hpp"
 #include "nbd/stats.hpp"
 
 namespace r3mapd {
 
-NbdExport::NbdExport(std::unique_ptr<r3d::nbd::Server> server, std::unique_ptr<r3d::nbd::Listener> listener)
-	: server_(std::move(server)), listener_(std::move(listener))
+r3d::ResultMsg<std::unique_ptr<NbdExport>> NbdExport::listen(std::unique_ptr<r3d::nbd::Server> server,
+							      const std::string &address)
 {
-	acceptor_ = std::thread([listener = listener_.get()] { listener->run(); });
+	auto endpoint = r3d::nbd::Endpoint::listen(std::move(server), address);
+	if (!endpoint)
+		return failListen(std::move(endpoint.error()));
+	return std::make_unique<NbdExport>(std::move(*endpoint));
 }
+
+NbdExport::NbdExport(std::unique_ptr<r3d::nbd::Endpoint> endpoint) : endpoint_(std::move(endpoint)) {}
 
 NbdExport::~NbdExport()
 {
 	stop();
 }
 
+uint64_t NbdExport::activeConnections() const
+{
+	return endpoint_->server().stats().activeConnections;
+}
+
 r3d::Counters NbdExport::counters() const
 {
-	return r3d::nbd::counterList(server_->stats());
+	return r3d::nbd::counterList(endpoint_->server().stats());
 }
 
 void NbdExport::stop()
 {
-	// Connections first: the listener waits for their threads.
-	server_->shutdown();
-	listener_->stop();
-	if (acceptor_.joinable())
-		acceptor_.join();
+	endpoint_->stop();
 }
 
 } // namespace r3mapd

@@ -1,10 +1,9 @@
 #pragma once
 
 #include <memory>
-#include <thread>
+#include <string>
 
-#include "nbd/listener.hpp"
-#include "nbd/server.hpp"
+#include "nbd/endpoint.hpp"
 #include "served_export.hpp"
 
 namespace r3mapd {
@@ -14,19 +13,20 @@ namespace r3mapd {
 class NbdExport final : public ServedExport
 {
 public:
-	NbdExport(std::unique_ptr<r3d::nbd::Server> server, std::unique_ptr<r3d::nbd::Listener> listener);
+	/// Listens on `address` (HOST:PORT, unix:PATH or an absolute path); errors as failListen.
+	static r3d::ResultMsg<std::unique_ptr<NbdExport>> listen(std::unique_ptr<r3d::nbd::Server> server,
+								  const std::string &address);
+	explicit NbdExport(std::unique_ptr<r3d::nbd::Endpoint> endpoint);
 	~NbdExport() override;
 
 	const char *protocol() const override { return "nbd"; }
-	std::string address() const override { return listener_->address(); }
-	uint64_t activeConnections() const override { return server_->stats().activeConnections; }
+	std::string address() const override { return endpoint_->address(); }
+	uint64_t activeConnections() const override;
 	r3d::Counters counters() const override;
 	void stop() override;
 
 private:
-	std::unique_ptr<r3d::nbd::Server> server_;
-	std::unique_ptr<r3d::nbd::Listener> listener_;
-	std::thread acceptor_;
+	std::unique_ptr<r3d::nbd::Endpoint> endpoint_;
 };
 
 } // namespace r3mapd

@@ -82,6 +82,24 @@ ResultMsg<std::unique_ptr<Listener>> Listener::listenTcp(Server &server, const s
 	return fail(lastError, fmt::format("cannot listen on {}: {}", hostPort, std::strerror(lastError)));
 }
 
+std::optional<std::string> Listener::unixPathOf(const std::string &where)
+{
+	if (where.starts_with("unix:"))
+		return where.substr(5);
+	if (where.starts_with("/"))
+		return where;
+	return std::nullopt;
+}
+
+ResultMsg<std::unique_ptr<Listener>> Listener::listenAt(Server &server, const std::string &where)
+{
+	if (where.empty())
+		return fail(EINVAL, "the listen address is empty: give HOST:PORT or unix:PATH");
+	if (auto path = unixPathOf(where))
+		return listenUnix(server, *path);
+	return listenTcp(server, where);
+}
+
 ResultMsg<std::unique_ptr<Listener>> Listener::listenUnix(Server &server, const std::string &path)
 {
 	sockaddr_un addr{};

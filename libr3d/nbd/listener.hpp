@@ -4,6 +4,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -22,6 +23,10 @@ public:
 	/// Binds and listens; fails with a message naming the address.
 	static ResultMsg<std::unique_ptr<Listener>> listenTcp(Server &server, const std::string &hostPort);
 	static ResultMsg<std::unique_ptr<Listener>> listenUnix(Server &server, const std::string &path);
+	/// `where` is "unix:PATH", an absolute socket path, or a TCP address.
+	static ResultMsg<std::unique_ptr<Listener>> listenAt(Server &server, const std::string &where);
+	/// The socket path `where` names, if it names one.
+	static std::optional<std::string> unixPathOf(const std::string &where);
 	~Listener();
 
 	/// Accepts until stop(); returns from another thread's stop().

@@ -17,7 +17,6 @@
 #include <cstdlib>
 #include <map>
 #include <string>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -31,8 +30,7 @@
 #include "base/runtime.hpp"
 #include "migration/leecher.hpp"
 #include "migration/seeder.hpp"
-#include "nbd/listener.hpp"
-#include "nbd/server.hpp"
+#include "nbd/endpoint.hpp"
 #include "transport/token.hpp"
 
 namespace {
@@ -111,37 +109,15 @@ int waitSignal(const sigset_t &set, long ms)
 	return sig > 0 ? sig : 0;
 }
 
-/// An NBD export of `backend` on "HOST:PORT" or "unix:PATH", accepting on its own thread.
-struct Export {
-	std::unique_ptr<nbd::Server> server;
-	std::unique_ptr<nbd::Listener> listener;
-	std::thread accept;
-
-	~Export()
-	{
-		if (server)
-			server->shutdown();
-		if (listener)
-			listener->stop();
-		if (accept.joinable())
-			accept.join();
-	}
-};
-
-ResultMsg<std::unique_ptr<Export>> exportNbd(Runtime &rt, std::shared_ptr<ReadWriterAt> backend, const std::string &where)
+/// An NBD export of `backend` on "HOST:PORT" or "unix:PATH".
+ResultMsg<std::unique_ptr<nbd::Endpoint>> exportNbd(Runtime &rt, std::shared_ptr<ReadWriterAt> backend,
+						   const std::string &where)
 {
-	auto e = std::make_unique<Export>();
 	nbd::ServerOptions so;
 	so.runtime = &rt;
-	e->server = std::make_unique<nbd::Server>(so);
-	e->server->addExport({ "", "r3migrate", std::move(backend), false, nullptr });
-	auto l = where.starts_with("unix:") ? nbd::Listener::listenUnix(*e->server, where.substr(5))
-					    : nbd::Listener::listenTcp(*e->server, where);
-	if (!l)
-		return unexpectedOf(l.error());
-	e->listener = std::move(*l);
-	e->accept = std::thread([x = e.get()] { x->listener->run(); });
-	return e;
+	auto server = std::make_unique<nbd::Server>(so);
+	server->addExport({ "", "r3migrate", std::move(backend), false, nullptr });
+	return nbd::Endpoint::listen(std::move(server), where);
 }
 
 std::string progressJson(const migration::MigrationProgress &p)
@@ -196,7 +172,7 @@ int seed(int argc, char **argv)
 	auto seeder = migration::Seeder::create(rt, *source, o);
 	if (!seeder)
 		return usage(seeder.error().message);
-	std::unique_ptr<Export> nbdExport;
+	std::unique_ptr<nbd::Endpoint> nbdExport;
 	if (a->has("export")) {
 		auto e = exportNbd(rt, (*seeder)->front(), a->get("export"));
 		if (!e)
@@ -207,7 +183,7 @@ int seed(int argc, char **argv)
 	if (!address)
 		return usage(address.error().message);
 	if (nbdExport)
-		std::printf("export %s\n", nbdExport->listener->address().c_str());
+		std::printf("export %s\n", nbdExport->address().c_str());
 	std::printf("r3://%s/%s\n", address->c_str(), (*seeder)->migrationId().c_str());
 	std::fflush(stdout);
 	bool exitOnComplete = a->has("exit-on-complete");
@@ -307,7 +283,7 @@ int pull(int argc, char **argv)
 		std::fprintf(stderr, "r3migrate: %s\n", e.error().message.c_str());
 		return 1;
 	}
-	std::printf("export %s\n", (*e)->listener->address().c_str());
+	std::printf("export %s\n", (*e)->address().c_str());
 	std::fflush(stdout);
 	bool printed = false;
 	int rc = 0;
