@@ -29,9 +29,6 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,106 +40,9 @@ except ImportError:
     print("SKIP: python3-libnbd is not installed")
     sys.exit(77)
 
-SECTOR = 512
+from matrix_support import Model, Server, free_port
+
 PHASES = ("pull", "push", "flush", "write", "remote")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """One r3serve process; started again with the same arguments after a kill."""
-
-    def __init__(self, r3serve, work, name, args):
-        self.r3serve, self.work, self.name, self.args = r3serve, work, name, args
-        self.proc = None
-
-    def start(self, extra=()):
-        pid_file = os.path.join(self.work, self.name + ".pid")
-        if os.path.exists(pid_file):
-            os.unlink(pid_file)
-        log = open(os.path.join(self.work, self.name + ".log"), "a")
-        self.proc = subprocess.Popen([self.r3serve, "--pid-file", pid_file, *self.args, *extra],
-                                     stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if os.path.exists(pid_file) and os.path.getsize(pid_file) > 0:
-                return
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} at start:\n{self.tail()}")
-            time.sleep(0.02)
-        raise RuntimeError(f"{self.name} did not get ready in 30 s:\n{self.tail()}")
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=120)
-        if code != 0:
-            raise RuntimeError(f"{self.name} exited with {code} after SIGTERM:\n{self.tail()}")
-
-    def fds(self):
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def tail(self, lines=15):
-        with open(os.path.join(self.work, self.name + ".log")) as f:
-            return "".join(f.readlines()[-lines:])
-
-
-class Model:
-    """What the export must serve: acknowledged bytes, plus the writes not yet flushed."""
-
-    def __init__(self, data):
-        self.acked = bytearray(data)
-        self.pending = []  # (offset, bytes) since the last FLUSH that returned
-        self.acked_writes = 0
-
-    def wrote(self, offset, data):
-        self.pending.append((offset, data))
-
-    def flushed(self):
-        for offset, data in self.pending:
-            self.acked[offset:offset + len(data)] = data
-        self.acked_writes += len(self.pending)
-        self.pending = []
-
-    def check(self, served):
-        """Problems found in `served`; adopts what it shows of the pending writes."""
-        allowed = {}  # sector -> the contents a pending write may have left there
-        for offset, data in self.pending:
-            first, last = offset // SECTOR, (offset + len(data) - 1) // SECTOR
-            for s in range(first, last + 1):
-                allowed.setdefault(s, []).append((offset, data))
-        problems = []
-        size = len(self.acked)
-        for s in range(size // SECTOR):
-            a, b = s * SECTOR, (s + 1) * SECTOR
-            if served[a:b] == self.acked[a:b]:
-                continue
-            ok = False
-            for offset, data in allowed.get(s, []):
-                # The sector with this write's bytes over the acknowledged ones (any subset
-                # of pending writes may land; one at a time is what a kill leaves in practice).
-                want = bytearray(self.acked[a:b])
-                lo, hi = max(a, offset), min(b, offset + len(data))
-                want[lo - a:hi - a] = data[lo - offset:hi - offset]
-                if served[a:b] == want:
-                    ok = True
-                    break
-            if not ok:
-                kind = "a sector with a write not acknowledged" if s in allowed else "acknowledged or unwritten data"
-                problems.append(f"sector {s} (byte {a}): {kind} differs")
-                if len(problems) >= 5:
-                    break
-        if not problems:
-            self.acked[:] = served
-            self.pending = []
-        return problems
 
 
 class Matrix:
