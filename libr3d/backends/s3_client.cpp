@@ -3,6 +3,8 @@
 #include <cstring>
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <charconv>
 #include <condition_variable>
 #include <mutex>
 
@@ -86,6 +88,14 @@ size_t onBody(char *data, size_t size, size_t count, void *user)
 	S3Request &r = *sink->request;
 	if (r.method != S3Request::Method::Get)
 		return n;
+	if (r.text) {
+		if (r.text->size() + n > S3Client::kMaxText) {
+			sink->overflow = true;
+			return 0;
+		}
+		r.text->append(data, n);
+		return n;
+	}
 	if (r.received + n > r.into.size()) {
 		sink->overflow = true;
 		return 0; // aborts the transfer
@@ -153,6 +163,30 @@ int errnoFor(long status, const std::string &code)
 	return EIO;
 }
 
+// RFC 3986 unreserved characters stay, the rest is %XX, as SigV4's canonical query wants.
+std::string queryEscape(const std::string &text)
+{
+	std::string out;
+	for (unsigned char c : text) {
+		if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+			out += static_cast<char>(c);
+		else
+			out += fmt::format("%{:02X}", c);
+	}
+	return out;
+}
+
+std::string xmlUnescape(std::string text)
+{
+	static const std::pair<const char *, char> entities[] = {
+		{ "&lt;", '<' }, { "&gt;", '>' }, { "&quot;", '"' }, { "&apos;", '\'' }, { "&amp;", '&' },
+	};
+	for (const auto &[entity, c] : entities)
+		for (size_t at = 0; (at = text.find(entity, at)) != std::string::npos; ++at)
+			text.replace(at, std::strlen(entity), 1, c);
+	return text;
+}
+
 } // namespace
 
 S3Client::S3Client(S3Config config)
@@ -188,7 +222,12 @@ Attempt S3Client::perform(S3Request &r)
 	r.received = 0;
 	r.missing = false;
 	Sink sink{ &r, c, {}, false };
-	std::string url = fmt::format("{}/{}/{}", config_.endpoint, config_.bucket, r.key);
+	if (r.text)
+		r.text->clear();
+	std::string url = r.key.empty() ? fmt::format("{}/{}", config_.endpoint, config_.bucket)
+					: fmt::format("{}/{}/{}", config_.endpoint, config_.bucket, r.key);
+	if (!r.query.empty())
+		url += "?" + r.query;
 	auto payload = r.method == S3Request::Method::Put ? r.body : std::span<const std::byte>{};
 	std::string shaHeader = "x-amz-content-sha256: " + sha256Hex(payload);
 	curl_slist *headers = curl_slist_append(nullptr, shaHeader.c_str());
@@ -229,7 +268,8 @@ Attempt S3Client::perform(S3Request &r)
 	std::string what = fmt::format("{} {}", methodName(r.method), r.key);
 
 	if (sink.overflow) {
-		log::get(kComponent)->error("{}: {}: the object is larger than {} bytes", where_, what, r.into.size());
+		log::get(kComponent)->error("{}: {}: the object is larger than {} bytes", where_, what,
+					    r.text ? kMaxText : r.into.size());
 		return Attempt::failed(EIO);
 	}
 	if (rc != CURLE_OK) {
@@ -240,7 +280,7 @@ Attempt S3Client::perform(S3Request &r)
 	}
 	std::string code = xmlField(sink.error, "Code");
 	if (status >= 200 && status < 300) {
-		if (r.method == S3Request::Method::Get && r.exact && r.received != r.into.size()) {
+		if (r.method == S3Request::Method::Get && !r.text && r.exact && r.received != r.into.size()) {
 			log::get(kComponent)->error("{}: {}: the object has {} bytes, expected {}", where_, what, r.received,
 						    r.into.size());
 			return Attempt::failed(EIO);
@@ -248,7 +288,7 @@ Attempt S3Client::perform(S3Request &r)
 		return Attempt::done();
 	}
 	if (status == 404 && code == "NoSuchKey" && r.method != S3Request::Method::Put) {
-		if (r.method == S3Request::Method::Get)
+		if (r.method == S3Request::Method::Get && !r.text)
 			std::memset(r.into.data(), 0, r.into.size());
 		r.missing = true;
 		return Attempt::done();
@@ -311,6 +351,45 @@ Result<void> S3Client::run(std::span<S3Request> requests)
 		if (r.error)
 			return unexpected(r.error);
 	return {};
+}
+
+ResultMsg<std::vector<S3Object>> S3Client::list(const std::string &prefix)
+{
+	std::vector<S3Object> objects;
+	std::string token, text;
+	for (;;) {
+		S3Request r;
+		r.text = &text;
+		// Query names in sorted order: continuation-token < list-type < prefix.
+		if (!token.empty())
+			r.query = "continuation-token=" + queryEscape(token) + "&";
+		r.query += "list-type=2&prefix=" + queryEscape(prefix);
+		if (auto ok = run(std::span(&r, 1)); !ok)
+			return fail(ok.error(), fmt::format("{}: cannot list '{}': {} (see the log for the S3 error)", where_,
+							    prefix, ok.error().message()));
+		if (r.missing)
+			return fail(ENOENT, fmt::format("{}: cannot list '{}': no such bucket", where_, prefix));
+		for (size_t at = 0; (at = text.find("<Contents>", at)) != std::string::npos;) {
+			size_t end = text.find("</Contents>", at);
+			if (end == std::string::npos)
+				return fail(EIO, fmt::format("{}: a listing of '{}' is cut short", where_, prefix));
+			std::string entry = text.substr(at, end - at);
+			S3Object o{ xmlUnescape(xmlField(entry, "Key")), 0 };
+			std::string size = xmlField(entry, "Size");
+			auto [p, ec] = std::from_chars(size.data(), size.data() + size.size(), o.size);
+			if (o.key.empty() || ec != std::errc() || p != size.data() + size.size())
+				return fail(EIO, fmt::format("{}: a listing of '{}' has an entry without key or size", where_,
+							     prefix));
+			objects.push_back(std::move(o));
+			at = end;
+		}
+		if (xmlField(text, "IsTruncated") != "true")
+			return objects;
+		token = xmlUnescape(xmlField(text, "NextContinuationToken"));
+		if (token.empty())
+			return fail(EIO, fmt::format("{}: a truncated listing of '{}' has no continuation token", where_,
+						     prefix));
+	}
 }
 
 } // namespace r3d::backends

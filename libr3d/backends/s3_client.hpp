@@ -5,6 +5,7 @@
 #include <semaphore>
 #include <span>
 #include <string>
+#include <vector>
 
 #include <r3d/result.hpp>
 
@@ -37,14 +38,22 @@ struct S3Request {
 	enum class Method { Get, Put, Delete };
 
 	Method method = Method::Get;
-	std::string key;
+	std::string key;                 ///< empty: the bucket itself (a listing)
+	std::string query;               ///< after '?', already escaped, names in sorted order
 	std::span<std::byte> into;       ///< GET: the object, which must fill it exactly
+	std::string *text = nullptr;     ///< GET: the body goes here instead (up to kMaxText)
 	std::span<const std::byte> body; ///< PUT
 	bool exact = true;               ///< GET: false accepts an object shorter than `into`
 
 	bool missing = false; ///< GET: no such object (`into` is zero-filled)
 	size_t received = 0;
 	int error = 0;
+};
+
+/// An object of a listing.
+struct S3Object {
+	std::string key;
+	uint64_t size = 0;
 };
 
 /// S3 over libcurl: SigV4 signing (CURLOPT_AWS_SIGV4) with the payload's SHA-256 in
@@ -63,6 +72,11 @@ public:
 	/// calling thread takes requests of its own batch too, so a caller that is itself a
 	/// thread of the shared pool never waits on a pool that is full of callers.
 	Result<void> run(std::span<S3Request> requests);
+	/// Every object whose key starts with `prefix` (ListObjectsV2, page by page).
+	ResultMsg<std::vector<S3Object>> list(const std::string &prefix);
+
+	/// The most a listing page (or any `text` body) may hold.
+	static constexpr size_t kMaxText = 8 * 1024 * 1024;
 
 	/// "s3://BUCKET (ENDPOINT)", for messages.
 	const std::string &where() const { return where_; }
