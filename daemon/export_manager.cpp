@@ -27,6 +27,7 @@
 #include "nbd_export.hpp"
 #include "transport/tls.hpp"
 #include "r3_export.hpp"
+#include "r3_security.hpp"
 #include "sync_managed.hpp"
 
 namespace r3mapd {
@@ -61,7 +62,8 @@ nlohmann::json specOf(const ExportRequest &r, const ExportInfo &info)
 		 { "tls_cert", r.tlsCert },
 		 { "tls_key", r.tlsKey },
 		 { "tls_ca", r.tlsCa },
-		 { "tls_psk", r.tlsPsk } };
+		 { "tls_psk", r.tlsPsk },
+		 { "token_file", r.tokenFile } };
 }
 
 r3d::ResultMsg<ExportRequest> requestOf(const nlohmann::json &spec)
@@ -77,12 +79,8 @@ r3d::ResultMsg<ExportRequest> requestOf(const nlohmann::json &spec)
 		r.tlsKey = spec.value("tls_key", "");
 		r.tlsCa = spec.value("tls_ca", "");
 		r.tlsPsk = spec.value("tls_psk", "");
+		r.tokenFile = spec.value("token_file", "");
 	});
-}
-
-bool isLoopback(const std::string &host)
-{
-	return host == "localhost" || host == "::1" || host.starts_with("127.");
 }
 
 bool hasTlsFiles(const ExportRequest &r)
@@ -163,25 +161,21 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 								    std::shared_ptr<r3d::nbd::MetaSource> meta)
 {
 	if (request.protocol == "r3") {
-		if (hasTlsFiles(request) || !request.tls.empty())
-			return fail(Errc::InvalidArgument, "the tls options are for nbd exports (r3 exports have no TLS here yet)");
+		if (!request.tls.empty() || !request.tlsPsk.empty())
+			return fail(Errc::InvalidArgument, "the options tls and tls_psk are for nbd exports: r3 exports take "
+							   "tls_cert, tls_key, tls_ca and token_file");
 		if (!runtime_)
 			return fail(Errc::Failed, "r3 exports need the daemon's runtime");
 		if (r3d::nbd::Listener::unixPathOf(request.listen))
 			return fail(Errc::InvalidArgument, "r3 exports listen on HOST:PORT, not on a UNIX socket");
-		auto hostPort = r3d::parseHostPort(request.listen, "0");
-		if (!hostPort)
-			return fail(Errc::InvalidArgument, hostPort.error().message);
-		// No TLS or token options here yet: plaintext r3 stays on loopback.
-		if (!isLoopback(hostPort->host))
-			return fail(Errc::InvalidArgument, fmt::format("r3 exports listen on a loopback address for now "
-								       "(127.0.0.1, [::1], localhost), not '{}'",
-								       hostPort->host));
 		r3d::transport::RpcServerOptions options;
 		options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
+		R3Security security{ request.tlsCert, request.tlsKey, request.tlsCa, request.tokenFile };
+		if (auto secured = security.apply(request.callerUid, request.listen, "an r3 export", options); !secured)
+			return r3d::unexpectedOf(secured.error());
 		auto server = r3d::transport::RpcServer::create(*runtime_, options);
 		if (!server)
-			return fail(Errc::Failed, server.error().message);
+			return fail(security.any() ? Errc::InvalidArgument : Errc::Failed, server.error().message);
 		(*server)->addExport({ request.name, std::move(backend), 0, request.readOnly });
 		auto address = (*server)->listen(request.listen);
 		if (!address)
@@ -190,6 +184,8 @@ r3d::ResultMsg<std::unique_ptr<ServedExport>> ExportManager::serve(const ExportR
 	}
 	if (request.protocol != "nbd")
 		return fail(Errc::InvalidArgument, fmt::format("protocol '{}': expected nbd or r3", request.protocol));
+	if (!request.tokenFile.empty())
+		return fail(Errc::InvalidArgument, "token_file is for r3 exports (NBD has no tokens: use tls_ca or tls_psk)");
 	r3d::nbd::ServerOptions options;
 	options.maxPayload = static_cast<uint32_t>(config_.maxRequestSize);
 	options.runtime = runtime_;

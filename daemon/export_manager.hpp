@@ -50,6 +50,7 @@ struct ExportRequest {
 	std::string tlsKey;
 	std::string tlsCa;  ///< clients must present a certificate signed by it
 	std::string tlsPsk; ///< psktool's identity:hexkey lines, instead of a certificate
+	std::string tokenFile; ///< r3 exports: clients must present its first line
 };
 
 struct StopOptions {

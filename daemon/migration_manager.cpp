@@ -13,6 +13,7 @@
 #include "migration/seeder.hpp"
 #include "nbd/server.hpp"
 #include "nbd_export.hpp"
+#include "transport/client_security.hpp"
 
 namespace r3mapd {
 
@@ -38,11 +39,6 @@ struct MigrationManager::Entry {
 };
 
 namespace {
-
-bool isLoopback(const std::string &host)
-{
-	return host == "localhost" || host == "::1" || host.starts_with("127.");
-}
 
 r3d::ResultMsg<std::unique_ptr<NbdExport>> serveNbd(const Config &config, r3d::Runtime &runtime,
 						    std::shared_ptr<r3d::ReadWriterAt> region, const std::string &address)
@@ -94,19 +90,13 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::add(std::shared_ptr<Entry> e)
 
 r3d::ResultMsg<MigrationInfo> MigrationManager::seed(const SeedRequest &request)
 {
-	auto hostPort = r3d::parseHostPort(request.listen, "0");
-	if (!hostPort)
-		return fail(Errc::InvalidArgument, fmt::format("listen '{}': {}", request.listen, hostPort.error().message));
-	// No TLS or token options here yet: plaintext r3 stays on loopback, as r3 exports do.
-	if (!isLoopback(hostPort->host))
-		return fail(Errc::InvalidArgument, fmt::format("listen '{}': a seeder listens on a loopback address for now "
-							       "(127.0.0.1, [::1], localhost)",
-							       request.listen));
+	mig::SeederOptions options;
+	options.migrationId = request.migrationId;
+	if (auto secured = request.security.apply(request.callerUid, request.listen, "a seeder", options.server); !secured)
+		return r3d::unexpectedOf(secured.error());
 	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, &runtime_);
 	if (!backend)
 		return r3d::unexpectedOf(backend.error());
-	mig::SeederOptions options;
-	options.migrationId = request.migrationId;
 	auto seeder = mig::Seeder::create(runtime_, std::move(*backend), options);
 	if (!seeder)
 		return fail(Errc::BackendFailed, seeder.error().message);
@@ -140,9 +130,16 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::pull(const PullRequest &request)
 	auto uri = r3d::BackendUri::parse(request.source);
 	if (!uri || uri->scheme != "r3")
 		return fail(Errc::InvalidArgument, fmt::format("source '{}': expected r3://HOST:PORT/ID", request.source));
-	if (!uri->params.empty())
-		return fail(Errc::InvalidArgument,
-			    fmt::format("source '{}': no URI parameters here yet (TLS and tokens are r3migrate's)", request.source));
+	if (auto ok = uri->onlyParams(r3d::transport::ClientSecurity::params()); !ok)
+		return fail(Errc::InvalidArgument, ok.error().message);
+	if (r3d::transport::ClientSecurity::namesFiles(*uri) && request.callerUid != 0)
+		return fail(Errc::NotPermitted,
+			    fmt::format("uid {} may not use tls-ca, tls-cert, tls-key or token-file: r3mapd runs as root "
+					"and would read those files for it",
+					request.callerUid));
+	auto security = r3d::transport::ClientSecurity::of(*uri);
+	if (!security)
+		return fail(Errc::InvalidArgument, security.error().message);
 	auto hostPort = r3d::parseHostPort(uri->authority, "7700");
 	if (!hostPort)
 		return fail(Errc::InvalidArgument, fmt::format("source '{}': {}", request.source, hostPort.error().message));
@@ -155,6 +152,8 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::pull(const PullRequest &request)
 	options.host = hostPort->host;
 	options.port = hostPort->port;
 	options.migrationId = migrationId;
+	options.tls = std::move(security->tls);
+	options.token = std::move(security->token);
 	options.convergence.downtimeBudget = request.downtime;
 	options.convergence.maxRounds = request.maxRounds;
 	options.pullRate = request.rate;

@@ -13,6 +13,7 @@
 #include <r3d/result.hpp>
 
 #include "migration/migration_progress.hpp"
+#include "r3_security.hpp"
 #include "registry.hpp"
 
 namespace r3d {
@@ -27,15 +28,16 @@ struct Config;
 /// Manager1.Seed: make a backend a migration source and serve its writable front over NBD.
 struct SeedRequest {
 	std::string backendUri;
-	std::string listen;       ///< the seeder's r3 address, loopback HOST:PORT (no TLS here yet)
+	std::string listen;       ///< the seeder's r3 address, HOST:PORT (loopback unless TLS)
 	std::string exportListen; ///< where front() is served over NBD; empty: not served
 	std::string migrationId;  ///< empty: the seeder picks one
+	R3Security security;      ///< TLS and token of the seeder's server (root callers)
 	uid_t callerUid = static_cast<uid_t>(-1);
 };
 
 /// Manager1.Pull: pull r3://HOST:PORT/ID into memory and serve the region over NBD.
 struct PullRequest {
-	std::string source;       ///< r3://HOST:PORT/ID
+	std::string source;       ///< r3://HOST:PORT/ID[?tls-ca=F&token-file=F...]
 	std::string exportListen; ///< HOST:PORT or unix:PATH
 	std::chrono::nanoseconds downtime = std::chrono::milliseconds(50);
 	unsigned maxRounds = 30;

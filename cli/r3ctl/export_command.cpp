@@ -1,6 +1,7 @@
 #include "args.hpp"
 #include "commands.hpp"
 #include "managed_flags.hpp"
+#include "security_flags.hpp"
 #include "views.hpp"
 
 namespace r3ctl {
@@ -9,7 +10,8 @@ namespace {
 
 constexpr const char *kUsage =
 	"usage: r3ctl export URI --listen ADDR [--protocol nbd|r3] [--name NAME] [--description TEXT]\n"
-	"                        [--read-only]\n"
+	"                        [--read-only] [--tls-cert F --tls-key F [--tls-ca F]] [--tls off|on|require]\n"
+	"                        [--tls-psk F] [--token-file F (r3)]\n"
 	"       r3ctl export URI --listen ADDR [...] --managed [--cache memory|NAME|DIR] [--chunk-size S]\n"
 	"                        [--pull-workers N] [--push-interval D] [--order ...] [--pull-first S|N%]\n"
 	"                        [--pull-rate R] [--push-rate R] [--remote-timeout D] [--background yes|no]\n"
@@ -24,6 +26,8 @@ int exportBackend(Context &ctx, const std::vector<std::string> &argv)
 	std::vector<Args::Option> flags{ { "listen", true },   { "name", true },	{ "description", true },
 					 { "protocol", true }, { "read-only", false }, { "chunk-size", true } };
 	for (const auto &f : managedFlags())
+		flags.push_back(f);
+	for (const auto &f : securityFlags())
 		flags.push_back(f);
 	auto args = Args::parse(argv, flags, 1, 1);
 	if (!args)
@@ -45,6 +49,7 @@ int exportBackend(Context &ctx, const std::vector<std::string> &argv)
 		options["protocol"] = sdbus::Variant(*protocol);
 	if (args->has("read-only"))
 		options["read_only"] = sdbus::Variant(true);
+	addSecurityOptions(*args, options);
 
 	auto &client = ctx.client();
 	// A managed Export with pull-first returns once that much is local: no timeout of ours.

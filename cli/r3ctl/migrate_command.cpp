@@ -2,6 +2,7 @@
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "security_flags.hpp"
 
 namespace r3ctl {
 
@@ -9,14 +10,16 @@ namespace {
 
 constexpr const char *kUsage =
 	"usage: r3ctl migrate seed URI --listen ADDR [--export ADDR] [--id ID]\n"
-	"       r3ctl migrate pull r3://HOST:PORT/ID --export ADDR [--downtime D] [--max-rounds N]\n"
-	"                          [--rate R] [--finalize auto|manual]\n"
+	"                          [--tls-cert F --tls-key F [--tls-ca F]] [--token-file F]\n"
+	"       r3ctl migrate pull r3://HOST:PORT/ID[?tls-ca=F&token-file=F...] --export ADDR\n"
+	"                          [--downtime D] [--max-rounds N] [--rate R] [--finalize auto|manual]\n"
 	"       r3ctl migrate finalize|cancel|status ID\n"
 	"       r3ctl migrate ls\n"
-	"Live migration through r3mapd. seed makes URI a migration source listening on ADDR (loopback\n"
-	"HOST:PORT) and, with --export, serves its writable front over NBD; pull pulls a seeder into\n"
-	"memory and serves the region over NBD on --export. Both print the migration id, the r3 URI\n"
-	"(seed) and the NBD address. finalize takes ownership (for --finalize manual); cancel ends it.\n";
+	"Live migration through r3mapd. seed makes URI a migration source listening on ADDR\n"
+	"(HOST:PORT, loopback unless --tls-cert) and, with --export, serves its writable front over\n"
+	"NBD; pull pulls a seeder into memory and serves the region over NBD on --export. Both print\n"
+	"the migration id, the r3 URI (seed) and the NBD address. finalize takes ownership (for\n"
+	"--finalize manual); cancel ends it.\n";
 
 constexpr const char *kInterface = org::r3map::Migration1_proxy::INTERFACE_NAME;
 
@@ -79,7 +82,10 @@ int printCreated(Context &ctx, const std::string &path)
 
 int seed(Context &ctx, const std::vector<std::string> &argv)
 {
-	auto args = Args::parse(argv, { { "listen", true }, { "export", true }, { "id", true } }, 1, 1);
+	std::vector<Args::Option> flags{ { "listen", true }, { "export", true }, { "id", true } };
+	for (const auto &f : securityFlags())
+		flags.push_back(f);
+	auto args = Args::parse(argv, flags, 1, 1);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
 	auto listen = args->value("listen");
@@ -90,6 +96,7 @@ int seed(Context &ctx, const std::vector<std::string> &argv)
 		options["export_listen"] = sdbus::Variant(*e);
 	if (auto id = args->value("id"))
 		options["id"] = sdbus::Variant(*id);
+	addSecurityOptions(*args, options);
 	return printCreated(ctx, ctx.client().manager().Seed(args->positional()[0], *listen, options));
 }
 

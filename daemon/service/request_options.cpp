@@ -72,6 +72,17 @@ r3d::ResultMsg<void> set(Request &request, const std::string &key, const sdbus::
 	return {};
 }
 
+// One file of an R3Security inside the request.
+template <class Request, R3Security Request::*Security, std::string R3Security::*Field>
+r3d::ResultMsg<void> setSecurity(Request &request, const std::string &key, const sdbus::Variant &value)
+{
+	auto parsed = stringOption(key, value);
+	if (!parsed)
+		return r3d::unexpectedOf(parsed.error());
+	(request.*Security).*Field = std::move(*parsed);
+	return {};
+}
+
 template <class Request, size_t N>
 r3d::ResultMsg<void> applyOptions(Request &request, const OptionMap &options, const OptionSpec<Request> (&specs)[N],
 				  const std::string &moreKnown = "")
@@ -204,6 +215,7 @@ r3d::ResultMsg<ExportRequest> exportRequest(std::string backendUri, std::string 
 		{ "tls_key", set<ExportRequest, &ExportRequest::tlsKey, stringOption> },
 		{ "tls_ca", set<ExportRequest, &ExportRequest::tlsCa, stringOption> },
 		{ "tls_psk", set<ExportRequest, &ExportRequest::tlsPsk, stringOption> },
+		{ "token_file", set<ExportRequest, &ExportRequest::tokenFile, stringOption> },
 	};
 	ExportRequest r;
 	r.backendUri = std::move(backendUri);
@@ -274,6 +286,10 @@ r3d::ResultMsg<SeedRequest> seedRequest(std::string backendUri, std::string list
 	static constexpr OptionSpec<SeedRequest> kOptions[] = {
 		{ "export_listen", set<SeedRequest, &SeedRequest::exportListen, stringOption> },
 		{ "id", set<SeedRequest, &SeedRequest::migrationId, stringOption> },
+		{ "tls_cert", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tlsCert> },
+		{ "tls_key", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tlsKey> },
+		{ "tls_ca", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tlsCa> },
+		{ "token_file", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tokenFile> },
 	};
 	SeedRequest r;
 	r.backendUri = std::move(backendUri);

@@ -8,7 +8,7 @@
 #include "base/runtime.hpp"
 #include "stages/chunk_geometry.hpp"
 #include "stages/chunk_range.hpp"
-#include "transport/token.hpp"
+#include "transport/client_security.hpp"
 
 namespace r3d::backends {
 
@@ -18,8 +18,7 @@ constexpr uint64_t kMaxConnections = 64;
 
 ResultMsg<transport::RpcClientOptions> remoteOptions(const BackendUri &u)
 {
-	auto ok = u.onlyParams({ "tls", "tls-ca", "tls-cert", "tls-key", "tls-name", "token-file", "connections",
-				 "timeout", "connect-timeout", "deadline" });
+	auto ok = u.onlyParams(transport::ClientSecurity::params({ "connections", "timeout", "connect-timeout", "deadline" }));
 	if (!ok)
 		return unexpectedOf(ok.error());
 	if (u.authority.empty())
@@ -34,26 +33,11 @@ ResultMsg<transport::RpcClientOptions> remoteOptions(const BackendUri &u)
 	o.host = hp->host;
 	o.port = hp->port;
 	o.exportName = u.path.starts_with("/") ? u.path.substr(1) : u.path;
-	auto param = [&](const char *key) {
-		auto it = u.params.find(key);
-		return it == u.params.end() ? std::string() : it->second;
-	};
-	o.tls.caFile = param("tls-ca");
-	o.tls.certFile = param("tls-cert");
-	o.tls.keyFile = param("tls-key");
-	o.tls.serverName = param("tls-name");
-	std::string tls = param("tls");
-	if (!tls.empty() && tls != "on" && tls != "off")
-		return fail(EINVAL, fmt::format("'{}': tls={}: expected on or off", u.text, tls));
-	o.tls.mode = tls == "on" ? transport::TlsMode::On : tls == "off" ? transport::TlsMode::Off : transport::TlsMode::Auto;
-	if (tls == "off" && (!o.tls.caFile.empty() || !o.tls.certFile.empty()))
-		return fail(EINVAL, fmt::format("'{}': tls=off contradicts the tls-* parameters", u.text));
-	if (auto file = param("token-file"); !file.empty()) {
-		auto token = transport::readTokenFile(file);
-		if (!token)
-			return fail(token.error().code, fmt::format("'{}': {}", u.text, token.error().message));
-		o.token = *token;
-	}
+	auto security = transport::ClientSecurity::of(u);
+	if (!security)
+		return unexpectedOf(security.error());
+	o.tls = std::move(security->tls);
+	o.token = std::move(security->token);
 	auto connections = u.sizeParam("connections");
 	if (!connections)
 		return unexpectedOf(connections.error());

@@ -31,7 +31,7 @@
 #include "migration/leecher.hpp"
 #include "migration/seeder.hpp"
 #include "nbd/endpoint.hpp"
-#include "transport/token.hpp"
+#include "transport/client_security.hpp"
 
 namespace {
 
@@ -210,7 +210,7 @@ int pull(int argc, char **argv)
 	auto uri = BackendUri::parse(a->positional);
 	if (!uri || uri->scheme != "r3")
 		return usage("expected r3://HOST:PORT/ID");
-	if (auto ok = uri->onlyParams({ "tls", "tls-ca", "tls-cert", "tls-key", "tls-name", "token-file" }); !ok)
+	if (auto ok = uri->onlyParams(transport::ClientSecurity::params()); !ok)
 		return usage(ok.error().message);
 	auto hp = parseHostPort(uri->authority, "7700");
 	if (!hp)
@@ -220,22 +220,11 @@ int pull(int argc, char **argv)
 	o.port = hp->port;
 	o.migrationId = uri->path.starts_with("/") ? uri->path.substr(1) : uri->path;
 	o.leecherId = a->get("id");
-	auto param = [&](const char *k) {
-		auto it = uri->params.find(k);
-		return it == uri->params.end() ? std::string() : it->second;
-	};
-	o.tls.caFile = param("tls-ca");
-	o.tls.certFile = param("tls-cert");
-	o.tls.keyFile = param("tls-key");
-	o.tls.serverName = param("tls-name");
-	if (param("tls") == "on")
-		o.tls.mode = transport::TlsMode::On;
-	if (std::string f = param("token-file"); !f.empty()) {
-		auto t = transport::readTokenFile(f);
-		if (!t)
-			return usage(t.error().message);
-		o.token = *t;
-	}
+	auto security = transport::ClientSecurity::of(*uri);
+	if (!security)
+		return usage(security.error().message);
+	o.tls = std::move(security->tls);
+	o.token = std::move(security->token);
 	for (auto [key, field] : { std::pair{ "downtime", &o.convergence.downtimeBudget } }) {
 		if (!a->has(key))
 			continue;

@@ -28,6 +28,7 @@ expect_error InvalidArgument "expected auto or manual" Pull "$uri" 127.0.0.1:0 "
 expect_error InvalidArgument "unknown option 'colour'" Pull "$uri" 127.0.0.1:0 "{'colour': <'red'>}"
 expect_error InvalidArgument "expected r3://HOST:PORT/ID" Pull "nbd://x" 127.0.0.1:0 "{}"
 expect_error InvalidArgument "loopback" Seed memory:1M 0.0.0.0:0 "{}"
+
 expect_error InvalidArgument "unknown option 'downtime'" Seed memory:1M 127.0.0.1:0 "{'downtime': <'1s'>}"
 
 echo "== pull it into the daemon with manual finalize, finalize, compare"
@@ -50,6 +51,33 @@ done
 [ "$(json_field 'j["owner"]')" = True ] || fail "leecher not owner: $(cat "$TEST_TMP/out")"
 nbdcopy "nbd://$region" "$TEST_TMP/back"
 cmp "$TEST_TMP/src" "$TEST_TMP/back" || fail "the pulled region differs from what was written"
+
+echo "== a seeder with TLS and a token off loopback; the pull needs both"
+"$R3MAP_SOURCE_DIR/tests/support/make_test_certs.sh" "$TEST_TMP/certs"
+echo "migration-token" >"$TEST_TMP/token"
+run_r3ctl --json migrate seed memory:4M --listen 0.0.0.0:0 --tls-cert "$TEST_TMP/certs/server.pem" \
+	--tls-key "$TEST_TMP/certs/server.key" --token-file "$TEST_TMP/token"
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "seed with TLS failed"; }
+sec_seed=$(json_field 'j["id"]')
+sec_uri=$(json_field 'j["uri"]' | sed 's|^r3://[^/]*:\([0-9]*\)/|r3://127.0.0.1:\1/|')
+expect_error BackendFailed "" Pull "$sec_uri?tls-ca=$TEST_TMP/certs/ca.pem" 127.0.0.1:0 "{}"
+grep -qi "token" "$TEST_TMP/reply" || fail "pull without the token: $(cat "$TEST_TMP/reply")"
+expect_error InvalidArgument "unknown parameter 'colour'" Pull "$sec_uri?colour=red" 127.0.0.1:0 "{}"
+run_r3ctl --json migrate pull "$sec_uri?tls-ca=$TEST_TMP/certs/ca.pem&token-file=$TEST_TMP/token" --export 127.0.0.1:0
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "pull over TLS with the token failed"; }
+sec_pull=$(json_field 'j["id"]')
+for i in $(seq 100); do
+	run_r3ctl --json migrate status "$sec_pull"
+	phase=$(json_field 'j["phase"]')
+	[ "$phase" = complete ] || [ "$phase" = failed ] && break
+	sleep 0.1
+done
+[ "$phase" = complete ] || fail "the TLS migration did not complete: $(cat "$TEST_TMP/out")"
+expect_r3ctl 1 migrate seed memory:1M --listen 127.0.0.1:0 --tls-key "$TEST_TMP/certs/server.key"
+grep -q "go together" "$TEST_TMP/err" || fail "key without cert: $(cat "$TEST_TMP/err")"
+expect_r3ctl 0 migrate cancel "$sec_pull"
+expect_r3ctl 0 migrate cancel "$sec_seed"
+echo "ok: migration over TLS with a token"
 
 echo "== listed, cancelled, and the daemon survives"
 run_r3ctl --json migrate ls

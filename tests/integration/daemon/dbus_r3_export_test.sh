@@ -39,6 +39,30 @@ grep -q "HOST:PORT" "$TEST_TMP/err" || fail "unix r3: $(cat "$TEST_TMP/err")"
 expect_r3ctl 1 export memory:1M --listen 127.0.0.1:0 --protocol gopher
 grep -q "expected nbd or r3" "$TEST_TMP/err" || fail "unknown protocol: $(cat "$TEST_TMP/err")"
 
+echo "== an r3 export with TLS and a token, off loopback: a client needs both (root names the files)"
+"$R3MAP_SOURCE_DIR/tests/support/make_test_certs.sh" "$TEST_TMP/certs"
+echo "s3cret-token" >"$TEST_TMP/token"
+run_r3ctl --json export memory:4M --listen 0.0.0.0:0 --protocol r3 --name sec \
+	--tls-cert "$TEST_TMP/certs/server.pem" --tls-key "$TEST_TMP/certs/server.key" --token-file "$TEST_TMP/token"
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "r3 export with TLS failed"; }
+sec_port=$(json_field 'j["listen"]' | sed 's/.*://')
+secure="r3://127.0.0.1:$sec_port/sec?tls-ca=$TEST_TMP/certs/ca.pem&token-file=$TEST_TMP/token"
+run_r3ctl export "$secure" --listen 127.0.0.1:0
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "an NBD export of the TLS r3 export failed"; }
+head -c 4M /dev/urandom >"$TEST_TMP/sec"
+nbdcopy "$TEST_TMP/sec" "nbd://$(cat "$TEST_TMP/out")"
+nbdcopy "nbd://$(cat "$TEST_TMP/out")" "$TEST_TMP/sec.back"
+cmp "$TEST_TMP/sec" "$TEST_TMP/sec.back" || fail "read back through r3 over TLS differs"
+expect_r3ctl 1 export "r3://127.0.0.1:$sec_port/sec?tls-ca=$TEST_TMP/certs/ca.pem" --listen 127.0.0.1:0
+grep -qi "token" "$TEST_TMP/err" || fail "no token: $(cat "$TEST_TMP/err")"
+expect_r3ctl 1 export "r3://127.0.0.1:$sec_port/sec" --listen 127.0.0.1:0
+grep -qi "tls" "$TEST_TMP/err" || fail "plaintext against TLS: $(cat "$TEST_TMP/err")"
+expect_r3ctl 1 export memory:1M --listen 127.0.0.1:0 --token-file "$TEST_TMP/token"
+grep -q "token_file is for r3 exports" "$TEST_TMP/err" || fail "token on nbd: $(cat "$TEST_TMP/err")"
+expect_r3ctl 1 export memory:1M --listen 127.0.0.1:0 --protocol r3 --tls-cert "$TEST_TMP/certs/server.pem"
+grep -q "go together" "$TEST_TMP/err" || fail "cert without key: $(cat "$TEST_TMP/err")"
+echo "ok: TLS and token on an r3 export"
+
 echo "== threads stay bounded: 20 more exports cost their acceptors, not a pool each"
 threads() { ls "/proc/$d_pid/task" | wc -l; }
 before=$(threads)

@@ -65,6 +65,16 @@ setpriv --reuid=$nobody --regid=$nobody --clear-groups gdbus call --system --des
 	"{'tls_psk': <'$TEST_TMP/keys.psk'>}" >"$TEST_TMP/reply" 2>&1 && fail "a non-root caller named a TLS file"
 grep -q "org.r3map.Error.NotPermitted: .*may not use tls_cert, tls_key, tls_ca or tls_psk" "$TEST_TMP/reply" ||
 	fail "non-root TLS files: $(cat "$TEST_TMP/reply")"
+for call in "Seed memory:1M 127.0.0.1:0 {'token_file': <'$TEST_TMP/keys.psk'>}" \
+	"Export memory:1M 127.0.0.1:0 {'protocol': <'r3'>, 'token_file': <'$TEST_TMP/keys.psk'>}" \
+	"Pull r3://127.0.0.1:1/x?token-file=$TEST_TMP/keys.psk 127.0.0.1:0 {}"; do
+	read -r method backend listen options <<<"$call"
+	setpriv --reuid=$nobody --regid=$nobody --clear-groups gdbus call --system --dest org.r3map.r3mapd \
+		--object-path /org/r3map --method "org.r3map.Manager1.$method" "$backend" "$listen" "$options" \
+		>"$TEST_TMP/reply" 2>&1 && fail "a non-root caller named a file in $method"
+	grep -q "org.r3map.Error.NotPermitted: .*may not use" "$TEST_TMP/reply" ||
+		fail "non-root $method with a file: $(cat "$TEST_TMP/reply")"
+done
 echo "ok: refused"
 
 echo "== clear text off loopback is warned about"
