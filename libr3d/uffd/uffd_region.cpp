@@ -8,7 +8,7 @@
 #include <thread>
 
 #include <sys/mman.h>
-#include <sys/uio.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -156,12 +156,24 @@ ResultMsg<std::unique_ptr<UffdRegion>> UffdRegion::adopt(std::shared_ptr<ReadWri
 							     + sc.error().message);
 		scanner = std::move(*sc);
 	}
+	// The write-back reads the app's pages here: ptrace access (the same uid, or
+	// CAP_SYS_PTRACE). The fd holds the app's mm, not a pid that could be reused.
+	UniqueFd mem;
+	if (o.tracking != RegionTracking::None) {
+		auto path = fmt::format("/proc/{}/mem", pid);
+		mem = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+		if (!mem)
+			return fail(lastErrno(), fmt::format("memory region: tracking writes needs to read the app's "
+							     "memory: {}: {}",
+							     path, std::strerror(errno)));
+	}
 	std::unique_ptr<UffdRegion> region(new UffdRegion(std::move(remote), size, chunk, o, std::move(server),
 							  std::move(uffd), reinterpret_cast<std::byte *>(base),
 							  { SegmentMap::Segment{ base, size, 0 } }));
 	region->foreignPid_ = pid;
 	region->cache_->setForeign();
 	region->scanner_ = std::move(scanner);
+	region->memFd_ = std::move(mem);
 	if (auto r = region->start(); !r)
 		return fail(r.error(), fmt::format("memory region: cannot serve it: {}", r.error().message()));
 	logger()->debug("serving {} bytes at {:#x} of pid {} (chunk {}, features {:#x}, tracking {})", size, base, pid,
@@ -584,10 +596,17 @@ Result<void> UffdRegion::readChunk(uint64_t c, std::span<std::byte> buf)
 			// A page discarded since faults in and is served like any other.
 			std::memcpy(dst, reinterpret_cast<const void *>(addr), len);
 		} else {
-			iovec local{ dst, len }, remote{ reinterpret_cast<void *>(addr), len };
-			ssize_t n = ::process_vm_readv(foreignPid_, &local, 1, &remote, 1, 0);
-			if (n != static_cast<ssize_t>(len))
-				result = unexpected(n < 0 ? errno : EFAULT);
+			uint64_t done = 0;
+			while (done < len) {
+				ssize_t n = ::pread(memFd_.get(), dst + done, len - done, static_cast<off_t>(addr + done));
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0) {
+					result = unexpected(n < 0 ? errno : EFAULT);
+					break;
+				}
+				done += static_cast<uint64_t>(n);
+			}
 		}
 		covered += len;
 	});

@@ -49,6 +49,7 @@
 #include <r3d/memory_region.hpp>
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
+#include <r3d/unique_fd.hpp>
 
 #include "stages/puller.hpp"
 #include "stages/sync_context.hpp"
@@ -163,6 +164,7 @@ private:
 	// Write tracking.
 	RegionTracking tracking_ = RegionTracking::None;
 	std::optional<PagemapScanner> scanner_;               ///< wp-async
+	UniqueFd memFd_;                                      ///< /proc/PID/mem of a foreign app
 	std::unique_ptr<std::atomic<uint64_t>[]> dirty_;       ///< wp-sync: a bit per page
 	uint64_t dirtyWords_ = 0;
 	std::mutex writeBackMutex_;                           ///< one round at a time
