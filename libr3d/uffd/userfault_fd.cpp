@@ -142,7 +142,8 @@ ResultMsg<UserfaultFd> UserfaultFd::open(const OpenOptions &options)
 		return unexpectedOf(fd.error());
 	uffdio_api api{};
 	api.api = UFFD_API;
-	api.features = (options.wanted | options.required) & *offered;
+	const uint64_t asked = (options.wanted | options.required) & *offered;
+	api.features = asked;
 	if (::ioctl(fd->get(), UFFDIO_API, &api) != 0) {
 		int e = errno;
 		// EVENT_FORK needs CAP_SYS_PTRACE: say so rather than a bare EPERM.
@@ -152,7 +153,9 @@ ResultMsg<UserfaultFd> UserfaultFd::open(const OpenOptions &options)
 						   : ""));
 	}
 	u.fd_ = std::move(*fd);
-	u.features_ = api.features;
+	// The kernel answers with every feature it has, not the ones this fd was given: WP_ASYNC
+	// among them would claim writes never fault here.
+	u.features_ = asked & api.features;
 	return u;
 }
 
