@@ -241,7 +241,11 @@ void UffdRegion::close()
 		intervalWake_.notify_all();
 		intervalThread_.join();
 	}
-	closing_.store(true, std::memory_order_release);
+	{
+		// A write-back under way reads the mapping: let it finish before it goes.
+		std::lock_guard lock(writeBackMutex_);
+		closing_.store(true, std::memory_order_release);
+	}
 	auto segments = segments_.segments();
 	if (foreignPid_ == 0 && !child_)
 		// Unmapped while the server still reads this uffd: munmap waits for its UNMAP event

@@ -96,7 +96,8 @@ public:
 	/// Whether r3mapd still serves the region (false once its connection closed: untouched
 	/// pages raise SIGBUS from then on).
 	bool served() const;
-	/// Unmaps the region here, then tells r3mapd, which frees it. Idempotent. Threads
+	/// Unmaps the region here, then tells r3mapd, which frees it. Writes not written back
+	/// yet are lost, as with munmap of private memory: sync() first. Idempotent. Threads
 	/// still touching it afterwards fault like on any unmapped memory.
 	void unmap();
 

@@ -142,7 +142,8 @@ public:
 	/// Writes the pages written since the last write-back to the backend, then syncs it;
 	/// returns once they are durable there. Without tracking, only syncs the backend.
 	ResultMsg<void> sync();
-	/// Stops serving and unmaps what is left of the region. Idempotent. Threads still
+	/// Stops serving and unmaps what is left of the region (waiting for a write-back under
+	/// way; writes not written back yet are lost: sync() first). Idempotent. Threads still
 	/// touching it afterwards fault like on any unmapped memory.
 	void unmap();
 
