@@ -38,6 +38,8 @@ namespace ru = r3d::uffd;
 // A connecting app sends its Map request at once; a silent one costs a thread no longer.
 constexpr int kRequestTimeoutMs = 10'000;
 constexpr auto kUnmapWait = std::chrono::seconds(30);
+// How often a tracked region's dirty pages go back to the backend unless the app says.
+constexpr auto kDefaultWriteBack = std::chrono::milliseconds(5000);
 
 auto logger()
 {
@@ -273,11 +275,13 @@ r3d::ResultMsg<void> RegionManager::admitMap(Region &r, r3d::UniqueFd uffdFd, co
 		return m;
 	// Registering again with the same uffd succeeds only if [base, base+size) is mapped
 	// without a hole in the uffd's own address space and registered with no other uffd.
+	// The mode must be the app's own: another one would replace it.
+	const bool track = q->flags & ru::kRegionTrackWrites;
 	{
 		uffdio_register reg{};
 		reg.range.start = q->base;
 		reg.range.len = q->size;
-		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+		reg.mode = UFFDIO_REGISTER_MODE_MISSING | (track ? UFFDIO_REGISTER_MODE_WP : 0);
 		if (::ioctl(uffdFd.get(), UFFDIO_REGISTER, &reg) != 0)
 			return fail(Errc::InvalidArgument,
 				    fmt::format("[{:#x}, {:#x}) is not a mapping of the userfaultfd's process "
@@ -285,6 +289,8 @@ r3d::ResultMsg<void> RegionManager::admitMap(Region &r, r3d::UniqueFd uffdFd, co
 						q->base, q->base + q->size, std::strerror(errno)));
 		if (!(reg.ioctls & (uint64_t{ 1 } << _UFFDIO_COPY)))
 			return fail(Errc::NotSupported, "the mapping takes no UFFDIO_COPY (not anonymous memory?)");
+		if (track && !(reg.ioctls & (uint64_t{ 1 } << _UFFDIO_WRITEPROTECT)))
+			return fail(Errc::NotSupported, "the mapping takes no UFFDIO_WRITEPROTECT: writes cannot be tracked");
 	}
 	{
 		std::lock_guard lock(mutex_);
@@ -302,6 +308,13 @@ r3d::ResultMsg<void> RegionManager::admitMap(Region &r, r3d::UniqueFd uffdFd, co
 	options.background = !(q->flags & ru::kRegionNoBackground);
 	if (q->remoteTimeoutMs != 0)
 		options.remoteTimeout = std::chrono::milliseconds(q->remoteTimeoutMs);
+	if (track) {
+		// Which of the two the app's handshake decided (adopt() reads its features).
+		options.tracking = r3d::RegionTracking::Auto;
+		options.writeBackInterval = q->writeBackMs == ru::RegionMapRequest::kNoInterval ? std::chrono::milliseconds(0)
+					    : q->writeBackMs == 0 ? kDefaultWriteBack
+								  : std::chrono::milliseconds(q->writeBackMs);
+	}
 	auto fitted = ru::UffdRegion::fit(*backend, options);
 	if (!fitted)
 		return fail(Errc::BackendFailed, fitted.error().message);
@@ -320,8 +333,12 @@ r3d::ResultMsg<void> RegionManager::admitMap(Region &r, r3d::UniqueFd uffdFd, co
 	auto region = ru::UffdRegion::adopt(fitted->first, q->base, q->size, fitted->second, std::move(server),
 					    ru::UserfaultFd(std::move(uffdFd), q->features), pid);
 	if (!region)
-		return fail(Errc::InvalidArgument, region.error().message);
+		return fail(region.error().code.value() == EACCES || region.error().code.value() == EPERM
+				    ? Errc::NotPermitted
+				    : Errc::InvalidArgument,
+			    region.error().message);
 	r.region = std::move(*region);
+	r.info.trackingMode = r3d::trackingName(r.region->tracking());
 	r.info.backendUri = q->source;
 	r.info.size = q->size;
 	r.info.base = q->base;
@@ -354,8 +371,8 @@ void RegionManager::serve(std::shared_ptr<Region> r)
 		r->info.id = std::to_string(nextId_++);
 		regions_[r->info.id] = r;
 	}
-	logger()->info("region {}: {} bytes of {} for pid {} (uid {})", r->info.id, r->info.size, r->info.backendUri,
-		       r->info.pid, r->info.ownerUid);
+	logger()->info("region {}: {} bytes of {} for pid {} (uid {}, tracking {})", r->info.id, r->info.size,
+		       r->info.backendUri, r->info.pid, r->info.ownerUid, r->info.trackingMode);
 	reply(socket, {}, r->info.id);
 	if (observer_)
 		observer_->regionAdded(r->info);
@@ -381,9 +398,9 @@ void RegionManager::serve(std::shared_ptr<Region> r)
 			break;
 		}
 		if (*type == ru::RegionMessage::Sync) {
-			auto s = r->remote->sync();
+			auto s = r->region->writeBack();
 			reply(socket, s ? r3d::ResultMsg<void>{}
-					: fail(Errc::BackendFailed, "flushing the backend: " + s.error().message()));
+					: fail(Errc::BackendFailed, "writing back to the backend: " + s.error().message()));
 			continue;
 		}
 		reply(socket, fail(Errc::InvalidArgument, "only Sync and Unmap are taken on a mapped region"));
@@ -472,9 +489,12 @@ r3d::ResultMsg<void> RegionManager::sync(const std::string &id, const Caller &ca
 	auto r = owned(id, caller);
 	if (!r)
 		return unexpectedOf(r.error());
-	auto s = (*r)->remote->sync();
+	if (!(*r)->region)
+		return fail(Errc::NotFound, fmt::format("no region {}", id));
+	auto s = (*r)->region->writeBack();
 	if (!s)
-		return fail(Errc::BackendFailed, fmt::format("region {}: flushing the backend: {}", id, s.error().message()));
+		return fail(Errc::BackendFailed,
+			    fmt::format("region {}: writing back to the backend: {}", id, s.error().message()));
 	return {};
 }
 

@@ -38,7 +38,7 @@ struct RegionInfo {
 	uint64_t base = 0; ///< in the app
 	uid_t ownerUid = static_cast<uid_t>(-1);
 	pid_t pid = 0;
-	/// How writes are tracked: "none" (not yet: nothing is written back).
+	/// How writes are tracked: "none" (nothing is written back), "wp-async" or "wp-sync".
 	std::string trackingMode = "none";
 };
 
@@ -64,6 +64,11 @@ public:
 /// range's VMAs in /proc/PID/smaps carry the uffd-missing flag); base and size are page
 /// multiples, the size neither 0 nor above kMaxRegionSize; the range overlaps no region
 /// already served for that process.
+///
+/// A request with kRegionTrackWrites has its writes tracked (the app's handshake chose
+/// wp-async or wp-sync) and written back on its interval (default 5 s) and on Sync: read
+/// from the app through /proc/PID/mem, and with wp-async found through /proc/PID/pagemap.
+/// Both need ptrace access to the app: the same uid, or CAP_SYS_PTRACE.
 class RegionManager
 {
 public:
@@ -89,7 +94,8 @@ public:
 	/// Stops serving region `id` and closes its connection; returns once it is freed.
 	/// Only its owner or root (NotPermitted otherwise).
 	r3d::ResultMsg<void> unmap(const std::string &id, const Caller &caller);
-	/// Flushes the region's backend. Only its owner or root.
+	/// Writes the region's dirty pages back and syncs its backend (only syncs it without
+	/// tracking). Only its owner or root.
 	r3d::ResultMsg<void> sync(const std::string &id, const Caller &caller);
 
 	struct Region;

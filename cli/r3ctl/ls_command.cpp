@@ -22,10 +22,13 @@ std::vector<std::string> regionRow(const nlohmann::json &r)
 		 std::to_string(r["owner_uid"].get<uint32_t>()),
 		 std::to_string(r["faults_served"].get<uint64_t>()),
 		 r3d::formatSize(r["bytes_served"].get<uint64_t>()),
+		 r["tracking_mode"].get<std::string>(),
+		 r3d::formatSize(r["dirty_bytes"].get<uint64_t>()),
 		 r["backend_uri"].get<std::string>() };
 }
 
-const std::vector<std::string> kRegionHeader{ "REGION", "SIZE", "PID", "UID", "FAULTS", "SERVED", "BACKEND" };
+const std::vector<std::string> kRegionHeader{ "REGION", "SIZE", "PID", "UID", "FAULTS", "SERVED", "TRACKING", "DIRTY",
+					      "BACKEND" };
 
 std::vector<std::string> row(const nlohmann::json &m)
 {

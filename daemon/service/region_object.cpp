@@ -44,6 +44,12 @@ uint64_t RegionObject::FaultsServed()
 	return s ? s->faults : 0;
 }
 
+uint64_t RegionObject::DirtyBytes()
+{
+	auto s = state_.context.regions->stats(info_.id);
+	return s ? s->dirtyBytes : 0;
+}
+
 uint64_t RegionObject::BytesServed()
 {
 	auto s = state_.context.regions->stats(info_.id);

@@ -30,7 +30,7 @@ private:
 	uint32_t Pid() override { return static_cast<uint32_t>(info_.pid); }
 	uint64_t FaultsServed() override;
 	uint64_t BytesServed() override;
-	uint64_t DirtyBytes() override { return 0; }
+	uint64_t DirtyBytes() override;
 	std::string TrackingMode() override { return info_.trackingMode; }
 
 	ServiceState &state_;

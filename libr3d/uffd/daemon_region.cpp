@@ -89,9 +89,22 @@ ResultMsg<std::unique_ptr<DaemonRegion>> DaemonRegion::map(const std::string &ur
 						page));
 	if (uri.empty() || uri.size() > uffd::kMaxRegionSource)
 		return fail(EINVAL, "region: the backend URI is empty or longer than 4096 bytes");
+	RegionTracking tracking = options.tracking;
+	if (const char *t = std::getenv("R3MAP_REGION_TRACKING"); t && *t && tracking == RegionTracking::None) {
+		auto parsed = parseTracking(t);
+		if (!parsed)
+			return fail(EINVAL, fmt::format("region: R3MAP_REGION_TRACKING={} is not none, auto, wp-async "
+							"or wp-sync",
+							t));
+		tracking = *parsed;
+	}
+	tracking = resolveTracking(tracking);
 	uffd::UserfaultFd::OpenOptions uo;
 	uo.wanted = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP
 		    | UFFD_FEATURE_THREAD_ID | uffd::kFeaturePoison;
+	// The handshake fixes the mode: with WP_ASYNC no write ever faults.
+	if (tracking == RegionTracking::WpAsync)
+		uo.required = uffd::kFeaturesWpAsync;
 	uo.kernelFaults = options.kernelFaults;
 	auto uffd = uffd::UserfaultFd::open(uo);
 	if (!uffd)
@@ -111,7 +124,7 @@ ResultMsg<std::unique_ptr<DaemonRegion>> DaemonRegion::map(const std::string &ur
 		undo();
 		return fail(e, fmt::format("region: MADV_DONTFORK: {}", e.message()));
 	}
-	if (auto r = uffd->registerMissing(base, size); !r) {
+	if (auto r = uffd->registerMissing(base, size, tracking != RegionTracking::None); !r) {
 		undo();
 		return fail(r.error(), fmt::format("region: UFFDIO_REGISTER: {}", r.error().message()));
 	}
@@ -134,6 +147,17 @@ ResultMsg<std::unique_ptr<DaemonRegion>> DaemonRegion::map(const std::string &ur
 	if (const char *t = std::getenv("R3MAP_REGION_REMOTE_TIMEOUT_MS"); t && q.remoteTimeoutMs == 0)
 		q.remoteTimeoutMs = static_cast<uint32_t>(
 			std::min<unsigned long>(std::strtoul(t, nullptr, 10), uffd::kMaxRegionRemoteTimeoutMs));
+	if (tracking != RegionTracking::None) {
+		q.flags |= uffd::kRegionTrackWrites;
+		int64_t ms = options.writeBackInterval.count();
+		if (const char *t = std::getenv("R3MAP_REGION_WRITEBACK_MS"); t && *t && ms == 0) {
+			ms = static_cast<int64_t>(std::strtoul(t, nullptr, 10));
+			if (ms == 0)
+				ms = -1;
+		}
+		q.writeBackMs = ms < 0 ? uffd::RegionMapRequest::kNoInterval
+				       : static_cast<uint32_t>(std::min<int64_t>(ms, uffd::kMaxRegionWriteBackMs));
+	}
 	if (auto r = uffd::sendRegionMessage(connection->get(), uffd::encodeMap(q), uffd->fd()); !r) {
 		undo();
 		return fail(r.error(), fmt::format("region: sending the request to r3mapd: {}", r.error().message()));
@@ -148,6 +172,7 @@ ResultMsg<std::unique_ptr<DaemonRegion>> DaemonRegion::map(const std::string &ur
 	std::unique_ptr<DaemonRegion> region(new DaemonRegion());
 	region->base_ = static_cast<std::byte *>(base);
 	region->size_ = size;
+	region->tracking_ = tracking;
 	region->id_ = reply->id;
 	region->guard_ = std::make_unique<uffd::OrphanGuard>(std::move(*uffd), std::move(*connection),
 							     reinterpret_cast<uintptr_t>(base), size);

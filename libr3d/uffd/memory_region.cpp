@@ -8,6 +8,34 @@
 
 namespace r3d {
 
+const char *trackingName(RegionTracking tracking)
+{
+	switch (tracking) {
+	case RegionTracking::None: return "none";
+	case RegionTracking::Auto: return "auto";
+	case RegionTracking::WpAsync: return "wp-async";
+	case RegionTracking::WpSync: return "wp-sync";
+	}
+	return "none";
+}
+
+std::optional<RegionTracking> parseTracking(std::string_view name)
+{
+	for (auto t : { RegionTracking::None, RegionTracking::Auto, RegionTracking::WpAsync, RegionTracking::WpSync })
+		if (name == trackingName(t))
+			return t;
+	return std::nullopt;
+}
+
+RegionTracking resolveTracking(RegionTracking tracking)
+{
+	if (tracking != RegionTracking::Auto)
+		return tracking;
+	auto features = uffd::UserfaultFd::kernelFeatures();
+	bool async = features && (*features & uffd::kFeaturesWpAsync) == uffd::kFeaturesWpAsync;
+	return async ? RegionTracking::WpAsync : RegionTracking::WpSync;
+}
+
 MemoryRegion::MemoryRegion(std::unique_ptr<uffd::UffdRegion> region) : region_(std::move(region)) {}
 
 MemoryRegion::~MemoryRegion()
@@ -55,6 +83,14 @@ uint64_t MemoryRegion::size() const
 MemoryRegionStats MemoryRegion::stats() const
 {
 	return region_->stats();
+}
+
+ResultMsg<void> MemoryRegion::sync()
+{
+	auto r = region_->writeBack();
+	if (!r)
+		return fail(r.error(), fmt::format("memory region: writing back: {}", r.error().message()));
+	return {};
 }
 
 void MemoryRegion::unmap()

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <vector>
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -71,8 +72,9 @@ void OrphanGuard::serveOrphaned()
 	// Faults r3mapd read and never answered wait for a wake: they come again, to us.
 	(void)uffd_.wake(reinterpret_cast<void *>(base_), size_);
 	pollfd p[2] = { { uffd_.fd(), POLLIN, 0 }, { stop_.get(), POLLIN, 0 } };
+	std::vector<uintptr_t> unprotect; // writes to lift once the queued events are read
 	for (;;) {
-		int n = ::poll(p, 2, -1);
+		int n = ::poll(p, 2, unprotect.empty() ? -1 : 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 || p[1].revents)
@@ -85,12 +87,22 @@ void OrphanGuard::serveOrphaned()
 			if (msg.event != UFFD_EVENT_PAGEFAULT)
 				continue; // read is enough: the munmap or madvise goes on
 			uintptr_t page = msg.arg.pagefault.address & ~(page_ - 1);
+			if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
+				// A write to a present page (wp-sync tracking): nobody writes it back any
+				// more, but the app's memory stays its own.
+				unprotect.push_back(page);
+				continue;
+			}
 			if (uffd_.has(kFeaturePoison) && uffd_.poison(reinterpret_cast<void *>(page), page_))
 				continue;
 			uint32_t tid = msg.arg.pagefault.feat.ptid;
 			if (tid == 0 || ::syscall(SYS_tgkill, ::getpid(), tid, SIGBUS) != 0)
 				logger()->critical("region guard: cannot signal thread {} faulting at {:#x}", tid, page);
 		}
+		std::erase_if(unprotect, [&](uintptr_t page) {
+			auto r = uffd_.writeProtect(reinterpret_cast<void *>(page), page_, false);
+			return r || r.error().value() != EAGAIN;
+		});
 	}
 }
 

@@ -29,12 +29,24 @@ extern "C" {
 
 int r3d_region_map(const char *uri, uint64_t size, const char *socket_path, r3d_region **out)
 {
+	return r3d_region_map_flags(uri, size, socket_path, 0, out);
+}
+
+int r3d_region_map_flags(const char *uri, uint64_t size, const char *socket_path, uint32_t flags, r3d_region **out)
+{
 	if (!uri || !out)
 		return failWith(EINVAL, "r3d_region_map: no uri or no out pointer");
+	if (flags & ~(R3D_REGION_TRACK | R3D_REGION_TRACK_WP_SYNC | R3D_REGION_NO_BACKGROUND))
+		return failWith(EINVAL, "r3d_region_map_flags: unknown flags");
 	try {
 		r3d::DaemonRegionOptions options;
 		if (socket_path)
 			options.socketPath = socket_path;
+		if (flags & R3D_REGION_TRACK_WP_SYNC)
+			options.tracking = r3d::RegionTracking::WpSync;
+		else if (flags & R3D_REGION_TRACK)
+			options.tracking = r3d::RegionTracking::Auto;
+		options.background = !(flags & R3D_REGION_NO_BACKGROUND);
 		auto region = r3d::DaemonRegion::map(uri, size, options);
 		if (!region)
 			return failWith(region.error().code.value(), region.error().message);

@@ -91,6 +91,7 @@ std::vector<uint8_t> encodeMap(const RegionMapRequest &request)
 	w.put<int32_t>(request.clientFd);
 	w.put<uint32_t>(request.flags);
 	w.put<uint32_t>(request.remoteTimeoutMs);
+	w.put<uint32_t>(request.writeBackMs);
 	w.put<uint32_t>(static_cast<uint32_t>(request.source.size()));
 	w.bytes(request.source);
 	return w.finish(RegionMessage::Map);
@@ -120,8 +121,9 @@ ResultMsg<RegionMessage> decodeType(std::span<const uint8_t> message)
 		return malformed("shorter than its header");
 	if (magic != kRegionMagic)
 		return malformed("bad magic");
-	if (version != kRegionVersion)
-		return fail(EPROTONOSUPPORT, fmt::format("region protocol version {} is not {}", version, kRegionVersion));
+	if (version < kRegionMinVersion || version > kRegionVersion)
+		return fail(EPROTONOSUPPORT, fmt::format("region protocol version {} is not {}..{}", version,
+							 kRegionMinVersion, kRegionVersion));
 	if (length != message.size() - kRegionHeaderSize)
 		return malformed("its length field disagrees with its size");
 	if (type < static_cast<uint16_t>(RegionMessage::Map) || type > static_cast<uint16_t>(RegionMessage::Reply))
@@ -136,16 +138,19 @@ ResultMsg<RegionMapRequest> decodeMap(std::span<const uint8_t> message)
 		return unexpectedOf(type.error());
 	if (*type != RegionMessage::Map)
 		return malformed("not a Map request");
+	const uint16_t version = static_cast<uint16_t>(message[4] | message[5] << 8);
 	Reader r(message.subspan(kRegionHeaderSize));
 	RegionMapRequest q;
 	uint32_t n = 0;
 	if (!r.get(q.base) || !r.get(q.size) || !r.get(q.features) || !r.get(q.clientFd) || !r.get(q.flags) || !r.get(q.remoteTimeoutMs)
-	    || !r.get(n))
+	    || (version >= 2 && !r.get(q.writeBackMs)) || !r.get(n))
 		return malformed("truncated Map request");
-	if (q.flags & ~kRegionNoBackground)
+	if (q.flags & ~(kRegionNoBackground | kRegionTrackWrites))
 		return malformed("unknown flags");
 	if (q.remoteTimeoutMs > kMaxRegionRemoteTimeoutMs)
 		return malformed("remote timeout above 10 minutes");
+	if (q.writeBackMs > kMaxRegionWriteBackMs && q.writeBackMs != RegionMapRequest::kNoInterval)
+		return malformed("write-back interval above an hour");
 	if (n > kMaxRegionSource)
 		return malformed("source longer than 4096 bytes");
 	if (!r.bytes(q.source, n) || !r.done())

@@ -9,9 +9,12 @@
 //
 //   header   magic u32 'R3RG' | version u16 | type u16 | body length u32
 //   Map      base u64 | size u64 | features u64 | client fd i32 | flags u32 | remote timeout ms u32
-//            | source length u32 | source
+//            | write-back interval ms u32 (version 2 only) | source length u32 | source
 //   Sync, Unmap: no body
 //   Reply    status i32 (0, or an r3mapd Errc) | id length u32 | message length u32 | id | message
+//
+// Version 2 added the write-back interval; version 1 requests are still taken (interval 0,
+// the daemon's default). Every message is sent as version 2.
 //
 // The connection is the region's lifetime: the daemon frees the region when it closes,
 // and the app sees the daemon go away when it does.
@@ -27,16 +30,23 @@
 namespace r3d::uffd {
 
 inline constexpr uint32_t kRegionMagic = 0x47523352; // "R3RG"
-inline constexpr uint16_t kRegionVersion = 1;
+inline constexpr uint16_t kRegionVersion = 2;
+/// The oldest version decoded.
+inline constexpr uint16_t kRegionMinVersion = 1;
 inline constexpr size_t kRegionHeaderSize = 12;
 /// Longest backend URI or mount id a Map request carries.
 inline constexpr size_t kMaxRegionSource = 4096;
-inline constexpr size_t kMaxRegionMessage = kRegionHeaderSize + 36 + kMaxRegionSource;
+inline constexpr size_t kMaxRegionMessage = kRegionHeaderSize + 40 + kMaxRegionSource;
 /// The longest remote timeout an app may ask for.
 inline constexpr uint32_t kMaxRegionRemoteTimeoutMs = 600'000;
 
 /// Pull only what faults ask for, not the rest of the region behind them.
 inline constexpr uint32_t kRegionNoBackground = 1;
+/// Track the app's writes and write them back: the app registered the range for WP too;
+/// WP_ASYNC among its features means wp-async, else wp-sync.
+inline constexpr uint32_t kRegionTrackWrites = 2;
+/// The longest write-back interval an app may ask for.
+inline constexpr uint32_t kMaxRegionWriteBackMs = 3'600'000;
 
 enum class RegionMessage : uint16_t {
 	Map = 1,
@@ -50,9 +60,13 @@ struct RegionMapRequest {
 	uint64_t size = 0;     ///< its length
 	uint64_t features = 0; ///< the UFFD_FEATURE_* the app's handshake got
 	int32_t clientFd = -1; ///< the uffd's number in the app (the daemon checks the app holds it)
-	uint32_t flags = 0;    ///< kRegionNoBackground
+	uint32_t flags = 0;    ///< kRegionNoBackground, kRegionTrackWrites
 	/// How long a fault retries a failing backend before SIGBUS; 0: r3mapd's default.
 	uint32_t remoteTimeoutMs = 0;
+	/// How often dirty pages are written back; 0: r3mapd's default (with kRegionTrackWrites).
+	uint32_t writeBackMs = 0;
+	/// Never write back on an interval, only on Sync (with kRegionTrackWrites).
+	static constexpr uint32_t kNoInterval = UINT32_MAX;
 	std::string source;    ///< a backend URI
 };
 

@@ -29,7 +29,7 @@ Result<void> UffdCache::copyPiece(uintptr_t dst, const std::byte *src, uint64_t 
 	while (done < len) {
 		if (closing_.load(std::memory_order_acquire))
 			return {}; // the region is going away: nothing to fill any more
-		auto c = uffd_.copy(reinterpret_cast<void *>(dst + done), src + done, len - done);
+		auto c = uffd_.copy(reinterpret_cast<void *>(dst + done), src + done, len - done, writeProtect_);
 		done += c.bytes;
 		switch (c.error) {
 		case 0:

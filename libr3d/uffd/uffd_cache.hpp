@@ -37,6 +37,8 @@ public:
 
 	/// The mapping is another process's: readAt() cannot reach it.
 	void setForeign() { foreign_ = true; }
+	/// Copies land write-protected (the region tracks writes).
+	void setWriteProtect() { writeProtect_ = true; }
 
 	/// Pages that were present already when a copy reached them.
 	uint64_t existingPages() const { return existing_.load(std::memory_order_relaxed); }
@@ -52,6 +54,7 @@ private:
 	uint64_t size_;
 	uint64_t page_;
 	bool foreign_ = false;
+	bool writeProtect_ = false;
 	std::atomic<uint64_t> existing_{ 0 }, retries_{ 0 };
 };
 

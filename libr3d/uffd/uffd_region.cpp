@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstring>
+#include <thread>
 
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -79,10 +82,13 @@ ResultMsg<std::unique_ptr<UffdRegion>> UffdRegion::create(std::shared_ptr<ReadWr
 	if (options.batching == FaultBatching::Adaptive && options.maxRun < chunk)
 		return fail(EINVAL, "memory region: maxRun is smaller than chunk");
 
+	MemoryRegionOptions o = options;
+	o.tracking = resolveTracking(options.tracking);
 	UserfaultFd::OpenOptions uo;
 	uo.wanted = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_THREAD_ID
 		    | kFeaturePoison;
-	uo.required = options.followFork ? UFFD_FEATURE_EVENT_FORK : 0;
+	uo.required = (options.followFork ? UFFD_FEATURE_EVENT_FORK : 0)
+		      | (o.tracking == RegionTracking::WpAsync ? kFeaturesWpAsync : 0);
 	uo.kernelFaults = options.kernelFaults;
 	auto uffd = UserfaultFd::open(uo);
 	if (!uffd)
@@ -97,17 +103,27 @@ ResultMsg<std::unique_ptr<UffdRegion>> UffdRegion::create(std::shared_ptr<ReadWr
 		::munmap(base, size);
 		return fail(e, fmt::format("memory region: MADV_DONTFORK: {}", e.message()));
 	}
-	if (auto r = uffd->registerMissing(base, size); !r) {
+	if (auto r = uffd->registerMissing(base, size, o.tracking != RegionTracking::None); !r) {
 		::munmap(base, size);
 		return fail(r.error(), fmt::format("memory region: UFFDIO_REGISTER: {}", r.error().message()));
 	}
-	std::unique_ptr<UffdRegion> region(new UffdRegion(std::move(remote), size, chunk, options, std::move(server),
+	std::optional<PagemapScanner> scanner;
+	if (o.tracking == RegionTracking::WpAsync) {
+		auto sc = PagemapScanner::open(0);
+		if (!sc) {
+			::munmap(base, size);
+			return fail(sc.error().code, "memory region: wp-async tracking: " + sc.error().message);
+		}
+		scanner = std::move(*sc);
+	}
+	std::unique_ptr<UffdRegion> region(new UffdRegion(std::move(remote), size, chunk, o, std::move(server),
 							  std::move(*uffd), static_cast<std::byte *>(base),
 							  { SegmentMap::Segment{ reinterpret_cast<uintptr_t>(base), size, 0 } }));
+	region->scanner_ = std::move(scanner);
 	if (auto r = region->start(); !r)
 		return fail(r.error(), fmt::format("memory region: cannot serve it: {}", r.error().message()));
-	logger()->debug("mapped {} bytes at {} ({}, chunk {}, features {:#x})", size, base, region->uffd_.origin(), chunk,
-			region->uffd_.features());
+	logger()->debug("mapped {} bytes at {} ({}, chunk {}, features {:#x}, tracking {})", size, base,
+			region->uffd_.origin(), chunk, region->uffd_.features(), trackingName(o.tracking));
 	return region;
 }
 
@@ -129,15 +145,39 @@ ResultMsg<std::unique_ptr<UffdRegion>> UffdRegion::adopt(std::shared_ptr<ReadWri
 		return fail(EINVAL, fmt::format("memory region: the pull unit {} is not a page multiple up to 64 MiB", chunk));
 	MemoryRegionOptions o = options;
 	o.followFork = false; // the app maps it MADV_DONTFORK
+	// The app's handshake decided: WP_ASYNC there means its writes never fault.
+	std::optional<PagemapScanner> scanner;
+	if (o.tracking != RegionTracking::None)
+		o.tracking = uffd.has(kFeatureWpAsync) ? RegionTracking::WpAsync : RegionTracking::WpSync;
+	if (o.tracking == RegionTracking::WpAsync) {
+		auto sc = PagemapScanner::open(pid);
+		if (!sc)
+			return fail(sc.error().code, "memory region: wp-async tracking needs the app's pagemap: "
+							     + sc.error().message);
+		scanner = std::move(*sc);
+	}
+	// The write-back reads the app's pages here: ptrace access (the same uid, or
+	// CAP_SYS_PTRACE). The fd holds the app's mm, not a pid that could be reused.
+	UniqueFd mem;
+	if (o.tracking != RegionTracking::None) {
+		auto path = fmt::format("/proc/{}/mem", pid);
+		mem = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+		if (!mem)
+			return fail(lastErrno(), fmt::format("memory region: tracking writes needs to read the app's "
+							     "memory: {}: {}",
+							     path, std::strerror(errno)));
+	}
 	std::unique_ptr<UffdRegion> region(new UffdRegion(std::move(remote), size, chunk, o, std::move(server),
 							  std::move(uffd), reinterpret_cast<std::byte *>(base),
 							  { SegmentMap::Segment{ base, size, 0 } }));
 	region->foreignPid_ = pid;
 	region->cache_->setForeign();
+	region->scanner_ = std::move(scanner);
+	region->memFd_ = std::move(mem);
 	if (auto r = region->start(); !r)
 		return fail(r.error(), fmt::format("memory region: cannot serve it: {}", r.error().message()));
-	logger()->debug("serving {} bytes at {:#x} of pid {} (chunk {}, features {:#x})", size, base, pid, chunk,
-			region->uffd_.features());
+	logger()->debug("serving {} bytes at {:#x} of pid {} (chunk {}, features {:#x}, tracking {})", size, base, pid,
+			chunk, region->uffd_.features(), trackingName(o.tracking));
 	return region;
 }
 
@@ -150,6 +190,17 @@ UffdRegion::UffdRegion(std::shared_ptr<ReadWriterAt> remote, uint64_t size, uint
 	origin_ = uffd_.origin();
 	cache_ = std::make_shared<UffdCache>(uffd_, segments_, closing_, size);
 	ctx_.cache = cache_;
+	tracking_ = options_.tracking == RegionTracking::Auto ? resolveTracking(options_.tracking) : options_.tracking;
+	if (tracking_ != RegionTracking::None) {
+		cache_->setWriteProtect();
+		unwritten_.assign(ctx_.geometry.count(), false);
+	}
+	if (tracking_ == RegionTracking::WpSync) {
+		dirtyWords_ = (size / page_ + 63) / 64;
+		dirty_ = std::make_unique<std::atomic<uint64_t>[]>(dirtyWords_);
+		for (uint64_t i = 0; i < dirtyWords_; ++i)
+			dirty_[i].store(0, std::memory_order_relaxed);
+	}
 	stages::PullerOptions po;
 	po.workers = std::max(1u, options_.pullWorkers);
 	po.background = options_.background;
@@ -164,6 +215,8 @@ Result<void> UffdRegion::start()
 	R3D_TRY(server_->add(uffd_.fd(), this));
 	if (options_.background || options_.readahead)
 		puller_->start();
+	if (tracking_ != RegionTracking::None && options_.writeBackInterval.count() > 0 && !child_)
+		intervalThread_ = std::thread([this] { writeBackLoop(); });
 	return {};
 }
 
@@ -180,7 +233,19 @@ void UffdRegion::close()
 			return;
 		closed_ = true;
 	}
-	closing_.store(true, std::memory_order_release);
+	if (intervalThread_.joinable()) {
+		{
+			std::lock_guard lock(intervalMutex_);
+			intervalStop_ = true;
+		}
+		intervalWake_.notify_all();
+		intervalThread_.join();
+	}
+	{
+		// A write-back under way reads the mapping: let it finish before it goes.
+		std::lock_guard lock(writeBackMutex_);
+		closing_.store(true, std::memory_order_release);
+	}
 	auto segments = segments_.segments();
 	if (foreignPid_ == 0 && !child_)
 		// Unmapped while the server still reads this uffd: munmap waits for its UNMAP event
@@ -222,6 +287,18 @@ MemoryRegionStats UffdRegion::stats() const
 	s.remaps = remaps_.load(std::memory_order_relaxed);
 	s.forks = forks_.load(std::memory_order_relaxed);
 	s.uffdOrigin = origin_;
+	s.trackingMode = trackingName(tracking_);
+	s.writtenBackBytes = writtenBack_.load(std::memory_order_relaxed);
+	s.writeBacks = writeBacks_.load(std::memory_order_relaxed);
+	uint64_t dirty = unwrittenChunks_.load(std::memory_order_relaxed) * ctx_.geometry.chunk;
+	if (tracking_ == RegionTracking::WpSync)
+		for (uint64_t i = 0; i < dirtyWords_; ++i)
+			dirty += static_cast<uint64_t>(__builtin_popcountll(dirty_[i].load(std::memory_order_relaxed))) * page_;
+	else if (tracking_ == RegionTracking::WpAsync && scanner_ && !closing_.load(std::memory_order_acquire))
+		for (const auto &seg : segments_.segments())
+			(void)scanner_->scan(seg.addr, seg.addr + seg.len, false,
+					     [&](uintptr_t a, uintptr_t b) { dirty += b - a; });
+	s.dirtyBytes = std::min(dirty, ctx_.geometry.size);
 	return s;
 }
 
@@ -239,6 +316,10 @@ void UffdRegion::onReadable()
 		switch (msg.event) {
 		case UFFD_EVENT_PAGEFAULT: {
 			uintptr_t addr = msg.arg.pagefault.address & ~(page_ - 1);
+			if (msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP) {
+				onWriteFault(addr);
+				break;
+			}
 			uint32_t tid = msg.arg.pagefault.feat.ptid;
 			{
 				std::lock_guard lock(pendingMutex_);
@@ -366,7 +447,8 @@ void UffdRegion::refillPage(uintptr_t addr, uint64_t chunk)
 		(void)uffd_.wake(reinterpret_cast<void *>(addr), page_);
 		return;
 	}
-	auto c = uffd_.copy(reinterpret_cast<void *>(addr), buf.data() + (*off - start), page_);
+	auto c = uffd_.copy(reinterpret_cast<void *>(addr), buf.data() + (*off - start), page_,
+			    tracking_ != RegionTracking::None);
 	if (c.error != 0)
 		// EEXIST: the page is there (copied by the pull that raced this fault, or written).
 		(void)uffd_.wake(reinterpret_cast<void *>(addr), page_);
@@ -404,6 +486,8 @@ void UffdRegion::onFork(int ufd)
 	o.background = false;
 	o.readahead = false;
 	o.pullWorkers = 1;
+	// The child's writes are its own: they only get their protection lifted (onWriteFault).
+	o.tracking = RegionTracking::None;
 	std::unique_ptr<UffdRegion> child(new UffdRegion(ctx_.remote, ctx_.geometry.size, ctx_.geometry.chunk, o, server_,
 							 UserfaultFd(std::move(fd), uffd_.features()), base_,
 							 segments_.segments()));
@@ -413,6 +497,174 @@ void UffdRegion::onFork(int ufd)
 		return;
 	}
 	children_.push_back(std::move(child));
+}
+
+} // namespace r3d::uffd
+
+namespace r3d::uffd {
+
+void UffdRegion::onWriteFault(uintptr_t addr)
+{
+	writeFaults_.fetch_add(1, std::memory_order_relaxed);
+	if (tracking_ == RegionTracking::WpSync)
+		if (auto off = segments_.offsetAt(addr)) {
+			uint64_t p = *off / page_;
+			dirty_[p / 64].fetch_or(uint64_t{ 1 } << (p % 64), std::memory_order_relaxed);
+		}
+	// Marked before the protection goes: a write-back that takes the mark protects again.
+	auto r = uffd_.writeProtect(reinterpret_cast<void *>(addr), page_, false);
+	if (r || r.error().value() != EAGAIN) {
+		if (!r && r.error().value() != ENOENT)
+			logger()->warn("lifting the write protection at {:#x}: {}", addr, r.error().message());
+		return;
+	}
+	// The layout is changing and this thread must read the event that settles it.
+	{
+		std::lock_guard lock(pendingMutex_);
+		++pending_;
+	}
+	server_->post([this, addr] {
+		(void)protect(addr, page_, false);
+		std::lock_guard lock(pendingMutex_);
+		if (--pending_ == 0)
+			pendingDone_.notify_all();
+	});
+}
+
+Result<void> UffdRegion::protect(uintptr_t addr, uint64_t len, bool on)
+{
+	auto sleep = std::chrono::microseconds(20);
+	for (int i = 0; i < 2000; ++i) {
+		auto r = uffd_.writeProtect(reinterpret_cast<void *>(addr), len, on);
+		if (r || r.error().value() != EAGAIN)
+			return r;
+		std::this_thread::sleep_for(sleep);
+		sleep = std::min(sleep * 2, std::chrono::microseconds(1000));
+	}
+	return unexpected(EAGAIN);
+}
+
+Result<void> UffdRegion::collectDirty()
+{
+	const uint64_t chunk = ctx_.geometry.chunk;
+	auto mark = [&](uint64_t off, uint64_t len) {
+		for (uint64_t c = off / chunk; c <= (off + len - 1) / chunk && c < unwritten_.size(); ++c)
+			if (!unwritten_[c]) {
+				unwritten_[c] = true;
+				unwrittenChunks_.fetch_add(1, std::memory_order_relaxed);
+			}
+	};
+	if (tracking_ == RegionTracking::WpAsync) {
+		// One walk reports and re-protects: a write after it faults into the next round.
+		for (const auto &seg : segments_.segments()) {
+			auto r = scanner_->scan(seg.addr, seg.addr + seg.len, true, [&](uintptr_t a, uintptr_t b) {
+				mark(seg.offset + (a - seg.addr), b - a);
+			});
+			if (!r)
+				return r;
+		}
+		return {};
+	}
+	// wp-sync: take the marks, then protect those pages again before anything reads them.
+	std::vector<uint64_t> pages;
+	for (uint64_t w = 0; w < dirtyWords_; ++w)
+		for (uint64_t bits = dirty_[w].exchange(0, std::memory_order_acq_rel); bits; bits &= bits - 1)
+			pages.push_back(w * 64 + static_cast<uint64_t>(__builtin_ctzll(bits)));
+	Result<void> result;
+	for (size_t i = 0; i < pages.size();) {
+		size_t j = i + 1;
+		while (j < pages.size() && pages[j] == pages[j - 1] + 1)
+			++j;
+		const uint64_t off = pages[i] * page_, len = (j - i) * page_;
+		mark(off, len);
+		segments_.forEachMapped(off, len, [&](uintptr_t addr, uint64_t, uint64_t n) {
+			auto r = protect(addr, n, true);
+			if (!r && r.error().value() != ENOENT && result)
+				result = r;
+		});
+		i = j;
+	}
+	return result;
+}
+
+Result<void> UffdRegion::readChunk(uint64_t c, std::span<std::byte> buf)
+{
+	const uint64_t start = c * ctx_.geometry.chunk;
+	Result<void> result;
+	uint64_t covered = 0;
+	segments_.forEachMapped(start, buf.size(), [&](uintptr_t addr, uint64_t off, uint64_t len) {
+		if (!result)
+			return;
+		std::byte *dst = buf.data() + (off - start);
+		if (foreignPid_ == 0) {
+			// A page discarded since faults in and is served like any other.
+			std::memcpy(dst, reinterpret_cast<const void *>(addr), len);
+		} else {
+			uint64_t done = 0;
+			while (done < len) {
+				ssize_t n = ::pread(memFd_.get(), dst + done, len - done, static_cast<off_t>(addr + done));
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0) {
+					result = unexpected(n < 0 ? errno : EFAULT);
+					break;
+				}
+				done += static_cast<uint64_t>(n);
+			}
+		}
+		covered += len;
+	});
+	if (result && covered != buf.size())
+		return unexpected(EFAULT); // part of the chunk is unmapped: nothing to take from there
+	return result;
+}
+
+Result<void> UffdRegion::writeBack()
+{
+	if (tracking_ == RegionTracking::None)
+		return ctx_.remote->sync();
+	std::lock_guard lock(writeBackMutex_);
+	if (closing_.load(std::memory_order_acquire))
+		return unexpected(ECANCELED);
+	R3D_TRY(collectDirty());
+	std::vector<std::byte> buf;
+	Result<void> result;
+	for (uint64_t c = 0; c < unwritten_.size(); ++c) {
+		if (!unwritten_[c])
+			continue;
+		// The rest of the chunk comes from the backend first (copies skip the app's pages).
+		if (!ctx_.state.load(c).present())
+			if (auto r = puller_->demand(c, c); !r) {
+				result = r;
+				continue;
+			}
+		buf.resize(ctx_.geometry.lengthOf(c));
+		auto r = readChunk(c, buf);
+		if (r)
+			r = ctx_.remote->writeAt(buf, c * ctx_.geometry.chunk);
+		if (!r) {
+			if (result)
+				result = r;
+			continue; // stays pending
+		}
+		unwritten_[c] = false;
+		unwrittenChunks_.fetch_sub(1, std::memory_order_relaxed);
+		writtenBack_.fetch_add(buf.size(), std::memory_order_relaxed);
+	}
+	R3D_TRY(result);
+	writeBacks_.fetch_add(1, std::memory_order_relaxed);
+	return ctx_.remote->sync();
+}
+
+void UffdRegion::writeBackLoop()
+{
+	std::unique_lock lock(intervalMutex_);
+	while (!intervalWake_.wait_for(lock, options_.writeBackInterval, [&] { return intervalStop_; })) {
+		lock.unlock();
+		if (auto r = writeBack(); !r)
+			logger()->warn("writing the region back: {}", r.error().message());
+		lock.lock();
+	}
 }
 
 } // namespace r3d::uffd

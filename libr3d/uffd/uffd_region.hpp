@@ -24,12 +24,24 @@
 // the copy): then the chunk is pulled again.
 // A pull that fails for remoteTimeout poisons the faulting page (SIGBUS), see
 // <r3d/memory_region.hpp>.
+//
+// Write tracking (options.tracking): the range is registered for WP too and every copy lands
+// write-protected, so the first write to a page is seen. wp-async: the kernel lifts the
+// protection itself and PAGEMAP_SCAN finds (and re-protects) the written pages; wp-sync: the
+// write faults here, the page is marked in dirty_ and its protection lifted (which wakes the
+// writer). writeBack() takes the dirty set and protects it again BEFORE reading the pages, so
+// a write racing the copy is in the next round, then writes whole chunks to the backend
+// (pulling the rest of a chunk first if it is not present) and syncs the backend.
+// A chunk that could not be written stays in unwritten_ for the next round.
 
 #include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/types.h>
@@ -37,10 +49,12 @@
 #include <r3d/memory_region.hpp>
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
+#include <r3d/unique_fd.hpp>
 
 #include "stages/puller.hpp"
 #include "stages/sync_context.hpp"
 #include "uffd/fault_server.hpp"
+#include "uffd/pagemap_scanner.hpp"
 #include "uffd/segment_map.hpp"
 #include "uffd/uffd_cache.hpp"
 #include "uffd/userfault_fd.hpp"
@@ -85,6 +99,12 @@ public:
 
 	void onReadable() override;
 
+	/// The tracking mode in use (None, WpAsync or WpSync).
+	RegionTracking tracking() const { return tracking_; }
+	/// Writes the dirty pages back and syncs the backend (see above); without tracking only
+	/// syncs it. Safe from any thread but the fault server's.
+	Result<void> writeBack();
+
 private:
 	UffdRegion(std::shared_ptr<ReadWriterAt> remote, uint64_t size, uint64_t chunk, const MemoryRegionOptions &options,
 		   std::shared_ptr<FaultServer> server, UserfaultFd uffd, std::byte *base,
@@ -102,6 +122,16 @@ private:
 	/// A fault on a chunk called present in another address space (no mincore there):
 	/// copy that page again from the backend; EEXIST means it was there, so just wake.
 	void refillPage(uintptr_t addr, uint64_t chunk);
+	/// A write to a protected page (wp-sync): record it, lift the protection.
+	void onWriteFault(uintptr_t addr);
+	/// Lifts or sets the protection of [addr, addr+len), waiting out EAGAIN (never on the
+	/// reader thread: it is the one that settles it).
+	Result<void> protect(uintptr_t addr, uint64_t len, bool on);
+	/// Moves the pages written since the last call into unwritten_ (protecting them again).
+	Result<void> collectDirty();
+	/// Reads chunk `c` from the mapping (this process's or the app's).
+	Result<void> readChunk(uint64_t c, std::span<std::byte> buf);
+	void writeBackLoop();
 
 	MemoryRegionOptions options_;
 	std::shared_ptr<FaultServer> server_;
@@ -130,6 +160,21 @@ private:
 	std::mutex closeMutex_;
 	bool closed_ = false;
 	std::vector<std::unique_ptr<UffdRegion>> children_; ///< forked children (reader thread only)
+
+	// Write tracking.
+	RegionTracking tracking_ = RegionTracking::None;
+	std::optional<PagemapScanner> scanner_;               ///< wp-async
+	UniqueFd memFd_;                                      ///< /proc/PID/mem of a foreign app
+	std::unique_ptr<std::atomic<uint64_t>[]> dirty_;       ///< wp-sync: a bit per page
+	uint64_t dirtyWords_ = 0;
+	std::mutex writeBackMutex_;                           ///< one round at a time
+	std::vector<bool> unwritten_;                           ///< chunks to write (writeBackMutex_)
+	std::atomic<uint64_t> unwrittenChunks_{ 0 };
+	std::mutex intervalMutex_;
+	std::condition_variable intervalWake_;
+	bool intervalStop_ = false;
+	std::thread intervalThread_;
+	std::atomic<uint64_t> writtenBack_{ 0 }, writeBacks_{ 0 }, writeFaults_{ 0 };
 
 	std::atomic<uint64_t> faults_{ 0 }, faultPulls_{ 0 }, poisoned_{ 0 };
 	std::atomic<uint64_t> removes_{ 0 }, unmaps_{ 0 }, remaps_{ 0 }, forks_{ 0 };

@@ -32,7 +32,8 @@ struct uffdio_poison {
 #endif
 
 constexpr uint64_t kKnownFeatures[] = { UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE,
-					UFFD_FEATURE_EVENT_UNMAP, UFFD_FEATURE_THREAD_ID, uint64_t{ 1 } << 14 };
+					UFFD_FEATURE_EVENT_UNMAP, UFFD_FEATURE_THREAD_ID, uint64_t{ 1 } << 14,
+					uint64_t{ 1 } << 13, uint64_t{ 1 } << 15 };
 const char *featureName(uint64_t f)
 {
 	switch (f) {
@@ -42,6 +43,8 @@ const char *featureName(uint64_t f)
 	case UFFD_FEATURE_EVENT_UNMAP: return "EVENT_UNMAP";
 	case UFFD_FEATURE_THREAD_ID: return "THREAD_ID";
 	case uint64_t{ 1 } << 14: return "POISON";
+	case uint64_t{ 1 } << 13: return "WP_UNPOPULATED";
+	case uint64_t{ 1 } << 15: return "WP_ASYNC";
 	}
 	return "?";
 }
@@ -52,8 +55,10 @@ std::string featureNames(uint64_t bits)
 	for (uint64_t f : kKnownFeatures)
 		if (bits & f)
 			out += (out.empty() ? "" : ", ") + std::string(featureName(f));
-	if (uint64_t rest = bits & ~(kKnownFeatures[0] | kKnownFeatures[1] | kKnownFeatures[2] | kKnownFeatures[3]
-				    | kKnownFeatures[4] | kKnownFeatures[5]))
+	uint64_t known = 0;
+	for (uint64_t f : kKnownFeatures)
+		known |= f;
+	if (uint64_t rest = bits & ~known)
 		out += fmt::format("{}{:#x}", out.empty() ? "" : ", ", rest);
 	return out;
 }
@@ -137,7 +142,8 @@ ResultMsg<UserfaultFd> UserfaultFd::open(const OpenOptions &options)
 		return unexpectedOf(fd.error());
 	uffdio_api api{};
 	api.api = UFFD_API;
-	api.features = (options.wanted | options.required) & *offered;
+	const uint64_t asked = (options.wanted | options.required) & *offered;
+	api.features = asked;
 	if (::ioctl(fd->get(), UFFDIO_API, &api) != 0) {
 		int e = errno;
 		// EVENT_FORK needs CAP_SYS_PTRACE: say so rather than a bare EPERM.
@@ -147,19 +153,22 @@ ResultMsg<UserfaultFd> UserfaultFd::open(const OpenOptions &options)
 						   : ""));
 	}
 	u.fd_ = std::move(*fd);
-	u.features_ = api.features;
+	// The kernel answers with every feature it has, not the ones this fd was given: WP_ASYNC
+	// among them would claim writes never fault here.
+	u.features_ = asked & api.features;
 	return u;
 }
 
-Result<void> UserfaultFd::registerMissing(void *addr, uint64_t len)
+Result<void> UserfaultFd::registerMissing(void *addr, uint64_t len, bool writeProtect)
 {
 	uffdio_register reg{};
 	reg.range.start = reinterpret_cast<uintptr_t>(addr);
 	reg.range.len = len;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING | (writeProtect ? UFFDIO_REGISTER_MODE_WP : 0);
 	if (::ioctl(fd_.get(), UFFDIO_REGISTER, &reg) != 0)
 		return unexpected(lastErrno());
-	const uint64_t need = (uint64_t{ 1 } << _UFFDIO_COPY) | (uint64_t{ 1 } << _UFFDIO_WAKE);
+	const uint64_t need = (uint64_t{ 1 } << _UFFDIO_COPY) | (uint64_t{ 1 } << _UFFDIO_WAKE)
+			      | (writeProtect ? uint64_t{ 1 } << _UFFDIO_WRITEPROTECT : 0);
 	if ((reg.ioctls & need) != need) {
 		(void)unregister(addr, len);
 		return unexpected(ENOTSUP);
@@ -175,18 +184,32 @@ Result<void> UserfaultFd::unregister(void *addr, uint64_t len)
 	return {};
 }
 
-UserfaultFd::Copied UserfaultFd::copy(void *dst, const void *src, uint64_t len)
+UserfaultFd::Copied UserfaultFd::copy(void *dst, const void *src, uint64_t len, bool writeProtect)
 {
 	uffdio_copy c{};
 	c.dst = reinterpret_cast<uintptr_t>(dst);
 	c.src = reinterpret_cast<uintptr_t>(src);
 	c.len = len;
-	c.mode = 0;
+	c.mode = writeProtect ? UFFDIO_COPY_MODE_WP : 0;
 	if (::ioctl(fd_.get(), UFFDIO_COPY, &c) == 0)
 		return { len, 0 };
 	int e = errno;
 	// `copy` holds the bytes done, or a negative errno when none were.
 	return { c.copy > 0 ? static_cast<uint64_t>(c.copy) : 0, e };
+}
+
+Result<void> UserfaultFd::writeProtect(void *addr, uint64_t len, bool protect)
+{
+	uffdio_writeprotect wp{};
+	wp.range.start = reinterpret_cast<uintptr_t>(addr);
+	wp.range.len = len;
+	wp.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0;
+	for (;;) {
+		if (::ioctl(fd_.get(), UFFDIO_WRITEPROTECT, &wp) == 0)
+			return {};
+		if (errno != EINTR)
+			return unexpected(lastErrno());
+	}
 }
 
 Result<void> UserfaultFd::wake(void *addr, uint64_t len)

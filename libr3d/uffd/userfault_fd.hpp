@@ -21,6 +21,13 @@ namespace r3d::uffd {
 
 /// UFFD_FEATURE_POISON (6.6), missing from older uapi headers.
 inline constexpr uint64_t kFeaturePoison = uint64_t{ 1 } << 14;
+/// UFFD_FEATURE_WP_UNPOPULATED (6.4): write protection of pages not populated yet; needed
+/// for PAGEMAP_SCAN's PM_SCAN_CHECK_WPASYNC on anonymous memory.
+inline constexpr uint64_t kFeatureWpUnpopulated = uint64_t{ 1 } << 13;
+/// UFFD_FEATURE_WP_ASYNC (6.7): the kernel resolves write-protect faults itself, no message.
+inline constexpr uint64_t kFeatureWpAsync = uint64_t{ 1 } << 15;
+/// Both, for dirty tracking with PAGEMAP_SCAN.
+inline constexpr uint64_t kFeaturesWpAsync = kFeatureWpAsync | kFeatureWpUnpopulated;
 
 class UserfaultFd
 {
@@ -50,8 +57,9 @@ public:
 	/// How the fd was made, for logs: "syscall (user mode only)", "/dev/userfaultfd", ...
 	const char *origin() const { return origin_; }
 
-	/// UFFDIO_REGISTER in MISSING mode; fails unless COPY and WAKE are offered on it.
-	Result<void> registerMissing(void *addr, uint64_t len);
+	/// UFFDIO_REGISTER in MISSING mode (plus WP with `writeProtect`); fails unless COPY and
+	/// WAKE (and WRITEPROTECT) are offered on it.
+	Result<void> registerMissing(void *addr, uint64_t len, bool writeProtect = false);
 	Result<void> unregister(void *addr, uint64_t len);
 	/// UFFDIO_COPY of `len` bytes to `dst` (page aligned), waking the waiters. Returns the
 	/// bytes copied, which may be short: with EEXIST (a page in the way is present),
@@ -60,7 +68,13 @@ public:
 		uint64_t bytes = 0;
 		int error = 0; ///< 0, or why it stopped short
 	};
-	Copied copy(void *dst, const void *src, uint64_t len);
+	/// With `writeProtect` the pages land write-protected (UFFDIO_COPY_MODE_WP), so the
+	/// first write to them is seen.
+	Copied copy(void *dst, const void *src, uint64_t len, bool writeProtect = false);
+	/// UFFDIO_WRITEPROTECT: protects [addr, addr+len), or lifts the protection and wakes the
+	/// writers waiting on it. EAGAIN: the layout is changing (an event is queued), try again
+	/// once it is read.
+	Result<void> writeProtect(void *addr, uint64_t len, bool protect);
 	Result<void> wake(void *addr, uint64_t len);
 	/// UFFDIO_POISON (6.6+): a touch of these pages raises SIGBUS until they are discarded.
 	Result<void> poison(void *addr, uint64_t len);

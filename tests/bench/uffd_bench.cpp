@@ -1,6 +1,8 @@
 // Memory regions over a userfaultfd: how fast touching a region pulls it from a backend,
 // per fault batching, next to a plain copy of the same bytes from the same backend (the
-// limit). Prints a table and writes JSON; never passes or fails on speed.
+// limit), and what write tracking costs (wp-async with PAGEMAP_SCAN vs wp-sync faults): the
+// first write per page, and a write-back's time per GiB. Prints tables and writes JSON;
+// never passes or fails on speed.
 //
 //   uffd_bench [--uri URI] [--size BYTES] [--json FILE] [--fill yes|no]
 //
@@ -225,6 +227,52 @@ int main(int argc, char **argv)
 			rows.push_back(row);
 		}
 
+	// Dirty tracking: the first write to each of every 16th page of a filled region, then a
+	// write-back of them (scan + re-protect + copy + backend write), then a write-back with
+	// nothing dirty (the scan alone: PAGEMAP_SCAN's walk, or the wp-sync bitmap).
+	struct TrackRow {
+		std::string mode;
+		double firstWriteUs = 0, syncDirtyMs = 0, scanCleanMs = 0;
+		uint64_t dirtyPages = 0;
+	};
+	std::vector<TrackRow> trackRows;
+	for (auto tracking : { r3d::RegionTracking::WpAsync, r3d::RegionTracking::WpSync }) {
+		if (tracking == r3d::RegionTracking::WpAsync
+		    && r3d::resolveTracking(r3d::RegionTracking::Auto) != r3d::RegionTracking::WpAsync) {
+			std::printf("  wp-async: this kernel lacks WP_ASYNC/WP_UNPOPULATED, skipped\n");
+			continue;
+		}
+		r3d::MemoryRegionOptions o;
+		o.chunk = 64 * 1024;
+		o.tracking = tracking;
+		o.writeBackInterval = std::chrono::milliseconds(0);
+		auto region = r3d::MemoryRegion::map(be, size, o);
+		if (!region)
+			return fail(region.error().message);
+		while ((*region)->stats().presentBytes < size)
+			::usleep(200);
+		TrackRow row{ r3d::trackingName(tracking) };
+		auto *p = reinterpret_cast<volatile std::byte *>((*region)->data());
+		auto t0 = Clock::now();
+		for (uint64_t off = 0; off < size; off += 16 * kPage)
+			p[off] = p[off]; // the same byte back: the backend keeps the pattern
+		row.dirtyPages = size / (16 * kPage);
+		row.firstWriteUs = std::chrono::duration<double, std::micro>(Clock::now() - t0).count()
+				   / static_cast<double>(row.dirtyPages);
+		auto t1 = Clock::now();
+		if (auto r = (*region)->sync(); !r)
+			return fail(r.error().message);
+		row.syncDirtyMs = std::chrono::duration<double, std::milli>(Clock::now() - t1).count();
+		auto t2 = Clock::now();
+		if (auto r = (*region)->sync(); !r)
+			return fail(r.error().message);
+		row.scanCleanMs = std::chrono::duration<double, std::milli>(Clock::now() - t2).count();
+		std::printf("  %-20s first write %6.2f us/page, write-back of %" PRIu64 " pages %8.1f ms, clean scan %6.2f ms\n",
+			    row.mode.c_str(), row.firstWriteUs, row.dirtyPages, row.syncDirtyMs, row.scanCleanMs);
+		trackRows.push_back(row);
+	}
+	const double perGiB = static_cast<double>(1ull << 30) / static_cast<double>(size);
+
 	std::printf("\nuffd_bench: %s, %" PRIu64 " MiB, %ld CPUs\n", uri.c_str(), size >> 20, ::sysconf(_SC_NPROCESSORS_ONLN));
 	std::printf("%-20s %-10s %10s %10s %10s %9s %12s %10s\n", "mode", "touch", "MB/s", "p50 us", "p99 us", "faults",
 		    "vs memcpy", "vs warm");
@@ -236,6 +284,10 @@ int main(int argc, char **argv)
 	std::printf("%-20s %-10s %10.0f\n", "background fill 2M", "no touch", fill2m);
 	std::printf("%-20s %-10s %10.0f\n", "touch after fill", "sequential", touchFilled);
 	std::printf("(vs memcpy: how many times slower than reading the backend into fresh memory)\n");
+	std::printf("\n%-10s %16s %22s %22s\n", "tracking", "first write us", "write-back 1/16 ms/GiB", "clean scan ms/GiB");
+	for (const auto &t : trackRows)
+		std::printf("%-10s %16.2f %22.1f %22.2f\n", t.mode.c_str(), t.firstWriteUs, t.syncDirtyMs * perGiB,
+			    t.scanCleanMs * perGiB);
 
 	struct utsname u {};
 	::uname(&u);
@@ -255,6 +307,15 @@ int main(int argc, char **argv)
 			     ", \"vs_memcpy\": %.2f}%s\n",
 			     r.mode.c_str(), r.pattern.c_str(), r.mbps, r.p50, r.p99, r.faults, r.faultTouches, copyFresh / r.mbps,
 			     i + 1 < rows.size() ? "," : "");
+	}
+	std::fprintf(f, "  ],\n  \"tracking\": [\n");
+	for (size_t i = 0; i < trackRows.size(); ++i) {
+		const auto &t = trackRows[i];
+		std::fprintf(f,
+			     "    {\"mode\": \"%s\", \"first_write_us\": %.2f, \"dirty_pages\": %" PRIu64
+			     ", \"writeback_ms_per_GiB\": %.2f, \"scan_clean_ms_per_GiB\": %.3f}%s\n",
+			     t.mode.c_str(), t.firstWriteUs, t.dirtyPages, t.syncDirtyMs * perGiB, t.scanCleanMs * perGiB,
+			     i + 1 < trackRows.size() ? "," : "");
 	}
 	std::fprintf(f, "  ]\n}\n");
 	std::fclose(f);

@@ -2,7 +2,8 @@
 # Memory regions over a userfaultfd (uffd_bench): a 1 GiB region from a memory backend, and
 # from an r3:// export on loopback (r3serve --r3), touched sequentially and at random with
 # adaptive batching, fixed 4 KiB (the userfaultfd-go design) and fixed 2 MiB, next to a
-# plain copy of the same bytes from the backend. Prints the tables and writes JSON.
+# plain copy of the same bytes from the backend, and the dirty-tracking costs (PAGEMAP_SCAN
+# vs synchronous write protection). Prints the tables and writes JSON.
 # Not a pass/fail test: it fails only if a tool fails or a byte is wrong.
 source "$(dirname "$0")/../integration/lib.sh"
 require python3

@@ -20,14 +20,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!type)
 		return 0;
 	check(size <= kMaxRegionMessage);
+	// Older versions are decoded too; only the current one re-encodes to the same bytes.
+	const bool current = (data[4] | data[5] << 8) == kRegionVersion;
 	if (auto m = decodeMap(in)) {
 		check(m->source.size() <= kMaxRegionSource);
+		check(m->writeBackMs <= kMaxRegionWriteBackMs || m->writeBackMs == RegionMapRequest::kNoInterval);
 		auto again = encodeMap(*m);
-		check(again.size() == size && std::equal(again.begin(), again.end(), data));
+		check(!current || (again.size() == size && std::equal(again.begin(), again.end(), data)));
 	}
 	if (auto r = decodeReply(in)) {
 		auto again = encodeReply(*r);
-		check(again.size() == size && std::equal(again.begin(), again.end(), data));
+		check(!current || (again.size() == size && std::equal(again.begin(), again.end(), data)));
 	}
 	return 0;
 }

@@ -15,7 +15,10 @@
 // and serves every fault with UFFDIO_COPY in adaptive batches (see <r3d/memory_region.hpp>
 // for what faults, madvise, munmap and mremap mean: the same here). The region shows on
 // D-Bus as /org/r3map/regions/ID (org.r3map.Region1). Writes stay in this process's
-// memory: nothing is written back to the backend yet.
+// memory unless tracking is asked for (DaemonRegionOptions::tracking): then the range is
+// registered for write protection too and r3mapd finds the written pages (wp-async with
+// PAGEMAP_SCAN on this process's pagemap, or wp-sync faults), reads them from this process
+// (/proc/PID/mem) and writes them to the backend on an interval and on sync().
 //
 // Failure policy (docs/architecture.md, "Memory regions served by r3mapd"):
 //   - a backend that keeps failing: r3mapd retries a fault for remoteTimeout, then poisons
@@ -35,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include <r3d/memory_region.hpp>
 #include <r3d/result.hpp>
 
 namespace r3d {
@@ -55,6 +59,13 @@ struct DaemonRegionOptions {
 	std::chrono::milliseconds remoteTimeout{ 0 };
 	/// Trap faults from system calls too (needs /dev/userfaultfd access or privilege).
 	bool kernelFaults = false;
+	/// Track writes and have r3mapd write them back (Auto: wp-async where this kernel has
+	/// WP_ASYNC, else wp-sync). None here: $R3MAP_REGION_TRACKING (none, auto, wp-async,
+	/// wp-sync) decides, else none.
+	RegionTracking tracking = RegionTracking::None;
+	/// How often r3mapd writes dirty pages back: 0 its default (5 s), negative only on
+	/// sync(). 0 here: $R3MAP_REGION_WRITEBACK_MS decides (0 there: only on sync()).
+	std::chrono::milliseconds writeBackInterval{ 0 };
 	static constexpr const char *kDefaultSocket = "/run/r3map/regions.sock";
 };
 
@@ -76,13 +87,17 @@ public:
 	uint64_t size() const { return size_; }
 	/// r3mapd's id of the region (its D-Bus object is /org/r3map/regions/ID).
 	const std::string &id() const { return id_; }
-	/// Asks r3mapd to flush the region's backend; replies when it did. (Nothing is written
-	/// back from the region's memory yet: TrackingMode "none".)
+	/// Asks r3mapd to write the pages written since its last write-back to the backend and
+	/// sync it; replies once they are durable there. Without tracking it only syncs the
+	/// backend.
 	ResultMsg<void> sync();
+	/// The tracking mode in use: None, WpAsync or WpSync.
+	RegionTracking tracking() const { return tracking_; }
 	/// Whether r3mapd still serves the region (false once its connection closed: untouched
 	/// pages raise SIGBUS from then on).
 	bool served() const;
-	/// Unmaps the region here, then tells r3mapd, which frees it. Idempotent. Threads
+	/// Unmaps the region here, then tells r3mapd, which frees it. Writes not written back
+	/// yet are lost, as with munmap of private memory: sync() first. Idempotent. Threads
 	/// still touching it afterwards fault like on any unmapped memory.
 	void unmap();
 
@@ -92,6 +107,7 @@ private:
 
 	std::byte *base_ = nullptr;
 	uint64_t size_ = 0;
+	RegionTracking tracking_ = RegionTracking::None;
 	std::string id_;
 	std::unique_ptr<uffd::OrphanGuard> guard_;
 };

@@ -9,8 +9,9 @@
 // faults and serves each fault from the backend with UFFDIO_COPY, through the same Puller
 // that fills a managed mount's cache: faults on one chunk share one pull, sequential faults
 // are served in growing runs (adaptive batching) and, unless turned off, the rest of the
-// region streams in behind them. Writes stay in the region's memory: nothing is written back
-// to the backend yet.
+// region streams in behind them. Writes stay in the region's memory unless tracking is asked
+// for (MemoryRegionOptions::tracking): then the pages written are found by write protection
+// and written back to the backend on an interval and on sync().
 //
 // What the app sees:
 //   - a page's first touch waits for its pull; afterwards it is ordinary memory;
@@ -32,7 +33,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
@@ -51,6 +54,29 @@ enum class FaultBatching {
 	/// fault, the userfaultfd-go design).
 	Fixed,
 };
+
+/// How a region finds the pages the app wrote, to write them back.
+enum class RegionTracking {
+	/// Not at all: writes stay in memory, sync() only flushes the backend.
+	None,
+	/// WpAsync where the kernel has it, else WpSync.
+	Auto,
+	/// UFFD_FEATURE_WP_ASYNC + WP_UNPOPULATED (6.7+): the kernel lifts a page's protection
+	/// on its first write without a message; PAGEMAP_SCAN finds and re-protects those pages
+	/// in one walk. The first write costs ~1.5 us.
+	WpAsync,
+	/// Synchronous write-protect faults (any kernel with uffd WP, 5.7+): the first write to
+	/// a protected page waits until the handler records it and lifts the protection (a
+	/// round trip through the fault server, tens of microseconds).
+	WpSync,
+};
+
+/// "none", "wp-async", "wp-sync" ("auto" for Auto, before it is resolved).
+const char *trackingName(RegionTracking tracking);
+/// The reverse of trackingName(); nullopt for anything else.
+std::optional<RegionTracking> parseTracking(std::string_view name);
+/// What Auto means on this kernel: WpAsync when it offers WP_ASYNC and WP_UNPOPULATED.
+RegionTracking resolveTracking(RegionTracking tracking);
 
 struct MemoryRegionOptions {
 	FaultBatching batching = FaultBatching::Adaptive;
@@ -74,6 +100,10 @@ struct MemoryRegionOptions {
 	/// Trap faults from system calls too (/dev/userfaultfd, or the syscall without
 	/// UFFD_USER_MODE_ONLY; both need privilege).
 	bool kernelFaults = false;
+	/// Track the app's writes and write them back (see RegionTracking).
+	RegionTracking tracking = RegionTracking::None;
+	/// How often dirty pages are written back while tracking (0: only on sync()).
+	std::chrono::milliseconds writeBackInterval{ 5000 };
 };
 
 struct MemoryRegionStats {
@@ -84,6 +114,10 @@ struct MemoryRegionStats {
 	uint64_t poisonedPages = 0; ///< pages given up on (SIGBUS)
 	uint64_t removes = 0, unmaps = 0, remaps = 0, forks = 0; ///< events seen
 	std::string uffdOrigin; ///< how the userfaultfd was made
+	std::string trackingMode = "none"; ///< trackingName() of the mode in use
+	uint64_t dirtyBytes = 0;     ///< written by the app, not yet on the backend (whole pages)
+	uint64_t writtenBackBytes = 0; ///< written back to the backend so far
+	uint64_t writeBacks = 0;     ///< write-back rounds done (interval and sync())
 };
 
 class MemoryRegion
@@ -105,7 +139,11 @@ public:
 	std::byte *data() const;
 	uint64_t size() const;
 	MemoryRegionStats stats() const;
-	/// Stops serving and unmaps what is left of the region. Idempotent. Threads still
+	/// Writes the pages written since the last write-back to the backend, then syncs it;
+	/// returns once they are durable there. Without tracking, only syncs the backend.
+	ResultMsg<void> sync();
+	/// Stops serving and unmaps what is left of the region (waiting for a write-back under
+	/// way; writes not written back yet are lost: sync() first). Idempotent. Threads still
 	/// touching it afterwards fault like on any unmapped memory.
 	void unmap();
 

@@ -26,11 +26,24 @@ typedef struct r3d_region r3d_region;
 /* Maps `size` bytes (a positive page multiple) of backend `uri`, served by r3mapd at
  * `socket_path` (NULL: $R3MAP_REGION_SOCKET, else /run/r3map/regions.sock). */
 int r3d_region_map(const char *uri, uint64_t size, const char *socket_path, r3d_region **out);
+
+/* Flags of r3d_region_map_flags(). */
+/* Track writes; r3mapd writes them back every 5 s and on r3d_region_sync() (wp-async where
+ * the kernel has WP_ASYNC, else wp-sync). */
+#define R3D_REGION_TRACK 1u
+/* Track writes with synchronous write-protect faults even where WP_ASYNC exists. */
+#define R3D_REGION_TRACK_WP_SYNC 2u
+/* Pull only what faults ask for, not the rest of the region in the background. */
+#define R3D_REGION_NO_BACKGROUND 4u
+
+/* r3d_region_map() with R3D_REGION_* flags (0: the same as r3d_region_map()). */
+int r3d_region_map_flags(const char *uri, uint64_t size, const char *socket_path, uint32_t flags, r3d_region **out);
 void *r3d_region_data(const r3d_region *region);
 uint64_t r3d_region_size(const r3d_region *region);
 /* r3mapd's id of the region: its D-Bus object is /org/r3map/regions/ID. */
 const char *r3d_region_id(const r3d_region *region);
-/* Flushes the backend (nothing is written back from the memory yet). */
+/* Writes the pages written since the last write-back to the backend (with tracking) and
+ * syncs it; returns once they are durable there. */
 int r3d_region_sync(r3d_region *region);
 /* Unmaps, tells r3mapd and frees `region` (NULL is fine). */
 int r3d_region_unmap(r3d_region *region);

@@ -46,6 +46,28 @@ grep -q "^OK 16384 pages" "$TEST_TMP/out" || fail "pattern: $(cat "$TEST_TMP/out
 for i in $(seq 50); do [ -z "$(regions)" ] && break; sleep 0.1; done
 [ -z "$(regions)" ] || fail "the region outlived its app's unmap: $(regions)"
 
+echo "== tracked writes (auto: wp-async on this kernel, then wp-sync forced) reach the file on Sync"
+for mode in auto wp-sync; do
+	cp "$TEST_TMP/pattern.img" "$TEST_TMP/tracked.img"
+	R3MAP_REGION_TRACKING=$mode expect_r3ctl 0 map "file:$TEST_TMP/tracked.img" --size 64M --socket "$sock" \
+		-- "$demo" pattern
+	grep -q "^OK 16384 pages" "$TEST_TMP/out" || fail "tracked $mode: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
+	# The demo wrote 0x11 over page 0 and 0x22 over page 1, then discarded page 1 (DONTNEED).
+	python3 - "$TEST_TMP/tracked.img" <<'PY' || fail "tracked $mode: the file does not hold the app's writes"
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    data = f.read(3 * 4096)
+page = lambda n: data[n * 4096:(n + 1) * 4096]
+assert page(0) == b"\x11" * 4096, page(0)[:16]
+for n in (1, 2):
+    assert page(n) == struct.pack("<Q", n + 1) + b"\xa5" * 4088, (n, page(n)[:16])
+PY
+done
+want=wp-async
+python3 -c 'import platform,sys; v=tuple(map(int,platform.release().split(".")[:2])); sys.exit(v < (6, 7))' || want=wp-sync
+grep -q "tracking $want" "$TEST_TMP/d.log" || fail "no region with tracking $want in the log"
+grep -q "tracking wp-sync" "$TEST_TMP/d.log" || fail "the forced wp-sync region is not in the log"
+
 echo "== while mapped, Region1 and r3ctl ls/status show it"
 coproc HOLD { R3MAP_REGION_URI="file:$TEST_TMP/pattern.img" R3MAP_REGION_SIZE=$((16 << 20)) \
 	R3MAP_REGION_SOCKET=$sock "$demo" hold; }
@@ -64,7 +86,7 @@ busctl --system get-property org.r3map.r3mapd "$path" org.r3map.Region1 Tracking
 busctl --system get-property org.r3map.r3mapd "$path" org.r3map.Region1 Backend | grep -qF "pattern.img" \
 	|| fail "Region1.Backend"
 expect_r3ctl 0 ls
-grep -q "^$rid .*pattern.img" "$TEST_TMP/out" || fail "ls: $(cat "$TEST_TMP/out")"
+grep -q "^$rid .* none .*pattern.img" "$TEST_TMP/out" || fail "ls: $(cat "$TEST_TMP/out")"
 expect_r3ctl 0 --json ls --regions
 [ "$(json_field 'j[0]["size"]')" = $((16 << 20)) ] || fail "ls --regions: $(cat "$TEST_TMP/out")"
 expect_r3ctl 0 status --region "$rid"
@@ -82,6 +104,22 @@ busctl --system call org.r3map.r3mapd "$path" org.r3map.Region1 Unmap || fail "U
 exec {HOLD[1]}>&-
 wait "$hold" 2>/dev/null || true
 daemon_alive
+
+echo "== a tracked region shows its mode and dirty bytes on Region1 and in r3ctl ls"
+coproc HOLD { R3MAP_REGION_TRACKING=auto R3MAP_REGION_URI="file:$TEST_TMP/pattern.img" \
+	R3MAP_REGION_SIZE=$((4 << 20)) R3MAP_REGION_SOCKET=$sock "$demo" hold; }
+hold=$HOLD_PID
+read -r -t 20 line <&"${HOLD[0]}" || fail "tracked hold: no output"
+rid=${line#mapped }
+busctl --system get-property org.r3map.r3mapd "/org/r3map/regions/$rid" org.r3map.Region1 TrackingMode \
+	| grep -qx "s \"$want\"" || fail "Region1.TrackingMode of a tracked region is not $want"
+busctl --system get-property org.r3map.r3mapd "/org/r3map/regions/$rid" org.r3map.Region1 DirtyBytes \
+	| grep -qx "t 0" || fail "Region1.DirtyBytes of an untouched region"
+expect_r3ctl 0 ls --regions
+grep -q "^$rid .* $want " "$TEST_TMP/out" || fail "ls --regions: $(cat "$TEST_TMP/out")"
+busctl --system call org.r3map.r3mapd "/org/r3map/regions/$rid" org.r3map.Region1 Sync || fail "Sync of a tracked region"
+exec {HOLD[1]}>&-
+wait "$hold" 2>/dev/null || true
 
 echo "== an unprivileged member of the access group maps a region from memory"
 expect_r3ctl 0 --as $nobody map memory:32M --size 32M --socket "$sock" -- "$demo" zeros

@@ -11,8 +11,9 @@ TEST_CASE("region protocol: a Map request and a reply survive the trip", "[uffd]
 	q.size = 1 << 20;
 	q.features = 0x1234;
 	q.clientFd = 7;
-	q.flags = kRegionNoBackground;
+	q.flags = kRegionNoBackground | kRegionTrackWrites;
 	q.remoteTimeoutMs = 1500;
+	q.writeBackMs = 250;
 	q.source = "memory:1M";
 	auto bytes = encodeMap(q);
 	auto back = decodeMap(bytes);
@@ -21,8 +22,9 @@ TEST_CASE("region protocol: a Map request and a reply survive the trip", "[uffd]
 	CHECK(back->size == q.size);
 	CHECK(back->features == q.features);
 	CHECK(back->clientFd == 7);
-	CHECK(back->flags == kRegionNoBackground);
+	CHECK(back->flags == (kRegionNoBackground | kRegionTrackWrites));
 	CHECK(back->remoteTimeoutMs == 1500);
+	CHECK(back->writeBackMs == 250);
 	CHECK(back->source == q.source);
 
 	auto reply = decodeReply(encodeReply({ 8, "3", "NotPermitted: no" }));
@@ -52,7 +54,7 @@ TEST_CASE("region protocol: truncated, padded, oversized and foreign messages ar
 	q.source = std::string("mem\0ory", 7);
 	CHECK_FALSE(decodeMap(encodeMap(q)));
 	q.source = "memory:1M";
-	q.flags = 2;
+	q.flags = 8; // not a flag (1 and 2 are)
 	CHECK_FALSE(decodeMap(encodeMap(q)));
 	q.flags = 0;
 	q.remoteTimeoutMs = kMaxRegionRemoteTimeoutMs + 1;
@@ -60,4 +62,24 @@ TEST_CASE("region protocol: truncated, padded, oversized and foreign messages ar
 	CHECK_FALSE(decodeMap(encodeReply({})));
 	std::vector<uint8_t> huge(kMaxRegionMessage + 1);
 	CHECK_FALSE(decodeType(huge));
+}
+
+TEST_CASE("region protocol: a version 1 Map request (no write-back interval) is still taken", "[uffd][region]")
+{
+	RegionMapRequest q;
+	q.base = 0x10000;
+	q.size = 8192;
+	q.source = "memory:1M";
+	auto v2 = encodeMap(q);
+	// Version 1: the same without the interval field (4 bytes before the source length).
+	std::vector<uint8_t> v1(v2.begin(), v2.end());
+	v1[4] = 1;
+	v1.erase(v1.begin() + kRegionHeaderSize + 36, v1.begin() + kRegionHeaderSize + 40);
+	v1[8] = static_cast<uint8_t>(v1.size() - kRegionHeaderSize);
+	auto back = decodeMap(v1);
+	REQUIRE(back);
+	CHECK(back->writeBackMs == 0);
+	CHECK(back->source == "memory:1M");
+	q.writeBackMs = kMaxRegionWriteBackMs + 1;
+	CHECK(!decodeMap(encodeMap(q)));
 }
