@@ -1,8 +1,12 @@
 #include "serve_command.hpp"
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <memory>
+
+#include <sys/mman.h>
 
 #include <r3d/log.hpp>
 
@@ -33,6 +37,17 @@ int runServe(int argc, char **argv)
 		std::fprintf(stderr, "r3serve: unknown log level '%s' (trace, debug, info, warn, error, off)\n",
 			     o.logLevel.c_str());
 		return 2;
+	}
+	// On a swap device's path: were r3serve's own pages (its code too) paged out, or did an
+	// allocation of it reclaim by swapping, the kernel would wait on the swap for the server
+	// of that swap. Lock what is mapped now and each later page when first touched (not whole
+	// thread stacks up front), and make every thread (they inherit it) an IO flusher.
+	if (o.swap) {
+		if (::mlockall(MCL_CURRENT) != 0 || ::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0) {
+			std::fprintf(stderr, "r3serve: --swap: mlockall: %s\n", std::strerror(errno));
+			return 1;
+		}
+		r3d::nbd::markIoFlusher();
 	}
 	// The run loop takes signals with sigtimedwait; block them before any thread starts.
 	sigset_t signals;

@@ -24,6 +24,7 @@ enum Opt : int {
 	kPidFile,
 	kStatsFile,
 	kLogLevel,
+	kSwap,
 	kHelp,
 	kR3,
 	kTlsCert,
@@ -79,7 +80,7 @@ const char *serveUsage()
 {
 	return "usage: r3serve (--socket PATH | --listen HOST:PORT) [--name NAME] [--description TEXT]\n"
 	       "               [--read-only] [--max-request BYTES] [--workers N] [--pid-file FILE]\n"
-	       "               [--stats-file FILE] [--log-level LEVEL] [--tls=off|on|require]\n"
+	       "               [--stats-file FILE] [--log-level LEVEL] [--swap] [--tls=off|on|require]\n"
 	       "               [--tls-cert FILE --tls-key FILE [--tls-ca FILE] | --tls-psk FILE]\n"
 	       "               BACKEND_URI [NAME=BACKEND_URI ...]\n"
 	       "       r3serve --device auto|/dev/nbdN [--connections N] [--netlink|--ioctl]\n"
@@ -119,6 +120,7 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 		{ "pid-file", required_argument, nullptr, kPidFile },
 		{ "stats-file", required_argument, nullptr, kStatsFile },
 		{ "log-level", required_argument, nullptr, kLogLevel },
+		{ "swap", no_argument, nullptr, kSwap },
 		{ "help", no_argument, nullptr, kHelp },
 		{ "r3", no_argument, nullptr, kR3 },
 		{ "tls-cert", required_argument, nullptr, kTlsCert },
@@ -201,6 +203,9 @@ r3d::ResultMsg<ServeOptions> parseServeOptions(int argc, char **argv)
 			break;
 		case kLogLevel:
 			o.logLevel = optarg;
+			break;
+		case kSwap:
+			o.swap = true;
 			break;
 		case kR3:
 			o.r3 = true;

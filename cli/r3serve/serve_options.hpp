@@ -26,6 +26,7 @@ struct ServeOptions {
 	std::string pidFile;
 	std::string statsFile;
 	std::string logLevel = "info";
+	bool swap = false; ///< --swap: r3serve is on a swap device's path (resident, never waits on I/O to allocate)
 	bool help = false;
 	// --r3: export over r3map's own transport instead of NBD.
 	bool r3 = false;

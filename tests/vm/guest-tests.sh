@@ -443,12 +443,92 @@ t_kill9() {
 	done
 }
 
-export -f t_memory_ext4 t_file_persistence t_mounted_sigterm t_flush_trim t_concurrent_attach t_busy_device t_multi_conn t_netlink_commands t_methods t_kill9
+# 7. Remote RAM as swap (ram-dl): a managed mount of an r3:// export as the guest's swap. A
+#    program touching 128 MiB more than the guest's RAM completes with every word intact,
+#    swapoff is clean and the mount goes away. The remote and the cache are files on the
+#    results share (the host's disk): in the guest's tmpfs they would take the RAM that swap
+#    is meant to free. Both r3serve processes run with --swap: were their pages (code too)
+#    paged out, the kernel would wait on the swap for the server of that swap.
+t_swap() {
+	local fill swap_mib=1024
+	fill="$(dirname "$R3SERVE")/../../tests/vm/swap_fill"
+	[ -x "$fill" ] || fail "no $fill"
+	[ -e /proc/swaps ] || fail "the guest kernel has no swap support (no /proc/swaps)"
+	local tool
+	for tool in mkswap swapon swapoff; do
+		command -v $tool >/dev/null || fail "no $tool (util-linux) in the guest's root"
+	done
+	ip link set lo up || fail "cannot bring up lo"
+	local dir="$OUT/swap"
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	truncate -s ${swap_mib}M "$dir/remote.img"
+
+	# --swap: the servers of the swap device are never paged out to it.
+	"$R3SERVE" --r3 --swap --listen 127.0.0.1:0 --name swap "file:$dir/remote.img" \
+		> "$WORK/swapremote.out" 2> "$WORK/swapremote.log" &
+	local rpid=$! i
+	echo "$rpid" >> "$WORK/pids"
+	for i in $(seq 100); do [ -s "$WORK/swapremote.out" ] && break; sleep 0.1; done
+	[ -s "$WORK/swapremote.out" ] || fail "the remote did not start: $(cat "$WORK/swapremote.log")"
+	# No background pull: swap is written before it is read, so there is nothing to fetch.
+	# Pushed when it stops (SIGTERM pushes every dirty chunk), not on a timer: a chunk swapped
+	# out several times goes to the remote once, and 9p carries half as much meanwhile.
+	# --timeout 120: under TCG and memory pressure a request can wait longer than the
+	# default 30 s, and a timeout kills the connection, so the swap with it.
+	serve_start swap auto --swap --timeout 120 --managed --cache "$dir/cache" --background no --push-interval 1h \
+		--stats-file "$WORK/swap.stats" \
+		"r3://$(head -n1 "$WORK/swapremote.out")/swap" || fail "managed mount"
+	local pid=$SPID dev=$DEV
+	echo "managed mount $dev of r3://$(head -n1 "$WORK/swapremote.out")/swap"
+
+	# A larger free reserve: reclaim starts earlier, and the servers' own allocations find
+	# free pages instead of waiting on the swap they serve.
+	local min_free
+	min_free=$(cat /proc/sys/vm/min_free_kbytes)
+	echo 65536 > /proc/sys/vm/min_free_kbytes
+	mkswap "$dev" > /dev/null || fail "mkswap $dev"
+	swapon "$dev" || fail "swapon $dev"
+	grep -q "^$dev " /proc/swaps || fail "$dev is not in /proc/swaps"
+	local ram_mib alloc out0 in0 out1 in1 t0 took
+	ram_mib=$(( $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) / 1024 ))
+	alloc=$((ram_mib + 128))
+	out0=$(awk '/^pswpout / { print $2 }' /proc/vmstat)
+	in0=$(awk '/^pswpin / { print $2 }' /proc/vmstat)
+	echo "RAM $ram_mib MiB; touching $alloc MiB"
+	t0=$(date +%s.%N)
+	"$fill" $alloc || fail "swap_fill $alloc did not complete"
+	took=$(echo "$t0 $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
+	out1=$(awk '/^pswpout / { print $2 }' /proc/vmstat)
+	in1=$(awk '/^pswpin / { print $2 }' /proc/vmstat)
+	local swapped_out=$(( (out1 - out0) * 4 / 1024 )) swapped_in=$(( (in1 - in0) * 4 / 1024 ))
+	echo "swap_fill took ${took}s; swapped out $swapped_out MiB, in $swapped_in MiB"
+	[ "$swapped_out" -ge 64 ] || fail "only $swapped_out MiB went to swap: the test did not need it"
+	swapoff "$dev" || fail "swapoff $dev"
+	echo "$min_free" > /proc/sys/vm/min_free_kbytes
+	grep -q "^$dev " /proc/swaps && fail "$dev is still in /proc/swaps after swapoff"
+	local written pulled
+	written=$(stats swap "$pid" bytes_written)
+	pulled=$(stats swap "$pid" pulled_bytes)
+	# SIGTERM pushes every dirty chunk to the remote before r3serve exits.
+	serve_stop "$pid" "$dev" || fail "stop the managed mount"
+	local pushed
+	pushed=$(sed -n 's/.*served: .* \([0-9][0-9]*\) pushed bytes.*/\1/p' "$WORK/swap.log" | tail -n1)
+	kill -TERM "$rpid"
+	wait "$rpid"
+	echo "device: $written bytes written; pulled $pulled bytes, pushed ${pushed:-?} bytes"
+	metric "swap ram_mib=$ram_mib alloc_mib=$alloc seconds=$took swapped_out_mib=$swapped_out swapped_in_mib=$swapped_in device_bytes_written=$written pulled_bytes=$pulled pushed_bytes=${pushed:-0}"
+	rm -rf "$dir"
+}
+
+export -f t_memory_ext4 t_file_persistence t_mounted_sigterm t_flush_trim t_concurrent_attach t_busy_device t_multi_conn t_netlink_commands t_methods t_kill9 t_swap
 
 # ---- runner ------------------------------------------------------------------------------
 
 cleanup() {
 	local pid
+	# A swap device left by a failed swap test goes first, while its server still runs.
+	swapoff -a 2>/dev/null
 	if [ -f "$WORK/pids" ]; then
 		while read -r pid; do kill -KILL "$pid" 2>/dev/null; done < "$WORK/pids"
 	fi
@@ -462,7 +542,9 @@ for t in "${tests[@]}"; do
 	echo "=== $t"
 	start=$(date +%s.%N)
 	status=0
-	timeout --kill-after=5 "${R3_VM_TEST_TIMEOUT:-180}" bash -c "t_$t" > "$OUT/$t.log" 2>&1 || status=$?
+	limit=${R3_VM_TEST_TIMEOUT:-180}
+	[ "$t" = swap ] && limit=${R3_VM_SWAP_TIMEOUT:-360} # swapping under TCG is slow
+	timeout --kill-after=5 "$limit" bash -c "t_$t" > "$OUT/$t.log" 2>&1 || status=$?
 	cat "$OUT/$t.log"
 	took=$(echo "$start $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
 	if [ "$status" -eq 0 ]; then

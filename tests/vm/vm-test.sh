@@ -4,7 +4,7 @@
 #   vm-test.sh BUILD_DIR [TEST...]
 # Exit 77 (skip) only when qemu-system-x86_64 is missing. A timeout, a guest that dies or
 # any failed test fails loudly, with the console log and the test logs kept in
-# BUILD_DIR/tests/vm/out.
+# BUILD_DIR/tests/vm/out (R3_VM_OUT; R3_VM_MEMORY is the guest's RAM in MiB).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="$(cd "$1" && pwd)"
@@ -20,7 +20,7 @@ tests=("$@")
 
 start=$(date +%s.%N)
 guest="$("$here/prepare-guest.sh")" || { echo "FAIL: preparing the guest failed" >&2; exit 1; }
-out="$build/tests/vm/out"
+out="${R3_VM_OUT:-$build/tests/vm/out}"
 rm -rf "$out"
 mkdir -p "$out"
 

@@ -276,8 +276,10 @@ int pull(int argc, char **argv)
 	std::fflush(stdout);
 	bool printed = false;
 	int rc = 0;
+	// A short poll: the end of the migration is reported within 10 ms (the app-state example
+	// times the downtime up to this line).
 	for (;;) {
-		int sig = waitSignal(signals, 100);
+		int sig = waitSignal(signals, 10);
 		if (sig == SIGUSR1)
 			(*leecher)->finalize();
 		if (sig == SIGINT || sig == SIGTERM)

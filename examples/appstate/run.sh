@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# An app's state migrated between hosts while it runs: r3todo keeps its whole list in one
+# file; "host A" serves that file as an r3migrate seed, "host B" pulls it with r3migrate pull.
+# Each side's NBD export is shown as a file by nbdfuse (no nbd.ko needed). Items are added
+# on A before and during the pre-copy rounds; the finalize hook pauses r3todo on A; B's
+# r3todo starts on B's copy and lists every item. See README.md.
+#   run.sh [ITEMS]      items added before and again during pre-copy (default 20); JSON=FILE
+set -euo pipefail
+items=${1:-20}
+here=$(cd "$(dirname "$0")" && pwd)
+r3migrate=${R3MIGRATE:-$here/../../build/tools/r3migrate/r3migrate}
+r3todo=${R3TODO:-$here/../../build/examples/appstate/r3todo}
+for tool in "$r3migrate" "$r3todo"; do
+	[ -x "$tool" ] || { echo "run.sh: no $tool (build first, or set R3MIGRATE and R3TODO)" >&2; exit 2; }
+done
+work=$(mktemp -d /tmp/r3appstate.XXXXXX)
+pids=()
+cleanup() {
+	for m in "$work/a/mnt" "$work/b/mnt"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+# wait_for FILE PATTERN: until a line of FILE matches (30 s).
+wait_for() {
+	for _ in $(seq 3000); do grep -q "$2" "$1" 2>/dev/null && return; sleep 0.01; done
+	echo "run.sh: no '$2' in $1" >&2
+	cat "$work"/*.log >&2
+	exit 1
+}
+# mount DIR SOCKET: nbdfuse shows the NBD export on SOCKET as DIR/mnt/state.
+mount_export() {
+	mkdir -p "$1/mnt"
+	nbdfuse "$1/mnt/state" --unix "$2" 2>>"$1/nbdfuse.log" &
+	pids+=($!)
+	for _ in $(seq 1000); do [ -e "$1/mnt/state" ] && return; sleep 0.01; done
+	echo "run.sh: nbdfuse did not mount $2" >&2
+	exit 1
+}
+todo() { "$r3todo" "$@"; }
+mkdir -p "$work/a" "$work/b"
+
+# Host A: the state file (4 MiB, room for 32000 items) as the migration's source. The hook
+# the seeder runs before it fences writes: note the time, then pause r3todo (it flushes and
+# refuses changes from then on).
+truncate -s 4M "$work/a/state.img"
+cat >"$work/a/pause.sh" <<HOOK
+#!/bin/sh
+date +%s.%N >"$work/a/hook.time"
+"$r3todo" "$work/a/todo.sock" pause >/dev/null || exit 1
+date +%s.%N >>"$work/a/hook.time"
+HOOK
+chmod +x "$work/a/pause.sh"
+"$r3migrate" seed "file:$work/a/state.img" --listen 127.0.0.1:0 --export "unix:$work/a/nbd.sock" \
+	--on-finalize "$work/a/pause.sh" >"$work/seed.out" 2>"$work/seed.log" &
+pids+=($!)
+wait_for "$work/seed.out" '^r3://'
+uri=$(grep '^r3://' "$work/seed.out")
+mount_export "$work/a" "$work/a/nbd.sock"
+"$r3todo" serve "$work/a/mnt/state" "$work/a/todo.sock" >"$work/todo-a.log" 2>&1 &
+pids+=($!)
+wait_for "$work/todo-a.log" '^serving'
+for i in $(seq "$items"); do todo "$work/a/todo.sock" add "before the migration $i" >/dev/null; done
+todo "$work/a/todo.sock" done 1 >/dev/null
+
+# Host B pulls while A keeps taking items; finalize by hand (SIGUSR1) once they are in.
+"$r3migrate" pull "$uri" --export "unix:$work/b/nbd.sock" --finalize manual --json \
+	>"$work/pull.out" 2>"$work/pull.log" &
+puller=$!
+pids+=($puller)
+wait_for "$work/pull.log" 'pre-copy'
+for i in $(seq "$items"); do todo "$work/a/todo.sock" add "during pre-copy $i" >/dev/null; done
+todo "$work/a/todo.sock" done 2 >/dev/null
+kill -USR1 "$puller"
+wait_for "$work/pull.out" '"phase"'
+grep -q '"phase":"complete".*"owner":true' "$work/pull.out" ||
+	{ cat "$work/pull.log" >&2; echo "run.sh: B did not take ownership" >&2; exit 1; }
+t_owner=$(now)
+# B serves: its export on a mount, r3todo on B's copy, answering.
+mount_export "$work/b" "$work/b/nbd.sock"
+t_mounted=$(now)
+"$r3todo" serve "$work/b/mnt/state" "$work/b/todo.sock" >"$work/todo-b.log" 2>&1 &
+pids+=($!)
+wait_for "$work/todo-b.log" '^serving'
+todo "$work/b/todo.sock" list >"$work/b/list"
+t_serving=$(now)
+
+# A is paused: it refuses changes; it stops, and its mount goes.
+if todo "$work/a/todo.sock" add "after the pause" >/dev/null; then
+	echo "run.sh: A took a change after the finalize hook paused it" >&2
+	exit 1
+fi
+todo "$work/a/todo.sock" list >"$work/a/list"
+todo "$work/a/todo.sock" quit >/dev/null
+umount "$work/a/mnt"
+# B goes on where A stopped.
+todo "$work/b/todo.sock" add "on host B" >/dev/null
+todo "$work/b/todo.sock" done 3 >/dev/null
+todo "$work/b/todo.sock" list >"$work/b/list-after"
+todo "$work/b/todo.sock" quit >/dev/null
+
+cmp -s "$work/a/list" "$work/b/list" || { diff "$work/a/list" "$work/b/list" >&2; echo "run.sh: B's list differs from A's" >&2; exit 1; }
+echo "B lists $(wc -l <"$work/b/list") items, the same as A's last list; after one more on B:"
+sed -n '1,3p;$p' "$work/b/list-after" | sed 's/^/  /'
+/usr/bin/python3 - $(cat "$work/a/hook.time") "$t_owner" "$t_mounted" "$t_serving" "$(tail -n1 "$work/pull.out")" "$work/b/list-after" "$items" "${JSON:-}" <<'PY'
+import json, re, sys
+hook, paused, owner, mounted, serving = (float(x) for x in sys.argv[1:6])
+pull, listing, items, out = json.loads(sys.argv[6]), sys.argv[7], int(sys.argv[8]), sys.argv[9]
+lines = open(listing).read().splitlines()
+want = [f"before the migration {i}" for i in range(1, items + 1)] + [f"during pre-copy {i}" for i in range(1, items + 1)] + ["on host B"]
+got = [re.match(r"\d+ \[.\] (.*)$", l).group(1) for l in lines]
+assert got == want, f"B's list is not every item in order: {got}"
+done = [l.split(" ", 1)[0] for l in lines if "[x]" in l]
+assert done == ["1", "2", "3"], f"done items: {done}"
+app = serving - hook
+handover = pull["downtime_ns"] / 1e6
+print("| items | pre-copy rounds | region | pulled | hook to A paused | handover (r3migrate) | hook to B owning | to B mounted | to B's r3todo answering |")
+print("|---|---|---|---|---|---|---|---|---|")
+ms = lambda t: f"{(t - hook) * 1e3:.0f} ms"
+print(f"| {len(lines)} | {pull['round']} | {pull['region_bytes'] >> 20} MiB | {pull['transferred_bytes'] >> 10} KiB | {ms(paused)} | {handover:.1f} ms | {ms(owner)} | {ms(mounted)} | {ms(serving)} |")
+print(f"downtime of the app (the finalize hook fired to B's r3todo answering): {app * 1e3:.0f} ms")
+if out:
+    json.dump({"items": len(lines), "rounds": pull["round"], "transferred_bytes": pull["transferred_bytes"],
+               "paused_ms": (paused - hook) * 1e3, "handover_ms": handover, "owner_ms": (owner - hook) * 1e3, "mounted_ms": (mounted - hook) * 1e3,
+               "app_downtime_ms": app * 1e3}, open(out, "w"), indent=1)
+PY
