@@ -95,24 +95,26 @@ last_field() { # FILE FIELD
 # wait_applied N GEN: until each of the N destinations applied generation GEN (their
 # --json lines), then prints the time.
 wait_applied() {
-	local n=$1 gen=$2 i
-	for i in $(seq "$n"); do
-		for _ in $(seq 12000); do
-			python3 - "$TEST_TMP/serve$i.out" "$gen" <<'PY' && break
-import json, sys
-ok = False
-for line in open(sys.argv[1]):
-    try:
-        j = json.loads(line)
-    except ValueError:
-        continue
-    ok = ok or j.get("generation", -1) >= int(sys.argv[2])
-sys.exit(0 if ok else 1)
+	python3 - "$1" "$2" "$TEST_TMP" <<'PY'
+import json, sys, time
+n, gen, tmp = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+pending = set(range(1, n + 1))
+deadline = time.monotonic() + 600
+while pending and time.monotonic() < deadline:
+    for i in list(pending):
+        for line in open(f"{tmp}/serve{i}.out"):
+            try:
+                if json.loads(line).get("generation", -1) >= gen:
+                    pending.discard(i)
+                    break
+            except ValueError:
+                pass
+    if pending:
+        time.sleep(0.005)
+if pending:
+    sys.exit(f"destinations {sorted(pending)} did not apply generation {gen}")
+print(f"{time.time():.6f}")
 PY
-			sleep 0.01
-		done
-	done
-	now
 }
 
 bench_link() { # RTT
@@ -209,7 +211,7 @@ bench_dests() { # RTT ADDR N
 			t0=$(now)
 			"${cli[@]}" "$R3SYNC" push "$src" --to "r3://$addr:${ports[1]}" --once --json >>"$TEST_TMP/push.out" ||
 				fail "r3sync push through the hub failed"
-			t1=$(wait_applied "$n" "$(last_field "$TEST_TMP/push.out" generation)")
+			t1=$(wait_applied "$n" "$(last_field "$TEST_TMP/push.out" generation)") || fail "r3sync: the hub did not bring every destination up to date"
 			verify "${r3copies[@]}"
 			local wire hubwire
 			wire=$(last_field "$TEST_TMP/push.out" wire_bytes)
@@ -288,10 +290,10 @@ for rtt in $rtts; do
 	bench_link "$rtt"
 done
 
-# memcpy for scale: one core copying the file's size (in 64 MiB blocks) from memory.
-memcpy_gbs=$(python3 - "$bytes" <<'PY'
-import sys, time
-n = min(int(sys.argv[1]), 1 << 30)
+# memcpy for scale: one core copying 1 GiB in 64 MiB blocks.
+memcpy_gbs=$(python3 - <<'PY'
+import time
+n = 1 << 30
 a = bytearray(64 << 20)
 b = bytearray(64 << 20)
 mv = memoryview(b)

@@ -63,7 +63,10 @@ push() {
 	local t0=$SECONDS
 	"$R3SYNC" push "$src" --to "r3://127.0.0.1:$hub_port" --once --json \
 		>>"$TEST_TMP/push.out" 2>>"$TEST_TMP/push.log" || die "push round $round failed"
-	echo "round $round: $(tail -n1 "$TEST_TMP/push.out") ($((SECONDS - t0)) s)"
+	echo "round $round: $(tail -n1 "$TEST_TMP/push.out" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print("generation {generation}, {chunks_changed} of {chunks} chunks changed, {wire_bytes} bytes on the wire".format(**j))') ($((SECONDS - t0)) s)"
 }
 
 # converged I...: until each destination I holds the source's bytes (sha256), at most
@@ -119,6 +122,9 @@ for pct in 3 3; do
 	converged 1 3
 done
 [ $((SECONDS - cut_start)) -lt 10 ] || echo "note: the rounds during the cut took $((SECONDS - cut_start)) s"
+# The cut held: destination 2 has not seen these rounds.
+[ "$(sha256sum <"$TEST_TMP/dst2/src.img" | cut -d' ' -f1)" != "$(sha256sum <"$src" | cut -d' ' -f1)" ] ||
+	die "destination 2 took a round through a cut link"
 sleep $((10 - (SECONDS - cut_start) > 0 ? 10 - (SECONDS - cut_start) : 0))
 kill -USR2 $proxy
 converged 2
