@@ -10,9 +10,12 @@
 #   rsync parallel    the same, all destinations at once
 # on loopback and, as root with r3-nfq-delay built, across an emulated 20 ms RTT
 # (tools/wan/r3wan.sh: the source in one namespace; the hub, the destinations and the rsync
-# daemon in the other). Per row: seconds to converged copies, bytes on the wire (r3sync: its
-# push's and the hub's wire bytes; rsync: --stats sent + received, summed over the
-# destinations). Every copy is checked with sha256 afterwards: a wrong copy fails the bench.
+# daemon in the other). Per row: seconds to converged copies (r3sync hub: until the hub
+# reports every destination up to date), bytes on the wire (as root: the IP bytes on every
+# link, from the interface counters of namespaces holding only this bench; else the tools'
+# counts) and what the tool counts itself (r3sync: its push's wire bytes, not the hub's
+# fan-out; rsync: --stats sent + received, summed over the destinations). Every copy is
+# checked with sha256 afterwards: a wrong copy fails the bench.
 # Also r3sync's hashing throughput (a round with nothing changed) next to a memcpy. Prints a
 # table and writes JSON; not a pass/fail test otherwise.
 #
@@ -47,11 +50,15 @@ trap '[ -z "$link" ] || "$wan" down "$link" || true; _cleanup' EXIT
 
 results="$TEST_TMP/results.jsonl"
 : >"$results"
-row() { # system rtt dests pct seconds wire_bytes source_bytes
-	printf '{"system":"%s","link":"%s","destinations":%s,"changed_pct":%s,"seconds":%s,"wire_bytes":%s,"source_bytes":%s}\n' \
+row() { # system rtt dests pct seconds wire_bytes tool_bytes
+	printf '{"system":"%s","link":"%s","destinations":%s,"changed_pct":%s,"seconds":%s,"wire_bytes":%s,"tool_bytes":%s}\n' \
 		"$1" "$([ "$2" = 0 ] && echo loopback || echo "rtt $2 ms")" "$3" "$4" "$5" "$6" "$7" >>"$results"
 }
 now() { date +%s.%N; }
+# measured C0 TOOL: the counters' growth since C0, or the tool's own count without counters.
+measured() {
+	if [ ${#counted[@]} -gt 0 ]; then echo $(($(wire_count) - $1)); else echo "$2"; fi
+}
 elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 
 src="$TEST_TMP/src.img"
@@ -92,36 +99,62 @@ last_field() { # FILE FIELD
 	tail -n1 "$1" | python3 -c "import json, sys; print(json.load(sys.stdin)['$2'])"
 }
 
-# wait_applied N GEN: until each of the N destinations applied generation GEN (their
-# --json lines), then prints the time.
+# wait_applied N FROM: until the hub reported, in a --json line after its line FROM, every one
+# of its N destinations up to date (lag 0, no error); then prints the time.
 wait_applied() {
-	python3 - "$1" "$2" "$TEST_TMP" <<'PY'
+	python3 - "$1" "$2" "$TEST_TMP/hub.out" <<'PY'
 import json, sys, time
-n, gen, tmp = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-pending = set(range(1, n + 1))
-deadline = time.monotonic() + 600
-while pending and time.monotonic() < deadline:
-    for i in list(pending):
-        for line in open(f"{tmp}/serve{i}.out"):
-            try:
-                if json.loads(line).get("generation", -1) >= gen:
-                    pending.discard(i)
-                    break
-            except ValueError:
-                pass
-    if pending:
+n, start, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+done, deadline = set(), time.monotonic() + 600
+while len(done) < n and time.monotonic() < deadline:
+    for line in open(path).readlines()[start:]:
+        try:
+            j = json.loads(line)
+        except ValueError:
+            continue
+        if j.get("lag") == 0 and "error" not in j:
+            done.add(j.get("to"))
+    if len(done) < n:
         time.sleep(0.005)
-if pending:
-    sys.exit(f"destinations {sorted(pending)} did not apply generation {gen}")
+if len(done) < n:
+    sys.exit(f"only {sorted(done)} of {n} destinations came up to date")
 print(f"{time.time():.6f}")
 PY
+}
+hub_lines() { wc -l <"$TEST_TMP/hub.out"; }
+
+# Bytes on the wire, as root: every system runs in network namespaces of its own, so the
+# interface counters there hold its traffic and nothing else (IP packets, headers included):
+# loopback inside one namespace, or the WAN link's veth plus the far side's loopback (the
+# hub's fan-out). Without root: what the tools report (r3sync's push, rsync --stats).
+counted=()
+wire_count() {
+	local ns dev total=0
+	for ns_dev in "${counted[@]}"; do
+		ns=${ns_dev%%:*}
+		dev=${ns_dev#*:}
+		total=$((total + $(ip -n "$ns" -s -j link show "$dev" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)[0]["stats64"]
+# Loopback carries each packet once, received as sent; a veth end both ways.
+print(s["rx"]["bytes"] if sys.argv[1] == "lo" else s["rx"]["bytes"] + s["tx"]["bytes"])' "$dev")))
+	done
+	echo $total
 }
 
 bench_link() { # RTT
 	local rtt=$1 addr=127.0.0.1
 	cli=()
 	srv=()
-	if [ "$rtt" != 0 ]; then
+	counted=()
+	if [ "$rtt" = 0 ] && [ "$(id -u)" -eq 0 ]; then
+		link=s$((RANDOM % 10000))
+		ip netns add "r3wan-$link-a"
+		ip -n "r3wan-$link-a" link set lo up
+		cli=(ip netns exec "r3wan-$link-a")
+		srv=("${cli[@]}")
+		counted=("r3wan-$link-a:lo")
+	elif [ "$rtt" != 0 ]; then
 		if [ "$(id -u)" -ne 0 ] || [ ! -x "${R3_NFQ_DELAY:-}" ]; then
 			note "RTT $rtt ms rows skipped: they need root and r3-nfq-delay (libnetfilter-queue-dev)"
 			return
@@ -132,6 +165,7 @@ bench_link() { # RTT
 		cli=(ip netns exec "r3wan-$link-a")
 		srv=(ip netns exec "r3wan-$link-b")
 		addr=10.231.0.2
+		counted=("r3wan-$link-a:r3w${link}a" "r3wan-$link-b:lo")
 	fi
 	local n
 	for n in $dests; do
@@ -188,7 +222,7 @@ bench_dests() { # RTT ADDR N
 		# First contact: whole copies, not timed.
 		"${cli[@]}" "$R3SYNC" push "$src" --to "r3://$addr:${ports[1]}" --once --json >"$TEST_TMP/push.out" ||
 			fail "r3sync: the first push failed: $(tail -n5 "$TEST_TMP/hub.log")"
-		wait_applied "$n" "$(last_field "$TEST_TMP/push.out" generation)" >/dev/null
+		wait_applied "$n" 0 >/dev/null || fail "r3sync: the hub did not fill every destination"
 		if [ "$n" = 1 ]; then
 			"${cli[@]}" "$R3SYNC" push "$src" --to "r3://$addr:${ports[2]}" --once --json >"$TEST_TMP/direct.out" ||
 				fail "r3sync: the first direct push failed"
@@ -200,61 +234,52 @@ bench_dests() { # RTT ADDR N
 	done
 
 	for pct in $pcts; do
-		local changed t0 t1 copies=()
+		local changed t0 t1 c0 copies=() r3copies=() wire
 		changed=$(python3 "$helpers" mutate "$src" "$pct" "$RANDOM" 1M "$TEST_TMP/undo")
 		echo "rtt $rtt ms, $n destinations, $pct % of chunks changed ($changed chunks)"
-		for i in $(seq "$n"); do copies+=("$TEST_TMP/rs/d$i/src.img"); done
+		for i in $(seq "$n"); do
+			copies+=("$TEST_TMP/rs/d$i/src.img")
+			r3copies+=("$TEST_TMP/r3/d$i/src.img")
+		done
 
 		if [ $have_r3sync = 1 ]; then
-			local r3copies=()
-			for i in $(seq "$n"); do r3copies+=("$TEST_TMP/r3/d$i/src.img"); done
+			local from
+			from=$(hub_lines)
+			c0=$(wire_count)
 			t0=$(now)
 			"${cli[@]}" "$R3SYNC" push "$src" --to "r3://$addr:${ports[1]}" --once --json >>"$TEST_TMP/push.out" ||
 				fail "r3sync push through the hub failed"
-			t1=$(wait_applied "$n" "$(last_field "$TEST_TMP/push.out" generation)") || fail "r3sync: the hub did not bring every destination up to date"
-			verify "${r3copies[@]}"
-			local wire hubwire
+			t1=$(wait_applied "$n" "$from") || fail "r3sync: the hub did not bring every destination up to date"
 			wire=$(last_field "$TEST_TMP/push.out" wire_bytes)
-			hubwire=$(python3 - "$TEST_TMP/hub.out" <<'PY'
-import json, sys
-# The hub's fan-out: the wire bytes it reports for the last round, summed over destinations.
-last = None
-for line in open(sys.argv[1]):
-    try:
-        j = json.loads(line)
-    except ValueError:
-        continue
-    if "wire_bytes" in j:
-        last = j
-print(last["wire_bytes"] if last else 0)
-PY
-)
-			row "r3sync hub" "$rtt" "$n" "$pct" "$(elapsed "$t0" "$t1")" $((wire + hubwire)) "$wire"
+			row "r3sync hub" "$rtt" "$n" "$pct" "$(elapsed "$t0" "$t1")" "$(measured "$c0" "$wire")" "$wire"
+			verify "${r3copies[@]}"
 			if [ "$n" = 1 ]; then
+				c0=$(wire_count)
 				t0=$(now)
 				"${cli[@]}" "$R3SYNC" push "$src" --to "r3://$addr:${ports[2]}" --once --json >>"$TEST_TMP/direct.out" ||
 					fail "r3sync direct push failed"
 				t1=$(now)
-				verify "$TEST_TMP/r3/d0/src.img"
 				wire=$(last_field "$TEST_TMP/direct.out" wire_bytes)
-				row "r3sync direct" "$rtt" "$n" "$pct" "$(elapsed "$t0" "$t1")" "$wire" "$wire"
+				row "r3sync direct" "$rtt" "$n" "$pct" "$(elapsed "$t0" "$t1")" "$(measured "$c0" "$wire")" "$wire"
+				verify "$TEST_TMP/r3/d0/src.img"
 			fi
 		fi
 
 		# rsync, one destination after the other.
+		c0=$(wire_count)
 		t0=$(now)
 		for i in $(seq "$n"); do rsync_one "$addr" "${ports[0]}" "$i" "$TEST_TMP/stats$i"; done
 		t1=$(now)
+		wire=$(rsync_bytes "$TEST_TMP"/stats*)
+		row "rsync sequential" "$rtt" "$n" "$pct" "$(elapsed "$t0" "$t1")" "$(measured "$c0" "$wire")" "$wire"
 		verify "${copies[@]}"
-		local rb
-		rb=$(rsync_bytes "$TEST_TMP"/stats*)
-		row "rsync sequential" "$rtt" "$n" "$pct" "$(elapsed "$t0" "$t1")" "$rb" "$rb"
 		rm -f "$TEST_TMP"/stats*
 
 		# rsync to all at once, from the same starting copies.
 		if [ "$n" -gt 1 ]; then
 			python3 "$helpers" undo "$TEST_TMP/undo" "${copies[@]}"
 			local rp=()
+			c0=$(wire_count)
 			t0=$(now)
 			for i in $(seq "$n"); do
 				rsync_one "$addr" "${ports[0]}" "$i" "$TEST_TMP/stats$i" &
@@ -262,9 +287,9 @@ PY
 			done
 			for i in "${rp[@]}"; do wait "$i" || fail "rsync failed"; done
 			t1=$(now)
+			wire=$(rsync_bytes "$TEST_TMP"/stats*)
+			row "rsync parallel" "$rtt" "$n" "$pct" "$(elapsed "$t0" "$t1")" "$(measured "$c0" "$wire")" "$wire"
 			verify "${copies[@]}"
-			rb=$(rsync_bytes "$TEST_TMP"/stats*)
-			row "rsync parallel" "$rtt" "$n" "$pct" "$(elapsed "$t0" "$t1")" "$rb" "$rb"
 			rm -f "$TEST_TMP"/stats*
 		fi
 	done
@@ -275,7 +300,8 @@ PY
 		for threads in 1 0; do
 			local targ=()
 			[ "$threads" = 0 ] || targ=(--threads "$threads")
-			"$R3SYNC" push "$src" --to "r3://$addr:${ports[1]}" --once --json "${targ[@]}" >>"$TEST_TMP/push.out"
+			"${cli[@]}" "$R3SYNC" push "$src" --to "r3://$addr:${ports[1]}" --once --json "${targ[@]}" >>"$TEST_TMP/push.out" ||
+				fail "r3sync: the hashing round failed"
 			printf '{"threads":"%s","hash_seconds":%s}\n' "${threads/#0/default}" \
 				"$(last_field "$TEST_TMP/push.out" hash_seconds)" >>"$TEST_TMP/hash.jsonl"
 		done
@@ -326,10 +352,10 @@ for h in hashes:
     h["memcpy_gbps"] = memcpy
 def mib(b):
     return f"{b / 2**20:.1f}"
-print(f"{'link':>10} {'dests':>5} {'changed':>7}  {'system':<17} {'seconds':>8} {'wire MiB':>9} {'source MiB':>10} {'rsync ÷ ours':>12}")
+print(f"{'link':>10} {'dests':>5} {'changed':>7}  {'system':<17} {'seconds':>8} {'wire MiB':>9} {'tool MiB':>9} {'rsync ÷ ours':>12}")
 for r in rows:
     print(f"{r['link']:>10} {r['destinations']:>5} {r['changed_pct']:>6}%  {r['system']:<17} {r['seconds']:>8.2f} "
-          f"{mib(r['wire_bytes']):>9} {mib(r['source_bytes']):>10} {r['vs_rsync'] if r['vs_rsync'] else '':>12}")
+          f"{mib(r['wire_bytes']):>9} {mib(r['tool_bytes']):>9} {r['vs_rsync'] if r['vs_rsync'] else '':>12}")
 for h in hashes:
     print(f"hashing ({h['threads']} threads): {h['hash_gbps']} GB/s; memcpy (one core): {memcpy} GB/s")
 for n in notes:
