@@ -44,7 +44,7 @@ struct SyncServiceOptions {
 	std::string dir;
 	ReceiverOptions receiver;
 	/// After each generation (applied or failed), on the server's strand: keep it short.
-	std::function<void(const AppliedGeneration &)> onApplied;
+	std::function<void(const AppliedGeneration &, const SyncReceiver &)> onApplied;
 };
 
 class SyncService : public std::enable_shared_from_this<SyncService>

@@ -178,7 +178,7 @@ void SyncSession::finishGeneration(int error, const std::string &message)
 	error_ = 0;
 	errorMessage_.clear();
 	if (service_->options().onApplied)
-		service_->options().onApplied(applied);
+		service_->options().onApplied(applied, *receiver_);
 }
 
 asio::awaitable<bool> SyncSession::handle(const SyncMessage &message, std::vector<std::byte> &payload)
