@@ -112,8 +112,9 @@ while len(done) < n and time.monotonic() < deadline:
             j = json.loads(line)
         except ValueError:
             continue
-        if j.get("lag") == 0 and "error" not in j:
-            done.add(j.get("to"))
+        d = j.get("destination", {}) if j.get("event") == "pushed" else {}
+        if d.get("lag") == 0 and "error" not in d:
+            done.add(d.get("to"))
     if len(done) < n:
         time.sleep(0.005)
 if len(done) < n:
@@ -218,7 +219,11 @@ bench_dests() { # RTT ADDR N
 			>"$TEST_TMP/hub.out" 2>"$TEST_TMP/hub.log" &
 		pids+=($!)
 		track $!
-		sleep 0.5
+		for i in $(seq 0 "$n") hub; do
+			local f=$TEST_TMP/serve$i.out
+			[ "$i" != hub ] || f=$TEST_TMP/hub.out
+			for _ in $(seq 100); do grep -q '^listening' "$f" && break; sleep 0.1; done
+		done
 		# First contact: whole copies, not timed.
 		"${cli[@]}" "$R3SYNC" push "$src" --to "r3://$addr:${ports[1]}" --once --json >"$TEST_TMP/push.out" ||
 			fail "r3sync: the first push failed: $(tail -n5 "$TEST_TMP/hub.log")"

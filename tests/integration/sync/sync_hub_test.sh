@@ -15,6 +15,18 @@ size=${SYNC_TEST_SIZE:-256M}
 # How long a destination may take to show a generation the hub acknowledged.
 converge_limit=${SYNC_TEST_CONVERGE:-30}
 
+dump_logs() {
+	local f
+	for f in "$TEST_TMP"/*.log; do
+		echo "--- $(basename "$f")" >&2
+		tail -n 20 "$f" >&2
+	done
+}
+die() {
+	dump_logs
+	fail "$@"
+}
+
 src="$TEST_TMP/src.img"
 head -c "$size" /dev/urandom >"$src"
 
@@ -30,6 +42,13 @@ start_serve() { # I: destination I on its port and directory
 	serve_pid[$i]=$!
 	track $!
 }
+# listening I: until destination I (or the hub) accepts connections.
+listening() {
+	local f=$TEST_TMP/serve$1.out
+	[ "$1" != hub ] || f=$TEST_TMP/hub.out
+	for _ in $(seq 100); do grep -q '^listening' "$f" 2>/dev/null && return; sleep 0.1; done
+	die "r3sync $1 did not start"
+}
 for i in 1 2 3; do start_serve $i; done
 
 # Destination 2 sits behind the proxy whose link the test cuts.
@@ -43,18 +62,7 @@ wait_for_file "$TEST_TMP/proxy.ready" || fail "the proxy did not start"
 	--json >"$TEST_TMP/hub.out" 2>"$TEST_TMP/hub.log" &
 hub=$!
 track $hub
-
-dump_logs() {
-	local f
-	for f in "$TEST_TMP"/*.log; do
-		echo "--- $(basename "$f")" >&2
-		tail -n 20 "$f" >&2
-	done
-}
-die() {
-	dump_logs
-	fail "$@"
-}
+for i in 1 2 3 hub; do listening $i; done
 
 round=0
 # push: one round through the hub (it exits once the hub acknowledged it).
