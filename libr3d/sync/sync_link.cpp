@@ -29,7 +29,7 @@ ResultMsg<std::unique_ptr<SyncLink>> SyncLink::create(Runtime &runtime, SyncLink
 }
 
 SyncLink::SyncLink(Runtime &runtime, SyncLinkOptions options)
-	: runtime_(runtime), options_(std::move(options)), strand_(asio::make_strand(runtime.io()))
+	: options_(std::move(options)), strand_(asio::make_strand(runtime.io()))
 {
 }
 

@@ -61,7 +61,6 @@ private:
 	transport::asio::awaitable<ResultMsg<void>> doSend(std::string frames);
 	transport::asio::awaitable<ResultMsg<ReceivedFrame>> doReceive(std::chrono::milliseconds timeout);
 
-	Runtime &runtime_;
 	SyncLinkOptions options_;
 	transport::Strand strand_;
 	std::shared_ptr<transport::asio::ssl::context> tls_;
