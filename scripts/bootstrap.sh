@@ -8,8 +8,8 @@ packages=(
   # build
   meson ninja-build g++ pkg-config libboost-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   catch2 scdoc
-  # NBD peers the tests and benchmarks drive
-  nbdkit libnbd-bin python3-libnbd qemu-utils fio iperf3
+  # the peers the tests and benchmarks drive: NBD clients and servers, iperf3, rsync (the sync benchmark)
+  nbdkit libnbd-bin python3-libnbd qemu-utils fio iperf3 rsync
   # the benchmark report (plots) and its gRPC baseline (-Dgrpc_bench)
   python3-matplotlib libgrpc++-dev protobuf-compiler-grpc nbdkit-plugin-dev
   # NBD over TLS tests: psktool makes the PSK files libnbd, qemu and r3serve --tls-psk read
@@ -19,6 +19,8 @@ packages=(
   # transport (protobuf, TLS), redis and s3 backends, WAN emulation
   libprotobuf-dev protobuf-compiler libssl-dev openssl libhiredis-dev libcurl4-openssl-dev
   libnetfilter-queue-dev redis-server redis-tools iproute2 iptables
+  # push sync (r3sync): XXH3-128 chunk hashes
+  libxxhash-dev
   # r3mapd, r3ctl and their tests: D-Bus, systemd, a private bus, packaging
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev dbus dbus-bin libglib2.0-bin python3 python3-dbus systemd
   debhelper dpkg-dev fakeroot

@@ -3,7 +3,6 @@
 #include <future>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "base/runtime.hpp"
-#include "transport/block/messages.hpp"
+#include "transport/service_connect.hpp"
 #include "transport/tls.hpp"
 
 namespace r3d::migration {
@@ -90,67 +89,20 @@ asio::awaitable<ResultMsg<void>> ControlLink::doConnect()
 		channel_->abort();
 	channel_.reset();
 	connected_ = false;
-	std::string target = fmt::format("{}:{}", options_.host, options_.port);
-	ErrorCode ec;
-	tcp::resolver resolver(strand_);
-	tcp::socket socket(strand_);
-	std::unique_ptr<transport::Channel> channel;
-	transport::StepDeadline deadline(strand_, options_.connectTimeout, [&] {
-		resolver.cancel();
-		if (channel)
-			channel->abort();
-		else
-			socket.close(ec);
-	});
-	auto endpoints = co_await resolver.async_resolve(options_.host, options_.port,
-							 asio::redirect_error(asio::use_awaitable, ec));
-	if (ec)
-		co_return fail(deadline.expired() ? ETIMEDOUT : transport::toErrno(ec),
-			       fmt::format("cannot resolve '{}': {}", options_.host, ec.message()));
-	co_await asio::async_connect(socket, endpoints, asio::redirect_error(asio::use_awaitable, ec));
-	if (ec)
-		co_return fail(deadline.expired() ? ETIMEDOUT : transport::toErrno(ec),
-			       fmt::format("cannot connect to {}: {}", target, ec.message()));
-	transport::setCloexec(socket);
-	socket.set_option(tcp::no_delay(true), ec);
-	if (tls_) {
-		channel = std::make_unique<transport::Channel>(std::move(socket), *tls_);
-		channel->verifyPeerName(options_.tls.serverName.empty() ? options_.host : options_.tls.serverName);
-		ec = co_await channel->handshake(asio::ssl::stream_base::client);
-		if (ec)
-			co_return fail(EPROTO, fmt::format("{}: TLS handshake failed: {}", target,
-							   transport::describeTlsError(ec, channel->sslHandle())));
-	} else {
-		channel = std::make_unique<transport::Channel>(std::move(socket));
-	}
-	transport::Hello hello;
-	hello.exportName = options_.migrationId;
-	hello.token = options_.token;
-	hello.clientName = options_.clientName;
-	hello.service = kMigrationService;
-	std::string frame;
-	transport::appendFrame(frame, hello);
-	if (auto wec = co_await channel->write(frame))
-		co_return fail(transport::toErrno(wec), fmt::format("{}: the hello failed: {}", target, wec.message()));
-	transport::FrameHeader header;
-	std::vector<std::byte> meta;
-	std::string reason;
-	if (auto rec = co_await channel->readFrame(transport::FrameKind::HelloReply,
-						   transport::FrameLimits{ transport::kMaxHelloMeta, 0 }, header, meta,
-						   reason))
-		co_return fail(deadline.expired() ? ETIMEDOUT : transport::toErrno(rec),
-			       fmt::format("{}: {}", target,
-					   !reason.empty() ? reason
-					   : transport::isPeerClose(rec)
-						   ? std::string("the server closed the connection during the hello (TLS "
-								 "or token mismatch?)")
-						   : rec.message()));
-	auto reply = transport::decodeHelloReply(meta);
-	if (!reply)
-		co_return unexpectedOf(reply.error());
-	if (reply->error)
-		co_return fail(reply->error, fmt::format("{}: the seeder refused: {}", target, reply->message));
-	channel_ = std::move(channel);
+	transport::ServiceConnectOptions connect;
+	connect.host = options_.host;
+	connect.port = options_.port;
+	connect.service = kMigrationService;
+	connect.exportName = options_.migrationId;
+	connect.token = options_.token;
+	connect.clientName = options_.clientName;
+	connect.serverName = options_.tls.serverName;
+	connect.peerRole = "the seeder";
+	connect.connectTimeout = options_.connectTimeout;
+	auto channel = co_await transport::connectService(strand_, connect, tls_.get());
+	if (!channel)
+		co_return unexpectedOf(channel.error());
+	channel_ = std::move(*channel);
 	connected_ = true;
 	co_return ResultMsg<void>{};
 }

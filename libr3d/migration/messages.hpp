@@ -13,18 +13,14 @@
 
 #include <r3d/result.hpp>
 
+#include "transport/chunk_set_codec.hpp"
+
 namespace r3d::migration {
 
 /// The migration service's version in MigrationHello.
 inline constexpr uint32_t kMigrationVersion = 1;
 /// The service name in the transport Hello.
 inline constexpr const char *kMigrationService = "migration";
-/// Chunks in one window of a chunk set: a full bitmap of it is 32 KiB, so every message
-/// stays well under the transport's default 64 KiB meta cap.
-inline constexpr uint64_t kWindowChunks = 262144;
-inline constexpr size_t kMaxBitmapBytes = kWindowChunks / 8;
-/// Most runs one window may carry; the encoder switches to the bitmap long before.
-inline constexpr size_t kMaxRuns = 16384;
 /// Largest migration message accepted (meta bytes), and the longest id and message text.
 inline constexpr size_t kMaxMigrationMeta = 64 * 1024;
 inline constexpr size_t kMaxIdLength = 128;
@@ -39,17 +35,12 @@ struct RegionShape {
 	uint64_t chunks() const { return chunk ? (size + chunk - 1) / chunk : 0; }
 };
 
-/// One window [first, end) of a chunk set, decoded to ascending chunk indices.
-struct ChunkWindow {
-	uint64_t first = 0;
-	uint64_t end = 0;
-	std::vector<uint64_t> chunks;
-};
-
-/// Cuts an ascending, duplicate-free list of chunk indices of a region of `chunkCount`
-/// chunks into windows of kWindowChunks, skipping empty ones; an empty list gives one empty
-/// window, so a set always has at least one message to carry `last`.
-std::vector<ChunkWindow> splitWindows(const std::vector<uint64_t> &chunks, uint64_t chunkCount);
+// The chunk-set encoding is shared with the sync service (transport/chunk_set_codec.hpp).
+using transport::ChunkWindow;
+using transport::kMaxBitmapBytes;
+using transport::kMaxRuns;
+using transport::kWindowChunks;
+using transport::splitWindows;
 
 struct MigrationHello {
 	uint32_t version = kMigrationVersion;

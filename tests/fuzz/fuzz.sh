@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs one libFuzzer target (FUZZ_TARGET: nbd, frame, migration, journal or region) for a bounded time, after replaying
+# Runs one libFuzzer target (FUZZ_TARGET: nbd, frame, migration, journal, region or sync) for a bounded time, after replaying
 # the inputs that once crashed it (regressions/<target>). The target is FUZZ_BIN; when
 # FUZZ_BUILD_DIR is set, it is first built there by meson with clang and -Dfuzz=true
 # (configured on the first run, incremental after that; see meson.build).
@@ -56,6 +56,10 @@ frame)
 	maxlen=70000 seconds=${FUZZ_SECONDS:-30}
 	;;
 migration)
+	R3_WRITE_SEEDS="$corpus" "$FUZZ_BIN"
+	maxlen=70000 seconds=${FUZZ_SECONDS:-30}
+	;;
+sync)
 	R3_WRITE_SEEDS="$corpus" "$FUZZ_BIN"
 	maxlen=70000 seconds=${FUZZ_SECONDS:-30}
 	;;

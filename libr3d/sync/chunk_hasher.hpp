@@ -1,0 +1,58 @@
+#pragma once
+
+// XXH3-128 of every chunk of a source, computed in parallel slices on a ThreadPool: the
+// sender compares them with the last synced ones to find what changed, the receiver sends
+// its copy's on first contact. A file that changes while it is hashed gives a mix of old
+// and new chunks; the next round sees the rest.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include <r3d/read_writer_at.hpp>
+#include <r3d/result.hpp>
+
+namespace r3d {
+class ThreadPool;
+}
+
+namespace r3d::sync {
+
+struct ChunkHash {
+	uint64_t high = 0;
+	uint64_t low = 0;
+	bool operator==(const ChunkHash &) const = default;
+};
+
+/// Bytes of a hash on the wire: high then low, big-endian (XXH128_canonical_t).
+inline constexpr size_t kHashBytes = 16;
+
+ChunkHash hashBytes(std::span<const std::byte> bytes);
+void putHash(const ChunkHash &h, std::byte *out);
+ChunkHash getHash(const std::byte *in);
+
+class ChunkHasher
+{
+public:
+	/// Reads [offset, offset + buf.size()) of the source.
+	using ReadFn = std::function<ResultMsg<void>(std::span<std::byte> buf, uint64_t offset)>;
+
+	/// `pool` may be null: hash on the caller's thread.
+	ChunkHasher(ThreadPool *pool, uint64_t chunk) : pool_(pool), chunk_(chunk) {}
+
+	/// Hashes of the ceil(size / chunk) chunks of [0, size); the last one may be short.
+	ResultMsg<std::vector<ChunkHash>> hash(const ReadFn &read, uint64_t size) const;
+	ResultMsg<std::vector<ChunkHash>> hash(ReadWriterAt &source) const;
+	/// pread(2) of an open file of `size` bytes.
+	ResultMsg<std::vector<ChunkHash>> hashFile(int fd, uint64_t size) const;
+
+	uint64_t chunk() const { return chunk_; }
+
+private:
+	ThreadPool *pool_;
+	uint64_t chunk_;
+};
+
+} // namespace r3d::sync

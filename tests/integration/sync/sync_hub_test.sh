@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Push sync through a hub to three destinations, real r3sync processes on loopback: a file
+# (SYNC_TEST_SIZE, 256M) changed at random between rounds (a few % of its chunks) is pushed
+# to an r3sync hub fanning out to three `r3sync serve --dir` processes, and after every round
+# each destination's copy has the source's sha256. Faults: a destination killed with
+# SIGKILL mid-round is restarted on the same directory and catches up; the link between the
+# hub and a destination is cut for 10 s (a proxy dropping and refusing connections) while
+# the other two keep taking generations, and the cut one converges after; a source written
+# while it is hashed converges on the next round.
+source "$(dirname "$0")/../lib.sh"
+require python3 sha256sum
+[ -x "${R3SYNC:-}" ] || skip "r3sync is not built"
+helpers=$(dirname "$0")/sync_helpers.py
+size=${SYNC_TEST_SIZE:-256M}
+# How long a destination may take to show a generation the hub acknowledged.
+converge_limit=${SYNC_TEST_CONVERGE:-30}
+
+dump_logs() {
+	local f
+	for f in "$TEST_TMP"/*.log; do
+		echo "--- $(basename "$f")" >&2
+		tail -n 20 "$f" >&2
+	done
+}
+die() {
+	dump_logs
+	fail "$@"
+}
+
+src="$TEST_TMP/src.img"
+head -c "$size" /dev/urandom >"$src"
+
+mapfile -t ports < <(python3 "$helpers" ports 6)
+hub_port=${ports[0]}
+proxy_port=${ports[4]}
+declare -A serve_pid
+start_serve() { # I: destination I on its port and directory
+	local i=$1
+	mkdir -p "$TEST_TMP/dst$i"
+	"$R3SYNC" serve --listen "127.0.0.1:${ports[$i]}" --dir "$TEST_TMP/dst$i" \
+		>>"$TEST_TMP/serve$i.out" 2>>"$TEST_TMP/serve$i.log" &
+	serve_pid[$i]=$!
+	track $!
+}
+# listening I: until destination I (or the hub) accepts connections.
+listening() {
+	local f=$TEST_TMP/serve$1.out
+	[ "$1" != hub ] || f=$TEST_TMP/hub.out
+	for _ in $(seq 100); do grep -q '^listening' "$f" 2>/dev/null && return; sleep 0.1; done
+	die "r3sync $1 did not start"
+}
+for i in 1 2 3; do start_serve $i; done
+
+# Destination 2 sits behind the proxy whose link the test cuts.
+python3 "$helpers" proxy "$proxy_port" "${ports[2]}" "$TEST_TMP/proxy.ready" 2>"$TEST_TMP/proxy.log" &
+proxy=$!
+track $proxy
+wait_for_file "$TEST_TMP/proxy.ready" || fail "the proxy did not start"
+
+"$R3SYNC" hub --listen "127.0.0.1:$hub_port" --dir "$TEST_TMP/hub" \
+	--to "r3://127.0.0.1:${ports[1]}" --to "r3://127.0.0.1:$proxy_port" --to "r3://127.0.0.1:${ports[3]}" \
+	--json >"$TEST_TMP/hub.out" 2>"$TEST_TMP/hub.log" &
+hub=$!
+track $hub
+for i in 1 2 3 hub; do listening $i; done
+
+round=0
+# push: one round through the hub (it exits once the hub acknowledged it).
+push() {
+	round=$((round + 1))
+	local t0=$SECONDS
+	"$R3SYNC" push "$src" --to "r3://127.0.0.1:$hub_port" --once --json \
+		>>"$TEST_TMP/push.out" 2>>"$TEST_TMP/push.log" || die "push round $round failed"
+	echo "round $round: $(tail -n1 "$TEST_TMP/push.out" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print("generation {generation}, {chunks_changed} of {chunks} chunks changed, {wire_bytes} bytes on the wire".format(**j))') ($((SECONDS - t0)) s)"
+}
+
+# converged I...: until each destination I holds the source's bytes (sha256), at most
+# converge_limit seconds; fails otherwise.
+converged() {
+	local want i got deadline=$((SECONDS + converge_limit))
+	want=$(sha256sum <"$src" | cut -d' ' -f1)
+	for i in "$@"; do
+		while :; do
+			got=$(sha256sum <"$TEST_TMP/dst$i/src.img" 2>/dev/null | cut -d' ' -f1) || got=""
+			[ "$got" = "$want" ] && break
+			[ $SECONDS -lt $deadline ] || die "destination $i differs from the source after round $round"
+			sleep 0.5
+		done
+	done
+}
+
+mutate() { # PERCENT
+	python3 "$helpers" mutate "$src" "$1" "$round" >/dev/null
+}
+
+# First contact: whole copies, then rounds of a few % changed.
+push
+converged 1 2 3
+for pct in 2 5; do
+	mutate $pct
+	push
+	converged 1 2 3
+done
+echo "ok: $round rounds, every destination byte-identical after each"
+
+# A destination killed mid-round: enough changed that the round takes a while.
+mutate 30
+"$R3SYNC" push "$src" --to "r3://127.0.0.1:$hub_port" --once --json \
+	>>"$TEST_TMP/push.out" 2>>"$TEST_TMP/push.log" &
+pusher=$!
+round=$((round + 1))
+sleep 0.3
+kill -KILL "${serve_pid[3]}"
+wait "${serve_pid[3]}" 2>/dev/null || true
+wait $pusher || die "push round $round failed while destination 3 died"
+converged 1 2
+start_serve 3
+converged 3
+echo "ok: destination 3, killed mid-round $round, caught up after its restart"
+
+# A 10 s link cut between the hub and destination 2: the others keep taking generations.
+kill -USR1 $proxy
+cut_start=$SECONDS
+for pct in 3 3; do
+	mutate $pct
+	push
+	converged 1 3
+done
+[ $((SECONDS - cut_start)) -lt 10 ] || echo "note: the rounds during the cut took $((SECONDS - cut_start)) s"
+# The cut held: destination 2 has not seen these rounds.
+[ "$(sha256sum <"$TEST_TMP/dst2/src.img" | cut -d' ' -f1)" != "$(sha256sum <"$src" | cut -d' ' -f1)" ] ||
+	die "destination 2 took a round through a cut link"
+sleep $((10 - (SECONDS - cut_start) > 0 ? 10 - (SECONDS - cut_start) : 0))
+kill -USR2 $proxy
+converged 2
+echo "ok: destinations 1 and 3 converged during a 10 s cut of destination 2's link; 2 converged after"
+
+# Changes while the source is hashed: that round may carry a mix; the next converges.
+python3 "$helpers" churn "$src" "$TEST_TMP/stop-churn" 7 >"$TEST_TMP/churn.out" &
+churn=$!
+track $churn
+sleep 0.2
+push
+touch "$TEST_TMP/stop-churn"
+wait $churn || die "the churn writer failed"
+push
+converged 1 2 3
+echo "ok: $(cat "$TEST_TMP/churn.out") writes during round $((round - 1)) converged on round $round"
+
+kill -0 $hub 2>/dev/null || die "the hub exited"
+for i in 1 2 3; do kill -0 "${serve_pid[$i]}" 2>/dev/null || die "destination $i exited"; done
+echo "ok: the hub and every destination still run"
