@@ -1,5 +1,20 @@
 # Shared by the examples' run.sh scripts: r3serve processes in $work, tracked in pids.
-# Source after setting r3serve, work and pids=().
+# Source it, then call make_work NAME; serve needs r3serve set.
+
+# make_work NAME: a scratch directory $work, removed on exit, and pids, the processes to
+# kill then; a script's own before_cleanup (unmounts, unexports) runs first if defined.
+make_work() {
+	work=$(mktemp -d "/tmp/r3$1.XXXXXX")
+	pids=()
+	trap cleanup_work EXIT
+}
+
+cleanup_work() {
+	if declare -F before_cleanup >/dev/null; then before_cleanup; fi
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
 
 # serve NAME ARGS...: r3serve in the background; returns once it accepts connections.
 serve() {

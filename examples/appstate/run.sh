@@ -13,15 +13,11 @@ r3todo=${R3TODO:-$here/../../build/examples/appstate/r3todo}
 for tool in "$r3migrate" "$r3todo"; do
 	[ -x "$tool" ] || { echo "run.sh: no $tool (build first, or set R3MIGRATE and R3TODO)" >&2; exit 2; }
 done
-work=$(mktemp -d /tmp/r3appstate.XXXXXX)
-pids=()
-cleanup() {
+source "$here/../lib.sh"
+make_work appstate
+before_cleanup() {
 	for m in "$work/a/mnt" "$work/b/mnt"; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
 }
-trap cleanup EXIT
 now() { date +%s.%N; }
 # wait_for FILE PATTERN: until a line of FILE matches (30 s).
 wait_for() {

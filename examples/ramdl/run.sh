@@ -16,16 +16,8 @@ for tool in "$r3serve" "$r3ctl" "$r3mapd" "$demo"; do
 	[ -x "$tool" ] || { echo "run.sh: no $tool (build first, or set R3SERVE, R3CTL, R3MAPD, R3MAP_REGION_DEMO)" >&2; exit 2; }
 done
 /usr/bin/python3 -c 'import nbd' 2>/dev/null || { echo "run.sh: needs python3-libnbd" >&2; exit 2; }
-work=$(mktemp -d /tmp/r3ramdl.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
 source "$here/../lib.sh"
-
+make_work ramdl
 # Host A: SIZE MiB of its RAM as an r3:// export.
 serve ram --r3 --listen 127.0.0.1:0 --name ram "memory:${size_mib}M"
 remote="r3://$(head -n1 "$work/ram.out")/ram"

@@ -15,19 +15,13 @@ r3mapd=${R3MAPD:-$here/../../build/daemon/r3mapd}
 for tool in "$r3serve" "$r3ctl" "$r3mapd"; do
 	[ -x "$tool" ] || { echo "run.sh: no $tool (build first, or set R3SERVE, R3CTL and R3MAPD)" >&2; exit 2; }
 done
-work=$(mktemp -d /tmp/r3sqlite.XXXXXX)
-pids=()
+source "$here/../lib.sh"
+make_work sqlite
 export_id=""
-cleanup() {
+before_cleanup() {
 	mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
 	[ -z "$export_id" ] || "$r3ctl" unexport "$export_id" >/dev/null 2>&1 || true
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
 }
-trap cleanup EXIT
-
-source "$here/../lib.sh"
 
 # The remote database: ROWS rows of about 280 bytes, an index on sku.
 "$sqlite" "$work/remote.db" "PRAGMA page_size=4096;

@@ -11,16 +11,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 r3serve=${R3SERVE:-$here/../../build/cli/r3serve/r3serve}
 [ -x "$r3serve" ] || { echo "run.sh: no r3serve at $r3serve (build first, or set R3SERVE)" >&2; exit 2; }
 /usr/bin/python3 -c 'import nbd' 2>/dev/null || { echo "run.sh: needs python3-libnbd" >&2; exit 2; }
-work=$(mktemp -d /tmp/r3tape.XXXXXX)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
 source "$here/../lib.sh"
+make_work tape
 
 seeks() {
 	sed -n 's/.*fault stage closed: .* \([0-9][0-9]*\) seeks.*/\1/p' "$work/$1.log" | tail -n1
