@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "transport/proto_message.hpp"
 #include "migration.pb.h"
 #include "transport/chunk_set_codec.hpp"
 #include "stages/chunk_geometry.hpp"
@@ -18,22 +19,13 @@ namespace {
 template <class Message>
 std::string serialize(const Message &m)
 {
-	std::string out;
-	m.SerializeToString(&out);
-	return out;
+	return transport::serializeMessage(m);
 }
 
 template <class Message>
 ResultMsg<Message> parse(std::span<const std::byte> meta, const char *what)
 {
-	// Checked before protobuf allocates anything for it.
-	if (meta.size() > kMaxMigrationMeta)
-		return fail(EPROTO, fmt::format("{} message of {} bytes is over the limit of {}", what, meta.size(),
-						kMaxMigrationMeta));
-	Message m;
-	if (!m.ParseFromArray(meta.data(), static_cast<int>(meta.size())))
-		return fail(EPROTO, fmt::format("malformed {} message ({} bytes)", what, meta.size()));
-	return m;
+	return transport::parseMessage<Message>(meta, kMaxMigrationMeta, what);
 }
 
 ResultMsg<void> checkId(const std::string &id, const char *what)

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include "base/file_io.hpp"
 #include "base/thread_pool.hpp"
 
 namespace r3d::sync {
@@ -119,27 +120,19 @@ ResultMsg<std::vector<ChunkHash>> ChunkHasher::hash(ReadWriterAt &source) const
 		source.size());
 }
 
+ResultMsg<void> readZeroPadded(int fd, std::span<std::byte> buf, uint64_t offset)
+{
+	auto n = preadFull(fd, buf, offset);
+	if (!n)
+		return fail(n.error(), fmt::format("pread at {}: {}", offset, n.error().message()));
+	std::memset(buf.data() + *n, 0, buf.size() - *n);
+	return {};
+}
+
 ResultMsg<std::vector<ChunkHash>> ChunkHasher::hashFile(int fd, uint64_t size) const
 {
 	return hash(
-		[fd](std::span<std::byte> buf, uint64_t offset) -> ResultMsg<void> {
-			size_t done = 0;
-			while (done < buf.size()) {
-				ssize_t n = ::pread(fd, buf.data() + done, buf.size() - done,
-						    static_cast<off_t>(offset + done));
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n < 0)
-					return fail(errno, fmt::format("pread at {}: {}", offset + done, std::strerror(errno)));
-				if (n == 0) {
-					// The file shrank while hashed: the rest reads as zeros, the next round sees it.
-					std::memset(buf.data() + done, 0, buf.size() - done);
-					break;
-				}
-				done += static_cast<size_t>(n);
-			}
-			return {};
-		},
+		[fd](std::span<std::byte> buf, uint64_t offset) { return readZeroPadded(fd, buf, offset); },
 		size);
 }
 

@@ -33,6 +33,10 @@ ChunkHash hashBytes(std::span<const std::byte> bytes);
 void putHash(const ChunkHash &h, std::byte *out);
 ChunkHash getHash(const std::byte *in);
 
+/// Reads `buf` at `offset` of a file that may have shrunk since its size was taken: what
+/// lies past its end reads as zeros (the next round sees the new size).
+ResultMsg<void> readZeroPadded(int fd, std::span<std::byte> buf, uint64_t offset);
+
 class ChunkHasher
 {
 public:

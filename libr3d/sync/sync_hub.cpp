@@ -1,5 +1,7 @@
 #include "sync/sync_hub.hpp"
 
+#include "sync/chunk_hasher.hpp"
+
 #include <cstring>
 
 #include <fcntl.h>
@@ -139,14 +141,7 @@ void SyncHub::loop(Destination &d)
 				view.size = c.size;
 				view.hashes = c.hashes.get();
 				int raw = fd.get();
-				view.read = [raw](std::span<std::byte> buf, uint64_t offset) -> ResultMsg<void> {
-					auto n = preadFull(raw, buf, offset);
-					if (!n)
-						return fail(n.error(), "read the hub copy: " + n.error().message());
-					if (*n < buf.size())
-						std::memset(buf.data() + *n, 0, buf.size() - *n);
-					return {};
-				};
+				view.read = [raw](std::span<std::byte> buf, uint64_t offset) { return readZeroPadded(raw, buf, offset); };
 				auto r = sender->push(view);
 				if (!r) {
 					st.error = r.error().code.value() ? r.error().code.value() : EIO;

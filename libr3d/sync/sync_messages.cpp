@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "base/limits.hpp"
+#include "transport/proto_message.hpp"
 #include "sync.pb.h"
 
 namespace r3d::sync {
@@ -14,22 +15,13 @@ namespace {
 template <class Message>
 std::string serialize(const Message &m)
 {
-	std::string out;
-	m.SerializeToString(&out);
-	return out;
+	return transport::serializeMessage(m);
 }
 
 template <class Message>
 ResultMsg<Message> parse(std::span<const std::byte> meta, const char *what)
 {
-	// Checked before protobuf allocates anything for it.
-	if (meta.size() > kMaxSyncMeta)
-		return fail(EPROTO, fmt::format("{} message of {} bytes is over the limit of {}", what, meta.size(),
-						kMaxSyncMeta));
-	Message m;
-	if (!m.ParseFromArray(meta.data(), static_cast<int>(meta.size())))
-		return fail(EPROTO, fmt::format("malformed {} message ({} bytes)", what, meta.size()));
-	return m;
+	return transport::parseMessage<Message>(meta, kMaxSyncMeta, what);
 }
 
 ResultMsg<void> checkError(int32_t error, const std::string &message, const char *what)

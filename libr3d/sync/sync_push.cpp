@@ -1,5 +1,7 @@
 #include "sync/sync_push.hpp"
 
+#include "sync/chunk_hasher.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <thread>
@@ -131,23 +133,7 @@ ResultMsg<RoundReport> SyncPush::round()
 	view.size = report.size;
 	view.hashes = &*hashes;
 	int rawFd = fd.get();
-	view.read = [rawFd](std::span<std::byte> buf, uint64_t offset) -> ResultMsg<void> {
-		size_t done = 0;
-		while (done < buf.size()) {
-			ssize_t n = ::pread(rawFd, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return fail(errno, fmt::format("pread at {}: {}", offset + done, std::strerror(errno)));
-			if (n == 0) {
-				// Shrunk since hashed: zeros now, the next round sends the new size.
-				std::memset(buf.data() + done, 0, buf.size() - done);
-				break;
-			}
-			done += static_cast<size_t>(n);
-		}
-		return {};
-	};
+	view.read = [rawFd](std::span<std::byte> buf, uint64_t offset) { return readZeroPadded(rawFd, buf, offset); };
 
 	report.destinations.resize(senders_.size());
 	std::vector<std::thread> threads;
