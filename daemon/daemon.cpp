@@ -99,6 +99,9 @@ int Daemon::run()
 	mounts_.restore(defer);
 	exports_.restore(defer);
 	regions_.setObserver(&service_);
+	// mount:ID and export:ID regions read and write through that mount's or export's pipeline.
+	regions_.lendFrom("mount", [this](const std::string &id) { return mounts_.lease(id); });
+	regions_.lendFrom("export", [this](const std::string &id) { return exports_.lease(id); });
 	if (!config_.regionSocket.empty())
 		if (auto r = regions_.start(config_.regionSocket); !r)
 			log->error("no memory regions: {}", r.error().message);

@@ -1,5 +1,6 @@
 #include "export_manager.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -39,6 +40,9 @@ struct ExportManager::Entry {
 	bool stopping = false;      ///< guarded by ExportManager::mutex_
 	bool servedStopped = false; ///< only the region's final push is left; set while stopping
 	PushProgress pushed;
+	std::shared_ptr<r3d::ReadWriterAt> top; ///< what the clients read and write through
+	/// Leases out; taken under ExportManager::mutex_, given back from anywhere.
+	std::atomic<unsigned> leases{ 0 };
 };
 
 namespace {
@@ -249,6 +253,7 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request, st
 	auto e = std::make_shared<Entry>();
 	e->served = std::move(*served);
 	e->region = region;
+	e->top = top;
 	e->info.backendUri = request.backendUri;
 	e->info.listen = r3d::nbd::Listener::unixPathOf(request.listen) ? "unix:" + e->served->address() : e->served->address();
 	e->info.name = request.name;
@@ -283,6 +288,24 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request, st
 	return snapshot;
 }
 
+r3d::ResultMsg<PipelineLease> ExportManager::lease(const std::string &id)
+{
+	std::lock_guard lock(mutex_);
+	auto e = exports_.find(id);
+	if (!e)
+		return fail(Errc::NotFound, fmt::format("no export '{}'", id));
+	if (e->stopping)
+		return fail(Errc::Busy, fmt::format("export {} is stopping", id));
+	++e->leases;
+	PipelineLease l;
+	l.pipeline = e->top;
+	l.hold = std::shared_ptr<void>(e.get(), [e](void *) { --e->leases; });
+	l.name = fmt::format("export {}", id);
+	l.backendUri = e->info.backendUri;
+	l.readOnly = e->info.readOnly;
+	return l;
+}
+
 r3d::ResultMsg<void> ExportManager::stop(const std::string &id, const StopOptions &options)
 {
 	return stop(id, options, true);
@@ -299,6 +322,9 @@ r3d::ResultMsg<void> ExportManager::stop(const std::string &id, const StopOption
 			return fail(Errc::NotFound, fmt::format("no export '{}'", id));
 		if (e->stopping)
 			return fail(Errc::Busy, fmt::format("export {} is already stopping", id));
+		if (unsigned n = e->leases.load())
+			return fail(Errc::Busy, fmt::format("export {} is mapped by {} memory region{}: unmap {} first", id, n,
+							    n == 1 ? "" : "s", n == 1 ? "it" : "them"));
 		e->stopping = true;
 	}
 	auto pushFailed = [&](const r3d::Error &error, const char *then) {

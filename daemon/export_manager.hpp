@@ -18,6 +18,7 @@
 #include "managed_request.hpp"
 #include "mount/managed_region.hpp"
 #include "mount/mount.hpp"
+#include "pipeline_lease.hpp"
 #include "registry.hpp"
 #include "served_export.hpp"
 #include "state_store.hpp"
@@ -103,6 +104,10 @@ public:
 	r3d::ResultMsg<void> stop(const std::string &id, const StopOptions &options = {});
 	/// A managed export pushes everything dirty and returns once the remote has it.
 	r3d::ResultMsg<void> sync(const std::string &id);
+	/// Lends the export's pipeline (what its clients read and write through) to a memory
+	/// region (export:ID); stop() is Busy while the lease lives. NotFound for an unknown
+	/// id, Busy while it stops.
+	r3d::ResultMsg<PipelineLease> lease(const std::string &id);
 	/// A managed export's cache and sync state; nullopt for other exports and unknown ids.
 	std::optional<r3d::mount::ManagedStatus> managedStatus(const std::string &id) const;
 

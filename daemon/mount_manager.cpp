@@ -1,5 +1,6 @@
 #include "mount_manager.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <shared_mutex>
@@ -35,6 +36,10 @@ struct MountManager::Entry {
 	PushProgress pushed;
 	/// openFd() holds it shared, unmount() exclusively while the device closes.
 	std::shared_mutex ioMutex;
+	/// What lease() lends, set with `device`.
+	std::shared_ptr<r3d::ReadWriterAt> pipeline;
+	/// Leases out; taken under MountManager::mutex_, given back from anywhere.
+	std::atomic<unsigned> leases{ 0 };
 };
 
 namespace {
@@ -257,7 +262,7 @@ r3d::ResultMsg<MountInfo> MountManager::mountEntry(const MountRequest &request, 
 	}
 
 	AttachParams params;
-	params.backend = std::move(backend);
+	params.backend = backend;
 	params.chunkSize = chunk;
 	params.readOnly = request.readOnly;
 	params.name = request.backendUri;
@@ -279,6 +284,7 @@ r3d::ResultMsg<MountInfo> MountManager::mountEntry(const MountRequest &request, 
 		std::lock_guard lock(mutex_);
 		e->device = std::shared_ptr<r3d::mount::Mount>(std::move(*device));
 		e->region = region;
+		e->pipeline = std::move(backend);
 		e->info.device = e->device->path();
 		e->info.state = MountState::Ready;
 		e->info.stateMessage = restoring ? "restored" : "";
@@ -323,7 +329,12 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id, bool force, co
 			return fail(Errc::NotFound, fmt::format("no mount '{}'", id));
 		if (e->info.state == MountState::Attaching || e->info.state == MountState::Unmounting)
 			return fail(Errc::Busy, fmt::format("mount {} is {}", id, stateName(e->info.state)));
+		if (unsigned n = e->leases.load())
+			return fail(Errc::Busy, fmt::format("mount {} is mapped by {} memory region{}: unmap {} first", id, n,
+							    n == 1 ? "" : "s", n == 1 ? "it" : "them"));
 		failed = e->info.state == MountState::Failed;
+		// No lease from here on (setState() below tells the observers).
+		e->info.state = MountState::Unmounting;
 	}
 	MountState before = failed ? MountState::Failed : MountState::Ready;
 	setState(*e, MountState::Unmounting, "unmount requested");
@@ -382,6 +393,26 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id, bool force, co
 	observer_.mountRemoved(id);
 	log->info("mount {}: unmounted{}", id, forget ? "" : " (kept for the next start)");
 	return {};
+}
+
+r3d::ResultMsg<PipelineLease> MountManager::lease(const std::string &id)
+{
+	std::lock_guard lock(mutex_);
+	auto e = mounts_.find(id);
+	if (!e)
+		return fail(Errc::NotFound, fmt::format("no mount '{}'", id));
+	if (e->info.state == MountState::Failed)
+		return fail(Errc::BackendFailed, fmt::format("mount {} failed: {}", id, e->info.stateMessage));
+	if (e->info.state != MountState::Ready || !e->pipeline)
+		return fail(Errc::Busy, fmt::format("mount {} is {}", id, stateName(e->info.state)));
+	++e->leases;
+	PipelineLease l;
+	l.pipeline = e->pipeline;
+	l.hold = std::shared_ptr<void>(e.get(), [e](void *) { --e->leases; });
+	l.name = fmt::format("mount {}", id);
+	l.backendUri = e->info.backendUri;
+	l.readOnly = e->info.readOnly;
+	return l;
 }
 
 r3d::ResultMsg<void> MountManager::sync(const std::string &id)

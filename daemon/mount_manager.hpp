@@ -17,6 +17,7 @@
 #include "managed_request.hpp"
 #include "mount/managed_region.hpp"
 #include "mount_device.hpp"
+#include "pipeline_lease.hpp"
 #include "registry.hpp"
 #include "state_store.hpp"
 
@@ -100,6 +101,10 @@ public:
 	/// A managed mount's cache and sync state; nullopt for other mounts, unknown ids, and
 	/// a managed mount that is not attached (attaching, or its restore failed).
 	std::optional<r3d::mount::ManagedStatus> managedStatus(const std::string &id) const;
+	/// Lends a ready mount's pipeline (a managed one's region top, a direct one's backend) to
+	/// a memory region (mount:ID); unmount() is Busy while the lease lives. NotFound for an
+	/// unknown id, Busy while it attaches or goes away, BackendFailed once it failed.
+	r3d::ResultMsg<PipelineLease> lease(const std::string &id);
 	/// Opens the device for a caller; `flags` as open(2), validated (see Mount1.OpenFd).
 	r3d::ResultMsg<r3d::UniqueFd> openFd(const std::string &id, uint32_t flags);
 

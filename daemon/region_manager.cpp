@@ -122,6 +122,8 @@ struct RegionManager::Region {
 	ucred peer{};
 	RegionInfo info;
 	std::shared_ptr<r3d::ReadWriterAt> remote;
+	/// A lent source's (mount:ID, export:ID): held while the region is served.
+	std::shared_ptr<void> lease;
 	std::unique_ptr<ru::UffdRegion> region;
 	std::thread thread;
 	std::atomic<bool> done{ false };
@@ -300,7 +302,7 @@ r3d::ResultMsg<void> RegionManager::admitMap(Region &r, r3d::UniqueFd uffdFd, co
 				return fail(Errc::Busy, fmt::format("[{:#x}, {:#x}) overlaps region {}", q->base,
 								    q->base + q->size, id));
 	}
-	auto backend = openAllowedBackend(config_, q->source, std::nullopt, r.peer.uid, runtime_);
+	auto backend = openSource(r, q->source, q->size, track);
 	if (!backend)
 		return unexpectedOf(backend.error());
 	r.remote = *backend;
@@ -347,6 +349,31 @@ r3d::ResultMsg<void> RegionManager::admitMap(Region &r, r3d::UniqueFd uffdFd, co
 	return {};
 }
 
+r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> RegionManager::openSource(Region &r, const std::string &source,
+										uint64_t size, bool track)
+{
+	auto colon = source.find(':');
+	auto lender = colon == std::string::npos ? lenders_.end() : lenders_.find(source.substr(0, colon));
+	if (lender == lenders_.end())
+		return openAllowedBackend(config_, source, std::nullopt, r.peer.uid, runtime_);
+	const std::string id = source.substr(colon + 1);
+	if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+		return fail(Errc::BadUri, fmt::format("'{}': expected {}:ID, ID the number of a {} of this r3mapd", source,
+						      lender->first, lender->first));
+	auto lent = lender->second(id);
+	if (!lent)
+		return fail(classify(lent.error().code), fmt::format("cannot map {}: {}", source, lent.error().message));
+	const uint64_t has = lent->pipeline->size();
+	if (size > has)
+		return fail(Errc::InvalidArgument,
+			    fmt::format("a region of {} bytes does not fit {}: it has {} bytes", size, lent->name, has));
+	if (track && lent->readOnly)
+		return fail(Errc::ReadOnly, fmt::format("{} is read-only: a tracked region writes back to it", lent->name));
+	logger()->debug("region of pid {}: through the pipeline of {} ({})", r.peer.pid, lent->name, lent->backendUri);
+	r.lease = std::move(lent->hold);
+	return lent->pipeline;
+}
+
 void RegionManager::serve(std::shared_ptr<Region> r)
 {
 	const int socket = r->connection.get();
@@ -363,6 +390,7 @@ void RegionManager::serve(std::shared_ptr<Region> r)
 			       admitted.error().message);
 		reply(socket, admitted);
 		r->region.reset();
+		r->lease.reset();
 		r->done = true;
 		return;
 	}
@@ -408,6 +436,8 @@ void RegionManager::serve(std::shared_ptr<Region> r)
 	// The app's library takes over its uffd when the connection closes (SIGBUS for what is
 	// not present): stop serving first.
 	r->region->close();
+	// Served no longer: its mount or export may go (before the region is reaped).
+	r->lease.reset();
 	{
 		std::lock_guard lock(mutex_);
 		regions_.erase(r->info.id);

@@ -2,6 +2,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@
 #include <r3d/unique_fd.hpp>
 
 #include "access_policy.hpp"
+#include "pipeline_lease.hpp"
 
 namespace r3d {
 class Runtime;
@@ -69,6 +71,12 @@ public:
 /// wp-async or wp-sync) and written back on its interval (default 5 s) and on Sync: read
 /// from the app through /proc/PID/mem, and with wp-async found through /proc/PID/pagemap.
 /// Both need ptrace access to the app: the same uid, or CAP_SYS_PTRACE.
+///
+/// A source SCHEME:ID with a lender for SCHEME (mount:3, export:2; see lendFrom()) is not
+/// opened: the region reads and writes through that mount's or export's pipeline, and
+/// holds it (it cannot go away) until the region is freed. Refused: an unknown id
+/// (NotFound), a lender going away (Busy), a size above the lender's (InvalidArgument),
+/// tracking on a read-only one (ReadOnly).
 class RegionManager
 {
 public:
@@ -81,6 +89,9 @@ public:
 	RegionManager &operator=(const RegionManager &) = delete;
 
 	void setObserver(RegionObserver *observer) { observer_ = observer; }
+	/// Region sources "SCHEME:ID" are lent by `lender` (given the ID). Before start().
+	using Lender = std::function<r3d::ResultMsg<PipelineLease>(const std::string &id)>;
+	void lendFrom(const std::string &scheme, Lender lender) { lenders_[scheme] = std::move(lender); }
 	/// Listens on `path` (replacing a stale socket there), mode 0666: the access policy
 	/// decides, per connection.
 	r3d::ResultMsg<void> start(const std::string &path);
@@ -104,6 +115,9 @@ private:
 	void acceptLoop();
 	void serve(std::shared_ptr<Region> region);
 	r3d::ResultMsg<void> admitMap(Region &region, r3d::UniqueFd uffdFd, const std::vector<uint8_t> &request);
+	/// The backend of a region's source: opened, or lent (then `region` holds the lease).
+	r3d::ResultMsg<std::shared_ptr<r3d::ReadWriterAt>> openSource(Region &region, const std::string &source,
+								      uint64_t size, bool track);
 	r3d::ResultMsg<std::shared_ptr<Region>> owned(const std::string &id, const Caller &caller) const;
 	void reap();
 
@@ -111,6 +125,7 @@ private:
 	const AccessPolicy &access_;
 	r3d::Runtime *runtime_;
 	RegionObserver *observer_ = nullptr;
+	std::map<std::string, Lender> lenders_;
 	std::string path_;
 	r3d::UniqueFd listen_;
 	r3d::UniqueFd stop_; ///< eventfd ending acceptLoop()

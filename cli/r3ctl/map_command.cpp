@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <r3d/memory_region.hpp>
 #include <r3d/size.hpp>
 
 #include "args.hpp"
@@ -16,16 +17,22 @@ namespace r3ctl {
 
 namespace {
 
-constexpr const char *kUsage = "usage: r3ctl map URI --size SIZE [--socket PATH] -- PROGRAM [ARGS...]\n"
-			       "Runs PROGRAM with a memory region of SIZE bytes of backend URI to map:\n"
-			       "R3MAP_REGION_URI, R3MAP_REGION_SIZE (bytes) and R3MAP_REGION_SOCKET in its\n"
-			       "environment, which r3d_region_map() or r3d::DaemonRegion use (see the\n"
-			       "example r3map-region-demo). r3mapd serves the region's faults; it is freed\n"
-			       "when the program exits. Exits with the program's status.\n";
+constexpr const char *kUsage =
+	"usage: r3ctl map URI --size SIZE [--tracking MODE] [--socket PATH] -- PROGRAM [ARGS...]\n"
+	"Runs PROGRAM with a memory region of SIZE bytes of backend URI to map:\n"
+	"R3MAP_REGION_URI, R3MAP_REGION_SIZE (bytes), R3MAP_REGION_TRACKING and\n"
+	"R3MAP_REGION_SOCKET in its environment, which r3d_region_map() or\n"
+	"r3d::DaemonRegion use (see the example r3map-region-demo). URI mount:ID or\n"
+	"export:ID maps a region of a mount or export of r3mapd through its pipeline.\n"
+	"--tracking: how the app's writes are found and written back: none (default:\n"
+	"they stay in memory), wp-async, wp-sync or auto (wp-async where the kernel has\n"
+	"it); a program that chooses a mode itself keeps its own. r3mapd serves the\n"
+	"region's faults; it is freed when the program exits. Exits with the program's\n"
+	"status.\n";
 
 int map(Context &ctx, const std::vector<std::string> &argv)
 {
-	auto args = Args::parse(argv, { { "size", true }, { "socket", true } }, 1, 1, true);
+	auto args = Args::parse(argv, { { "size", true }, { "socket", true }, { "tracking", true } }, 1, 1, true);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
 	if (!args->has("size"))
@@ -35,8 +42,14 @@ int map(Context &ctx, const std::vector<std::string> &argv)
 	auto size = r3d::parseSize(*args->value("size"));
 	if (!size || *size == 0)
 		return ctx.out.usage(fmt::format("bad --size '{}'", *args->value("size")), kUsage);
+	auto tracking = args->value("tracking");
+	if (tracking && !r3d::parseTracking(*tracking))
+		return ctx.out.usage(fmt::format("bad --tracking '{}': none, wp-async, wp-sync or auto", *tracking), kUsage);
 	::setenv("R3MAP_REGION_URI", args->positional()[0].c_str(), 1);
 	::setenv("R3MAP_REGION_SIZE", std::to_string(*size).c_str(), 1);
+	// The app's library reads the mode from here (DaemonRegionOptions::tracking).
+	if (tracking)
+		::setenv("R3MAP_REGION_TRACKING", tracking->c_str(), 1);
 	if (auto socket = args->value("socket"))
 		::setenv("R3MAP_REGION_SOCKET", socket->c_str(), 1);
 	std::vector<char *> cargv;

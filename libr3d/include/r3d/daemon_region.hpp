@@ -73,7 +73,8 @@ class DaemonRegion
 {
 public:
 	/// Maps `size` bytes (a positive multiple of the page size, at most the backend's
-	/// size) of backend `uri`, served by r3mapd. Errors carry r3mapd's message (and errno
+	/// size) of backend `uri`, served by r3mapd. `uri` mount:ID or export:ID maps a mount
+	/// or export of that r3mapd through its pipeline (no second open of its backend). Errors carry r3mapd's message (and errno
 	/// EACCES for NotPermitted, EINVAL for bad arguments, ECONNREFUSED when r3mapd does
 	/// not listen, ...).
 	static ResultMsg<std::unique_ptr<DaemonRegion>> map(const std::string &uri, uint64_t size,

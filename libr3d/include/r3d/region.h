@@ -24,7 +24,8 @@ extern "C" {
 typedef struct r3d_region r3d_region;
 
 /* Maps `size` bytes (a positive page multiple) of backend `uri`, served by r3mapd at
- * `socket_path` (NULL: $R3MAP_REGION_SOCKET, else /run/r3map/regions.sock). */
+ * `socket_path` (NULL: $R3MAP_REGION_SOCKET, else /run/r3map/regions.sock). `uri`
+ * mount:ID or export:ID maps a mount or export of that r3mapd, through its pipeline. */
 int r3d_region_map(const char *uri, uint64_t size, const char *socket_path, r3d_region **out);
 
 /* Flags of r3d_region_map_flags(). */

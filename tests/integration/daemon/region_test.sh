@@ -105,9 +105,23 @@ exec {HOLD[1]}>&-
 wait "$hold" 2>/dev/null || true
 daemon_alive
 
-echo "== a tracked region shows its mode and dirty bytes on Region1 and in r3ctl ls"
-coproc HOLD { R3MAP_REGION_TRACKING=auto R3MAP_REGION_URI="file:$TEST_TMP/pattern.img" \
-	R3MAP_REGION_SIZE=$((4 << 20)) R3MAP_REGION_SOCKET=$sock "$demo" hold; }
+echo "== r3ctl map --tracking: a bad mode is a usage error; each mode reaches the app, Region1.TrackingMode shows it"
+expect_r3ctl 2 map memory:1M --size 1M --tracking sometimes --socket "$sock" -- "$demo" zeros
+grep -q "bad --tracking 'sometimes'" "$TEST_TMP/err" || fail "--tracking sometimes: $(cat "$TEST_TMP/err")"
+for mode in wp-sync none; do
+	coproc HOLD { "$R3CTL" map "file:$TEST_TMP/pattern.img" --size 4M --tracking $mode --socket "$sock" \
+		-- "$demo" hold; }
+	hold=$HOLD_PID
+	read -r -t 20 line <&"${HOLD[0]}" || fail "--tracking $mode: no output"
+	rid=${line#mapped }
+	busctl --system get-property org.r3map.r3mapd "/org/r3map/regions/$rid" org.r3map.Region1 TrackingMode \
+		| grep -qx "s \"$mode\"" || fail "Region1.TrackingMode after --tracking $mode"
+	exec {HOLD[1]}>&-
+	wait "$hold" 2>/dev/null || true
+done
+
+echo "== a tracked region (r3ctl map --tracking auto) shows its mode and dirty bytes on Region1 and in r3ctl ls"
+coproc HOLD { "$R3CTL" map "file:$TEST_TMP/pattern.img" --size 4M --tracking auto --socket "$sock" -- "$demo" hold; }
 hold=$HOLD_PID
 read -r -t 20 line <&"${HOLD[0]}" || fail "tracked hold: no output"
 rid=${line#mapped }
@@ -120,6 +134,73 @@ grep -q "^$rid .* $want " "$TEST_TMP/out" || fail "ls --regions: $(cat "$TEST_TM
 busctl --system call org.r3map.r3mapd "/org/r3map/regions/$rid" org.r3map.Region1 Sync || fail "Sync of a tracked region"
 exec {HOLD[1]}>&-
 wait "$hold" 2>/dev/null || true
+
+echo "== export:ID: a region through an export's pipeline; the app's tracked writes reach the export's backend"
+cp "$TEST_TMP/pattern.img" "$TEST_TMP/shared.img"
+expect_r3ctl 0 --json export "file:$TEST_TMP/shared.img" --listen 127.0.0.1:0 --name shared
+eid=$(json_field 'j["id"]')
+expect_r3ctl 0 map "export:$eid" --size 64M --tracking auto --socket "$sock" -- "$demo" pattern
+grep -q "^OK 16384 pages" "$TEST_TMP/out" || fail "export:$eid: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
+python3 - "$TEST_TMP/shared.img" <<'PY' || fail "export:$eid: the export's file does not hold the app's writes"
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    data = f.read(2 * 4096)
+assert data[:4096] == b"\x11" * 4096, data[:16]
+assert data[4096:] == struct.pack("<Q", 2) + b"\xa5" * 4088, data[4096:4112]
+PY
+grep -q "region [0-9]*: $((64 << 20)) bytes of export:$eid " "$TEST_TMP/d.log" || fail "no region of export:$eid in the log"
+
+echo "== export:ID stays while a region maps it (Busy), and stops once the region is freed"
+coproc HOLD { "$R3CTL" map "export:$eid" --size 4M --socket "$sock" -- "$demo" hold; }
+hold=$HOLD_PID
+read -r -t 20 line <&"${HOLD[0]}" || fail "export hold: no output"
+[[ $line == "mapped "* ]] || fail "export hold: $line"
+rid=${line#mapped }
+busctl --system get-property org.r3map.r3mapd "/org/r3map/regions/$rid" org.r3map.Region1 Backend \
+	| grep -qx "s \"export:$eid\"" || fail "Region1.Backend of an export's region"
+expect_r3ctl 1 --json unexport "$eid"
+[ "$(json_error)" = org.r3map.Error.Busy ] && grep -q "mapped by 1 memory region" "$TEST_TMP/out" \
+	|| fail "unexport under a region: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
+exec {HOLD[1]}>&-
+wait "$hold" 2>/dev/null || true
+for i in $(seq 50); do [ -z "$(regions)" ] && break; sleep 0.1; done
+expect_r3ctl 0 unexport "$eid"
+
+echo "== export:ID of a managed export: the region's writes go to its cache, and its push takes them to the remote"
+cp "$TEST_TMP/pattern.img" "$TEST_TMP/remote.img"
+expect_r3ctl 0 --json export "file:$TEST_TMP/remote.img" --listen 127.0.0.1:0 --name cached --managed
+mid=$(json_field 'j["id"]')
+expect_r3ctl 0 map "export:$mid" --size 64M --tracking wp-sync --socket "$sock" -- "$demo" pattern
+grep -q "^OK 16384 pages" "$TEST_TMP/out" || fail "export:$mid: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
+expect_r3ctl 0 unexport "$mid"
+python3 - "$TEST_TMP/remote.img" <<'PY' || fail "export:$mid: the remote does not hold the app's writes after the push"
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    data = f.read(2 * 4096)
+assert data[:4096] == b"\x11" * 4096, data[:16]
+assert data[4096:] == struct.pack("<Q", 2) + b"\xa5" * 4088, data[4096:4112]
+PY
+
+echo "== mount:ID and export:ID that do not fit: clear errors, nothing is mapped"
+expect_r3ctl 0 --json export "file:$TEST_TMP/pattern.img" --listen 127.0.0.1:0 --name ro --read-only
+ro=$(json_field 'j["id"]')
+map_refused() { # WANT URI SIZE [--tracking MODE]
+	local want=$1
+	shift
+	expect_r3ctl 1 map "$1" --size "$2" "${@:3}" --socket "$sock" -- "$demo" zeros
+	grep -qF -- "$want" "$TEST_TMP/err" || fail "map $*: wanted '$want': $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
+}
+map_refused "NotFound: cannot map export:999: no export '999'" export:999 1M
+map_refused "NotFound: cannot map mount:42: no mount '42'" mount:42 1M
+map_refused "BadUri: 'export:first': expected export:ID" export:first 1M
+map_refused "InvalidArgument: a region of $((128 << 20)) bytes does not fit export $ro: it has $((64 << 20)) bytes" \
+	"export:$ro" 128M
+map_refused "ReadOnly: export $ro is read-only: a tracked region writes back to it" "export:$ro" 1M --tracking wp-sync
+[ -z "$(regions)" ] || fail "a refused map left $(regions)"
+expect_r3ctl 0 map "export:$ro" --size 64M --socket "$sock" -- "$demo" pattern
+grep -q "^OK 16384 pages" "$TEST_TMP/out" || fail "export:$ro untracked: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
+expect_r3ctl 0 unexport "$ro"
+daemon_alive
 
 echo "== an unprivileged member of the access group maps a region from memory"
 expect_r3ctl 0 --as $nobody map memory:32M --size 32M --socket "$sock" -- "$demo" zeros

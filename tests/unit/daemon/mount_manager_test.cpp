@@ -187,3 +187,33 @@ TEST_CASE("shutdown disconnects a mounted device explicitly, forced, not in a de
 	f.manager.reset();
 	CHECK(f.log.calls.size() == 2); // the destructor had nothing left to do
 }
+
+TEST_CASE("a mount lends its pipeline to a memory region and stays while the lease is out", "[mount]")
+{
+	WithMountedFilesystem f;
+	CHECK(f.manager->lease("2").error().code == Errc::NotFound);
+	auto lent = f.manager->lease("1");
+	REQUIRE(lent);
+	CHECK(lent->name == "mount 1");
+	CHECK(lent->backendUri == "memory:1M");
+	CHECK_FALSE(lent->readOnly);
+	REQUIRE(lent->pipeline);
+	CHECK(lent->pipeline->size() == 1u << 20);
+	// Busy before the device is even asked: the region reads and writes through it.
+	auto e = f.manager->unmount("1");
+	REQUIRE_FALSE(e);
+	CHECK(e.error().code == Errc::Busy);
+	CHECK_THAT(e.error().message, Catch::Contains("mapped by 1 memory region"));
+	CHECK(f.log.calls.empty());
+	CHECK(f.manager->find("1")->state == MountState::Ready);
+	auto second = f.manager->lease("1");
+	REQUIRE(second);
+	CHECK_THAT(f.manager->unmount("1").error().message, Catch::Contains("mapped by 2 memory regions"));
+	lent->hold.reset();
+	second->hold.reset();
+	// Given back: the device decides again (here: a mounted filesystem, EBUSY).
+	CHECK(f.manager->unmount("1").error().code == Errc::Busy);
+	CHECK(f.log.calls == std::vector<std::string>{ "close" });
+	f.manager->unmountAll();
+	CHECK(f.manager->lease("1").error().code == Errc::NotFound);
+}
