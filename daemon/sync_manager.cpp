@@ -220,7 +220,8 @@ void SyncManager::Entry::applied(const rs::AppliedGeneration &g)
 	status.lastError.clear();
 }
 
-SyncManager::SyncManager(SyncObserver &observer) : observer_(observer)
+SyncManager::SyncManager(SyncObserver &observer, MountDevice mountDevice)
+	: observer_(observer), mountDevice_(std::move(mountDevice))
 {
 	r3d::RuntimeOptions options;
 	options.ioThreads = 2; // a session applies its copy's generations on its strand
@@ -251,25 +252,41 @@ SyncInfo SyncManager::add(std::shared_ptr<Entry> e)
 	return snapshot;
 }
 
-r3d::ResultMsg<SyncInfo> SyncManager::start(const SyncStartRequest &request)
+r3d::ResultMsg<std::string> SyncManager::sourcePath(const SyncStartRequest &request, std::string &name) const
 {
+	const std::string &source = request.source;
+	std::string id = source.starts_with("/org/r3map/mounts/") ? source.substr(18) : source;
+	if (!id.empty() && std::all_of(id.begin(), id.end(), ::isdigit)) {
+		// A mount's device: any caller the daemon admitted may open it (Mount1.OpenFd).
+		auto device = mountDevice_ ? mountDevice_(id) : std::nullopt;
+		if (!device)
+			return fail(Errc::NotFound, fmt::format("source '{}': no mount {}", source, id));
+		if (device->empty())
+			return fail(Errc::Busy, fmt::format("source '{}': mount {} is not attached yet", source, id));
+		name = "mount" + id;
+		return *device;
+	}
 	if (auto ok = checkRoot(request.callerUid, "name a file to sync"); !ok)
 		return r3d::unexpectedOf(ok.error());
-	const std::string &source = request.source;
-	if (source.empty() || source[0] != '/') {
-		bool mount = !source.empty() && (source.starts_with("/org/r3map/mounts/") ||
-						 std::all_of(source.begin(), source.end(), ::isdigit));
-		if (mount)
-			return fail(Errc::NotSupported, fmt::format("source '{}': syncing a mount is not supported yet; "
-								    "give the path of a file",
-								    source));
-		return fail(Errc::InvalidArgument, fmt::format("source '{}': expected an absolute path", source));
-	}
+	if (source.empty() || source[0] != '/')
+		return fail(Errc::InvalidArgument,
+			    fmt::format("source '{}': expected an absolute path or a mount id", source));
 	struct stat st;
 	if (::stat(source.c_str(), &st) != 0)
 		return fail(Errc::InvalidArgument, fmt::format("source '{}': {}", source, std::strerror(errno)));
-	if (!S_ISREG(st.st_mode))
-		return fail(Errc::InvalidArgument, fmt::format("source '{}' is not a regular file", source));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return fail(Errc::InvalidArgument, fmt::format("source '{}' is not a regular file or a block device", source));
+	name = std::filesystem::path(source).filename().string();
+	return source;
+}
+
+r3d::ResultMsg<SyncInfo> SyncManager::start(const SyncStartRequest &request)
+{
+	std::string name;
+	auto path = sourcePath(request, name);
+	if (!path)
+		return r3d::unexpectedOf(path.error());
+	const std::string &source = *path;
 	if (request.chunkSize < 4096 || request.chunkSize > rs::kMaxSyncChunk ||
 	    (request.chunkSize & (request.chunkSize - 1)) != 0)
 		return fail(Errc::InvalidArgument,
@@ -282,7 +299,6 @@ r3d::ResultMsg<SyncInfo> SyncManager::start(const SyncStartRequest &request)
 	rs::SyncPushOptions options;
 	options.source = source;
 	options.chunk = request.chunkSize;
-	std::string name = std::filesystem::path(source).filename().string();
 	auto e = std::make_shared<Entry>();
 	for (const auto &uri : uris) {
 		std::string shown;

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,7 +24,7 @@ namespace r3mapd {
 
 /// Manager1.StartSync: push a file to r3:// destinations in rounds.
 struct SyncStartRequest {
-	std::string source;                    ///< an absolute path of a regular file
+	std::string source;                    ///< an absolute path of a file or block device, or a mount id
 	std::vector<std::string> destinations; ///< r3://HOST:PORT[/NAME][?tls-ca=F&token-file=F...]
 	std::string hub;                       ///< one more destination, a hub's; may be empty
 	std::chrono::milliseconds interval{ 0 }; ///< 0: rounds only at the start and on SyncNow
@@ -91,7 +92,11 @@ public:
 class SyncManager
 {
 public:
-	explicit SyncManager(SyncObserver &observer);
+	/// The device (/dev/nbdN) of the mount `id`: empty while it attaches; nothing if there
+	/// is no such mount.
+	using MountDevice = std::function<std::optional<std::string>(const std::string &id)>;
+
+	SyncManager(SyncObserver &observer, MountDevice mountDevice);
 	~SyncManager();
 	SyncManager(const SyncManager &) = delete;
 	SyncManager &operator=(const SyncManager &) = delete;
@@ -111,8 +116,10 @@ private:
 	struct Entry;
 
 	SyncInfo add(std::shared_ptr<Entry> e);
+	r3d::ResultMsg<std::string> sourcePath(const SyncStartRequest &request, std::string &name) const;
 
 	SyncObserver &observer_;
+	MountDevice mountDevice_;
 	/// The syncs' own links, servers (whose sessions write the copies on their strands)
 	/// and hashing threads: the daemon's Runtime serves kernel devices and must not wait
 	/// behind a copy's fsync or a whole file being hashed. Declared before the entries.

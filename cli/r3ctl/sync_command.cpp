@@ -30,11 +30,12 @@ constexpr const char *kUsage =
 	"       r3ctl sync stop ID\n"
 	"With a mount (ID or DEVICE) or --export: pushes everything dirty of a managed mount (or\n"
 	"export) to its remote now, with progress, and returns once the remote has it.\n"
-	"start, serve, hub, now, status and stop are push sync through r3mapd: start pushes the\n"
-	"file SRC to each DEST (r3://HOST:PORT[/NAME][?tls-ca=F&token-file=F]) in rounds, the first\n"
-	"at once (waited for, with progress, unless --no-wait), then every --interval (without it:\n"
-	"on 'sync now'); --hub pushes to a hub as one more destination. serve receives pushes into\n"
-	"copies in DIR; hub receives into DIR and fans each copy out to every DEST. start, serve\n"
+	"start, serve, hub, now, status and stop are push sync through r3mapd: start pushes SRC\n"
+	"(a file, a block device or a mount ID) to each DEST, r3://HOST:PORT[/NAME] with\n"
+	"?tls-ca=F&token-file=F..., in rounds: the first at once (waited for, with progress,\n"
+	"unless --no-wait), then every --interval (without it: on 'sync now'); --hub pushes to a\n"
+	"hub as one more destination. serve receives pushes into copies in DIR; hub receives\n"
+	"into DIR and fans each copy out to every DEST. start, serve\n"
 	"and hub print the sync id; status without ID lists every sync.\n";
 
 constexpr const char *kInterface = org::r3map::Sync1_proxy::INTERFACE_NAME;

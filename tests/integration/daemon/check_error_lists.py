@@ -107,6 +107,7 @@ implementations = {
         ("daemon/service/request_options.cpp", "syncStartRequest"),
         ("daemon/service/request_options.cpp", "intervalOption"),
         ("daemon/sync_manager.cpp", "SyncManager::start"),
+        ("daemon/sync_manager.cpp", "SyncManager::sourcePath"),
         ("daemon/sync_manager.cpp", "checkRoot"),
         ("daemon/sync_manager.cpp", "destination"),
     ],

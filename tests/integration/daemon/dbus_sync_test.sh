@@ -106,6 +106,18 @@ expect_r3ctl 0 --json sync status "$hub_id"
 expect_r3ctl 0 sync stop "$via_id"
 expect_r3ctl 0 sync stop "$hub_id"
 
+if loop=$(losetup --find --show "$TEST_TMP/small" 2>/dev/null); then
+	echo "== a block device as the source ($loop)"
+	expect_r3ctl 0 --json sync start "$loop" "r3://$listen/blk"
+	blk_id=$(last 'j["id"]')
+	cmp "$TEST_TMP/small" "$TEST_TMP/dst/blk" || { losetup -d "$loop"; fail "the block device's copy differs"; }
+	[ "$(last 'j["source_bytes"]')" = $((4 << 20)) ] || { losetup -d "$loop"; fail "device size: $(cat "$TEST_TMP/out")"; }
+	expect_r3ctl 0 sync stop "$blk_id"
+	losetup -d "$loop"
+else
+	echo "(no loop device here: the block-device source is not tried)"
+fi
+
 echo "== a destination that is down: the round reports it, lag grows, the daemon goes on"
 expect_r3ctl 1 --json sync start "$TEST_TMP/src" r3://127.0.0.1:1/x "r3://$listen/copy2"
 down_id=$(last 'j["id"]')
@@ -129,8 +141,9 @@ expect_r3ctl 0 --json status --sync "$serve_id"
 echo "== bad input is refused, naming what is wrong"
 expect_error InvalidArgument "No such file" StartSync "$TEST_TMP/missing" "['r3://$listen/x']" "{}"
 expect_error InvalidArgument "expected an absolute path" StartSync relative "['r3://$listen/x']" "{}"
-expect_error NotSupported "mount" StartSync 3 "['r3://$listen/x']" "{}"
-expect_error InvalidArgument "not a regular file" StartSync /dev/null "['r3://$listen/x']" "{}"
+expect_error NotFound "no mount 3" StartSync 3 "['r3://$listen/x']" "{}"
+expect_error NotFound "no mount 4" StartSync /org/r3map/mounts/4 "['r3://$listen/x']" "{}"
+expect_error InvalidArgument "not a regular file or a block device" StartSync /dev/null "['r3://$listen/x']" "{}"
 expect_error InvalidArgument "expected r3://HOST:PORT[/NAME]" StartSync "$TEST_TMP/src" "['nbd://127.0.0.1:1/x']" "{}"
 expect_error InvalidArgument "unknown parameter 'colour'" StartSync "$TEST_TMP/src" "['r3://$listen/x?colour=red']" "{}"
 expect_error InvalidArgument "no destination" StartSync "$TEST_TMP/src" "@as []" "{}"

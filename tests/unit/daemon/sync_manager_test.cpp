@@ -58,7 +58,7 @@ TEST_CASE("SyncManager: serve, push, change, SyncNow, stop", "[sync]")
 	std::filesystem::create_directory(tmp.path / "dst");
 	writeRandom(tmp.path / "src", (4 << 20) + 1234, 1);
 	Observer observer;
-	SyncManager syncs(observer);
+	SyncManager syncs(observer, nullptr);
 
 	SyncServeRequest serve;
 	serve.listen = "127.0.0.1:0";
@@ -116,7 +116,11 @@ TEST_CASE("SyncManager: bad sources, destinations and directories are refused", 
 	TempDir tmp;
 	writeRandom(tmp.path / "src", 4096, 2);
 	Observer observer;
-	SyncManager syncs(observer);
+	SyncManager syncs(observer, [](const std::string &id) -> std::optional<std::string> {
+		if (id == "5")
+			return std::string(); // attaching
+		return std::nullopt;
+	});
 	auto startError = [&](std::string source, std::vector<std::string> to, uid_t uid = 0) {
 		SyncStartRequest r;
 		r.source = std::move(source);
@@ -129,7 +133,9 @@ TEST_CASE("SyncManager: bad sources, destinations and directories are refused", 
 	std::string src = tmp.path / "src";
 	CHECK(startError(src, { "r3://127.0.0.1:1/x" }, 1000) == Errc::NotPermitted);
 	CHECK(startError("relative", { "r3://127.0.0.1:1/x" }) == Errc::InvalidArgument);
-	CHECK(startError("7", { "r3://127.0.0.1:1/x" }) == Errc::NotSupported);
+	CHECK(startError("7", { "r3://127.0.0.1:1/x" }) == Errc::NotFound);
+	CHECK(startError("5", { "r3://127.0.0.1:1/x" }, 1000) == Errc::Busy);
+	CHECK(startError("/org/r3map/mounts/5", { "r3://127.0.0.1:1/x" }) == Errc::Busy);
 	CHECK(startError(tmp.path / "missing", { "r3://127.0.0.1:1/x" }) == Errc::InvalidArgument);
 	CHECK(startError(tmp.path, { "r3://127.0.0.1:1/x" }) == Errc::InvalidArgument);
 	CHECK(startError(src, {}) == Errc::InvalidArgument);
