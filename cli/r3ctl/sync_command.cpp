@@ -145,7 +145,18 @@ nlohmann::json waitRound(Context &ctx, const std::string &path, uint64_t rounds,
 			throw sdbus::Error("org.r3map.r3ctl.Error.Timeout", "the round was not done within --timeout");
 		}
 		std::this_thread::sleep_for(report.interval());
-		s = fetch(ctx.client(), path);
+		try {
+			s = fetch(ctx.client(), path);
+		} catch (const sdbus::Error &) {
+			// Stopped meanwhile: the call's own reply says what happened.
+			if (!worker.joinable())
+				throw;
+			worker.join();
+			report.finish();
+			if (error)
+				std::rethrow_exception(error);
+			throw;
+		}
 	}
 	if (worker.joinable())
 		worker.join();

@@ -128,6 +128,29 @@ down_id=$(last 'j["id"]')
 cmp "$TEST_TMP/src" "$TEST_TMP/dst/copy2" || fail "the live destination's copy differs"
 expect_r3ctl 0 sync stop "$down_id"
 
+echo "== a receiver that stalls mid-round (SIGSTOP) does not hold up Stop"
+mkdir "$TEST_TMP/stalled"
+"$R3SYNC" serve --listen 127.0.0.1:0 --dir "$TEST_TMP/stalled" >"$TEST_TMP/r3sync.out" 2>&1 &
+stalled=$!
+track "$stalled"
+wait_for_file "$TEST_TMP/r3sync.out" || fail "r3sync serve did not start"
+stalled_addr=$(sed -n 's/^listening //p' "$TEST_TMP/r3sync.out")
+expect_r3ctl 0 --json sync start "$TEST_TMP/src" "r3://$stalled_addr/c"
+stall_id=$(last 'j["id"]')
+head -c 16M /dev/urandom | dd of="$TEST_TMP/src" conv=notrunc status=none
+kill -STOP "$stalled"
+"$R3CTL" sync now "$stall_id" >"$TEST_TMP/now.out" 2>&1 &
+now_pid=$!
+sleep 1
+started=$(date +%s)
+timeout 20 "$R3CTL" sync stop "$stall_id" || fail "Stop of a push to a stalled receiver did not return"
+[ $(($(date +%s) - started)) -le 5 ] || fail "Stop took $(($(date +%s) - started)) s"
+kill -CONT "$stalled"
+now_rc=0
+wait "$now_pid" || now_rc=$?
+[ "$now_rc" -eq 1 ] || fail "sync now during Stop exited $now_rc: $(cat "$TEST_TMP/now.out")"
+daemon_alive
+
 echo "== listed by sync status, ls and status --sync"
 expect_r3ctl 0 --json sync status
 [ "$(json_field 'len(j)')" = 2 ] || fail "sync status: $(cat "$TEST_TMP/out")"
