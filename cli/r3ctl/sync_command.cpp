@@ -35,8 +35,8 @@ constexpr const char *kUsage =
 	"?tls-ca=F&token-file=F..., in rounds: the first at once (waited for, with progress,\n"
 	"unless --no-wait), then every --interval (without it: on 'sync now'); --hub pushes to a\n"
 	"hub as one more destination. serve receives pushes into copies in DIR; hub receives\n"
-	"into DIR and fans each copy out to every DEST. start, serve\n"
-	"and hub print the sync id; status without ID lists every sync.\n";
+	"into DIR and fans each copy out to every DEST. start, serve and hub print the sync id;\n"
+	"status without ID lists every sync.\n";
 
 constexpr const char *kInterface = org::r3map::Sync1_proxy::INTERFACE_NAME;
 
