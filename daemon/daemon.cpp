@@ -44,7 +44,13 @@ Daemon::Daemon(Config config, AttachFactory attach, std::unique_ptr<StateStore> 
 	: config_(std::move(config)), state_(std::move(state)), runtime_(runtimeOptions()), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
 	  mounts_(config_, attach(runtime_), service_, state_ ? *state_ : StateStore::none(), &runtime_),
 	  exports_(config_, access_, service_, &runtime_, state_ ? *state_ : StateStore::none()),
-	  migrations_(config_, access_, service_, runtime_), regions_(config_, access_, &runtime_), work_(kWorkers),
+	  migrations_(config_, access_, service_, runtime_), syncs_(service_,
+		 [this](const std::string &id) -> std::optional<std::string> {
+			 auto m = mounts_.find(id);
+			 if (!m)
+				 return std::nullopt;
+			 return m->state == MountState::Ready ? m->device : std::string();
+		 }), regions_(config_, access_, &runtime_), work_(kWorkers),
 	  busCheck_(io_, [this](std::function<void()> answered) { service_.probe(std::move(answered)); },
 		    std::chrono::seconds(config_.busCheckSeconds))
 {
@@ -83,6 +89,7 @@ int Daemon::run()
 	};
 	context.regions = &regions_;
 	context.migrations = &migrations_;
+	context.syncs = &syncs_;
 	auto started = service_.start(context, [this](const std::string &why) {
 		boost::asio::post(io_, [this, why] {
 			r3d::log::get("daemon")->critical("lost the system bus: {}", why);
@@ -141,6 +148,7 @@ void Daemon::shutdown(int exitCode)
 	regions_.stopAll();
 	mounts_.unmountAll();
 	migrations_.stopAll();
+	syncs_.stopAll();
 	exports_.stopAll();
 	busCheck_.stop();
 	service_.stop();

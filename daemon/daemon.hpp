@@ -14,6 +14,7 @@
 #include "region_manager.hpp"
 #include "service/bus_service.hpp"
 #include "state_store.hpp"
+#include "sync_manager.hpp"
 #include "bus_check.hpp"
 #include "watchdog.hpp"
 #include "work_queue.hpp"
@@ -60,6 +61,7 @@ private:
 	MountManager mounts_;
 	ExportManager exports_;
 	MigrationManager migrations_;
+	SyncManager syncs_;
 	RegionManager regions_;
 	WorkQueue work_;
 	BusCheck busCheck_;

@@ -57,6 +57,11 @@ std::unique_ptr<MigrationProxy> Client::migration(const std::string &path)
 	return std::make_unique<MigrationProxy>(*connection_, path);
 }
 
+std::unique_ptr<SyncProxy> Client::sync(const std::string &path)
+{
+	return std::make_unique<SyncProxy>(*connection_, path);
+}
+
 std::unique_ptr<ManagedProxy> Client::managed(const std::string &path)
 {
 	return std::make_unique<ManagedProxy>(*connection_, path);

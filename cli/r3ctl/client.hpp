@@ -42,6 +42,7 @@ public:
 	std::unique_ptr<ExportProxy> exportAt(const std::string &path);
 	std::unique_ptr<ManagedProxy> managed(const std::string &path);
 	std::unique_ptr<MigrationProxy> migration(const std::string &path);
+	std::unique_ptr<SyncProxy> sync(const std::string &path);
 	/// Whether the object at `path` implements org.r3map.Managed1.
 	bool isManaged(const std::string &path);
 

@@ -7,6 +7,7 @@
 #include "manager1_proxy.h"
 #include "migration1_proxy.h"
 #include "mount1_proxy.h"
+#include "sync1_proxy.h"
 
 namespace r3ctl {
 
@@ -15,6 +16,7 @@ inline constexpr const char *kManagerPath = "/org/r3map";
 inline constexpr const char *kMountsPath = "/org/r3map/mounts/";
 inline constexpr const char *kExportsPath = "/org/r3map/exports/";
 inline constexpr const char *kMigrationsPath = "/org/r3map/migrations/";
+inline constexpr const char *kSyncsPath = "/org/r3map/syncs/";
 inline constexpr const char *kRegionsPath = "/org/r3map/regions/";
 inline constexpr const char *kRegionInterface = "org.r3map.Region1";
 
@@ -91,6 +93,23 @@ public:
 		registerProxy();
 	}
 	~MigrationProxy() { unregisterProxy(); }
+
+private:
+	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,
+				 const std::vector<std::string> &) override
+	{
+	}
+};
+
+/// /org/r3map/syncs/ID.
+class SyncProxy final : public sdbus::ProxyInterfaces<org::r3map::Sync1_proxy, sdbus::Properties_proxy>
+{
+public:
+	SyncProxy(sdbus::IConnection &connection, std::string path) : ProxyInterfaces(connection, kBusName, std::move(path))
+	{
+		registerProxy();
+	}
+	~SyncProxy() { unregisterProxy(); }
 
 private:
 	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,

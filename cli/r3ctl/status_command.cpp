@@ -13,6 +13,7 @@ namespace {
 constexpr const char *kUsage = "usage: r3ctl status ID|DEVICE\n"
 			       "       r3ctl status --export ID\n"
 			       "       r3ctl status --region ID\n"
+			       "       r3ctl status --sync ID\n"
 			       "Shows one mount (or export) with its statistics; a managed one with how much is\n"
 			       "local and dirty, its transfer rates and its sync state.\n";
 
@@ -69,9 +70,14 @@ int regionStatus(Context &ctx, const std::string &id)
 
 int status(Context &ctx, const std::vector<std::string> &argv)
 {
-	auto args = Args::parse(argv, { { "export", false }, { "region", false } }, 1, 1);
+	auto args = Args::parse(argv, { { "export", false }, { "region", false }, { "sync", false } }, 1, 1);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
+	if (args->has("sync")) {
+		// The same view as r3ctl sync status ID.
+		std::vector<std::string> forward{ "status", args->positional()[0] };
+		return kSyncCommand.run(ctx, forward);
+	}
 	if (args->has("region"))
 		return regionStatus(ctx, args->positional()[0]);
 	auto &client = ctx.client();
@@ -113,6 +119,6 @@ int status(Context &ctx, const std::vector<std::string> &argv)
 
 } // namespace
 
-const Command kStatusCommand{ "status", "show one mount, export or memory region and its statistics", kUsage, status };
+const Command kStatusCommand{ "status", "show one mount, export, memory region or push sync", kUsage, status };
 
 } // namespace r3ctl

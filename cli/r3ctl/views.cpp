@@ -57,6 +57,36 @@ nlohmann::json regionJson(const std::string &path, const PropertyMap &p)
 	};
 }
 
+nlohmann::json syncJson(const std::string &path, const PropertyMap &p)
+{
+	using Destination = sdbus::Struct<std::string, uint64_t, uint64_t, uint64_t, std::string, std::string>;
+	nlohmann::json destinations = nlohmann::json::array();
+	std::string role = get<std::string>(p, "Role");
+	for (const auto &d : get<std::vector<Destination>>(p, "Destinations")) {
+		nlohmann::json j{ { "uri", std::get<0>(d) },   { "acked_generation", std::get<1>(d) }, { "lag", std::get<2>(d) },
+				  { "state", std::get<4>(d) }, { "error", std::get<5>(d) } };
+		j[role == "hub" ? "pending_chunks" : "bytes_sent"] = std::get<3>(d);
+		destinations.push_back(std::move(j));
+	}
+	return {
+		{ "id", get<std::string>(p, "Id") },
+		{ "path", path },
+		{ "role", role },
+		{ "source", get<std::string>(p, "Source") },
+		{ "listen", get<std::string>(p, "Listen") },
+		{ "interval_ms", get<uint64_t>(p, "IntervalMs") },
+		{ "state", get<std::string>(p, "State") },
+		{ "last_sync", get<uint64_t>(p, "LastSync") },
+		{ "rounds", get<uint64_t>(p, "Rounds") },
+		{ "generation", get<uint64_t>(p, "Generation") },
+		{ "bytes_sent", get<uint64_t>(p, "BytesSent") },
+		{ "chunks_changed", get<uint64_t>(p, "ChunksChanged") },
+		{ "source_bytes", get<uint64_t>(p, "SourceBytes") },
+		{ "destinations", destinations },
+		{ "last_error", get<std::string>(p, "LastError") },
+	};
+}
+
 nlohmann::json exportJson(const std::string &path, const PropertyMap &p)
 {
 	return {

@@ -17,6 +17,8 @@ nlohmann::json mountJson(const std::string &path, const PropertyMap &properties)
 nlohmann::json exportJson(const std::string &path, const PropertyMap &properties);
 /// org.r3map.Region1: a memory region an app maps, served by r3mapd.
 nlohmann::json regionJson(const std::string &path, const PropertyMap &properties);
+/// org.r3map.Sync1: a push, a receiver or a hub of push sync.
+nlohmann::json syncJson(const std::string &path, const PropertyMap &properties);
 /// org.r3map.Managed1 of a managed mount or export: its "managed" member.
 nlohmann::json managedJson(const PropertyMap &properties);
 

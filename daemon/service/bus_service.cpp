@@ -18,6 +18,7 @@
 #include "service/mount_object.hpp"
 #include "service/region_object.hpp"
 #include "service/service_state.hpp"
+#include "service/sync_object.hpp"
 
 namespace r3mapd::service {
 
@@ -37,6 +38,7 @@ struct BusService::Impl {
 	std::map<std::string, std::shared_ptr<ExportObject>> exports;
 	std::map<std::string, std::shared_ptr<RegionObject>> regions;
 	std::map<std::string, std::shared_ptr<MigrationObject>> migrations;
+	std::map<std::string, std::shared_ptr<SyncObject>> syncs;
 	bool publishing = false; ///< objects are created only while the service runs
 };
 
@@ -159,6 +161,7 @@ void BusService::stop()
 	std::map<std::string, std::shared_ptr<ExportObject>> exports;
 	std::map<std::string, std::shared_ptr<RegionObject>> regions;
 	std::map<std::string, std::shared_ptr<MigrationObject>> migrations;
+	std::map<std::string, std::shared_ptr<SyncObject>> syncs;
 	{
 		std::lock_guard lock(d.mutex);
 		d.publishing = false;
@@ -166,11 +169,13 @@ void BusService::stop()
 		exports.swap(d.exports);
 		regions.swap(d.regions);
 		migrations.swap(d.migrations);
+		syncs.swap(d.syncs);
 	}
 	mounts.clear();
 	exports.clear();
 	regions.clear();
 	migrations.clear();
+	syncs.clear();
 	d.manager.reset();
 	d.busDaemon.reset();
 	d.connection.reset();
@@ -269,6 +274,16 @@ void BusService::migrationAdded(const MigrationInfo &info)
 void BusService::migrationRemoved(const std::string &id)
 {
 	unpublish(*impl_, impl_->migrations, id);
+}
+
+void BusService::syncAdded(const SyncInfo &info)
+{
+	publish<SyncObject>(*impl_, impl_->syncs, info);
+}
+
+void BusService::syncRemoved(const std::string &id)
+{
+	unpublish(*impl_, impl_->syncs, id);
 }
 
 } // namespace r3mapd::service

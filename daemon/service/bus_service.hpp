@@ -10,6 +10,7 @@
 #include "migration_manager.hpp"
 #include "mount_manager.hpp"
 #include "region_manager.hpp"
+#include "sync_manager.hpp"
 
 namespace r3mapd {
 
@@ -31,6 +32,8 @@ struct ServiceContext {
 	RegionManager *regions = nullptr;
 	/// Live migrations (Migration1 objects); null: Seed and Pull fail with NotSupported.
 	MigrationManager *migrations = nullptr;
+	/// Push syncs (Sync1 objects); null: StartSync, ServeSync and StartSyncHub fail with NotSupported.
+	SyncManager *syncs = nullptr;
 };
 
 /// r3mapd on the system bus: org.r3map.r3mapd with /org/r3map (Manager1, ObjectManager)
@@ -38,7 +41,8 @@ struct ServiceContext {
 ///
 /// The bus thread only validates, checks the caller and posts to the WorkQueue; the worker
 /// completes the call. Objects appear and disappear through the observer callbacks.
-class BusService final : public MountObserver, public ExportObserver, public RegionObserver, public MigrationObserver
+class BusService final : public MountObserver, public ExportObserver, public RegionObserver, public MigrationObserver,
+				 public SyncObserver
 {
 public:
 	static constexpr const char *kBusName = "org.r3map.r3mapd";
@@ -74,6 +78,8 @@ public:
 	void regionRemoved(const std::string &id) override;
 	void migrationAdded(const MigrationInfo &info) override;
 	void migrationRemoved(const std::string &id) override;
+	void syncAdded(const SyncInfo &info) override;
+	void syncRemoved(const std::string &id) override;
 
 	struct Impl;
 

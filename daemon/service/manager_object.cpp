@@ -124,6 +124,65 @@ std::vector<sdbus::ObjectPath> ManagerObject::ListMigrations()
 	return pathsOf(state_.context.migrations->list(), kMigrationsPath);
 }
 
+namespace {
+
+template <class... Out>
+bool syncsHere(SyncManager *syncs, const sdbus::Result<Out...> &result)
+{
+	if (syncs)
+		return true;
+	replyError(result, toDbusError(r3d::Error{ make_error_code(Errc::NotSupported), "no push sync here" }));
+	return false;
+}
+
+} // namespace
+
+void ManagerObject::StartSync(sdbus::Result<sdbus::ObjectPath> &&result, std::string source,
+			      std::vector<std::string> destinations, std::map<std::string, sdbus::Variant> options)
+{
+	auto *syncs = state_.context.syncs;
+	if (!syncsHere(syncs, result))
+		return;
+	auto action = fmt::format("StartSync {} to {} destinations", source, destinations.size());
+	createObject(
+		state_, getObject(), std::move(result), action,
+		[&] { return syncStartRequest(std::move(source), std::move(destinations), options); },
+		[syncs](const SyncStartRequest &r) { return syncs->start(r); }, kSyncsPath);
+}
+
+void ManagerObject::ServeSync(sdbus::Result<sdbus::ObjectPath> &&result, std::string listen, std::string dir,
+			      std::map<std::string, sdbus::Variant> options)
+{
+	auto *syncs = state_.context.syncs;
+	if (!syncsHere(syncs, result))
+		return;
+	auto action = fmt::format("ServeSync {} on {}", dir, listen);
+	createObject(
+		state_, getObject(), std::move(result), action,
+		[&] { return syncServeRequest(std::move(listen), std::move(dir), options); },
+		[syncs](const SyncServeRequest &r) { return syncs->serve(r); }, kSyncsPath);
+}
+
+void ManagerObject::StartSyncHub(sdbus::Result<sdbus::ObjectPath> &&result, std::string listen, std::string cache_dir,
+				 std::vector<std::string> destinations, std::map<std::string, sdbus::Variant> options)
+{
+	auto *syncs = state_.context.syncs;
+	if (!syncsHere(syncs, result))
+		return;
+	auto action = fmt::format("StartSyncHub {} on {} to {} destinations", cache_dir, listen, destinations.size());
+	createObject(
+		state_, getObject(), std::move(result), action,
+		[&] { return syncHubRequest(std::move(listen), std::move(cache_dir), std::move(destinations), options); },
+		[syncs](const SyncServeRequest &r) { return syncs->serve(r); }, kSyncsPath);
+}
+
+std::vector<sdbus::ObjectPath> ManagerObject::ListSyncs()
+{
+	if (!state_.context.syncs)
+		return {};
+	return pathsOf(state_.context.syncs->list(), kSyncsPath);
+}
+
 std::string ManagerObject::GetVersion()
 {
 	return state_.context.version;

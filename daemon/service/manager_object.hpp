@@ -28,6 +28,13 @@ private:
 	void Pull(sdbus::Result<sdbus::ObjectPath> &&result, std::string source, std::string export_listen,
 		  std::map<std::string, sdbus::Variant> options) override;
 	std::vector<sdbus::ObjectPath> ListMigrations() override;
+	void StartSync(sdbus::Result<sdbus::ObjectPath> &&result, std::string source, std::vector<std::string> destinations,
+		       std::map<std::string, sdbus::Variant> options) override;
+	void ServeSync(sdbus::Result<sdbus::ObjectPath> &&result, std::string listen, std::string dir,
+		       std::map<std::string, sdbus::Variant> options) override;
+	void StartSyncHub(sdbus::Result<sdbus::ObjectPath> &&result, std::string listen, std::string cache_dir,
+			  std::vector<std::string> destinations, std::map<std::string, sdbus::Variant> options) override;
+	std::vector<sdbus::ObjectPath> ListSyncs() override;
 	std::string GetVersion() override;
 	void SetLogLevel(const std::string &level) override;
 	std::string Version() override;

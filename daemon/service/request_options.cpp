@@ -319,4 +319,111 @@ r3d::ResultMsg<PullRequest> pullRequest(std::string source, std::string exportLi
 	return r;
 }
 
+namespace {
+
+constexpr std::chrono::milliseconds kMinSyncInterval{ 100 };
+constexpr std::chrono::hours kMaxSyncInterval{ 24 };
+
+r3d::ResultMsg<std::chrono::milliseconds> intervalOption(const std::string &key, const sdbus::Variant &v)
+{
+	std::string type = v.peekValueType();
+	std::chrono::milliseconds d{ 0 };
+	if (type == "t") {
+		uint64_t ms = v.get<uint64_t>();
+		if (ms > static_cast<uint64_t>(std::chrono::milliseconds(kMaxSyncInterval).count()))
+			ms = static_cast<uint64_t>(std::chrono::milliseconds(kMaxSyncInterval).count()) + 1;
+		d = std::chrono::milliseconds(ms);
+	} else if (type == "s") {
+		auto parsed = r3d::parseDuration(v.get<std::string>());
+		if (!parsed)
+			return fail(Errc::InvalidArgument, fmt::format("option '{}': {}", key, parsed.error().message));
+		d = *parsed;
+	} else {
+		return wrongType(key, v, "s (e.g. \"5s\") or t (milliseconds)");
+	}
+	if (d < kMinSyncInterval || d > kMaxSyncInterval)
+		return fail(Errc::InvalidArgument,
+			    fmt::format("option '{}': {} ms is not within 100ms..24h (leave it out for rounds on SyncNow only)",
+					key, d.count()));
+	return d;
+}
+
+r3d::ResultMsg<bool> applyModeOption(const std::string &key, const sdbus::Variant &v)
+{
+	auto text = stringOption(key, v);
+	if (!text)
+		return r3d::unexpectedOf(text.error());
+	if (*text != "journal" && *text != "rename")
+		return fail(Errc::InvalidArgument, fmt::format("option '{}': '{}': expected journal or rename", key, *text));
+	return *text == "rename";
+}
+
+r3d::ResultMsg<void> checkListen(const std::string &listen)
+{
+	if (listen.empty())
+		return fail(Errc::InvalidArgument, "listen is empty: give HOST:PORT");
+	return {};
+}
+
+} // namespace
+
+r3d::ResultMsg<SyncStartRequest> syncStartRequest(std::string source, std::vector<std::string> destinations,
+						  const OptionMap &options)
+{
+	static constexpr OptionSpec<SyncStartRequest> kOptions[] = {
+		{ "interval", set<SyncStartRequest, &SyncStartRequest::interval, intervalOption> },
+		{ "hub", set<SyncStartRequest, &SyncStartRequest::hub, stringOption> },
+		{ "chunk_size", set<SyncStartRequest, &SyncStartRequest::chunkSize, sizeOption> },
+	};
+	SyncStartRequest r;
+	r.source = std::move(source);
+	r.destinations = std::move(destinations);
+	if (auto ok = applyOptions(r, options, kOptions); !ok)
+		return r3d::unexpectedOf(ok.error());
+	return r;
+}
+
+r3d::ResultMsg<SyncServeRequest> syncServeRequest(std::string listen, std::string dir, const OptionMap &options)
+{
+	static constexpr OptionSpec<SyncServeRequest> kOptions[] = {
+		{ "apply", set<SyncServeRequest, &SyncServeRequest::renameApply, applyModeOption> },
+		{ "verify", set<SyncServeRequest, &SyncServeRequest::verify, boolOption> },
+		{ "tls_cert", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsCert> },
+		{ "tls_key", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsKey> },
+		{ "tls_ca", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsCa> },
+		{ "token_file", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tokenFile> },
+	};
+	SyncServeRequest r;
+	r.listen = std::move(listen);
+	r.dir = std::move(dir);
+	if (auto ok = checkListen(r.listen); !ok)
+		return r3d::unexpectedOf(ok.error());
+	if (auto ok = applyOptions(r, options, kOptions); !ok)
+		return r3d::unexpectedOf(ok.error());
+	return r;
+}
+
+r3d::ResultMsg<SyncServeRequest> syncHubRequest(std::string listen, std::string cacheDir,
+						std::vector<std::string> destinations, const OptionMap &options)
+{
+	static constexpr OptionSpec<SyncServeRequest> kOptions[] = {
+		{ "tls_cert", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsCert> },
+		{ "tls_key", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsKey> },
+		{ "tls_ca", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsCa> },
+		{ "token_file", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tokenFile> },
+	};
+	SyncServeRequest r;
+	r.listen = std::move(listen);
+	r.dir = std::move(cacheDir);
+	r.destinations = std::move(destinations);
+	r.hub = true;
+	if (auto ok = checkListen(r.listen); !ok)
+		return r3d::unexpectedOf(ok.error());
+	if (r.destinations.empty())
+		return fail(Errc::InvalidArgument, "a hub needs at least one destination r3://HOST:PORT");
+	if (auto ok = applyOptions(r, options, kOptions); !ok)
+		return r3d::unexpectedOf(ok.error());
+	return r;
+}
+
 } // namespace r3mapd::service

@@ -10,6 +10,7 @@
 #include "export_manager.hpp"
 #include "migration_manager.hpp"
 #include "mount_manager.hpp"
+#include "sync_manager.hpp"
 
 namespace r3mapd::service {
 
@@ -36,5 +37,18 @@ r3d::ResultMsg<SeedRequest> seedRequest(std::string backendUri, std::string list
 /// Manager1.Pull options: downtime (s or t us, > 0), max_rounds (u or t, 1..10000), rate
 /// (size, > 0), finalize (auto or manual); anything else is InvalidArgument naming the key.
 r3d::ResultMsg<PullRequest> pullRequest(std::string source, std::string exportListen, const OptionMap &options);
+
+/// Manager1.StartSync options: interval (s or t ms, 100ms to 1 day), hub (s), chunk_size
+/// (size); anything else is InvalidArgument naming the key.
+r3d::ResultMsg<SyncStartRequest> syncStartRequest(std::string source, std::vector<std::string> destinations,
+						  const OptionMap &options);
+
+/// Manager1.ServeSync options: apply (journal or rename), verify (b), tls_cert, tls_key,
+/// tls_ca, token_file (s).
+r3d::ResultMsg<SyncServeRequest> syncServeRequest(std::string listen, std::string dir, const OptionMap &options);
+
+/// Manager1.StartSyncHub options: tls_cert, tls_key, tls_ca, token_file (s).
+r3d::ResultMsg<SyncServeRequest> syncHubRequest(std::string listen, std::string cacheDir,
+						std::vector<std::string> destinations, const OptionMap &options);
 
 } // namespace r3mapd::service

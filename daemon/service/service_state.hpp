@@ -21,6 +21,7 @@ inline constexpr const char *kRootPath = "/org/r3map";
 inline constexpr const char *kMountsPath = "/org/r3map/mounts/";
 inline constexpr const char *kExportsPath = "/org/r3map/exports/";
 inline constexpr const char *kMigrationsPath = "/org/r3map/migrations/";
+inline constexpr const char *kSyncsPath = "/org/r3map/syncs/";
 
 /// Shared by every object of the service.
 struct ServiceState {

@@ -74,8 +74,14 @@ public:
 	/// One round. Fails only when the source cannot be read; destinations' failures are in
 	/// the report.
 	ResultMsg<RoundReport> round();
-	/// Makes a running round's retries give up (any thread).
-	void stop() { stopping_ = true; }
+	/// Makes a running round give up (any thread): no more retries, and the links are
+	/// dropped, so a push waiting for a connect or an ack ends now.
+	void stop()
+	{
+		stopping_ = true;
+		for (auto &sender : senders_)
+			sender->close();
+	}
 
 private:
 	SyncPush(ThreadPool &pool, SyncPushOptions options);

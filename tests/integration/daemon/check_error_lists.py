@@ -101,6 +101,42 @@ implementations = {
     ],
     ("Migration1", "Finalize"): admit + worker + [("daemon/migration_manager.cpp", "MigrationManager::finalize")],
     ("Migration1", "Cancel"): admit + worker + [("daemon/migration_manager.cpp", "MigrationManager::cancel")],
+    ("Manager1", "StartSync"): admit + worker + [
+        ("daemon/service/manager_object.cpp", "ManagerObject::StartSync"),
+        ("daemon/service/manager_object.cpp", "syncsHere"),
+        ("daemon/service/request_options.cpp", "syncStartRequest"),
+        ("daemon/service/request_options.cpp", "intervalOption"),
+        ("daemon/sync_manager.cpp", "SyncManager::start"),
+        ("daemon/sync_manager.cpp", "SyncManager::sourcePath"),
+        ("daemon/sync_manager.cpp", "checkRoot"),
+        ("daemon/sync_manager.cpp", "destination"),
+    ],
+    ("Manager1", "ServeSync"): admit + worker + [
+        ("daemon/service/manager_object.cpp", "ManagerObject::ServeSync"),
+        ("daemon/service/manager_object.cpp", "syncsHere"),
+        ("daemon/service/request_options.cpp", "syncServeRequest"),
+        ("daemon/service/request_options.cpp", "applyModeOption"),
+        ("daemon/service/request_options.cpp", "checkListen"),
+        ("daemon/sync_manager.cpp", "SyncManager::serve"),
+        ("daemon/sync_manager.cpp", "checkRoot"),
+        ("daemon/sync_manager.cpp", "checkDirectory"),
+        ("daemon/r3_security.cpp", "R3Security::apply"),
+        ("daemon/errors.hpp", "failListen"),
+    ],
+    ("Manager1", "StartSyncHub"): admit + worker + [
+        ("daemon/service/manager_object.cpp", "ManagerObject::StartSyncHub"),
+        ("daemon/service/manager_object.cpp", "syncsHere"),
+        ("daemon/service/request_options.cpp", "syncHubRequest"),
+        ("daemon/service/request_options.cpp", "checkListen"),
+        ("daemon/sync_manager.cpp", "SyncManager::serve"),
+        ("daemon/sync_manager.cpp", "checkRoot"),
+        ("daemon/sync_manager.cpp", "checkDirectory"),
+        ("daemon/sync_manager.cpp", "destination"),
+        ("daemon/r3_security.cpp", "R3Security::apply"),
+        ("daemon/errors.hpp", "failListen"),
+    ],
+    ("Sync1", "SyncNow"): admit + worker + [("daemon/sync_manager.cpp", "SyncManager::syncNow")],
+    ("Sync1", "Stop"): admit + worker + [("daemon/sync_manager.cpp", "SyncManager::stop")],
     ("Manager1", "SetLogLevel"): admit,
     ("Mount1", "OpenFd"): admit + worker + [("daemon/mount_manager.cpp", "MountManager::openFd")],
     ("Mount1", "Unmount"): admit + worker + [
@@ -144,7 +180,7 @@ for (iface, method), functions in implementations.items():
         problems.append(f"{iface}.{method}: can return {sorted(code - man)}, which its documentation does not list")
 
 # A method with an error list that this script does not know is not checked: say so.
-for iface in ("Manager1", "Mount1", "Export1", "Managed1", "Region1", "Migration1"):
+for iface in ("Manager1", "Mount1", "Export1", "Managed1", "Region1", "Migration1", "Sync1"):
     for m in xml_methods(iface):
         if xml_errors(iface, m.get("name")) is not None and (iface, m.get("name")) not in implementations:
             problems.append(f"{iface}.{m.get('name')}: {sys.argv[0]} does not know its implementation")

@@ -33,7 +33,7 @@ CLEAN = ("org.r3map.Error.", "org.freedesktop.DBus.Error.AccessDenied", "org.fre
 # Methods anyone may call: they change nothing.
 READ_ONLY = {("org.r3map.Manager1", "GetVersion"), ("org.r3map.Manager1", "ListMounts"),
              ("org.r3map.Manager1", "ListExports"), ("org.r3map.Manager1", "ListRegions"),
-             ("org.r3map.Manager1", "ListMigrations")}
+             ("org.r3map.Manager1", "ListMigrations"), ("org.r3map.Manager1", "ListSyncs")}
 # Methods that end the daemon's work on purpose are not called at random.
 SKIP = {("org.r3map.Manager1", "Shutdown")}
 OPTION_KEYS = ["size", "chunk_size", "read_only", "managed", "cache", "name", "description", "protocol",

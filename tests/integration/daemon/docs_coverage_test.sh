@@ -10,7 +10,7 @@ import re, sys, xml.etree.ElementTree as ET
 src = sys.argv[1]
 page = open(f"{src}/man/r3map-dbus.7.scd").read()
 missing = []
-for iface in ("Manager1", "Mount1", "Export1", "Managed1", "Region1", "Migration1"):
+for iface in ("Manager1", "Mount1", "Export1", "Managed1", "Region1", "Migration1", "Sync1"):
     root = ET.parse(f"{src}/dbus/org.r3map.{iface}.xml").getroot()
     # The page has one section per interface; members must be in their own section.
     section = page.split(f"# org.r3map.{iface}\n", 1)[1].split("\n# ", 1)[0]
