@@ -49,7 +49,9 @@ ResultMsg<std::unique_ptr<LocalCache>> LocalCache::open(const std::string &dir, 
 	std::string dataPath = dir + "/data";
 	struct stat st {};
 	uint64_t held = 0;
+	bool onDevice = false; // data is (a link to) a block device: no file system to fill
 	if (::stat(dataPath.c_str(), &st) == 0) {
+		onDevice = S_ISBLK(st.st_mode);
 		held = static_cast<uint64_t>(st.st_blocks) * 512;
 		if (!discard && static_cast<uint64_t>(st.st_size) != identity.size
 		    && ::access((dir + "/journal").c_str(), F_OK) == 0)
@@ -58,14 +60,15 @@ ResultMsg<std::unique_ptr<LocalCache>> LocalCache::open(const std::string &dir, 
 							    st.st_size, identity.size));
 	}
 	struct statvfs vfs {};
-	if (::statvfs(dir.c_str(), &vfs) == 0) {
+	if (!onDevice && ::statvfs(dir.c_str(), &vfs) == 0) {
 		uint64_t room = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize + held;
 		if (room < identity.size)
 			return err(ENOSPC, fmt::format("too small: {} free, the region needs {}", formatSize(room),
 						       formatSize(identity.size)));
 	}
 	if (discard) {
-		::unlink(dataPath.c_str());
+		if (!onDevice) // the device stays; without a journal every chunk is remote again
+			::unlink(dataPath.c_str());
 		::unlink((dir + "/journal").c_str());
 	}
 	// The cache holds the region's data: readable by its owner only.

@@ -22,7 +22,9 @@ class LocalCache
 public:
 	/// `dir` empty or "memory": in memory. Otherwise the directory is created if missing,
 	/// locked, checked for room (free space plus what the cache already holds must fit the
-	/// region) and its journal replayed into `state` (discarded with `discard`).
+	/// region) and its journal replayed into `state` (discarded with `discard`). `dir`/data
+	/// may be a symlink to a block device of at least the region's size: the data then
+	/// skips every file system (a managed mount serving swap must not wait on one).
 	static ResultMsg<std::unique_ptr<LocalCache>> open(const std::string &dir, const JournalIdentity &identity,
 							   stages::ChunkState &state, bool discard);
 

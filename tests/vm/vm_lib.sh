@@ -1,7 +1,7 @@
 # Shared by the vm test scripts (host side and guest side).
 
 # The kernel NBD tests of guest-tests.sh, in the order they run. "swap" is not among them:
-# it boots a guest of its own with little RAM (meson test vm_swap, suite vm-swap), so that
+# it boots a guest of its own with little RAM (meson test vm_swap, suite vm), so that
 # going beyond the guest's RAM stays short under TCG.
 guest_tests=(memory_ext4 file_persistence mounted_sigterm flush_trim concurrent_attach busy_device multi_conn
 	netlink_commands methods kill9)
