@@ -26,6 +26,7 @@
 #   BENCH_SAMPLES                  first-chunk samples (9; quick 5)
 #   BENCH_SEQ_LIMIT                cap on one sequential read or pull, seconds (120; quick 20)
 #   BENCH_BACKENDS                 which rows ("memory file dir redis s3 remote")
+#   BENCH_DATA_DIR                 where the file and dir backends live (/dev/shm)
 #   BENCH_OUT                      the JSON file
 source "$(dirname "$0")/../integration/transport/lib_transport.sh"
 require nbdkit nbdcopy nbdinfo timeout
@@ -50,10 +51,12 @@ print(int(s[:-1]) * m[s[-1]] if s[-1] in m else int(s))"; }
 size=$(bytes_of "$size_arg")
 s3_size=$(bytes_of "$s3_size_arg")
 
-# The fill data and the managed caches live in RAM; the file and dir backends on TEST_TMP's
-# disk (in the page cache after the fill, as a file just written is).
+# The fill data and the managed caches live in RAM, and so by default do the file and dir
+# backends (BENCH_DATA_DIR): what is read back was just written and would be in the page
+# cache anyway, and deleting 4096 dirty chunk files on a shared disk took 12 s.
 shm=$(mktemp -d /dev/shm/r3bb-XXXXXX)
-trap '_cleanup; rm -rf "$shm"' EXIT
+data=$(mktemp -d "${BENCH_DATA_DIR:-$shm}/r3bb-data-XXXXXX")
+trap '_cleanup; rm -rf "$data" "$shm"' EXIT
 
 results="$TEST_TMP/results.txt"
 : >"$results"
@@ -193,7 +196,7 @@ head -c "$size" /dev/urandom >"$shm/fill.bin"
 record all host load1 "$(cut -d' ' -f1 /proc/loadavg)"
 
 for b in $backends; do
-	echo "== $b"
+	echo "== $b ($(calc "round($(now) - $run_start)") s in)"
 	case $b in
 	memory)
 		start_r3serve d --socket "$TEST_TMP/d.sock" --log-level warn "memory:$size"
@@ -203,20 +206,20 @@ for b in $backends; do
 		nbdkit_peer memory "nbdkit memory" "$size" memory "$size"
 		;;
 	file)
-		cp "$shm/fill.bin" "$TEST_TMP/backend.img"
-		direct file "file:$TEST_TMP/backend.img" "$size"
-		managed file "file:$TEST_TMP/backend.img" "$size"
-		nbdkit_peer file "nbdkit file" "$size" file "$TEST_TMP/backend.img"
-		rm -f "$TEST_TMP/backend.img"
+		cp "$shm/fill.bin" "$data/backend.img"
+		direct file "file:$data/backend.img" "$size"
+		managed file "file:$data/backend.img" "$size"
+		nbdkit_peer file "nbdkit file" "$size" file "$data/backend.img"
+		rm -f "$data/backend.img"
 		;;
 	dir)
-		mkdir -p "$TEST_TMP/backend.d"
-		start_r3serve fill --socket "$TEST_TMP/fill.sock" --log-level warn "dir:$TEST_TMP/backend.d?size=$size"
+		mkdir -p "$data/backend.d"
+		start_r3serve fill --socket "$TEST_TMP/fill.sock" --log-level warn "dir:$data/backend.d?size=$size"
 		fill "$(sock_uri fill)"
 		stop_r3serve fill
-		direct dir "dir:$TEST_TMP/backend.d" "$size"
-		managed dir "dir:$TEST_TMP/backend.d" "$size"
-		rm -rf "$TEST_TMP/backend.d"
+		direct dir "dir:$data/backend.d" "$size"
+		managed dir "dir:$data/backend.d" "$size"
+		rm -rf "$data/backend.d"
 		;;
 	redis)
 		if ! command -v redis-server >/dev/null; then
@@ -299,6 +302,7 @@ order = [b for b in backends.split() if b in vals or b in missing]
 head = ["backend", "first chunk µs: direct", "managed", "peer", "seq read MiB/s: direct", "managed", "peer",
         "direct ÷ peer", "managed ÷ peer", "managed pull s (MiB/s)", "peer"]
 print(f"\nregion {size >> 20} MiB (S3 {s3_size >> 20} MiB), Unix socket, RTT 0; first chunk = median of {samples}; "
+      f"load average {fmt(get('all', 'host', 'load1'), 2)} at the start; "
       "ratios: throughput ours ÷ peer, latency peer ÷ ours (above 1 = ours ahead)")
 print("| " + " | ".join(head) + " |")
 print("|" + "---|" * len(head))
