@@ -1,15 +1,20 @@
 #pragma once
 
 // A push of one source file to several receivers in rounds (what `r3sync push` runs): each
-// round hashes the source once, in parallel, then every destination's SyncSender sends what
-// its copy lacks, all destinations at once. A destination that fails is retried with
-// backoff within the round (a reconnect fetches its hashes again); one that stays down is
-// reported and retried at the next round, without holding the others up.
+// round hashes the source once, in parallel, and hands that snapshot to every destination's
+// worker, which sends what its copy lacks on its own thread. A destination that fails is
+// retried with backoff within its round (a reconnect fetches its hashes again). Rounds do
+// not wait for a slow or dead destination past a bound relative to the others (lagWait):
+// it is reported as lagging and carries on in the background; its queue holds only the
+// newest snapshot, so when it catches up it sends the difference between that and its
+// copy's hashes, whatever the rounds it missed changed.
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,6 +41,10 @@ struct SyncPushOptions {
 	unsigned attempts = 5;
 	std::chrono::milliseconds backoff{ 200 };
 	std::chrono::milliseconds maxBackoff{ 5000 };
+	/// How long round() waits for the destinations still pushing once the first one is
+	/// done: max(lagWait, the time the first one took). Those still pushing then are
+	/// reported as lagging and go on in the background. Zero: wait for every destination.
+	std::chrono::milliseconds lagWait{ 2000 };
 };
 
 struct DestinationReport {
@@ -46,6 +55,8 @@ struct DestinationReport {
 	uint64_t wireBytes = 0;
 	int error = 0;
 	std::string message;
+	/// Still pushing an earlier round when this one was reported (error is EINPROGRESS).
+	bool lagging = false;
 };
 
 struct RoundReport {
@@ -71,20 +82,26 @@ public:
 	static ResultMsg<std::unique_ptr<SyncPush>> create(Runtime &runtime, ThreadPool &pool, SyncPushOptions options);
 	~SyncPush();
 
-	/// One round. Fails only when the source cannot be read; destinations' failures are in
-	/// the report.
+	/// One round. Fails only when the source cannot be read; destinations' failures (and
+	/// lag) are in the report. One caller at a time.
 	ResultMsg<RoundReport> round();
-	/// Makes a running round's retries give up (any thread).
-	void stop() { stopping_ = true; }
+	/// Makes running pushes' retries give up (any thread).
+	void stop();
 
 private:
+	struct Snapshot;
+	struct Worker;
 	SyncPush(ThreadPool &pool, SyncPushOptions options);
+	void work(Worker &w);
+	DestinationReport pushOnce(Worker &w, const Snapshot &snapshot);
 
 	ThreadPool &pool_;
 	SyncPushOptions options_;
-	std::vector<std::unique_ptr<SyncSender>> senders_;
+	std::vector<std::unique_ptr<Worker>> workers_;
 	uint64_t rounds_ = 0;
 	std::atomic<bool> stopping_{ false };
+	std::mutex mutex_;
+	std::condition_variable changed_;
 };
 
 } // namespace r3d::sync

@@ -309,6 +309,9 @@ int push(int argc, char **argv)
 			return usage("--threads takes 1..256");
 		threads = static_cast<unsigned>(*n);
 	}
+	// One round waits for every destination; repeated rounds go on without a lagging one.
+	if (rounds == 1)
+		o.lagWait = std::chrono::milliseconds{ 0 };
 	bool json = a->has("json");
 	sigset_t signals = blockSignals();
 	RuntimeOptions rto;

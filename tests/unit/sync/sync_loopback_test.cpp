@@ -1,9 +1,15 @@
 // A sender and a receiver over a real RpcServer on loopback.
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
+
+#include <r3d/unique_fd.hpp>
 
 #include "base/runtime.hpp"
 #include "base/thread_pool.hpp"
@@ -133,6 +139,64 @@ TEST_CASE("pushes over loopback send only what changed and converge", "[sync-loo
 	CHECK(r4->chunksChanged == 2); // chunk 0 and the new short last chunk
 	CHECK(r4->generation == 3);
 	CHECK(readFile(dir / "dst/src.img") == data);
+}
+
+TEST_CASE("a silent destination does not hold up the rounds to the others", "[sync-loopback]")
+{
+	r3test::TempDir dir;
+	RuntimeOptions ro;
+	ro.ioThreads = 2;
+	Runtime rt(ro);
+	ThreadPool pool(2);
+	std::filesystem::create_directories(dir / "dst");
+	Receiver receiver(rt, dir / "dst", &pool);
+	// A blackhole: it listens, the kernel completes the connection, nobody ever answers.
+	UniqueFd hole(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	REQUIRE(hole.isValid());
+	sockaddr_in addr{};
+	addr.sin_family = AF_INET;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	REQUIRE(::bind(hole.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+	REQUIRE(::listen(hole.get(), 4) == 0);
+	socklen_t len = sizeof addr;
+	REQUIRE(::getsockname(hole.get(), reinterpret_cast<sockaddr *>(&addr), &len) == 0);
+	std::string holeAddress = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+
+	auto data = r3test::pattern(20 * kChunk, 4);
+	writeFile(dir / "src.img", data);
+	SyncPushOptions po;
+	po.source = dir / "src.img";
+	po.targets = { "r3://" + receiver.address, "r3://" + holeAddress };
+	po.links = { *parseSyncTarget(po.targets[0], "src.img"), *parseSyncTarget(po.targets[1], "src.img") };
+	// Also how long the push takes to end: a connect under way runs to its timeout.
+	const auto silence = std::chrono::seconds(6);
+	po.links[1].connectTimeout = silence;
+	po.chunk = kChunk;
+	po.lagWait = std::chrono::milliseconds(100);
+	auto push = SyncPush::create(rt, pool, po);
+	REQUIRE(push);
+
+	auto started = std::chrono::steady_clock::now();
+	auto r1 = (*push)->round();
+	REQUIRE(r1);
+	CHECK(r1->destinations[0].error == 0);
+	CHECK(r1->destinations[0].ackedGeneration == 1);
+	CHECK(r1->destinations[1].lagging);
+	CHECK(r1->destinations[1].error == EINPROGRESS);
+	CHECK_FALSE(r1->allAcked());
+	CHECK(readFile(dir / "dst/src.img") == data);
+
+	// The next round reaches the healthy one while the silent one is still on round 1.
+	data[5 * kChunk] = ~data[5 * kChunk];
+	writeFile(dir / "src.img", data);
+	auto r2 = (*push)->round();
+	REQUIRE(r2);
+	CHECK(r2->destinations[0].ackedGeneration == 2);
+	CHECK(r2->destinations[0].chunksChanged == 1);
+	CHECK(r2->destinations[1].lagging);
+	CHECK(readFile(dir / "dst/src.img") == data);
+	// Both rounds well inside the silence a round waiting on every destination would sit out.
+	CHECK(std::chrono::steady_clock::now() - started < silence / 2);
 }
 
 TEST_CASE("a destination that is down is reported and the push fails", "[sync-loopback]")
