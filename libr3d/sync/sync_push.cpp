@@ -73,6 +73,14 @@ bool RoundReport::allAcked() const
 	return std::all_of(destinations.begin(), destinations.end(), [](const auto &d) { return d.error == 0; });
 }
 
+const DestinationReport *RoundReport::refusal() const
+{
+	for (const auto &d : destinations)
+		if (d.refused())
+			return &d;
+	return nullptr;
+}
+
 std::string RoundReport::json() const
 {
 	std::string dests;
@@ -84,7 +92,8 @@ std::string RoundReport::json() const
 		if (d.lagging)
 			dests += ",\"lagging\":true";
 		if (d.error)
-			dests += fmt::format(",\"error\":{}", jsonString(d.message));
+			dests += fmt::format(",\"error\":{},\"error_kind\":\"{}\"", jsonString(d.message),
+					     syncErrorKindName(d.kind));
 		dests += "}";
 	}
 	return fmt::format("{{\"round\":{},\"generation\":{},\"size\":{},\"chunks\":{},\"chunks_changed\":{},"
@@ -165,6 +174,12 @@ DestinationReport SyncPush::pushOnce(Worker &w, const Snapshot &snapshot)
 {
 	DestinationReport d;
 	d.to = w.done.to;
+	if (w.done.refused()) {
+		// A retry would be refused alike: report the refusal, do not knock again.
+		d = w.done;
+		d.chunksChanged = d.bytesSent = d.wireBytes = 0;
+		return d;
+	}
 	auto backoff = options_.backoff;
 	for (unsigned attempt = 0; attempt < options_.attempts; ++attempt) {
 		auto r = w.sender->push(snapshot.view);
@@ -178,7 +193,8 @@ DestinationReport SyncPush::pushOnce(Worker &w, const Snapshot &snapshot)
 		}
 		d.error = r.error().code.value() ? r.error().code.value() : EIO;
 		d.message = r.error().message;
-		if (stopping_ || attempt + 1 == options_.attempts)
+		d.kind = w.sender->lastFailure();
+		if (stopping_ || d.refused() || attempt + 1 == options_.attempts)
 			break;
 		std::unique_lock lock(mutex_);
 		if (changed_.wait_for(lock, backoff, [this] { return stopping_.load(); }))

@@ -37,7 +37,9 @@ struct SyncPushOptions {
 	std::vector<std::string> targets; ///< the URIs as given, for reports
 	std::vector<SyncLinkOptions> links;
 	uint64_t chunk = 1 << 20;
-	/// Attempts per destination per round, with backoff between them.
+	/// Attempts per destination per round, with backoff between them. A refusal (a wrong
+	/// token, TLS, the protocol version: SyncErrorKind) ends the round's attempts at once,
+	/// and later rounds do not contact that destination again.
 	unsigned attempts = 5;
 	std::chrono::milliseconds backoff{ 200 };
 	std::chrono::milliseconds maxBackoff{ 5000 };
@@ -57,6 +59,9 @@ struct DestinationReport {
 	std::string message;
 	/// Still pushing an earlier round when this one was reported (error is EINPROGRESS).
 	bool lagging = false;
+	/// What the error means: a refusal (not Transient) was not retried.
+	SyncErrorKind kind = SyncErrorKind::Transient;
+	bool refused() const { return error != 0 && kind != SyncErrorKind::Transient; }
 };
 
 struct RoundReport {
@@ -71,6 +76,8 @@ struct RoundReport {
 	double seconds = 0;
 	std::vector<DestinationReport> destinations;
 	bool allAcked() const;
+	/// The first destination's refusal, if any refused (what `r3sync push` exits with).
+	const DestinationReport *refusal() const;
 	/// One JSON object (no newline), the fields `r3sync push --json` prints.
 	std::string json() const;
 };

@@ -101,7 +101,7 @@ asio::awaitable<bool> SyncSession::hello(const SyncMessage &message)
 	auto h = decodeSyncHello(message.bytes());
 	SyncHelloReply reply;
 	if (!h) {
-		reply.error = EPROTO;
+		reply.error = h.error().code.value() ? h.error().code.value() : EPROTO;
 		reply.message = h.error().message;
 	} else {
 		name_ = h->name;

@@ -9,7 +9,9 @@
 //
 // serve and hub print "listening HOST:PORT" on stdout once they accept. push exits 0 when
 // every destination acknowledged the last round, 1 otherwise; SIGINT/SIGTERM end an
-// --interval push after the current round, and serve or hub at once.
+// --interval push after the current round, and serve or hub at once. A destination that
+// refuses (sync::SyncErrorKind: not retried) makes push, and hub at its start, exit at
+// once: 3 for the token or TLS, 4 for the protocol version or another refusal.
 
 #include <csignal>
 #include <cstdio>
@@ -28,6 +30,7 @@
 #include "base/runtime.hpp"
 #include "base/thread_pool.hpp"
 #include "sync/sync_hub.hpp"
+#include "sync/sync_link.hpp"
 #include "sync/sync_push.hpp"
 #include "sync/sync_service.hpp"
 #include "transport/block/rpc_server.hpp"
@@ -46,9 +49,31 @@ int usage(const std::string &why)
 		     "       r3sync push SRC --to r3://HOST:PORT[/NAME] [--to ...] [--chunk-size SIZE] [--once |\n"
 		     "         --interval DUR [--rounds N]] [--threads N] [--token-file F] [--tls-ca F] [--json]\n"
 		     "       r3sync hub --listen HOST:PORT --dir CACHE_DIR --to r3://HOST:PORT [--to ...]\n"
-		     "         [--token-file F] [--json]\n",
+		     "         [--token-file F] [--json]\n"
+		     "exit status (push, hub): 1 a destination did not acknowledge, 2 bad usage,\n"
+		     "  3 the token or TLS refused, 4 the protocol version (or the copy) refused\n",
 		     why.c_str());
 	return 2;
+}
+
+/// The exit status for a destination's refusal.
+int refusalStatus(sync::SyncErrorKind kind)
+{
+	return kind == sync::SyncErrorKind::Auth || kind == sync::SyncErrorKind::Tls ? 3 : 4;
+}
+
+const char *refusalWhat(sync::SyncErrorKind kind)
+{
+	switch (kind) {
+	case sync::SyncErrorKind::Auth:
+		return "authentication refused";
+	case sync::SyncErrorKind::Tls:
+		return "TLS failed";
+	case sync::SyncErrorKind::Version:
+		return "protocol version mismatch";
+	default:
+		return "refused";
+	}
 }
 
 /// --key VALUE (repeatable), bare --flags, and at most one positional argument.
@@ -335,8 +360,16 @@ int push(int argc, char **argv)
 			ok = r->allAcked();
 			if (!ok && !json)
 				for (const auto &d : r->destinations)
-					if (d.error)
+					if (d.error && !d.refused())
 						std::fprintf(stderr, "r3sync: %s: %s\n", d.to.c_str(), d.message.c_str());
+			// A refusal is a setup error a retry only repeats: say so and stop.
+			if (const auto *d = r->refusal()) {
+				for (const auto &x : r->destinations)
+					if (x.refused())
+						std::fprintf(stderr, "r3sync: %s: %s (not retried): %s\n", x.to.c_str(),
+							     refusalWhat(x.kind), x.message.c_str());
+				return refusalStatus(d->kind);
+			}
 		}
 		if (rounds != 0 && n + 1 >= rounds)
 			break;
@@ -371,10 +404,34 @@ int hub(int argc, char **argv)
 	ho.dir = a->get("dir");
 	ho.targets = a->all("to");
 	ho.links = std::move(*links);
+	// A destination that refuses the hub (its token, TLS, the transport's version) is a
+	// setup error: found now, not after the first push has gone to the others.
+	for (size_t i = 0; i < ho.links.size(); ++i) {
+		auto link = sync::SyncLink::create(rt, ho.links[i]);
+		if (!link) {
+			std::fprintf(stderr, "r3sync: %s: %s\n", ho.targets[i].c_str(), link.error().message.c_str());
+			return 2;
+		}
+		auto connected = (*link)->connect();
+		if (connected)
+			continue;
+		auto kind = sync::connectErrorKind(connected.error().code.value());
+		if (kind == sync::SyncErrorKind::Transient) {
+			r3d::log::get("sync")->warn("hub: {}: {} (retried once a push arrives)", ho.targets[i],
+						    connected.error().message);
+			continue;
+		}
+		std::fprintf(stderr, "r3sync: %s: %s: %s\n", ho.targets[i].c_str(), refusalWhat(kind),
+			     connected.error().message.c_str());
+		return refusalStatus(kind);
+	}
 	sync::SyncHub hubCore(rt, ho);
 	hubCore.onPushed = [json](const sync::HubDestinationStatus &s) {
 		if (json)
 			std::printf("{\"event\":\"pushed\",\"destination\":%s}\n", s.json().c_str());
+		else if (s.refused())
+			std::printf("%s %s: %s (not retried): %s\n", s.to.c_str(), s.name.c_str(), refusalWhat(s.kind),
+				    s.message.c_str());
 		else if (s.error)
 			std::printf("%s %s: FAILED: %s (lag %llu generations)\n", s.to.c_str(), s.name.c_str(),
 				    s.message.c_str(), (unsigned long long)s.lag());

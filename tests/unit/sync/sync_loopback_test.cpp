@@ -47,7 +47,7 @@ struct Receiver {
 	std::vector<AppliedGeneration> applied;
 	std::mutex mutex;
 
-	Receiver(Runtime &rt, const std::string &dir, ThreadPool *pool)
+	Receiver(Runtime &rt, const std::string &dir, ThreadPool *pool, const std::string &tokenFile = "")
 	{
 		SyncServiceOptions so;
 		so.dir = dir;
@@ -57,6 +57,7 @@ struct Receiver {
 		};
 		transport::RpcServerOptions ro;
 		ro.maxPayload = static_cast<uint32_t>(kMaxSyncChunk);
+		ro.tokenFile = tokenFile;
 		auto s = transport::RpcServer::create(rt, ro);
 		REQUIRE(s);
 		server = std::move(*s);
@@ -199,6 +200,56 @@ TEST_CASE("a silent destination does not hold up the rounds to the others", "[sy
 	CHECK(std::chrono::steady_clock::now() - started < silence / 2);
 }
 
+TEST_CASE("a wrong token is a refusal, not retried", "[sync-loopback]")
+{
+	r3test::TempDir dir;
+	Runtime rt;
+	ThreadPool pool(1);
+	std::filesystem::create_directories(dir / "dst");
+	std::string tokenFile = dir / "token";
+	{
+		std::ofstream(tokenFile) << "the-right-token-1234\n";
+		std::filesystem::permissions(tokenFile, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+	}
+	Receiver receiver(rt, dir / "dst", &pool, tokenFile);
+	writeFile(dir / "src.img", r3test::pattern(2 * kChunk, 3));
+	SyncPushOptions po;
+	po.source = dir / "src.img";
+	po.targets = { "r3://" + receiver.address };
+	po.links = { *parseSyncTarget(po.targets[0], "src.img") };
+	po.links[0].token = "a-wrong-token-5678";
+	po.chunk = kChunk;
+	po.attempts = 5;
+	po.backoff = std::chrono::seconds(2); // a retry would show in the round's time
+	auto push = SyncPush::create(rt, pool, po);
+	REQUIRE(push);
+	auto r = (*push)->round();
+	REQUIRE(r);
+	const auto &d = r->destinations[0];
+	CHECK(d.error == EACCES);
+	CHECK(d.kind == SyncErrorKind::Auth);
+	CHECK(d.refused());
+	CHECK(r->refusal() == &d);
+	CHECK_THAT(d.message, Catch::Contains("token"));
+	CHECK(r->seconds < std::chrono::duration<double>(po.backoff).count());
+	CHECK_THAT(r->json(), Catch::Contains("\"error_kind\":\"auth\""));
+	// Later rounds report it again without knocking.
+	auto r2 = (*push)->round();
+	REQUIRE(r2);
+	CHECK(r2->destinations[0].refused());
+	CHECK(r2->seconds < std::chrono::duration<double>(po.backoff).count());
+}
+
+TEST_CASE("connect errors are told apart: refusals from the network's", "[sync-loopback]")
+{
+	CHECK(connectErrorKind(EACCES) == SyncErrorKind::Auth);
+	CHECK(connectErrorKind(EPROTO) == SyncErrorKind::Tls);
+	CHECK(connectErrorKind(EPROTONOSUPPORT) == SyncErrorKind::Version);
+	for (int e : { ECONNREFUSED, ECONNRESET, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EPIPE, EBUSY })
+		CHECK(connectErrorKind(e) == SyncErrorKind::Transient);
+	CHECK(std::string(syncErrorKindName(SyncErrorKind::Version)) == "version");
+}
+
 TEST_CASE("a destination that is down is reported and the push fails", "[sync-loopback]")
 {
 	r3test::TempDir dir;
@@ -219,6 +270,8 @@ TEST_CASE("a destination that is down is reported and the push fails", "[sync-lo
 	CHECK_FALSE(r->allAcked());
 	CHECK(r->destinations[0].error != 0);
 	CHECK_THAT(r->destinations[0].message, Catch::Contains("cannot connect"));
+	CHECK(r->destinations[0].kind == SyncErrorKind::Transient);
+	CHECK_FALSE(r->refusal());
 	CHECK_FALSE(parseSyncTarget("http://x:1", "a"));
 	CHECK_FALSE(parseSyncTarget("r3://x:1/.hidden", "a"));
 }
