@@ -1,6 +1,7 @@
 #include "sync/sync_push.hpp"
 
 #include "sync/chunk_hasher.hpp"
+#include "sync/source_mapping.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -97,9 +98,10 @@ std::string RoundReport::json() const
 		dests += "}";
 	}
 	return fmt::format("{{\"round\":{},\"generation\":{},\"size\":{},\"chunks\":{},\"chunks_changed\":{},"
-			   "\"bytes_sent\":{},\"wire_bytes\":{},\"hash_seconds\":{:.6f},\"seconds\":{:.6f},"
-			   "\"destinations\":[{}]}}",
-			   round, generation, size, chunks, chunksChanged, bytesSent, wireBytes, hashSeconds, seconds, dests);
+			   "\"bytes_sent\":{},\"wire_bytes\":{},\"hash_seconds\":{:.6f},\"hash_cpu_seconds\":{:.6f},"
+			   "\"hash_threads\":{},\"seconds\":{:.6f},\"destinations\":[{}]}}",
+			   round, generation, size, chunks, chunksChanged, bytesSent, wireBytes, hashSeconds, hashCpuSeconds,
+			   hashThreads, seconds, dests);
 }
 
 /// One round's source: the file as opened and hashed then. Its bytes are read when sent,
@@ -245,10 +247,21 @@ ResultMsg<RoundReport> SyncPush::round()
 	// The size as of now; a file that grows or shrinks meanwhile is caught up next round.
 	report.size = static_cast<uint64_t>(st.st_size);
 	ChunkHasher hasher(&pool_, options_.chunk);
-	auto hashes = hasher.hashFile(snapshot->fd.get(), report.size);
+	HashStats stats;
+	bool mapped = false;
+	if (options_.keepMapping && report.round > 1 && report.size > 0) {
+		if (!mapping_)
+			mapping_ = std::make_unique<SourceMapping>();
+		// A source that cannot be mapped (a pipe, /proc) is read as before.
+		mapped = static_cast<bool>(mapping_->map(snapshot->fd.get(), report.size));
+	}
+	auto hashes = mapped ? hasher.hashMapped(mapping_->data(), snapshot->fd.get(), report.size, &stats)
+			     : hasher.hashFile(snapshot->fd.get(), report.size, &stats);
 	if (!hashes)
 		return unexpectedOf(hashes.error());
 	report.hashSeconds = since(start);
+	report.hashCpuSeconds = stats.cpuSeconds;
+	report.hashThreads = stats.threads;
 	report.chunks = hashes->size();
 	snapshot->hashes = std::move(*hashes);
 	snapshot->view.size = report.size;

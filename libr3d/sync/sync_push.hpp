@@ -29,6 +29,8 @@ class ThreadPool;
 
 namespace r3d::sync {
 
+class SourceMapping;
+
 /// "r3://HOST:PORT[/NAME]"; NAME defaults to `defaultName`.
 ResultMsg<SyncLinkOptions> parseSyncTarget(const std::string &uri, const std::string &defaultName);
 
@@ -47,6 +49,10 @@ struct SyncPushOptions {
 	/// done: max(lagWait, the time the first one took). Those still pushing then are
 	/// reported as lagging and go on in the background. Zero: wait for every destination.
 	std::chrono::milliseconds lagWait{ 2000 };
+	/// From the second round on, hash from a mapping of the source kept across rounds
+	/// (SourceMapping): no copy out of the page cache. The first round reads with pread,
+	/// which costs less than faulting a fresh mapping in, so a single push never maps.
+	bool keepMapping = true;
 };
 
 struct DestinationReport {
@@ -73,6 +79,8 @@ struct RoundReport {
 	uint64_t bytesSent = 0;     ///< over all destinations
 	uint64_t wireBytes = 0;
 	double hashSeconds = 0;
+	double hashCpuSeconds = 0; ///< CPU time the hashing took over all its threads
+	unsigned hashThreads = 0;
 	double seconds = 0;
 	std::vector<DestinationReport> destinations;
 	bool allAcked() const;
@@ -105,6 +113,7 @@ private:
 	ThreadPool &pool_;
 	SyncPushOptions options_;
 	std::vector<std::unique_ptr<Worker>> workers_;
+	std::unique_ptr<SourceMapping> mapping_; ///< round()'s only
 	uint64_t rounds_ = 0;
 	std::atomic<bool> stopping_{ false };
 	std::mutex mutex_;
