@@ -1,7 +1,7 @@
 // r3sync: push-based delta sync of files, without the daemon. The logic is libr3d's
 // (sync/sync_push.hpp, sync/sync_service.hpp, sync/sync_hub.hpp); this is flags.
 //
-//   r3sync serve --listen HOST:PORT (--dir DIR | --dest URI) [--apply journal|rename] [--verify]
+//   r3sync serve --listen HOST:PORT (--dir DIR [--apply journal|rename] | --dest URI) [--verify]
 //        [--token-file F] [--tls-cert F --tls-key F [--tls-ca F]] [--json]
 //   r3sync push SRC --to r3://HOST:PORT[/NAME] [--to ...] [--chunk-size SIZE] [--once | --interval DUR
 //        [--rounds N]] [--threads N] [--token-file F] [--tls-ca F] [--json]
@@ -23,6 +23,7 @@
 
 #include <fmt/format.h>
 
+#include <r3d/backend_factory.hpp>
 #include <r3d/duration.hpp>
 #include <r3d/log.hpp>
 #include <r3d/size.hpp>
@@ -44,7 +45,7 @@ int usage(const std::string &why)
 {
 	std::fprintf(stderr,
 		     "r3sync: %s\n"
-		     "usage: r3sync serve --listen HOST:PORT (--dir DIR | --dest URI) [--apply journal|rename] [--verify]\n"
+		     "usage: r3sync serve --listen HOST:PORT (--dir DIR [--apply journal|rename] | --dest URI) [--verify]\n"
 		     "         [--token-file F] [--tls-cert F --tls-key F [--tls-ca F]] [--json]\n"
 		     "       r3sync push SRC --to r3://HOST:PORT[/NAME] [--to ...] [--chunk-size SIZE] [--once |\n"
 		     "         --interval DUR [--rounds N]] [--threads N] [--token-file F] [--tls-ca F] [--json]\n"
@@ -213,21 +214,31 @@ int serve(int argc, char **argv)
 		return usage("serve takes no positional argument");
 	if (!a->has("listen"))
 		return usage("serve needs --listen HOST:PORT");
-	if (a->has("dest"))
-		return usage("--dest URI is not supported yet; use --dir DIR");
-	if (!a->has("dir"))
-		return usage("serve needs --dir DIR");
+	if (a->has("dest") == a->has("dir"))
+		return usage("serve needs --dir DIR or --dest URI");
+	if (a->has("dest") && a->has("apply"))
+		return usage("--apply is for --dir: a --dest backend is written in place");
 	auto ro = receiverOptions(*a);
 	if (!ro)
 		return usage(ro.error().message);
-	std::error_code ec;
-	std::filesystem::create_directories(a->get("dir"), ec);
+	if (a->has("dir")) {
+		std::error_code ec;
+		std::filesystem::create_directories(a->get("dir"), ec);
+	}
 	sigset_t signals = blockSignals();
 	RuntimeOptions rto;
 	rto.ioThreads = 2; // file I/O of a session runs on its strand
 	Runtime rt(rto);
 	sync::SyncServiceOptions so;
 	so.dir = a->get("dir");
+	if (a->has("dest")) {
+		auto target = openBackend(a->get("dest"), &rt);
+		if (!target) {
+			std::fprintf(stderr, "r3sync: %s\n", target.error().message.c_str());
+			return 2;
+		}
+		so.target = std::move(*target);
+	}
 	so.receiver = *ro;
 	bool json = a->has("json");
 	so.onApplied = [json](const sync::AppliedGeneration &g, const sync::SyncReceiver &) { printApplied(g, json); };

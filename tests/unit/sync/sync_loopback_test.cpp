@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <r3d/backend_factory.hpp>
 #include <r3d/unique_fd.hpp>
 
 #include "base/runtime.hpp"
@@ -47,10 +48,12 @@ struct Receiver {
 	std::vector<AppliedGeneration> applied;
 	std::mutex mutex;
 
-	Receiver(Runtime &rt, const std::string &dir, ThreadPool *pool, const std::string &tokenFile = "")
+	Receiver(Runtime &rt, const std::string &dir, ThreadPool *pool, const std::string &tokenFile = "",
+		 std::shared_ptr<ReadWriterAt> target = nullptr)
 	{
 		SyncServiceOptions so;
 		so.dir = dir;
+		so.target = std::move(target);
 		so.onApplied = [this](const AppliedGeneration &g, const SyncReceiver &) {
 			std::lock_guard lock(mutex);
 			applied.push_back(g);
@@ -248,6 +251,59 @@ TEST_CASE("connect errors are told apart: refusals from the network's", "[sync-l
 	for (int e : { ECONNREFUSED, ECONNRESET, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH, EPIPE, EBUSY })
 		CHECK(connectErrorKind(e) == SyncErrorKind::Transient);
 	CHECK(std::string(syncErrorKindName(SyncErrorKind::Version)) == "version");
+}
+
+TEST_CASE("pushes into a backend target: memory and file", "[sync-loopback]")
+{
+	for (std::string scheme : { "memory", "file" }) {
+		DYNAMIC_SECTION(scheme)
+		{
+			r3test::TempDir dir;
+			Runtime rt;
+			ThreadPool pool(2);
+			std::string uri = scheme == "memory" ? "memory:4M" : "file:" + std::string(dir / "target.img") + "?size=4M";
+			auto target = openBackend(uri, &rt);
+			REQUIRE(target);
+			Receiver receiver(rt, "", &pool, "", *target);
+			auto data = r3test::pattern(20 * kChunk + 100, 6); // smaller than the target
+			writeFile(dir / "src.img", data);
+			SyncPushOptions po;
+			po.source = dir / "src.img";
+			po.targets = { "r3://" + receiver.address };
+			po.links = { *parseSyncTarget(po.targets[0], "src.img") };
+			po.chunk = kChunk;
+			po.backoff = std::chrono::milliseconds(10);
+			auto push = SyncPush::create(rt, pool, po);
+			REQUIRE(push);
+			auto r1 = (*push)->round();
+			REQUIRE(r1);
+			REQUIRE(r1->allAcked());
+			CHECK(r1->generation == 1);
+			std::vector<std::byte> back(data.size());
+			REQUIRE((*target)->readAt(back, 0));
+			CHECK(back == data);
+
+			data[7 * kChunk] = ~data[7 * kChunk];
+			writeFile(dir / "src.img", data);
+			auto r2 = (*push)->round();
+			REQUIRE(r2);
+			CHECK(r2->chunksChanged == 1);
+			CHECK(r2->generation == 2);
+			REQUIRE((*target)->readAt(back, 0));
+			CHECK(back == data);
+
+			// Larger than the target: the generation fails with ENOSPC, the target keeps 2.
+			auto big = r3test::pattern(5 << 20, 7);
+			writeFile(dir / "src.img", big);
+			auto r3 = (*push)->round();
+			REQUIRE(r3);
+			CHECK(r3->destinations[0].error == ENOSPC);
+			CHECK_THAT(r3->destinations[0].message, Catch::Contains("the target holds"));
+			CHECK(r3->destinations[0].ackedGeneration == 2);
+			REQUIRE((*target)->readAt(back, 0));
+			CHECK(back == data);
+		}
+	}
 }
 
 TEST_CASE("a destination that is down is reported and the push fails", "[sync-loopback]")
