@@ -416,24 +416,37 @@ int hub(int argc, char **argv)
 	ho.targets = a->all("to");
 	ho.links = std::move(*links);
 	// A destination that refuses the hub (its token, TLS, the transport's version) is a
-	// setup error: found now, not after the first push has gone to the others.
-	for (size_t i = 0; i < ho.links.size(); ++i) {
-		auto link = sync::SyncLink::create(rt, ho.links[i]);
-		if (!link) {
-			std::fprintf(stderr, "r3sync: %s: %s\n", ho.targets[i].c_str(), link.error().message.c_str());
+	// setup error: found now, not after the first push has gone to the others. All at
+	// once and briefly: one that does not answer is only logged, as one that is down.
+	std::vector<ResultMsg<void>> probes(ho.links.size());
+	std::vector<char> unusable(ho.links.size(), 0); ///< our side's setup (the TLS CA file)
+	{
+		std::vector<std::thread> threads;
+		for (size_t i = 0; i < ho.links.size(); ++i)
+			threads.emplace_back([&, i] {
+				auto options = ho.links[i];
+				options.connectTimeout = std::min(options.connectTimeout, std::chrono::milliseconds(3000));
+				auto link = sync::SyncLink::create(rt, options);
+				unusable[i] = !link;
+				probes[i] = link ? (*link)->connect() : ResultMsg<void>(unexpectedOf(link.error()));
+			});
+		for (auto &t : threads)
+			t.join();
+	}
+	for (size_t i = 0; i < probes.size(); ++i) {
+		if (probes[i])
+			continue;
+		const auto &e = probes[i].error();
+		if (unusable[i]) {
+			std::fprintf(stderr, "r3sync: %s: %s\n", ho.targets[i].c_str(), e.message.c_str());
 			return 2;
 		}
-		auto connected = (*link)->connect();
-		if (connected)
-			continue;
-		auto kind = sync::connectErrorKind(connected.error().code.value());
+		auto kind = sync::connectErrorKind(e.code.value());
 		if (kind == sync::SyncErrorKind::Transient) {
-			r3d::log::get("sync")->warn("hub: {}: {} (retried once a push arrives)", ho.targets[i],
-						    connected.error().message);
+			r3d::log::get("sync")->warn("hub: {}: {} (retried once a push arrives)", ho.targets[i], e.message);
 			continue;
 		}
-		std::fprintf(stderr, "r3sync: %s: %s: %s\n", ho.targets[i].c_str(), refusalWhat(kind),
-			     connected.error().message.c_str());
+		std::fprintf(stderr, "r3sync: %s: %s: %s\n", ho.targets[i].c_str(), refusalWhat(kind), e.message.c_str());
 		return refusalStatus(kind);
 	}
 	sync::SyncHub hubCore(rt, ho);
