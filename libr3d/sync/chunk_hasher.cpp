@@ -3,9 +3,16 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <thread>
 
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -20,6 +27,63 @@ namespace {
 
 /// Bytes one job reads at a time: several small chunks per pread, one large chunk.
 constexpr uint64_t kReadBatch = 4ull << 20;
+
+double threadCpuSeconds()
+{
+	timespec ts{};
+	::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Hashing from a mapping: a page past the end of a file truncated meanwhile raises SIGBUS.
+// The guard turns that into a failed hashGuarded() on the thread that hashed, and leaves
+// every other SIGBUS to whoever handled it before.
+thread_local sigjmp_buf *guardJump = nullptr;
+struct sigaction previousBus;
+
+void onBus(int sig, siginfo_t *info, void *context)
+{
+	if (guardJump)
+		siglongjmp(*guardJump, 1);
+	if (previousBus.sa_flags & SA_SIGINFO) {
+		if (previousBus.sa_sigaction) {
+			previousBus.sa_sigaction(sig, info, context);
+			return;
+		}
+	} else if (previousBus.sa_handler != SIG_DFL && previousBus.sa_handler != SIG_IGN) {
+		previousBus.sa_handler(sig);
+		return;
+	}
+	// Returning runs the faulting access again, now into the default action.
+	::signal(SIGBUS, SIG_DFL);
+}
+
+void installBusGuard()
+{
+	static std::once_flag once;
+	std::call_once(once, [] {
+		struct sigaction sa {};
+		sa.sa_sigaction = onBus;
+		// NODEFER: a jump out of the handler leaves SIGBUS unblocked without saving the mask
+		// at every sigsetjmp (a system call per chunk).
+		sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+		sigemptyset(&sa.sa_mask);
+		::sigaction(SIGBUS, &sa, &previousBus);
+	});
+}
+
+bool hashGuarded(const std::byte *data, size_t length, ChunkHash &out)
+{
+	sigjmp_buf jump;
+	if (sigsetjmp(jump, 0)) {
+		guardJump = nullptr;
+		return false;
+	}
+	guardJump = &jump;
+	out = hashBytes(std::span<const std::byte>(data, length));
+	guardJump = nullptr;
+	return true;
+}
 
 } // namespace
 
@@ -44,7 +108,8 @@ ChunkHash getHash(const std::byte *in)
 	return ChunkHash{ h.high64, h.low64 };
 }
 
-ResultMsg<std::vector<ChunkHash>> ChunkHasher::hash(const ReadFn &read, uint64_t size) const
+ResultMsg<std::vector<ChunkHash>> ChunkHasher::run(uint64_t size, HashStats *stats, bool scratch,
+						   const BatchFn &batch) const
 {
 	if (chunk_ == 0)
 		return fail(EINVAL, "chunk size 0");
@@ -63,27 +128,32 @@ ResultMsg<std::vector<ChunkHash>> ChunkHasher::hash(const ReadFn &read, uint64_t
 	std::condition_variable done;
 	uint64_t pending = 0;
 	std::optional<Error> firstError;
+	double cpuSeconds = 0;
+	std::set<std::thread::id> hashers;
 
-	auto runSlice = [&](uint64_t firstBatch, uint64_t endBatch) {
-		std::vector<std::byte> buf(static_cast<size_t>(perBatch * chunk_));
+	auto hashSlice = [&](uint64_t firstBatch, uint64_t endBatch) {
+		// Not value-initialized: every byte is read into before it is hashed.
+		std::unique_ptr<std::byte[]> buf(scratch ? new std::byte[static_cast<size_t>(perBatch * chunk_)] : nullptr);
 		for (uint64_t b = firstBatch; b < endBatch; ++b) {
 			uint64_t first = b * perBatch;
 			uint64_t end = std::min(count, first + perBatch);
 			uint64_t offset = first * chunk_;
 			uint64_t length = std::min(size, end * chunk_) - offset;
-			auto ok = read(std::span(buf.data(), static_cast<size_t>(length)), offset);
+			auto ok = batch(first, end, offset, length, buf.get(), out);
 			if (!ok) {
 				std::lock_guard lock(mutex);
 				if (!firstError)
 					firstError = ok.error();
 				return;
 			}
-			for (uint64_t c = first; c < end; ++c) {
-				uint64_t at = (c - first) * chunk_;
-				uint64_t len = std::min(chunk_, length - at);
-				out[c] = hashBytes(std::span<const std::byte>(buf.data() + at, static_cast<size_t>(len)));
-			}
 		}
+	};
+	auto runSlice = [&](uint64_t firstBatch, uint64_t endBatch) {
+		const double cpuStart = threadCpuSeconds();
+		hashSlice(firstBatch, endBatch);
+		std::lock_guard lock(mutex);
+		cpuSeconds += threadCpuSeconds() - cpuStart;
+		hashers.insert(std::this_thread::get_id());
 	};
 
 	if (!pool_ || slices == 1) {
@@ -102,9 +172,53 @@ ResultMsg<std::vector<ChunkHash>> ChunkHasher::hash(const ReadFn &read, uint64_t
 		std::unique_lock lock(mutex);
 		done.wait(lock, [&] { return pending == 0; });
 	}
+	if (stats) {
+		stats->cpuSeconds = cpuSeconds;
+		stats->threads = static_cast<unsigned>(hashers.size());
+	}
 	if (firstError)
 		return unexpectedOf(*firstError);
 	return out;
+}
+
+ResultMsg<std::vector<ChunkHash>> ChunkHasher::hash(const ReadFn &read, uint64_t size, HashStats *stats) const
+{
+	const uint64_t chunk = chunk_;
+	return run(size, stats, true,
+		   [&read, chunk](uint64_t first, uint64_t end, uint64_t offset, uint64_t length, std::byte *buf,
+				  std::vector<ChunkHash> &out) -> ResultMsg<void> {
+			   if (auto ok = read(std::span(buf, static_cast<size_t>(length)), offset); !ok)
+				   return ok;
+			   for (uint64_t c = first; c < end; ++c) {
+				   uint64_t at = (c - first) * chunk;
+				   uint64_t len = std::min(chunk, length - at);
+				   out[c] = hashBytes(std::span<const std::byte>(buf + at, static_cast<size_t>(len)));
+			   }
+			   return {};
+		   });
+}
+
+ResultMsg<std::vector<ChunkHash>> ChunkHasher::hashMapped(const std::byte *mapped, int fd, uint64_t size,
+							  HashStats *stats) const
+{
+	installBusGuard();
+	const uint64_t chunk = chunk_;
+	return run(size, stats, false,
+		   [mapped, fd, chunk, size](uint64_t first, uint64_t end, uint64_t, uint64_t, std::byte *,
+					     std::vector<ChunkHash> &out) -> ResultMsg<void> {
+			   for (uint64_t c = first; c < end; ++c) {
+				   uint64_t at = c * chunk;
+				   size_t len = static_cast<size_t>(std::min(chunk, size - at));
+				   if (hashGuarded(mapped + at, len, out[c]))
+					   continue;
+				   // Truncated under the mapping: what is left of it reads as zeros.
+				   std::vector<std::byte> buf(len);
+				   if (auto ok = readZeroPadded(fd, buf, at); !ok)
+					   return ok;
+				   out[c] = hashBytes(buf);
+			   }
+			   return {};
+		   });
 }
 
 ResultMsg<std::vector<ChunkHash>> ChunkHasher::hash(ReadWriterAt &source) const
@@ -129,11 +243,13 @@ ResultMsg<void> readZeroPadded(int fd, std::span<std::byte> buf, uint64_t offset
 	return {};
 }
 
-ResultMsg<std::vector<ChunkHash>> ChunkHasher::hashFile(int fd, uint64_t size) const
+ResultMsg<std::vector<ChunkHash>> ChunkHasher::hashFile(int fd, uint64_t size, HashStats *stats) const
 {
-	return hash(
-		[fd](std::span<std::byte> buf, uint64_t offset) { return readZeroPadded(fd, buf, offset); },
-		size);
+	// Each thread reads its slice front to back: a file not in the page cache gets the
+	// larger readahead window (a hint; its failure changes nothing).
+	(void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	return hash([fd](std::span<std::byte> buf, uint64_t offset) { return readZeroPadded(fd, buf, offset); }, size,
+		    stats);
 }
 
 } // namespace r3d::sync

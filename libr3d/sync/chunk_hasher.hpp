@@ -37,6 +37,12 @@ ChunkHash getHash(const std::byte *in);
 /// lies past its end reads as zeros (the next round sees the new size).
 ResultMsg<void> readZeroPadded(int fd, std::span<std::byte> buf, uint64_t offset);
 
+/// Where a hash() spent its time, for benchmarks and reports.
+struct HashStats {
+	double cpuSeconds = 0; ///< CPU time of the hashing threads (reads included)
+	unsigned threads = 0;  ///< threads that hashed
+};
+
 class ChunkHasher
 {
 public:
@@ -47,14 +53,25 @@ public:
 	ChunkHasher(ThreadPool *pool, uint64_t chunk) : pool_(pool), chunk_(chunk) {}
 
 	/// Hashes of the ceil(size / chunk) chunks of [0, size); the last one may be short.
-	ResultMsg<std::vector<ChunkHash>> hash(const ReadFn &read, uint64_t size) const;
+	ResultMsg<std::vector<ChunkHash>> hash(const ReadFn &read, uint64_t size, HashStats *stats = nullptr) const;
 	ResultMsg<std::vector<ChunkHash>> hash(ReadWriterAt &source) const;
-	/// pread(2) of an open file of `size` bytes.
-	ResultMsg<std::vector<ChunkHash>> hashFile(int fd, uint64_t size) const;
+	/// pread(2) of an open file of `size` bytes, in 4 MiB reads: of the page cache that is
+	/// a copy, but a cheaper one than faulting in a fresh mapping of it (docs/sync.md).
+	ResultMsg<std::vector<ChunkHash>> hashFile(int fd, uint64_t size, HashStats *stats = nullptr) const;
+	/// The same from `mapped`, a mapping of `fd` kept from earlier rounds (SourceMapping):
+	/// no copy at all. A chunk whose pages vanish meanwhile (the file was truncated: SIGBUS)
+	/// is read with pread instead, zero-padded.
+	ResultMsg<std::vector<ChunkHash>> hashMapped(const std::byte *mapped, int fd, uint64_t size,
+						     HashStats *stats = nullptr) const;
 
 	uint64_t chunk() const { return chunk_; }
 
 private:
+	/// Hashes the chunks [first, end) at `offset`, `length` bytes; `scratch` holds a batch.
+	using BatchFn = std::function<ResultMsg<void>(uint64_t first, uint64_t end, uint64_t offset, uint64_t length,
+						      std::byte *scratch, std::vector<ChunkHash> &out)>;
+	ResultMsg<std::vector<ChunkHash>> run(uint64_t size, HashStats *stats, bool scratch, const BatchFn &batch) const;
+
 	ThreadPool *pool_;
 	uint64_t chunk_;
 };

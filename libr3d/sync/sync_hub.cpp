@@ -29,7 +29,7 @@ std::string HubDestinationStatus::json() const
 				      "\"lag\":{},\"pending_chunks\":{}",
 				      to, name, hubGeneration, ackedGeneration, lag(), pendingChunks);
 	if (error)
-		out += fmt::format(",\"error\":\"{}\"", message);
+		out += fmt::format(",\"error\":\"{}\",\"error_kind\":\"{}\"", message, syncErrorKindName(kind));
 	return out + "}";
 }
 
@@ -101,6 +101,8 @@ void SyncHub::loop(Destination &d)
 		std::vector<std::pair<std::string, CopyState>> work;
 		for (const auto &[name, c] : copies_) {
 			auto it = d.status.find(name);
+			if (it != d.status.end() && it->second.refused())
+				continue; // a retry would be refused alike
 			if (it == d.status.end() || it->second.hubGeneration != c.generation || it->second.error)
 				work.emplace_back(name, c);
 		}
@@ -146,11 +148,15 @@ void SyncHub::loop(Destination &d)
 				if (!r) {
 					st.error = r.error().code.value() ? r.error().code.value() : EIO;
 					st.message = r.error().message;
+					st.kind = sender->lastFailure();
 				}
 				st.pendingChunks = r ? 0 : (sender->connected() ? sender->changedChunks(view).size() : 0);
 			}
 			st.ackedGeneration = sender->ackedGeneration();
-			if (st.error) {
+			if (st.refused()) {
+				log->error("hub: {} '{}': {}: not retried ({})", to, name, st.message,
+					   syncErrorKindName(st.kind));
+			} else if (st.error) {
 				auto &b = backoff[name];
 				b = b.count() == 0 ? options_.retry : std::min(b * 2, options_.maxRetry);
 				wait = wait.count() == 0 ? b : std::min(wait, b);

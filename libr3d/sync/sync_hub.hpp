@@ -7,7 +7,8 @@
 // difference between the hub copy's hashes and the destination's (the union of the
 // generations it has not acknowledged, bounded by the chunk count, never a queue), so a
 // slow or dead destination never stalls the source or the others, and a reconnecting one
-// catches up from its hashes. Lag per destination is in status().
+// catches up from its hashes. Lag per destination is in status(). A destination that
+// refuses (wrong token, TLS, protocol version: SyncErrorKind) is reported and not retried.
 
 #include <atomic>
 #include <chrono>
@@ -43,6 +44,9 @@ struct HubDestinationStatus {
 	uint64_t pendingChunks = 0;
 	int error = 0;
 	std::string message;
+	/// A refusal (not Transient) is not retried: the destination is left until a restart.
+	SyncErrorKind kind = SyncErrorKind::Transient;
+	bool refused() const { return error != 0 && kind != SyncErrorKind::Transient; }
 	uint64_t lag() const { return hubGeneration - std::min(hubGeneration, ackedGeneration); }
 	std::string json() const;
 };

@@ -201,10 +201,10 @@ ResultMsg<SyncHello> decodeSyncHello(std::span<const std::byte> meta)
 	if (!pb)
 		return unexpectedOf(pb.error());
 	if (pb->version() != kSyncVersion)
-		return fail(EPROTO, fmt::format("sync protocol version {} is not supported (this side speaks {})",
+		return fail(EPROTONOSUPPORT, fmt::format("sync protocol version {} is not supported (this side speaks {})",
 						pb->version(), kSyncVersion));
 	if (pb->hash_kind() != kHashXxh3_128)
-		return fail(EPROTO, fmt::format("hash kind {} is not supported (1: XXH3-128)", pb->hash_kind()));
+		return fail(EPROTONOSUPPORT, fmt::format("hash kind {} is not supported (1: XXH3-128)", pb->hash_kind()));
 	if (auto ok = checkSyncName(pb->name()); !ok)
 		return unexpectedOf(ok.error());
 	if (auto ok = checkShape(SyncShape{ pb->size(), pb->chunk_size() }, "sync hello"); !ok)

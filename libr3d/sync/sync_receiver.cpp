@@ -11,6 +11,7 @@
 #include <r3d/log.hpp>
 
 #include "base/file_io.hpp"
+#include "stages/arbitrary_read_writer_at.hpp"
 #include "sync/sync_messages.hpp"
 
 namespace r3d::sync {
@@ -117,6 +118,68 @@ ResultMsg<std::unique_ptr<SyncReceiver>> SyncReceiver::open(const std::string &d
 	if (auto ok = r->load(report ? *report : local); !ok)
 		return unexpectedOf(ok.error());
 	return r;
+}
+
+ResultMsg<std::unique_ptr<SyncReceiver>> SyncReceiver::openTarget(std::shared_ptr<ReadWriterAt> target,
+								  const std::string &name, uint64_t chunk,
+								  ReceiverOptions options, ThreadPool *pool,
+								  ReceiverOpenReport *report)
+{
+	if (!target)
+		return fail(EINVAL, "no target");
+	if (chunk == 0)
+		return fail(EINVAL, "chunk size 0");
+	std::unique_ptr<SyncReceiver> r(new SyncReceiver("", name, chunk, options, pool));
+	r->path_ = name;
+	// Any offset and length: the sync chunk need not be a multiple of the backend's.
+	if (uint64_t c = target->preferredChunk(); c != 0)
+		target = std::make_shared<stages::ArbitraryReadWriterAt>(target, c, true);
+	r->target_ = std::move(target);
+	r->size_ = r->target_->size();
+	ChunkHasher hasher(pool, chunk);
+	auto h = hasher.hash(*r->target_);
+	if (!h)
+		return unexpectedOf(h.error());
+	r->hashes_ = std::move(*h);
+	if (report)
+		report->rehashed = true;
+	return r;
+}
+
+ResultMsg<void> SyncReceiver::commitTarget()
+{
+	if (auto ok = target_->sync(); !ok) {
+		abort();
+		return fail(ok.error(), fmt::format("{}: sync: {}", path_, ok.error().message()));
+	}
+	if (options_.verify) {
+		std::vector<std::byte> buf;
+		for (const auto &e : entries_) {
+			buf.resize(static_cast<size_t>(e.length));
+			if (auto ok = target_->readAt(buf, e.index * chunk_); !ok) {
+				abort();
+				return fail(ok.error(), fmt::format("{}: verify: {}", path_, ok.error().message()));
+			}
+			if (!(hashBytes(buf) == e.hash)) {
+				abort();
+				return fail(EIO, fmt::format("{}: chunk {} reads back with another hash than was received",
+							     path_, e.index));
+			}
+		}
+	}
+	pending_ = false;
+	generation_ = pendingGeneration_;
+	size_ = pendingSize_;
+	hashes_.resize(static_cast<size_t>(SyncShape{ size_, chunk_ }.chunks()));
+	lastChanged_.clear();
+	for (const auto &e : entries_) {
+		hashes_[e.index] = e.hash;
+		lastChanged_.push_back(e.index);
+	}
+	// A shorter size leaves a last chunk that the sender sent whole for the new size;
+	// a longer one was refused in begin().
+	entries_.clear();
+	return {};
 }
 
 ResultMsg<void> SyncReceiver::load(ReceiverOpenReport &report)
@@ -262,6 +325,13 @@ ResultMsg<void> SyncReceiver::begin(uint64_t generation, uint64_t newSize)
 	pendingGeneration_ = generation;
 	pendingSize_ = newSize;
 	entries_.clear();
+	if (target_) {
+		if (newSize > target_->size())
+			return fail(ENOSPC, fmt::format("{}: the target holds {} bytes, the source has {}", path_,
+							target_->size(), newSize));
+		pending_ = true;
+		return {};
+	}
 	if (options_.mode == ApplyMode::Journal) {
 		std::string path = sidePath(".r3journal");
 		pendingFd_ = UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -317,6 +387,14 @@ ResultMsg<void> SyncReceiver::addChunk(uint64_t index, std::span<const std::byte
 		return fail(EPROTO, fmt::format("chunk {} after chunk {}: chunks come ascending", index,
 						entries_.back().index));
 	Entry e{ index, 0, data.size(), hashBytes(data) };
+	if (target_) {
+		entries_.push_back(e); // before the write: a failed one may have left part of it
+		if (auto ok = target_->writeAt(data, index * chunk_); !ok) {
+			abort();
+			return fail(ok.error(), fmt::format("{}: write chunk {}: {}", path_, index, ok.error().message()));
+		}
+		return {};
+	}
 	if (options_.mode == ApplyMode::Journal) {
 		std::byte rec[kRecordHeader];
 		put64(rec, index);
@@ -375,6 +453,8 @@ ResultMsg<void> SyncReceiver::commit(uint64_t generation)
 {
 	if (!pending_ || generation != pendingGeneration_)
 		return fail(EPROTO, fmt::format("commit of generation {} that was not begun", generation));
+	if (target_)
+		return commitTarget();
 	if (options_.mode == ApplyMode::Journal) {
 		std::string path = sidePath(".r3journal");
 		std::byte count[8];
@@ -461,6 +541,16 @@ ResultMsg<void> SyncReceiver::commit(uint64_t generation)
 
 void SyncReceiver::abort()
 {
+	if (target_) {
+		// The chunks written of a generation that did not commit hold neither generation
+		// for sure: a hash no chunk has makes the sender send them again.
+		for (const auto &e : entries_)
+			if (e.index < hashes_.size())
+				hashes_[e.index] = ChunkHash{ ~0ull, ~0ull };
+		entries_.clear();
+		pending_ = false;
+		return;
+	}
 	if (!pending_ && !pendingFd_.isValid())
 		return;
 	pending_ = false;

@@ -17,6 +17,16 @@
 // size and mtime, its chunk hashes) spares a rehash of the whole copy at every contact; a
 // sidecar that does not match the copy is ignored and the copy rehashed.
 // A write error (ENOSPC, EIO) fails the generation: the copy stays at the previous one.
+//
+// A backend target instead (openTarget: any URI of openBackend, `r3sync serve --dest`):
+// the chunks are written in place as they arrive, ascending, and commit() syncs the
+// target before the generation is acknowledged. Nothing is atomic across chunks there: a
+// concurrent reader of the target may see a generation partly applied (each chunk old or
+// new; a chunk being written as the backend's own write allows), and a generation cut
+// short leaves the chunks written so far. The hashes live in memory only: after a restart
+// the receiver rehashes the target and the sender sends whatever differs, so the next
+// generation repairs either. The target's size is fixed: a source larger fails the
+// generation with ENOSPC; a smaller one is synced into its head, the rest left as it was.
 
 #include <cstdint>
 #include <memory>
@@ -24,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include <r3d/read_writer_at.hpp>
 #include <r3d/result.hpp>
 #include <r3d/unique_fd.hpp>
 
@@ -57,6 +68,11 @@ public:
 	static ResultMsg<std::unique_ptr<SyncReceiver>> open(const std::string &dir, const std::string &name,
 							     uint64_t chunk, ReceiverOptions options, ThreadPool *pool,
 							     ReceiverOpenReport *report = nullptr);
+	/// A receiver writing into `target` (a backend, see above); `name` is for messages.
+	static ResultMsg<std::unique_ptr<SyncReceiver>> openTarget(std::shared_ptr<ReadWriterAt> target,
+								   const std::string &name, uint64_t chunk,
+								   ReceiverOptions options, ThreadPool *pool,
+								   ReceiverOpenReport *report = nullptr);
 	~SyncReceiver();
 	SyncReceiver(const SyncReceiver &) = delete;
 	SyncReceiver &operator=(const SyncReceiver &) = delete;
@@ -88,6 +104,7 @@ private:
 	ResultMsg<void> writeSidecar();
 	ResultMsg<void> applyInPlace(int fromFd, bool fromJournal);
 	ResultMsg<void> verifyChunks(int fd);
+	ResultMsg<void> commitTarget();
 	std::string sidePath(const char *suffix) const;
 
 	std::string dir_;
@@ -97,6 +114,7 @@ private:
 	ReceiverOptions options_;
 	ThreadPool *pool_;
 	UniqueFd fd_;
+	std::shared_ptr<ReadWriterAt> target_; ///< instead of fd_ (openTarget)
 	uint64_t generation_ = 0;
 	uint64_t size_ = 0;
 	std::vector<ChunkHash> hashes_;

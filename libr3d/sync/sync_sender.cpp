@@ -6,6 +6,38 @@
 
 namespace r3d::sync {
 
+const char *syncErrorKindName(SyncErrorKind kind)
+{
+	switch (kind) {
+	case SyncErrorKind::Transient:
+		return "transient";
+	case SyncErrorKind::Auth:
+		return "auth";
+	case SyncErrorKind::Tls:
+		return "tls";
+	case SyncErrorKind::Version:
+		return "version";
+	case SyncErrorKind::Refused:
+		return "refused";
+	}
+	return "transient";
+}
+
+SyncErrorKind connectErrorKind(int error)
+{
+	switch (error) {
+	case EACCES: // the server's token check (transport/block/rpc_session.cpp)
+	case EPERM:
+		return SyncErrorKind::Auth;
+	case EPROTO: // the TLS handshake failed, or the hello reply was not ours
+		return SyncErrorKind::Tls;
+	case EPROTONOSUPPORT: // the transport's version, or no such service
+		return SyncErrorKind::Version;
+	default: // refused, reset, timed out, unreachable, cannot resolve: the network's
+		return SyncErrorKind::Transient;
+	}
+}
+
 ResultMsg<std::unique_ptr<SyncSender>> SyncSender::create(Runtime &runtime, SyncSenderOptions options)
 {
 	if (options.chunk < limits::kMinChunk || options.chunk > kMaxSyncChunk)
@@ -22,11 +54,17 @@ SyncSender::SyncSender(SyncSenderOptions options, std::unique_ptr<SyncLink> link
 {
 }
 
+ResultMsg<void> SyncSender::refused(SyncErrorKind kind, Error error)
+{
+	failure_ = kind;
+	return unexpectedOf(error);
+}
+
 ResultMsg<void> SyncSender::handshake(uint64_t size, uint64_t &wire)
 {
 	known_ = false;
 	if (auto ok = link_->connect(); !ok)
-		return ok;
+		return refused(connectErrorKind(ok.error().code.value()), ok.error());
 	SyncHello hello{ kSyncVersion, options_.link.name, size, options_.chunk, kHashXxh3_128 };
 	std::string frames;
 	appendSyncFrame(frames, SyncType::Hello, encode(hello), 0, true);
@@ -38,13 +76,22 @@ ResultMsg<void> SyncSender::handshake(uint64_t size, uint64_t &wire)
 		return unexpectedOf(frame.error());
 	wire += transport::kFrameHeaderSize + frame->message.body.size();
 	if (frame->message.type != SyncType::HelloReply)
-		return fail(EPROTO, fmt::format("the receiver answered the hello with a {}", syncTypeName(frame->message.type)));
+		return refused(SyncErrorKind::Refused,
+			       Error{ errnoCode(EPROTO), fmt::format("the receiver answered the hello with a {}",
+								      syncTypeName(frame->message.type)) });
 	auto reply = decodeSyncHelloReply(frame->message.bytes(), options_.chunk);
 	if (!reply)
-		return unexpectedOf(reply.error());
+		return refused(SyncErrorKind::Refused, reply.error());
 	if (reply->error) {
 		link_->close();
-		return fail(reply->error, "the receiver refused: " + reply->message);
+		Error e{ errnoCode(reply->error), "the receiver refused: " + reply->message };
+		// The version, the hash kind or the name: every hello would be refused alike. The
+		// rest (EBUSY: another sender; EIO, ENOSPC opening the copy) may pass.
+		if (reply->error == EPROTONOSUPPORT)
+			return refused(SyncErrorKind::Version, e);
+		if (reply->error == EPROTO || reply->error == EINVAL)
+			return refused(SyncErrorKind::Refused, e);
+		return unexpectedOf(e);
 	}
 	std::vector<ChunkHash> hashes;
 	hashes.reserve(static_cast<size_t>(reply->hashCount));
@@ -87,6 +134,7 @@ std::vector<uint64_t> SyncSender::changedChunks(const SyncSourceView &source) co
 ResultMsg<PushReport> SyncSender::push(const SyncSourceView &source)
 {
 	PushReport report;
+	failure_ = SyncErrorKind::Transient;
 	if (!known_ || !link_->connected()) {
 		report.reconnected = true;
 		if (auto ok = handshake(source.size, report.wireBytes); !ok) {

@@ -25,6 +25,17 @@ class Runtime;
 
 namespace r3d::sync {
 
+/// What a failed push means for retrying it. Transient: the link or the receiver may
+/// recover (refused, reset, timed out, busy, out of space); retried with backoff. The
+/// others are refusals that a retry only repeats: Auth (the token, EACCES), Tls (the TLS
+/// handshake: certificate, name, or TLS on one side only), Version (the transport or sync
+/// protocol version, or no sync service there), Refused (the receiver turned down the copy
+/// or broke the protocol).
+enum class SyncErrorKind { Transient, Auth, Tls, Version, Refused };
+const char *syncErrorKindName(SyncErrorKind kind);
+/// Of a failed SyncLink::connect (transport/service_connect.hpp), by its errno.
+SyncErrorKind connectErrorKind(int error);
+
 /// What a push reads: the source as of this round.
 struct SyncSourceView {
 	uint64_t size = 0;
@@ -56,6 +67,8 @@ public:
 	/// One generation with what changed (none if nothing did); fails with the receiver's
 	/// errno and message, or the link's.
 	ResultMsg<PushReport> push(const SyncSourceView &source);
+	/// What the last failed push's error means (Transient after a success).
+	SyncErrorKind lastFailure() const { return failure_; }
 	/// The copy's generation the receiver last acknowledged (0 before any contact).
 	uint64_t ackedGeneration() const { return generation_; }
 	/// The chunks push() would send now.
@@ -67,9 +80,11 @@ public:
 private:
 	SyncSender(SyncSenderOptions options, std::unique_ptr<SyncLink> link);
 	ResultMsg<void> handshake(uint64_t size, uint64_t &wire);
+	ResultMsg<void> refused(SyncErrorKind kind, Error error);
 
 	SyncSenderOptions options_;
 	std::unique_ptr<SyncLink> link_;
+	SyncErrorKind failure_ = SyncErrorKind::Transient;
 	bool known_ = false; ///< the copy's state below is from this connection
 	uint64_t generation_ = 0;
 	uint64_t copySize_ = 0;

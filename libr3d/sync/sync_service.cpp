@@ -26,7 +26,8 @@ void SyncService::addTo(transport::RpcServer &server)
 ResultMsg<std::shared_ptr<SyncService::Copy>> SyncService::claim(const std::string &name)
 {
 	std::lock_guard lock(mutex_);
-	auto &copy = copies_[name];
+	// A target is one copy under any name.
+	auto &copy = copies_[options_.target ? std::string() : name];
 	if (!copy)
 		copy = std::make_shared<Copy>();
 	std::lock_guard copyLock(copy->mutex);

@@ -42,6 +42,9 @@ struct AppliedGeneration {
 
 struct SyncServiceOptions {
 	std::string dir;
+	/// Instead of dir: one backend that every push goes into (SyncReceiver::openTarget),
+	/// whatever the copy's name; one sender at a time.
+	std::shared_ptr<ReadWriterAt> target;
 	ReceiverOptions receiver;
 	/// After each generation (applied or failed), on the server's strand: keep it short.
 	std::function<void(const AppliedGeneration &, const SyncReceiver &)> onApplied;

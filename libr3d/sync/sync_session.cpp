@@ -101,7 +101,7 @@ asio::awaitable<bool> SyncSession::hello(const SyncMessage &message)
 	auto h = decodeSyncHello(message.bytes());
 	SyncHelloReply reply;
 	if (!h) {
-		reply.error = EPROTO;
+		reply.error = h.error().code.value() ? h.error().code.value() : EPROTO;
 		reply.message = h.error().message;
 	} else {
 		name_ = h->name;
@@ -116,8 +116,11 @@ asio::awaitable<bool> SyncSession::hello(const SyncMessage &message)
 			if (!receiver || receiver->chunk() != chunk_) {
 				receiver.reset();
 				ReceiverOpenReport report;
-				auto opened = SyncReceiver::open(service_->options().dir, name_, chunk_,
-								 service_->options().receiver, service_->pool(), &report);
+				const auto &so = service_->options();
+				auto opened = so.target ? SyncReceiver::openTarget(so.target, name_, chunk_, so.receiver,
+										   service_->pool(), &report)
+							: SyncReceiver::open(so.dir, name_, chunk_, so.receiver,
+									     service_->pool(), &report);
 				if (!opened) {
 					reply.error = opened.error().code.value();
 					reply.message = opened.error().message;

@@ -1,7 +1,7 @@
 // r3sync: push-based delta sync of files, without the daemon. The logic is libr3d's
 // (sync/sync_push.hpp, sync/sync_service.hpp, sync/sync_hub.hpp); this is flags.
 //
-//   r3sync serve --listen HOST:PORT (--dir DIR | --dest URI) [--apply journal|rename] [--verify]
+//   r3sync serve --listen HOST:PORT (--dir DIR [--apply journal|rename] | --dest URI) [--verify]
 //        [--token-file F] [--tls-cert F --tls-key F [--tls-ca F]] [--json]
 //   r3sync push SRC --to r3://HOST:PORT[/NAME] [--to ...] [--chunk-size SIZE] [--once | --interval DUR
 //        [--rounds N]] [--threads N] [--token-file F] [--tls-ca F] [--json]
@@ -9,7 +9,9 @@
 //
 // serve and hub print "listening HOST:PORT" on stdout once they accept. push exits 0 when
 // every destination acknowledged the last round, 1 otherwise; SIGINT/SIGTERM end an
-// --interval push after the current round, and serve or hub at once.
+// --interval push after the current round, and serve or hub at once. A destination that
+// refuses (sync::SyncErrorKind: not retried) makes push, and hub at its start, exit at
+// once: 3 for the token or TLS, 4 for the protocol version or another refusal.
 
 #include <csignal>
 #include <cstdio>
@@ -21,6 +23,7 @@
 
 #include <fmt/format.h>
 
+#include <r3d/backend_factory.hpp>
 #include <r3d/duration.hpp>
 #include <r3d/log.hpp>
 #include <r3d/size.hpp>
@@ -28,6 +31,7 @@
 #include "base/runtime.hpp"
 #include "base/thread_pool.hpp"
 #include "sync/sync_hub.hpp"
+#include "sync/sync_link.hpp"
 #include "sync/sync_push.hpp"
 #include "sync/sync_service.hpp"
 #include "transport/block/rpc_server.hpp"
@@ -41,14 +45,36 @@ int usage(const std::string &why)
 {
 	std::fprintf(stderr,
 		     "r3sync: %s\n"
-		     "usage: r3sync serve --listen HOST:PORT (--dir DIR | --dest URI) [--apply journal|rename] [--verify]\n"
+		     "usage: r3sync serve --listen HOST:PORT (--dir DIR [--apply journal|rename] | --dest URI) [--verify]\n"
 		     "         [--token-file F] [--tls-cert F --tls-key F [--tls-ca F]] [--json]\n"
 		     "       r3sync push SRC --to r3://HOST:PORT[/NAME] [--to ...] [--chunk-size SIZE] [--once |\n"
 		     "         --interval DUR [--rounds N]] [--threads N] [--token-file F] [--tls-ca F] [--json]\n"
 		     "       r3sync hub --listen HOST:PORT --dir CACHE_DIR --to r3://HOST:PORT [--to ...]\n"
-		     "         [--token-file F] [--json]\n",
+		     "         [--token-file F] [--json]\n"
+		     "exit status (push, hub): 1 a destination did not acknowledge, 2 bad usage,\n"
+		     "  3 the token or TLS refused, 4 the protocol version (or the copy) refused\n",
 		     why.c_str());
 	return 2;
+}
+
+/// The exit status for a destination's refusal.
+int refusalStatus(sync::SyncErrorKind kind)
+{
+	return kind == sync::SyncErrorKind::Auth || kind == sync::SyncErrorKind::Tls ? 3 : 4;
+}
+
+const char *refusalWhat(sync::SyncErrorKind kind)
+{
+	switch (kind) {
+	case sync::SyncErrorKind::Auth:
+		return "authentication refused";
+	case sync::SyncErrorKind::Tls:
+		return "TLS failed";
+	case sync::SyncErrorKind::Version:
+		return "protocol version mismatch";
+	default:
+		return "refused";
+	}
 }
 
 /// --key VALUE (repeatable), bare --flags, and at most one positional argument.
@@ -188,21 +214,31 @@ int serve(int argc, char **argv)
 		return usage("serve takes no positional argument");
 	if (!a->has("listen"))
 		return usage("serve needs --listen HOST:PORT");
-	if (a->has("dest"))
-		return usage("--dest URI is not supported yet; use --dir DIR");
-	if (!a->has("dir"))
-		return usage("serve needs --dir DIR");
+	if (a->has("dest") == a->has("dir"))
+		return usage("serve needs --dir DIR or --dest URI");
+	if (a->has("dest") && a->has("apply"))
+		return usage("--apply is for --dir: a --dest backend is written in place");
 	auto ro = receiverOptions(*a);
 	if (!ro)
 		return usage(ro.error().message);
-	std::error_code ec;
-	std::filesystem::create_directories(a->get("dir"), ec);
+	if (a->has("dir")) {
+		std::error_code ec;
+		std::filesystem::create_directories(a->get("dir"), ec);
+	}
 	sigset_t signals = blockSignals();
 	RuntimeOptions rto;
 	rto.ioThreads = 2; // file I/O of a session runs on its strand
 	Runtime rt(rto);
 	sync::SyncServiceOptions so;
 	so.dir = a->get("dir");
+	if (a->has("dest")) {
+		auto target = openBackend(a->get("dest"), &rt);
+		if (!target) {
+			std::fprintf(stderr, "r3sync: %s\n", target.error().message.c_str());
+			return 2;
+		}
+		so.target = std::move(*target);
+	}
 	so.receiver = *ro;
 	bool json = a->has("json");
 	so.onApplied = [json](const sync::AppliedGeneration &g, const sync::SyncReceiver &) { printApplied(g, json); };
@@ -309,6 +345,9 @@ int push(int argc, char **argv)
 			return usage("--threads takes 1..256");
 		threads = static_cast<unsigned>(*n);
 	}
+	// One round waits for every destination; repeated rounds go on without a lagging one.
+	if (rounds == 1)
+		o.lagWait = std::chrono::milliseconds{ 0 };
 	bool json = a->has("json");
 	sigset_t signals = blockSignals();
 	RuntimeOptions rto;
@@ -332,8 +371,16 @@ int push(int argc, char **argv)
 			ok = r->allAcked();
 			if (!ok && !json)
 				for (const auto &d : r->destinations)
-					if (d.error)
+					if (d.error && !d.refused())
 						std::fprintf(stderr, "r3sync: %s: %s\n", d.to.c_str(), d.message.c_str());
+			// A refusal is a setup error a retry only repeats: say so and stop.
+			if (const auto *d = r->refusal()) {
+				for (const auto &x : r->destinations)
+					if (x.refused())
+						std::fprintf(stderr, "r3sync: %s: %s (not retried): %s\n", x.to.c_str(),
+							     refusalWhat(x.kind), x.message.c_str());
+				return refusalStatus(d->kind);
+			}
 		}
 		if (rounds != 0 && n + 1 >= rounds)
 			break;
@@ -368,10 +415,47 @@ int hub(int argc, char **argv)
 	ho.dir = a->get("dir");
 	ho.targets = a->all("to");
 	ho.links = std::move(*links);
+	// A destination that refuses the hub (its token, TLS, the transport's version) is a
+	// setup error: found now, not after the first push has gone to the others. All at
+	// once and briefly: one that does not answer is only logged, as one that is down.
+	std::vector<ResultMsg<void>> probes(ho.links.size());
+	std::vector<char> unusable(ho.links.size(), 0); ///< our side's setup (the TLS CA file)
+	{
+		std::vector<std::thread> threads;
+		for (size_t i = 0; i < ho.links.size(); ++i)
+			threads.emplace_back([&, i] {
+				auto options = ho.links[i];
+				options.connectTimeout = std::min(options.connectTimeout, std::chrono::milliseconds(3000));
+				auto link = sync::SyncLink::create(rt, options);
+				unusable[i] = !link;
+				probes[i] = link ? (*link)->connect() : ResultMsg<void>(unexpectedOf(link.error()));
+			});
+		for (auto &t : threads)
+			t.join();
+	}
+	for (size_t i = 0; i < probes.size(); ++i) {
+		if (probes[i])
+			continue;
+		const auto &e = probes[i].error();
+		if (unusable[i]) {
+			std::fprintf(stderr, "r3sync: %s: %s\n", ho.targets[i].c_str(), e.message.c_str());
+			return 2;
+		}
+		auto kind = sync::connectErrorKind(e.code.value());
+		if (kind == sync::SyncErrorKind::Transient) {
+			r3d::log::get("sync")->warn("hub: {}: {} (retried once a push arrives)", ho.targets[i], e.message);
+			continue;
+		}
+		std::fprintf(stderr, "r3sync: %s: %s: %s\n", ho.targets[i].c_str(), refusalWhat(kind), e.message.c_str());
+		return refusalStatus(kind);
+	}
 	sync::SyncHub hubCore(rt, ho);
 	hubCore.onPushed = [json](const sync::HubDestinationStatus &s) {
 		if (json)
 			std::printf("{\"event\":\"pushed\",\"destination\":%s}\n", s.json().c_str());
+		else if (s.refused())
+			std::printf("%s %s: %s (not retried): %s\n", s.to.c_str(), s.name.c_str(), refusalWhat(s.kind),
+				    s.message.c_str());
 		else if (s.error)
 			std::printf("%s %s: FAILED: %s (lag %llu generations)\n", s.to.c_str(), s.name.c_str(),
 				    s.message.c_str(), (unsigned long long)s.lag());

@@ -14,7 +14,11 @@
   sync_helpers.py proxy LISTEN_PORT TARGET_PORT READYFILE
                                                 a TCP proxy on 127.0.0.1 whose link can be cut:
                                                 SIGUSR1 drops every connection and refuses new
-                                                ones, SIGUSR2 restores the link
+                                                ones, SIGUSR2 restores the link; SIGHUP
+                                                blackholes it instead (until SIGUSR2): bytes
+                                                stop moving both ways and new connections are
+                                                accepted but get nothing, as when packets are
+                                                dropped on the way
 """
 import os
 import random
@@ -108,6 +112,9 @@ class Proxy:
         self.lsock.listen(64)
         self.cut = False
         self.lock = threading.Lock()
+        # Set while the link moves bytes; cleared by a blackhole.
+        self.open = threading.Event()
+        self.open.set()
         self.pairs = []
 
     def drop_all(self):
@@ -125,9 +132,12 @@ class Proxy:
     def pump(self, src, dst):
         try:
             while True:
+                # Blackholed: neither read nor forward, so the sender's socket buffers fill.
+                self.open.wait()
                 data = src.recv(1 << 16)
                 if not data:
                     break
+                self.open.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -163,12 +173,18 @@ def proxy(listen_port, target_port, ready):
         p.drop_all()
         print("proxy: link cut", file=sys.stderr, flush=True)
 
+    def on_blackhole(*_):
+        p.open.clear()
+        print("proxy: link blackholed", file=sys.stderr, flush=True)
+
     def on_restore(*_):
         p.cut = False
+        p.open.set()
         print("proxy: link restored", file=sys.stderr, flush=True)
 
     signal.signal(signal.SIGUSR1, on_cut)
     signal.signal(signal.SIGUSR2, on_restore)
+    signal.signal(signal.SIGHUP, on_blackhole)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     open(ready, "w").write("ready\n")
     p.serve()

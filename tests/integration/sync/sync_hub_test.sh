@@ -5,7 +5,9 @@
 # each destination's copy has the source's sha256. Faults: a destination killed with
 # SIGKILL mid-round is restarted on the same directory and catches up; the link between the
 # hub and a destination is cut for 10 s (a proxy dropping and refusing connections) while
-# the other two keep taking generations, and the cut one converges after; a source written
+# the other two keep taking generations, and the cut one converges after; then blackholed
+# (bytes stop, nothing refused) while two rounds to the others must converge before it
+# ends, measured against an uncut round of the same run; a source written
 # while it is hashed converges on the next round.
 source "$(dirname "$0")/../lib.sh"
 require python3 sha256sum
@@ -84,7 +86,7 @@ converged() {
 	want=$(sha256sum <"$src" | cut -d' ' -f1)
 	for i in "$@"; do
 		while :; do
-			got=$(sha256sum <"$TEST_TMP/dst$i/src.img" 2>/dev/null | cut -d' ' -f1) || got=""
+			got=$(sha256sum <"$TEST_TMP/dst$i/$(basename "$src")" 2>/dev/null | cut -d' ' -f1) || got=""
 			[ "$got" = "$want" ] && break
 			[ $SECONDS -lt $deadline ] || die "destination $i differs from the source after round $round"
 			sleep 0.5
@@ -95,6 +97,29 @@ converged() {
 mutate() { # PERCENT
 	python3 "$helpers" mutate "$src" "$1" "$round" >/dev/null
 }
+
+# Timing a change by its arrival (each destination's "applied" line), not by sha256 of
+# the copies, which on a busy machine takes longer than the sync.
+now() { date +%s.%N; }
+# applied NAME I: how many generations of NAME destination I has applied.
+applied() { grep -c "^$1: generation [0-9]* applied" "$TEST_TMP/serve$2.out" 2>/dev/null || true; }
+declare -A seen
+mark() { # NAME I...: remember the counts
+	local name=$1 i
+	shift
+	for i in "$@"; do seen[$i]=$(applied "$name" "$i"); done
+}
+applied_since() { # NAME I...: until each I applied one more generation of NAME than marked
+	local name=$1 i deadline=$((SECONDS + converge_limit))
+	shift
+	for i in "$@"; do
+		while [ "$(applied "$name" "$i")" -le "${seen[$i]}" ]; do
+			[ $SECONDS -lt $deadline ] || die "destination $i applied no new generation of $name"
+			sleep 0.05
+		done
+	done
+}
+elapsed() { python3 -c "print(round($(now) - $1, 3))"; }
 
 # First contact: whole copies, then rounds of a few % changed.
 push
@@ -121,15 +146,22 @@ start_serve 3
 converged 3
 echo "ok: destination 3, killed mid-round $round, caught up after its restart"
 
-# A 10 s link cut between the hub and destination 2: the others keep taking generations.
+# A 10 s link cut between the hub and destination 2: the others keep taking generations,
+# both rounds before the cut ends.
 kill -USR1 $proxy
 cut_start=$SECONDS
+cut_t0=$(now)
 for pct in 3 3; do
+	mark src.img 1 3
 	mutate $pct
 	push
-	converged 1 3
+	applied_since src.img 1 3
 done
-[ $((SECONDS - cut_start)) -lt 10 ] || echo "note: the rounds during the cut took $((SECONDS - cut_start)) s"
+cut_during=$(elapsed "$cut_t0")
+echo "cut: two rounds reached 1 and 3 in $cut_during s of the 10 s cut of 2"
+python3 -c "import sys; sys.exit(0 if $cut_during < 10 else 1)" ||
+	die "destinations 1 and 3 waited for cut destination 2 ($cut_during s for two rounds)"
+converged 1 3
 # The cut held: destination 2 has not seen these rounds.
 [ "$(sha256sum <"$TEST_TMP/dst2/src.img" | cut -d' ' -f1)" != "$(sha256sum <"$src" | cut -d' ' -f1)" ] ||
 	die "destination 2 took a round through a cut link"
@@ -137,6 +169,60 @@ sleep $((10 - (SECONDS - cut_start) > 0 ? 10 - (SECONDS - cut_start) : 0))
 kill -USR2 $proxy
 converged 2
 echo "ok: destinations 1 and 3 converged during a 10 s cut of destination 2's link; 2 converged after"
+
+# Blackholes of destination 2's link (bytes stop moving, new connections get no answer,
+# nothing is refused): nobody may wait on it. A change is timed to destinations 1, 2 and 3
+# uncut (from the write to each having applied it), then the link is blackholed for
+# max(10 s, 4 uncut times) and two changes must reach 1 and 3 before it ends; 2 converges
+# once it is restored. Once through the hub, once pushed straight to the three.
+# blackhole NAME CHANGE: times CHANGE (a command that changes the source and, for the hub,
+# pushes it) to destinations 1 2 3, then twice to 1 and 3 during a blackhole of 2.
+blackhole() {
+	local name=$1 change=$2 t0 uncut hole during left
+	mark "$name" 1 2 3
+	t0=$(now)
+	$change
+	applied_since "$name" 1 2 3
+	uncut=$(elapsed "$t0")
+	hole=$(python3 -c "print(max(10.0, 4 * $uncut))")
+	kill -HUP $proxy
+	t0=$(now)
+	for _ in 1 2; do
+		mark "$name" 1 3
+		$change
+		applied_since "$name" 1 3
+	done
+	during=$(elapsed "$t0")
+	echo "$name: a change reached the three in $uncut s uncut; two reached 1 and 3 in $during s of a $hole s blackhole of 2"
+	python3 -c "import sys; sys.exit(0 if $during < $hole else 1)" ||
+		die "$name: destinations 1 and 3 waited for blackholed destination 2 ($during s for two changes, $uncut s for one uncut)"
+	left=$(python3 -c "print(max(0.0, $hole - ($(now) - $t0)))")
+	sleep "$left"
+	kill -USR2 $proxy
+}
+hub_change() {
+	mutate 3
+	push
+}
+blackhole src.img hub_change
+converged 1 2 3
+echo "ok: through the hub, destinations 1 and 3 took changes during a blackhole of 2; 2 converged after"
+
+direct=$TEST_TMP/direct.img
+cp "$src" "$direct"
+"$R3SYNC" push "$direct" --to "r3://127.0.0.1:${ports[1]}" --to "r3://127.0.0.1:$proxy_port" \
+	--to "r3://127.0.0.1:${ports[3]}" --interval 500ms --json >"$TEST_TMP/direct.out" 2>"$TEST_TMP/direct.log" &
+direct_push=$!
+track $direct_push
+src=$direct converged 1 2 3 # the first copy, under its own name
+direct_change() {
+	python3 "$helpers" mutate "$direct" 3 "$RANDOM" >/dev/null
+}
+blackhole direct.img direct_change
+src=$direct converged 1 2 3
+kill -TERM $direct_push
+wait $direct_push 2>/dev/null || true
+echo "ok: pushed straight to the three, 1 and 3 took changes during a blackhole of 2; 2 converged after"
 
 # Changes while the source is hashed: that round may carry a mix; the next converges.
 python3 "$helpers" churn "$src" "$TEST_TMP/stop-churn" 7 >"$TEST_TMP/churn.out" &
