@@ -9,6 +9,7 @@
 #include "base/host_port.hpp"
 #include "config.hpp"
 #include "errors.hpp"
+#include "hook_command.hpp"
 #include "migration/leecher.hpp"
 #include "migration/seeder.hpp"
 #include "nbd/server.hpp"
@@ -18,6 +19,9 @@
 namespace r3mapd {
 
 namespace mig = r3d::migration;
+
+/// How long a finalize hook may take before it is killed and the handover aborted.
+constexpr std::chrono::seconds kHookTimeout{ 30 };
 
 struct MigrationManager::Entry {
 	MigrationInfo info;
@@ -92,6 +96,14 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::seed(const SeedRequest &request)
 {
 	mig::SeederOptions options;
 	options.migrationId = request.migrationId;
+	if (!request.onFinalize.empty()) {
+		auto hook = HookCommand::create(request.onFinalize, request.callerUid);
+		if (!hook)
+			return fail(hook.error().code.value() == EPERM ? Errc::NotPermitted : Errc::InvalidArgument,
+				    fmt::format("option 'on_finalize': {}", hook.error().message));
+		// The app's suspend: the handover goes on only once it exited 0 (bounded wait).
+		options.onSuspend = [h = std::move(*hook)]() { return h.run(kHookTimeout); };
+	}
 	if (auto secured = request.security.apply(request.callerUid, request.listen, "a seeder", options.server); !secured)
 		return r3d::unexpectedOf(secured.error());
 	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, &runtime_);

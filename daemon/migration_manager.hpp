@@ -31,6 +31,7 @@ struct SeedRequest {
 	std::string listen;       ///< the seeder's r3 address, HOST:PORT (loopback unless TLS)
 	std::string exportListen; ///< where front() is served over NBD; empty: not served
 	std::string migrationId;  ///< empty: the seeder picks one
+	std::string onFinalize;   ///< run as the caller (sh -c) at finalize, before the lock; empty: none
 	R3Security security;      ///< TLS and token of the seeder's server (root callers)
 	uid_t callerUid = static_cast<uid_t>(-1);
 };

@@ -9,7 +9,7 @@ namespace r3ctl {
 namespace {
 
 constexpr const char *kUsage =
-	"usage: r3ctl migrate seed URI --listen ADDR [--export ADDR] [--id ID]\n"
+	"usage: r3ctl migrate seed URI --listen ADDR [--export ADDR] [--id ID] [--on-finalize CMD]\n"
 	"                          [--tls-cert F --tls-key F [--tls-ca F]] [--token-file F]\n"
 	"       r3ctl migrate pull r3://HOST:PORT/ID[?tls-ca=F&token-file=F...] --export ADDR\n"
 	"                          [--downtime D] [--max-rounds N] [--rate R] [--finalize auto|manual]\n"
@@ -19,7 +19,9 @@ constexpr const char *kUsage =
 	"(HOST:PORT, loopback unless --tls-cert) and, with --export, serves its writable front over\n"
 	"NBD; pull pulls a seeder into memory and serves the region over NBD on --export. Both print\n"
 	"the migration id, the r3 URI (seed) and the NBD address. finalize takes ownership (for\n"
-	"--finalize manual); cancel ends it.\n";
+	"--finalize manual); cancel ends it. --on-finalize CMD runs (sh -c, as you, at most 30 s)\n"
+	"when a leecher finalizes, before the seeder stops writes: pause the app there; the\n"
+	"handover goes on only if CMD exits 0.\n";
 
 constexpr const char *kInterface = org::r3map::Migration1_proxy::INTERFACE_NAME;
 
@@ -82,7 +84,7 @@ int printCreated(Context &ctx, const std::string &path)
 
 int seed(Context &ctx, const std::vector<std::string> &argv)
 {
-	std::vector<Args::Option> flags{ { "listen", true }, { "export", true }, { "id", true } };
+	std::vector<Args::Option> flags{ { "listen", true }, { "export", true }, { "id", true }, { "on-finalize", true } };
 	for (const auto &f : securityFlags())
 		flags.push_back(f);
 	auto args = Args::parse(argv, flags, 1, 1);
@@ -96,6 +98,8 @@ int seed(Context &ctx, const std::vector<std::string> &argv)
 		options["export_listen"] = sdbus::Variant(*e);
 	if (auto id = args->value("id"))
 		options["id"] = sdbus::Variant(*id);
+	if (auto hook = args->value("on-finalize"))
+		options["on_finalize"] = sdbus::Variant(*hook);
 	addSecurityOptions(*args, options);
 	return printCreated(ctx, ctx.client().manager().Seed(args->positional()[0], *listen, options));
 }

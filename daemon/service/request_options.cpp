@@ -286,6 +286,7 @@ r3d::ResultMsg<SeedRequest> seedRequest(std::string backendUri, std::string list
 	static constexpr OptionSpec<SeedRequest> kOptions[] = {
 		{ "export_listen", set<SeedRequest, &SeedRequest::exportListen, stringOption> },
 		{ "id", set<SeedRequest, &SeedRequest::migrationId, stringOption> },
+		{ "on_finalize", set<SeedRequest, &SeedRequest::onFinalize, stringOption> },
 		{ "tls_cert", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tlsCert> },
 		{ "tls_key", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tlsKey> },
 		{ "tls_ca", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tlsCa> },
@@ -298,6 +299,8 @@ r3d::ResultMsg<SeedRequest> seedRequest(std::string backendUri, std::string list
 		return fail(Errc::InvalidArgument, "listen is empty: give the seeder's HOST:PORT");
 	if (auto ok = applyOptions(r, options, kOptions); !ok)
 		return r3d::unexpectedOf(ok.error());
+	if (options.count("on_finalize") && r.onFinalize.empty())
+		return fail(Errc::InvalidArgument, "option 'on_finalize': the hook command is empty");
 	return r;
 }
 

@@ -249,7 +249,7 @@ ResultMsg<RoundReport> SyncPush::round()
 	// The size as of now; a file that grows or shrinks meanwhile is caught up next round.
 	report.size = static_cast<uint64_t>(st.st_size);
 	// A block device (a mount's /dev/nbdN, a loop device) has no st_size.
-	if (S_ISBLK(st.st_mode) && ::ioctl(fd.get(), BLKGETSIZE64, &report.size) != 0)
+	if (S_ISBLK(st.st_mode) && ::ioctl(snapshot->fd.get(), BLKGETSIZE64, &report.size) != 0)
 		return fail(errno, fmt::format("size of {}: {}", options_.source, std::strerror(errno)));
 	ChunkHasher hasher(&pool_, options_.chunk);
 	HashStats stats;

@@ -52,6 +52,30 @@ done
 nbdcopy "nbd://$region" "$TEST_TMP/back"
 cmp "$TEST_TMP/src" "$TEST_TMP/back" || fail "the pulled region differs from what was written"
 
+echo "== the finalize hook runs as the caller before the handover"
+expect_error InvalidArgument "option 'on_finalize': the hook command is empty" Seed memory:1M 127.0.0.1:0 "{'on_finalize': <''>}"
+rm -f "$TEST_TMP/hooked"
+run_r3ctl --json migrate seed memory:1M --listen 127.0.0.1:0 --on-finalize "id -u > $TEST_TMP/hooked"
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "seed with a hook failed"; }
+hook_uri=$(json_field 'j["uri"]')
+hook_seed=$(json_field 'j["id"]')
+run_r3ctl --json migrate pull "$hook_uri" --export 127.0.0.1:0 --finalize manual
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "pull of the hooked seeder failed"; }
+hook_pull=$(json_field 'j["id"]')
+[ ! -e "$TEST_TMP/hooked" ] || fail "the hook ran before finalize"
+expect_r3ctl 0 migrate finalize "$hook_pull"
+for i in $(seq 100); do
+	run_r3ctl --json migrate status "$hook_pull"
+	phase=$(json_field 'j["phase"]')
+	[ "$phase" = complete ] && break
+	[ "$phase" = failed ] && fail "hooked migration failed: $(cat "$TEST_TMP/out")"
+	sleep 0.1
+done
+[ "$phase" = complete ] || fail "hooked migration not complete: $(cat "$TEST_TMP/out")"
+[ "$(cat "$TEST_TMP/hooked" 2>/dev/null)" = "$(id -u)" ] || fail "the hook did not run as the caller: '$(cat "$TEST_TMP/hooked" 2>/dev/null)'"
+expect_r3ctl 0 migrate cancel "$hook_pull"
+expect_r3ctl 0 migrate cancel "$hook_seed"
+
 echo "== a seeder with TLS and a token off loopback; the pull needs both"
 "$R3MAP_SOURCE_DIR/tests/support/make_test_certs.sh" "$TEST_TMP/certs"
 echo "migration-token" >"$TEST_TMP/token"
