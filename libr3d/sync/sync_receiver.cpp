@@ -168,6 +168,15 @@ ResultMsg<void> SyncReceiver::commitTarget()
 		}
 	}
 	pending_ = false;
+	adoptPending();
+	// A shorter size leaves a last chunk that the sender sent whole for the new size;
+	// a longer one was refused in begin().
+	entries_.clear();
+	return {};
+}
+
+void SyncReceiver::adoptPending()
+{
 	generation_ = pendingGeneration_;
 	size_ = pendingSize_;
 	hashes_.resize(static_cast<size_t>(SyncShape{ size_, chunk_ }.chunks()));
@@ -176,10 +185,6 @@ ResultMsg<void> SyncReceiver::commitTarget()
 		hashes_[e.index] = e.hash;
 		lastChanged_.push_back(e.index);
 	}
-	// A shorter size leaves a last chunk that the sender sent whole for the new size;
-	// a longer one was refused in begin().
-	entries_.clear();
-	return {};
 }
 
 ResultMsg<void> SyncReceiver::load(ReceiverOpenReport &report)
@@ -517,14 +522,7 @@ ResultMsg<void> SyncReceiver::commit(uint64_t generation)
 	}
 	pending_ = false;
 	const uint64_t oldSize = size_;
-	generation_ = pendingGeneration_;
-	size_ = pendingSize_;
-	hashes_.resize(static_cast<size_t>(SyncShape{ size_, chunk_ }.chunks()));
-	lastChanged_.clear();
-	for (const auto &e : entries_) {
-		hashes_[e.index] = e.hash;
-		lastChanged_.push_back(e.index);
-	}
+	adoptPending();
 	// The sender sends a last chunk whose length changed with the size; this only guards
 	// the sidecar against a sender that did not.
 	if (size_ != oldSize && !hashes_.empty()) {

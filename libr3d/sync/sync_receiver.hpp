@@ -102,6 +102,8 @@ private:
 	ResultMsg<void> replayJournal(ReceiverOpenReport &report);
 	ResultMsg<void> rehash();
 	ResultMsg<void> writeSidecar();
+	/// The pending generation becomes the current one: its size, hashes and changed list.
+	void adoptPending();
 	ResultMsg<void> applyInPlace(int fromFd, bool fromJournal);
 	ResultMsg<void> verifyChunks(int fd);
 	ResultMsg<void> commitTarget();

@@ -6,6 +6,19 @@ source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/bus_lib.sh"
 require nbdcopy cmp gdbus
 
+# wait_complete ID: until the migration is complete (its status is left in $TEST_TMP/out).
+wait_complete() {
+	local i phase
+	for i in $(seq 100); do
+		run_r3ctl --json migrate status "$1"
+		phase=$(json_field 'j["phase"]')
+		[ "$phase" = complete ] && return 0
+		[ "$phase" = failed ] && fail "migration $1 failed: $(cat "$TEST_TMP/out")"
+		sleep 0.1
+	done
+	fail "migration $1 not complete: $(cat "$TEST_TMP/out")"
+}
+
 start_bus
 start_r3mapd d
 
@@ -40,14 +53,7 @@ region=$(json_field 'j["export"]')
 expect_r3ctl 1 migrate finalize "$seed_id"
 grep -q "seeder" "$TEST_TMP/err" || fail "finalize on a seeder: $(cat "$TEST_TMP/err")"
 expect_r3ctl 0 migrate finalize "$pull_id"
-for i in $(seq 100); do
-	run_r3ctl --json migrate status "$pull_id"
-	phase=$(json_field 'j["phase"]')
-	[ "$phase" = complete ] && break
-	[ "$phase" = failed ] && fail "migration failed: $(cat "$TEST_TMP/out")"
-	sleep 0.1
-done
-[ "$phase" = complete ] || fail "not complete: $(cat "$TEST_TMP/out")"
+wait_complete "$pull_id"
 [ "$(json_field 'j["owner"]')" = True ] || fail "leecher not owner: $(cat "$TEST_TMP/out")"
 nbdcopy "nbd://$region" "$TEST_TMP/back"
 cmp "$TEST_TMP/src" "$TEST_TMP/back" || fail "the pulled region differs from what was written"
@@ -64,14 +70,7 @@ run_r3ctl --json migrate pull "$hook_uri" --export 127.0.0.1:0 --finalize manual
 hook_pull=$(json_field 'j["id"]')
 [ ! -e "$TEST_TMP/hooked" ] || fail "the hook ran before finalize"
 expect_r3ctl 0 migrate finalize "$hook_pull"
-for i in $(seq 100); do
-	run_r3ctl --json migrate status "$hook_pull"
-	phase=$(json_field 'j["phase"]')
-	[ "$phase" = complete ] && break
-	[ "$phase" = failed ] && fail "hooked migration failed: $(cat "$TEST_TMP/out")"
-	sleep 0.1
-done
-[ "$phase" = complete ] || fail "hooked migration not complete: $(cat "$TEST_TMP/out")"
+wait_complete "$hook_pull"
 [ "$(cat "$TEST_TMP/hooked" 2>/dev/null)" = "$(id -u)" ] || fail "the hook did not run as the caller: '$(cat "$TEST_TMP/hooked" 2>/dev/null)'"
 expect_r3ctl 0 migrate cancel "$hook_pull"
 expect_r3ctl 0 migrate cancel "$hook_seed"
