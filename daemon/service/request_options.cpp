@@ -1,5 +1,6 @@
 #include "service/request_options.hpp"
 
+#include <array>
 #include <cstdint>
 
 #include <fmt/format.h>
@@ -83,8 +84,31 @@ r3d::ResultMsg<void> setSecurity(Request &request, const std::string &key, const
 	return {};
 }
 
-template <class Request, size_t N>
-r3d::ResultMsg<void> applyOptions(Request &request, const OptionMap &options, const OptionSpec<Request> (&specs)[N],
+// The options of an r3 listener with TLS and a token (r3serve --r3's flags): one table for
+// every request that has an R3Security, after the request's own rows.
+template <class Request, R3Security Request::*Security>
+constexpr std::array<OptionSpec<Request>, 4> withR3Security()
+{
+	return { { { "tls_cert", setSecurity<Request, Security, &R3Security::tlsCert> },
+		   { "tls_key", setSecurity<Request, Security, &R3Security::tlsKey> },
+		   { "tls_ca", setSecurity<Request, Security, &R3Security::tlsCa> },
+		   { "token_file", setSecurity<Request, Security, &R3Security::tokenFile> } } };
+}
+
+template <class Request, R3Security Request::*Security, size_t N>
+constexpr std::array<OptionSpec<Request>, N + 4> withR3Security(const OptionSpec<Request> (&rows)[N])
+{
+	std::array<OptionSpec<Request>, N + 4> all{};
+	for (size_t i = 0; i < N; ++i)
+		all[i] = rows[i];
+	auto security = withR3Security<Request, Security>();
+	for (size_t i = 0; i < security.size(); ++i)
+		all[N + i] = security[i];
+	return all;
+}
+
+template <class Request, class Specs>
+r3d::ResultMsg<void> applyOptions(Request &request, const OptionMap &options, const Specs &specs,
 				  const std::string &moreKnown = "")
 {
 	for (const auto &[key, value] : options) {
@@ -283,15 +307,11 @@ r3d::ResultMsg<bool> finalizeOption(const std::string &key, const sdbus::Variant
 
 r3d::ResultMsg<SeedRequest> seedRequest(std::string backendUri, std::string listen, const OptionMap &options)
 {
-	static constexpr OptionSpec<SeedRequest> kOptions[] = {
+	static constexpr auto kOptions = withR3Security<SeedRequest, &SeedRequest::security>({
 		{ "export_listen", set<SeedRequest, &SeedRequest::exportListen, stringOption> },
 		{ "id", set<SeedRequest, &SeedRequest::migrationId, stringOption> },
 		{ "on_finalize", set<SeedRequest, &SeedRequest::onFinalize, stringOption> },
-		{ "tls_cert", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tlsCert> },
-		{ "tls_key", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tlsKey> },
-		{ "tls_ca", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tlsCa> },
-		{ "token_file", setSecurity<SeedRequest, &SeedRequest::security, &R3Security::tokenFile> },
-	};
+	});
 	SeedRequest r;
 	r.backendUri = std::move(backendUri);
 	r.listen = std::move(listen);
@@ -388,14 +408,10 @@ r3d::ResultMsg<SyncStartRequest> syncStartRequest(std::string source, std::vecto
 
 r3d::ResultMsg<SyncServeRequest> syncServeRequest(std::string listen, std::string dir, const OptionMap &options)
 {
-	static constexpr OptionSpec<SyncServeRequest> kOptions[] = {
+	static constexpr auto kOptions = withR3Security<SyncServeRequest, &SyncServeRequest::security>({
 		{ "apply", set<SyncServeRequest, &SyncServeRequest::renameApply, applyModeOption> },
 		{ "verify", set<SyncServeRequest, &SyncServeRequest::verify, boolOption> },
-		{ "tls_cert", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsCert> },
-		{ "tls_key", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsKey> },
-		{ "tls_ca", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsCa> },
-		{ "token_file", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tokenFile> },
-	};
+	});
 	SyncServeRequest r;
 	r.listen = std::move(listen);
 	r.dir = std::move(dir);
@@ -409,12 +425,7 @@ r3d::ResultMsg<SyncServeRequest> syncServeRequest(std::string listen, std::strin
 r3d::ResultMsg<SyncServeRequest> syncHubRequest(std::string listen, std::string cacheDir,
 						std::vector<std::string> destinations, const OptionMap &options)
 {
-	static constexpr OptionSpec<SyncServeRequest> kOptions[] = {
-		{ "tls_cert", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsCert> },
-		{ "tls_key", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsKey> },
-		{ "tls_ca", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tlsCa> },
-		{ "token_file", setSecurity<SyncServeRequest, &SyncServeRequest::security, &R3Security::tokenFile> },
-	};
+	static constexpr auto kOptions = withR3Security<SyncServeRequest, &SyncServeRequest::security>();
 	SyncServeRequest r;
 	r.listen = std::move(listen);
 	r.dir = std::move(cacheDir);
