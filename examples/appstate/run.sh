@@ -1,17 +1,32 @@
 #!/usr/bin/env bash
 # An app's state migrated between hosts while it runs: r3todo keeps its whole list in one
-# file; "host A" serves that file as an r3migrate seed, "host B" pulls it with r3migrate pull.
-# Each side's NBD export is shown as a file by nbdfuse (no nbd.ko needed). Items are added
-# on A before and during the pre-copy rounds; the finalize hook pauses r3todo on A; B's
-# r3todo starts on B's copy and lists every item. See README.md.
-#   run.sh [ITEMS]      items added before and again during pre-copy (default 20); JSON=FILE
+# file; "host A" serves that file as a migration seed, "host B" pulls it. By default A and B
+# are two r3mapd daemons, each on a private system bus of its own, driven with r3ctl
+# migrate; with --tools they are two r3migrate processes. Each side's NBD export is shown as
+# a file by nbdfuse (no nbd.ko needed). Items are added on A before and during the pre-copy
+# rounds; the finalize hook pauses r3todo on A; B's r3todo starts on B's copy and lists
+# every item. See README.md.
+#   run.sh [--tools] [ITEMS]   items added before and again during pre-copy (default 20); JSON=FILE
 set -euo pipefail
+mode=daemons
+if [ "${1:-}" = --tools ]; then
+	mode=tools
+	shift
+fi
 items=${1:-20}
 here=$(cd "$(dirname "$0")" && pwd)
-r3migrate=${R3MIGRATE:-$here/../../build/tools/r3migrate/r3migrate}
-r3todo=${R3TODO:-$here/../../build/examples/appstate/r3todo}
-for tool in "$r3migrate" "$r3todo"; do
-	[ -x "$tool" ] || { echo "run.sh: no $tool (build first, or set R3MIGRATE and R3TODO)" >&2; exit 2; }
+build=$here/../../build
+r3todo=${R3TODO:-$build/examples/appstate/r3todo}
+if [ $mode = tools ]; then
+	r3migrate=${R3MIGRATE:-$build/tools/r3migrate/r3migrate}
+	need=("$r3migrate" "$r3todo")
+else
+	r3mapd=${R3MAPD:-$build/daemon/r3mapd}
+	r3ctl=${R3CTL:-$build/cli/r3ctl/r3ctl}
+	need=("$r3mapd" "$r3ctl" "$r3todo")
+fi
+for tool in "${need[@]}"; do
+	[ -x "$tool" ] || { echo "run.sh: no $tool (build first, or set R3MIGRATE, R3MAPD, R3CTL and R3TODO)" >&2; exit 2; }
 done
 source "$here/../lib.sh"
 make_work appstate
@@ -49,11 +64,81 @@ date +%s.%N >"$work/a/hook.time"
 date +%s.%N >>"$work/a/hook.time"
 HOOK
 chmod +x "$work/a/pause.sh"
-"$r3migrate" seed "file:$work/a/state.img" --listen 127.0.0.1:0 --export "unix:$work/a/nbd.sock" \
-	--on-finalize "$work/a/pause.sh" >"$work/seed.out" 2>"$work/seed.log" &
-pids+=($!)
-wait_for "$work/seed.out" '^r3://'
-uri=$(grep '^r3://' "$work/seed.out")
+# The two hosts' migration tools. seed_start, pull_start, finalize and wait_owner; after
+# wait_owner, $work/result.json has the pull's last status as {round, region_bytes,
+# transferred_bytes, downtime_ms}.
+if [ $mode = tools ]; then
+	seed_start() {
+		"$r3migrate" seed "file:$work/a/state.img" --listen 127.0.0.1:0 --export "unix:$work/a/nbd.sock" \
+			--on-finalize "$work/a/pause.sh" >"$work/seed.out" 2>"$work/seed.log" &
+		pids+=($!)
+		wait_for "$work/seed.out" '^r3://'
+		uri=$(grep '^r3://' "$work/seed.out")
+	}
+	# Finalized by hand (SIGUSR1) once the items are in.
+	pull_start() {
+		"$r3migrate" pull "$uri" --export "unix:$work/b/nbd.sock" --finalize manual --json \
+			>"$work/pull.out" 2>"$work/pull.log" &
+		puller=$!
+		pids+=($puller)
+		wait_for "$work/pull.log" 'pre-copy'
+	}
+	finalize() { kill -USR1 "$puller"; }
+	wait_owner() {
+		wait_for "$work/pull.out" '"phase"'
+		grep -q '"phase":"complete".*"owner":true' "$work/pull.out" ||
+			{ cat "$work/pull.log" >&2; echo "run.sh: B did not take ownership" >&2; exit 1; }
+		tail -n1 "$work/pull.out" | /usr/bin/python3 -c 'import json, sys; j = json.load(sys.stdin)
+print(json.dumps({"round": j["round"], "region_bytes": j["region_bytes"], "transferred_bytes": j["transferred_bytes"], "downtime_ms": j["downtime_ns"] / 1e6}))' >"$work/result.json"
+	}
+else
+	# Each host: a private system bus of its own and an r3mapd on it (lib.sh).
+	declare -A bus
+	private_r3mapd "$work/a"
+	bus[a]=$r3mapd_bus
+	private_r3mapd "$work/b"
+	bus[b]=$r3mapd_bus
+	# on NAME ARGS...: r3ctl ARGS against host NAME's daemon.
+	on() {
+		local h=$1
+		shift
+		DBUS_SYSTEM_BUS_ADDRESS=${bus[$h]} "$r3ctl" "$@"
+	}
+	field() { /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+	seed_start() {
+		on a --json migrate seed "file:$work/a/state.img" --listen 127.0.0.1:0 --export "unix:$work/a/nbd.sock" \
+			--on-finalize "$work/a/pause.sh" >"$work/seed.json"
+		uri=$(field "$work/seed.json" uri)
+	}
+	# status: B's migration, in $work/status.json; prints its phase.
+	status() {
+		on b --json migrate status "$pull_id" >"$work/status.json"
+		field "$work/status.json" phase
+	}
+	pull_start() {
+		on b --json migrate pull "$uri" --export "unix:$work/b/nbd.sock" --finalize manual >"$work/pull.json"
+		pull_id=$(field "$work/pull.json" id)
+		for _ in $(seq 3000); do [ "$(status)" = pre-copy ] && return; sleep 0.01; done
+		echo "run.sh: B's migration never reached pre-copy: $(cat "$work/status.json")" >&2
+		exit 1
+	}
+	finalize() { on b migrate finalize "$pull_id"; }
+	wait_owner() {
+		local phase
+		for _ in $(seq 3000); do
+			phase=$(status)
+			[ "$phase" = complete ] || [ "$phase" = failed ] && break
+			sleep 0.01
+		done
+		[ "$phase" = complete ] && [ "$(field "$work/status.json" owner)" = True ] ||
+			{ cat "$work/status.json" "$work"/[ab]/r3mapd.log >&2; echo "run.sh: B did not take ownership" >&2; exit 1; }
+		/usr/bin/python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
+print(json.dumps({"round": j["round"], "region_bytes": j["region_bytes"], "transferred_bytes": j["transferred_bytes"], "downtime_ms": j["measured_downtime_us"] / 1e3}))' \
+			"$work/status.json" >"$work/result.json"
+	}
+fi
+
+seed_start
 mount_export "$work/a" "$work/a/nbd.sock"
 "$r3todo" serve "$work/a/mnt/state" "$work/a/todo.sock" >"$work/todo-a.log" 2>&1 &
 pids+=($!)
@@ -61,18 +146,12 @@ wait_for "$work/todo-a.log" '^serving'
 for i in $(seq "$items"); do todo "$work/a/todo.sock" add "before the migration $i" >/dev/null; done
 todo "$work/a/todo.sock" done 1 >/dev/null
 
-# Host B pulls while A keeps taking items; finalize by hand (SIGUSR1) once they are in.
-"$r3migrate" pull "$uri" --export "unix:$work/b/nbd.sock" --finalize manual --json \
-	>"$work/pull.out" 2>"$work/pull.log" &
-puller=$!
-pids+=($puller)
-wait_for "$work/pull.log" 'pre-copy'
+# Host B pulls while A keeps taking items; finalized by hand once they are in.
+pull_start
 for i in $(seq "$items"); do todo "$work/a/todo.sock" add "during pre-copy $i" >/dev/null; done
 todo "$work/a/todo.sock" done 2 >/dev/null
-kill -USR1 "$puller"
-wait_for "$work/pull.out" '"phase"'
-grep -q '"phase":"complete".*"owner":true' "$work/pull.out" ||
-	{ cat "$work/pull.log" >&2; echo "run.sh: B did not take ownership" >&2; exit 1; }
+finalize
+wait_owner
 t_owner=$(now)
 # B serves: its export on a mount, r3todo on B's copy, answering.
 mount_export "$work/b" "$work/b/nbd.sock"
@@ -100,7 +179,7 @@ todo "$work/b/todo.sock" quit >/dev/null
 cmp -s "$work/a/list" "$work/b/list" || { diff "$work/a/list" "$work/b/list" >&2; echo "run.sh: B's list differs from A's" >&2; exit 1; }
 echo "B lists $(wc -l <"$work/b/list") items, the same as A's last list; after one more on B:"
 sed -n '1,3p;$p' "$work/b/list-after" | sed 's/^/  /'
-/usr/bin/python3 - $(cat "$work/a/hook.time") "$t_owner" "$t_mounted" "$t_serving" "$(tail -n1 "$work/pull.out")" "$work/b/list-after" "$items" "${JSON:-}" <<'PY'
+/usr/bin/python3 - $(cat "$work/a/hook.time") "$t_owner" "$t_mounted" "$t_serving" "$(cat "$work/result.json")" "$work/b/list-after" "$items" "${JSON:-}" <<'PY'
 import json, re, sys
 hook, paused, owner, mounted, serving = (float(x) for x in sys.argv[1:6])
 pull, listing, items, out = json.loads(sys.argv[6]), sys.argv[7], int(sys.argv[8]), sys.argv[9]
@@ -111,8 +190,8 @@ assert got == want, f"B's list is not every item in order: {got}"
 done = [l.split(" ", 1)[0] for l in lines if "[x]" in l]
 assert done == ["1", "2", "3"], f"done items: {done}"
 app = serving - hook
-handover = pull["downtime_ns"] / 1e6
-print("| items | pre-copy rounds | region | pulled | hook to A paused | handover (r3migrate) | hook to B owning | to B mounted | to B's r3todo answering |")
+handover = pull["downtime_ms"]
+print("| items | pre-copy rounds | region | pulled | hook to A paused | handover (measured by B) | hook to B owning | to B mounted | to B's r3todo answering |")
 print("|---|---|---|---|---|---|---|---|---|")
 ms = lambda t: f"{(t - hook) * 1e3:.0f} ms"
 print(f"| {len(lines)} | {pull['round']} | {pull['region_bytes'] >> 20} MiB | {pull['transferred_bytes'] >> 10} KiB | {ms(paused)} | {handover:.1f} ms | {ms(owner)} | {ms(mounted)} | {ms(serving)} |")

@@ -37,15 +37,9 @@ stop fill
 # Host B: r3mapd serves the region; its socket is the app's way in.
 sock=/run/r3map/regions.sock
 if ! busctl --system status org.r3map.r3mapd >/dev/null 2>&1; then
-	"$here/../../scripts/private-system-bus.sh" --foreground "$work/bus" >"$work/bus.address" &
-	pids+=($!)
-	for _ in $(seq 200); do [ -s "$work/bus.address" ] && break; sleep 0.05; done
-	export DBUS_SYSTEM_BUS_ADDRESS=$(sed -n 1p "$work/bus.address")
+	private_r3mapd "$work"
+	export DBUS_SYSTEM_BUS_ADDRESS=$r3mapd_bus
 	sock=$work/regions.sock
-	echo "{\"state_dir\": \"$work/state\", \"region_socket\": \"$sock\"}" >"$work/r3mapd.json"
-	"$r3mapd" --config "$work/r3mapd.json" >"$work/r3mapd.log" 2>&1 &
-	pids+=($!)
-	for _ in $(seq 200); do busctl --system status org.r3map.r3mapd >/dev/null 2>&1 && break; sleep 0.05; done
 fi
 t0=$(date +%s.%N)
 out=$("$r3ctl" map "$remote" --size "${size_mib}M" --socket "$sock" -- "$demo" pattern)

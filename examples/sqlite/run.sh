@@ -42,14 +42,8 @@ expected=$(query "file:$work/remote.db?immutable=1" | sha256sum)
 echo "database: $rows rows, $db_bytes bytes, on the remote; chunks of $chunk"
 serve remote --r3 --listen 127.0.0.1:0 --name db "file:$work/remote.db"
 if ! busctl --system status org.r3map.r3mapd >/dev/null 2>&1; then
-	"$here/../../scripts/private-system-bus.sh" --foreground "$work/bus" >"$work/bus.address" &
-	pids+=($!)
-	for _ in $(seq 200); do [ -s "$work/bus.address" ] && break; sleep 0.05; done
-	export DBUS_SYSTEM_BUS_ADDRESS=$(sed -n 1p "$work/bus.address")
-	echo "{\"state_dir\": \"$work/state\"}" >"$work/r3mapd.json"
-	"$r3mapd" --config "$work/r3mapd.json" >"$work/r3mapd.log" 2>&1 &
-	pids+=($!)
-	for _ in $(seq 200); do busctl --system status org.r3map.r3mapd >/dev/null 2>&1 && break; sleep 0.05; done
+	private_r3mapd "$work"
+	export DBUS_SYSTEM_BUS_ADDRESS=$r3mapd_bus
 fi
 # No background pull: only what sqlite3 reads is fetched. A long push interval: what
 # sqlite3 writes is pushed by `r3ctl sync` below, not by a timer.

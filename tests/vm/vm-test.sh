@@ -41,6 +41,10 @@ for t in "${tests[@]}"; do
 	fi
 done
 if [ "$status" -ne 0 ] || [ "$passed" -ne ${#tests[@]} ]; then
+	# A panic's reason and an OOM kill are printed long before the stack the tail shows.
+	echo "---- kernel events in the console (first 40)"
+	grep -E 'Kernel panic|Out of memory|oom-kill|Killed process|invoked oom-killer|BUG:|blocked for more than|segfault' \
+		"$out/console.log" 2>/dev/null | head -n 40
 	echo "---- console (last 60 lines of $out/console.log)"
 	tail -n 60 "$out/console.log" 2>/dev/null
 	echo "FAIL: $passed of ${#tests[@]} guest tests passed (guest status $status)"
