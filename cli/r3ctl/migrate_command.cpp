@@ -1,7 +1,12 @@
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "args.hpp"
 #include "commands.hpp"
+#include "progress_report.hpp"
 #include "security_flags.hpp"
 
 namespace r3ctl {
@@ -13,7 +18,8 @@ constexpr const char *kUsage =
 	"                          [--tls-cert F --tls-key F [--tls-ca F]] [--token-file F]\n"
 	"       r3ctl migrate pull r3://HOST:PORT/ID[?tls-ca=F&token-file=F...] --export ADDR\n"
 	"                          [--downtime D] [--max-rounds N] [--rate R] [--finalize auto|manual]\n"
-	"       r3ctl migrate finalize|cancel|status ID\n"
+	"       r3ctl migrate finalize|status ID [--wait]\n"
+	"       r3ctl migrate cancel ID\n"
 	"       r3ctl migrate ls\n"
 	"Live migration through r3mapd. seed makes URI a migration source listening on ADDR\n"
 	"(HOST:PORT, loopback unless --tls-cert) and, with --export, serves its writable front over\n"
@@ -21,7 +27,9 @@ constexpr const char *kUsage =
 	"the migration id, the r3 URI (seed) and the NBD address. finalize takes ownership (for\n"
 	"--finalize manual); cancel ends it. --on-finalize CMD runs (sh -c, as you, at most 30 s)\n"
 	"when a leecher finalizes, before the seeder stops writes: pause the app there; the\n"
-	"handover goes on only if CMD exits 0.\n";
+	"handover goes on only if CMD exits 0. With --wait, finalize and status return once the\n"
+	"migration is complete (exit 0) or failed (exit 1), with progress of the pull, and print\n"
+	"the last status.\n";
 
 constexpr const char *kInterface = org::r3map::Migration1_proxy::INTERFACE_NAME;
 
@@ -133,20 +141,62 @@ int pull(Context &ctx, const std::vector<std::string> &argv)
 	return printCreated(ctx, ctx.longClient().manager().Pull(args->positional()[0], *exportListen, options));
 }
 
+void printStatus(Context &ctx, const nlohmann::json &m)
+{
+	if (ctx.out.json()) {
+		ctx.out.print(m);
+		return;
+	}
+	for (const auto &[key, value] : m.items())
+		ctx.out.line(fmt::format("{}: {}", key, value.is_string() ? value.get<std::string>() : value.dump()));
+}
+
+bool ended(const nlohmann::json &m)
+{
+	return m["phase"] == "complete" || m["phase"] == "failed";
+}
+
+// Until the migration at `path` is complete or failed, with the pull's bytes as progress;
+// then its last status.
+int waitEnded(Context &ctx, const std::string &path)
+{
+	constexpr std::chrono::milliseconds kPoll{ 10 };
+	auto m = fetch(ctx, path);
+	{
+		ProgressReport report(ctx.out, "migrate", m["id"].get<std::string>());
+		auto shown = std::chrono::steady_clock::time_point{};
+		while (!ended(m)) {
+			if (auto now = std::chrono::steady_clock::now(); now - shown >= report.interval()) {
+				report.update(m["transferred_bytes"].get<uint64_t>(), m["region_bytes"].get<uint64_t>(), 0);
+				shown = now;
+			}
+			std::this_thread::sleep_for(kPoll);
+			m = fetch(ctx, path);
+		}
+	}
+	printStatus(ctx, m);
+	if (m["phase"] == "failed") {
+		if (!ctx.out.json())
+			std::fprintf(stderr, "r3ctl: migration %s failed: %s\n", m["id"].get<std::string>().c_str(),
+				     m["last_error"].get<std::string>().c_str());
+		return kExitFailed;
+	}
+	return kExitOk;
+}
+
 int onOne(Context &ctx, const std::string &sub, const std::vector<std::string> &argv)
 {
-	auto args = Args::parse(argv, {}, 1, 1);
+	auto args = Args::parse(argv, { { "wait", false } }, 1, 1);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
+	bool wait = args->has("wait");
+	if (wait && sub == "cancel")
+		return ctx.out.usage("--wait goes with finalize and status", kUsage);
 	auto path = resolve(args->positional()[0]);
 	if (sub == "status") {
-		auto m = fetch(ctx, path);
-		if (ctx.out.json()) {
-			ctx.out.print(m);
-			return kExitOk;
-		}
-		for (const auto &[key, value] : m.items())
-			ctx.out.line(fmt::format("{}: {}", key, value.is_string() ? value.get<std::string>() : value.dump()));
+		if (wait)
+			return waitEnded(ctx, path);
+		printStatus(ctx, fetch(ctx, path));
 		return kExitOk;
 	}
 	auto proxy = ctx.client().migration(path);
@@ -154,7 +204,7 @@ int onOne(Context &ctx, const std::string &sub, const std::vector<std::string> &
 		proxy->Finalize();
 	else
 		proxy->Cancel();
-	return kExitOk;
+	return wait ? waitEnded(ctx, path) : kExitOk;
 }
 
 int list(Context &ctx, const std::vector<std::string> &argv)

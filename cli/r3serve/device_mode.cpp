@@ -18,8 +18,12 @@ r3d::ResultMsg<void> DeviceMode::start()
 		options.attach.ready = *r3d::nbd::kernel::parseReadyMethod(o_.ready);
 	options.readOnly = o_.readOnly;
 	options.attach.blockSize = o_.blockSize;
+	// A swap device whose connection is dropped loses every page in it, and a process (init
+	// too) then dies of the failed swap-in: under --swap a slow request waits, it never fails.
 	if (o_.timeout)
 		options.attach.timeout = std::chrono::seconds(*o_.timeout);
+	else if (o_.swap)
+		options.attach.timeout = std::chrono::seconds(0);
 	if (o_.deadConnTimeout)
 		options.attach.deadConnTimeout = std::chrono::seconds(*o_.deadConnTimeout);
 	options.runtime = &runtime_;

@@ -6,9 +6,15 @@
 #include <cstring>
 #include <memory>
 
+#include <fmt/format.h>
+
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <r3d/log.hpp>
+#include <r3d/result.hpp>
+#include <r3d/unique_fd.hpp>
 
 #include "device_mode.hpp"
 #include "nbd_mode.hpp"
@@ -19,6 +25,20 @@
 #include "serve_options.hpp"
 
 namespace r3serve {
+
+namespace {
+
+// oom_score_adj -1000: never chosen by the OOM killer. Needs CAP_SYS_RESOURCE.
+r3d::ResultMsg<void> protectFromOomKiller()
+{
+	r3d::UniqueFd fd(::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC));
+	constexpr char kNever[] = "-1000";
+	if (!fd || ::write(fd.get(), kNever, sizeof kNever - 1) != static_cast<ssize_t>(sizeof kNever - 1))
+		return r3d::fail(errno, fmt::format("oom_score_adj -1000: {}", std::strerror(errno)));
+	return {};
+}
+
+} // namespace
 
 int runServe(int argc, char **argv)
 {
@@ -48,6 +68,11 @@ int runServe(int argc, char **argv)
 			return 1;
 		}
 		r3d::nbd::markIoFlusher();
+		// The OOM killer must not pick the server of the swap it could free memory into.
+		if (auto ok = protectFromOomKiller(); !ok) {
+			std::fprintf(stderr, "r3serve: --swap: %s\n", ok.error().message.c_str());
+			return 1;
+		}
 	}
 	// The run loop takes signals with sigtimedwait; block them before any thread starts.
 	sigset_t signals;

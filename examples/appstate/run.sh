@@ -64,9 +64,8 @@ date +%s.%N >"$work/a/hook.time"
 date +%s.%N >>"$work/a/hook.time"
 HOOK
 chmod +x "$work/a/pause.sh"
-# The two hosts' migration tools. seed_start, pull_start, finalize and wait_owner; after
-# wait_owner, $work/result.json has the pull's last status as {round, region_bytes,
-# transferred_bytes, downtime_ms}.
+# The two hosts' migration tools: seed_start, pull_start, finalize, wait_owner, and result,
+# which prints the pull's last status as {round, region_bytes, transferred_bytes, downtime_ms}.
 if [ $mode = tools ]; then
 	seed_start() {
 		"$r3migrate" seed "file:$work/a/state.img" --listen 127.0.0.1:0 --export "unix:$work/a/nbd.sock" \
@@ -88,8 +87,10 @@ if [ $mode = tools ]; then
 		wait_for "$work/pull.out" '"phase"'
 		grep -q '"phase":"complete".*"owner":true' "$work/pull.out" ||
 			{ cat "$work/pull.log" >&2; echo "run.sh: B did not take ownership" >&2; exit 1; }
+	}
+	result() {
 		tail -n1 "$work/pull.out" | /usr/bin/python3 -c 'import json, sys; j = json.load(sys.stdin)
-print(json.dumps({"round": j["round"], "region_bytes": j["region_bytes"], "transferred_bytes": j["transferred_bytes"], "downtime_ms": j["downtime_ns"] / 1e6}))' >"$work/result.json"
+print(json.dumps({"round": j["round"], "region_bytes": j["region_bytes"], "transferred_bytes": j["transferred_bytes"], "downtime_ms": j["downtime_ns"] / 1e6}))'
 	}
 else
 	# Each host: a private system bus of its own and an r3mapd on it (lib.sh).
@@ -110,31 +111,28 @@ else
 			--on-finalize "$work/a/pause.sh" >"$work/seed.json"
 		uri=$(field "$work/seed.json" uri)
 	}
-	# status: B's migration, in $work/status.json; prints its phase.
-	status() {
+	# phase: B's migration's phase (its status in $work/status.json).
+	phase() {
 		on b --json migrate status "$pull_id" >"$work/status.json"
 		field "$work/status.json" phase
 	}
 	pull_start() {
 		on b --json migrate pull "$uri" --export "unix:$work/b/nbd.sock" --finalize manual >"$work/pull.json"
 		pull_id=$(field "$work/pull.json" id)
-		for _ in $(seq 3000); do [ "$(status)" = pre-copy ] && return; sleep 0.01; done
+		for _ in $(seq 3000); do [ "$(phase)" = pre-copy ] && return; sleep 0.01; done
 		echo "run.sh: B's migration never reached pre-copy: $(cat "$work/status.json")" >&2
 		exit 1
 	}
-	finalize() { on b migrate finalize "$pull_id"; }
+	# --wait: returns once the migration is complete or failed; its last line is the status.
+	finalize() { on b --json migrate finalize "$pull_id" --wait >"$work/final.out" || true; }
+	# grep, not a JSON parser: the clock of the app's downtime runs.
 	wait_owner() {
-		local phase
-		for _ in $(seq 3000); do
-			phase=$(status)
-			[ "$phase" = complete ] || [ "$phase" = failed ] && break
-			sleep 0.01
-		done
-		[ "$phase" = complete ] && [ "$(field "$work/status.json" owner)" = True ] ||
-			{ cat "$work/status.json" "$work"/[ab]/r3mapd.log >&2; echo "run.sh: B did not take ownership" >&2; exit 1; }
-		/usr/bin/python3 -c 'import json, sys; j = json.load(open(sys.argv[1]))
-print(json.dumps({"round": j["round"], "region_bytes": j["region_bytes"], "transferred_bytes": j["transferred_bytes"], "downtime_ms": j["measured_downtime_us"] / 1e3}))' \
-			"$work/status.json" >"$work/result.json"
+		tail -n1 "$work/final.out" | grep '"owner":true' | grep -q '"phase":"complete"' ||
+			{ cat "$work/final.out" "$work"/[ab]/r3mapd.log >&2; echo "run.sh: B did not take ownership" >&2; exit 1; }
+	}
+	result() {
+		tail -n1 "$work/final.out" | /usr/bin/python3 -c 'import json, sys; j = json.load(sys.stdin)
+print(json.dumps({"round": j["round"], "region_bytes": j["region_bytes"], "transferred_bytes": j["transferred_bytes"], "downtime_ms": j["measured_downtime_us"] / 1e3}))'
 	}
 fi
 
@@ -179,7 +177,7 @@ todo "$work/b/todo.sock" quit >/dev/null
 cmp -s "$work/a/list" "$work/b/list" || { diff "$work/a/list" "$work/b/list" >&2; echo "run.sh: B's list differs from A's" >&2; exit 1; }
 echo "B lists $(wc -l <"$work/b/list") items, the same as A's last list; after one more on B:"
 sed -n '1,3p;$p' "$work/b/list-after" | sed 's/^/  /'
-/usr/bin/python3 - $(cat "$work/a/hook.time") "$t_owner" "$t_mounted" "$t_serving" "$(cat "$work/result.json")" "$work/b/list-after" "$items" "${JSON:-}" <<'PY'
+/usr/bin/python3 - $(cat "$work/a/hook.time") "$t_owner" "$t_mounted" "$t_serving" "$(result)" "$work/b/list-after" "$items" "${JSON:-}" <<'PY'
 import json, re, sys
 hook, paused, owner, mounted, serving = (float(x) for x in sys.argv[1:6])
 pull, listing, items, out = json.loads(sys.argv[6]), sys.argv[7], int(sys.argv[8]), sys.argv[9]

@@ -481,9 +481,10 @@ t_swap() {
 	# No background pull: swap is written before it is read, so there is nothing to fetch.
 	# Pushed when it stops (SIGTERM pushes every dirty chunk), not on a timer: a chunk swapped
 	# out several times goes to the remote once, and 9p carries half as much meanwhile.
-	# --timeout 120: under TCG and memory pressure a request can wait longer than the
-	# default 30 s, and a timeout kills the connection, so the swap with it.
-	serve_start swap auto --swap --timeout 120 --managed --cache "$dir/cache" --background no --push-interval 1h \
+	# --swap: no request timeout (under TCG and memory pressure a request can wait minutes,
+	# and a timeout would drop the connection, so the swap with it: init then dies of a
+	# failed swap-in) and never an OOM victim.
+	serve_start swap auto --swap --managed --cache "$dir/cache" --background no --push-interval 1h \
 		--stats-file "$WORK/swap.stats" \
 		"r3://$(head -n1 "$WORK/swapremote.out")/swap" || fail "managed mount"
 	local pid=$SPID dev=$DEV

@@ -69,8 +69,11 @@ run_r3ctl --json migrate pull "$hook_uri" --export 127.0.0.1:0 --finalize manual
 [ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "pull of the hooked seeder failed"; }
 hook_pull=$(json_field 'j["id"]')
 [ ! -e "$TEST_TMP/hooked" ] || fail "the hook ran before finalize"
-expect_r3ctl 0 migrate finalize "$hook_pull"
-wait_complete "$hook_pull"
+expect_r3ctl 2 migrate cancel "$hook_pull" --wait
+# --wait: returns once complete, the last line of its JSON stream being the status.
+expect_r3ctl 0 --json migrate finalize "$hook_pull" --wait
+tail -n1 "$TEST_TMP/out" >"$TEST_TMP/last" && mv "$TEST_TMP/last" "$TEST_TMP/out"
+[ "$(json_field 'j["phase"]')" = complete ] || fail "finalize --wait returned before complete: $(cat "$TEST_TMP/out")"
 [ "$(cat "$TEST_TMP/hooked" 2>/dev/null)" = "$(id -u)" ] || fail "the hook did not run as the caller: '$(cat "$TEST_TMP/hooked" 2>/dev/null)'"
 expect_r3ctl 0 migrate cancel "$hook_pull"
 expect_r3ctl 0 migrate cancel "$hook_seed"
