@@ -1,5 +1,7 @@
 #include "migration_manager.hpp"
 
+#include <atomic>
+
 #include <fmt/format.h>
 
 #include <r3d/backend_uri.hpp>
@@ -9,6 +11,7 @@
 #include "base/host_port.hpp"
 #include "config.hpp"
 #include "errors.hpp"
+#include "finalize_gate.hpp"
 #include "hook_command.hpp"
 #include "migration/leecher.hpp"
 #include "migration/seeder.hpp"
@@ -22,16 +25,37 @@ namespace mig = r3d::migration;
 
 /// How long a finalize hook may take before it is killed and the handover aborted.
 constexpr std::chrono::seconds kHookTimeout{ 30 };
+/// How long a seeder with finalize_signal waits for AnswerFinalize: less than the leecher
+/// waits for the seeder's answer (LeecherOptions::messageTimeout, 30 s).
+constexpr std::chrono::seconds kAnswerTimeout{ 25 };
 
 struct MigrationManager::Entry {
 	MigrationInfo info;
+	std::unique_ptr<FinalizeGate> gate; ///< a seeder with finalize_signal
+	uid_t caller = static_cast<uid_t>(-1);
 	std::unique_ptr<mig::Seeder> seeder;
 	std::unique_ptr<mig::Leecher> leecher;
 	std::unique_ptr<NbdExport> served;
 	bool cancelling = false; ///< guarded by MigrationManager::mutex_
 
+	/// The id once its object is announced: the callbacks signal only then.
+	std::string published() const
+	{
+		std::lock_guard lock(publishedMutex);
+		return publishedId;
+	}
+
+	void publish(const std::string &id)
+	{
+		std::lock_guard lock(publishedMutex);
+		publishedId = id;
+	}
+
 	void stop()
 	{
+		// A wait for the app's answer ends first: the seeder's stop waits for its suspend step.
+		if (gate)
+			gate->close();
 		// Apps first: nothing writes through the region once its seeder or leecher ends.
 		if (served)
 			served->stop();
@@ -40,6 +64,10 @@ struct MigrationManager::Entry {
 		if (leecher)
 			leecher->stop();
 	}
+
+private:
+	mutable std::mutex publishedMutex;
+	std::string publishedId;
 };
 
 namespace {
@@ -87,15 +115,33 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::add(std::shared_ptr<Entry> e)
 		snapshot = e->info;
 	}
 	observer_.migrationAdded(snapshot);
+	e->publish(snapshot.id);
 	r3d::log::get("migration")->info("migration {}: {} {} ({}), r3 on '{}', NBD on '{}'", snapshot.id, snapshot.role,
 					 snapshot.source, snapshot.migrationId, snapshot.listen, snapshot.exportAddress);
 	return snapshot;
 }
 
+mig::ProgressCallback MigrationManager::phaseWatch(Entry &e)
+{
+	auto last = std::make_shared<std::atomic<int>>(-1);
+	return [this, self = &e, last](const mig::MigrationProgress &p) {
+		int phase = static_cast<int>(p.phase);
+		if (last->exchange(phase) == phase)
+			return;
+		if (auto id = self->published(); !id.empty())
+			observer_.migrationPhaseChanged(id, mig::phaseName(p.phase));
+	};
+}
+
 r3d::ResultMsg<MigrationInfo> MigrationManager::seed(const SeedRequest &request)
 {
+	auto e = std::make_shared<Entry>();
+	e->caller = request.callerUid;
 	mig::SeederOptions options;
 	options.migrationId = request.migrationId;
+	options.onProgress = phaseWatch(*e);
+	if (!request.onFinalize.empty() && request.finalizeSignal)
+		return fail(Errc::InvalidArgument, "options 'on_finalize' and 'finalize_signal' exclude each other: choose one");
 	if (!request.onFinalize.empty()) {
 		auto hook = HookCommand::create(request.onFinalize, request.callerUid);
 		if (!hook)
@@ -103,6 +149,25 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::seed(const SeedRequest &request)
 				    fmt::format("option 'on_finalize': {}", hook.error().message));
 		// The app's suspend: the handover goes on only once it exited 0 (bounded wait).
 		options.onSuspend = [h = std::move(*hook)]() { return h.run(kHookTimeout); };
+	} else if (request.finalizeSignal) {
+		// The app's suspend over D-Bus: FinalizeRequested out, AnswerFinalize back. The
+		// callbacks run while the entry (which owns the seeder) lives.
+		e->gate = std::make_unique<FinalizeGate>(kAnswerTimeout);
+		Entry *self = e.get();
+		options.onSuspend = [this, self]() -> r3d::ResultMsg<void> {
+			auto id = self->published();
+			auto answered = self->gate->await([&] {
+				if (!id.empty())
+					observer_.migrationFinalizeRequested(id);
+			});
+			if (!answered && !id.empty())
+				observer_.migrationFinalizeAborted(id, answered.error().message);
+			return answered;
+		};
+		options.onResume = [this, self] {
+			if (auto id = self->published(); !id.empty())
+				observer_.migrationFinalizeAborted(id, "the handover was aborted after the app paused");
+		};
 	}
 	if (auto secured = request.security.apply(request.callerUid, request.listen, "a seeder", options.server); !secured)
 		return r3d::unexpectedOf(secured.error());
@@ -112,7 +177,6 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::seed(const SeedRequest &request)
 	auto seeder = mig::Seeder::create(runtime_, std::move(*backend), options);
 	if (!seeder)
 		return fail(Errc::BackendFailed, seeder.error().message);
-	auto e = std::make_shared<Entry>();
 	e->seeder = std::move(*seeder);
 	if (!request.exportListen.empty()) {
 		auto served = serveNbd(config_, runtime_, e->seeder->front(), request.exportListen);
@@ -160,7 +224,10 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::pull(const PullRequest &request)
 		return fail(Errc::InvalidArgument, fmt::format("source '{}': no migration id after the address", request.source));
 	if (request.exportListen.empty())
 		return fail(Errc::InvalidArgument, "export_listen is empty: give HOST:PORT or unix:PATH");
+	auto e = std::make_shared<Entry>();
+	e->caller = request.callerUid;
 	mig::LeecherOptions options;
+	options.onProgress = phaseWatch(*e);
 	options.host = hostPort->host;
 	options.port = hostPort->port;
 	options.migrationId = migrationId;
@@ -173,7 +240,6 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::pull(const PullRequest &request)
 	auto leecher = mig::Leecher::connect(runtime_, options);
 	if (!leecher)
 		return fail(Errc::BackendFailed, fmt::format("{}: {}", request.source, leecher.error().message));
-	auto e = std::make_shared<Entry>();
 	e->leecher = std::move(*leecher);
 	auto served = serveNbd(config_, runtime_, e->leecher->region(), request.exportListen);
 	if (!served) {
@@ -204,6 +270,31 @@ r3d::ResultMsg<void> MigrationManager::finalize(const std::string &id)
 	if (phase == mig::Phase::Failed)
 		return fail(Errc::Failed, fmt::format("migration {} failed: {}", id, e->leecher->progress().failure));
 	e->leecher->finalize();
+	return {};
+}
+
+r3d::ResultMsg<void> MigrationManager::answerFinalize(const std::string &id, bool proceed, std::string reason,
+						     uid_t callerUid)
+{
+	std::shared_ptr<Entry> e;
+	{
+		std::lock_guard lock(mutex_);
+		e = entries_.find(id);
+		if (!e || e->cancelling)
+			return fail(Errc::NotFound, fmt::format("no migration '{}'", id));
+	}
+	if (!e->seeder)
+		return fail(Errc::NotSupported, fmt::format("migration {} is a leecher: the app answers on its seeder", id));
+	if (!e->gate)
+		return fail(Errc::NotSupported,
+			    fmt::format("migration {} was not seeded with finalize_signal: nothing awaits an answer", id));
+	if (callerUid != 0 && callerUid != e->caller)
+		return fail(Errc::NotPermitted,
+			    fmt::format("uid {} may not answer for migration {}: only its seeder's caller or root", callerUid, id));
+	if (auto ok = e->gate->answer(proceed, std::move(reason)); !ok)
+		return fail(Errc::InvalidArgument, fmt::format("migration {}: {}", id, ok.error().message));
+	r3d::log::get("migration")->info("migration {}: the app answered FinalizeRequested: {}", id,
+					 proceed ? "proceed" : "refused");
 	return {};
 }
 

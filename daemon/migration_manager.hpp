@@ -32,6 +32,8 @@ struct SeedRequest {
 	std::string exportListen; ///< where front() is served over NBD; empty: not served
 	std::string migrationId;  ///< empty: the seeder picks one
 	std::string onFinalize;   ///< run as the caller (sh -c) at finalize, before the lock; empty: none
+	/// Instead of onFinalize: announce FinalizeRequested and wait for answerFinalize().
+	bool finalizeSignal = false;
 	R3Security security;      ///< TLS and token of the seeder's server (root callers)
 	uid_t callerUid = static_cast<uid_t>(-1);
 };
@@ -64,6 +66,12 @@ public:
 	virtual ~MigrationObserver() = default;
 	virtual void migrationAdded(const MigrationInfo &info) = 0;
 	virtual void migrationRemoved(const std::string &id) = 0;
+	/// The phase moved (r3d::migration::phaseName()); called from the migration's threads.
+	virtual void migrationPhaseChanged(const std::string &id, const std::string &phase) = 0;
+	/// A seeder with finalizeSignal: a leecher asks for ownership; answerFinalize() is awaited.
+	virtual void migrationFinalizeRequested(const std::string &id) = 0;
+	/// After migrationFinalizeRequested the handover did not go through: the app may go on.
+	virtual void migrationFinalizeAborted(const std::string &id, const std::string &reason) = 0;
 };
 
 /// Owns the daemon's seeders and leechers by id, each with the NBD export of its region.
@@ -82,6 +90,9 @@ public:
 	r3d::ResultMsg<MigrationInfo> pull(const PullRequest &request);
 	/// A leecher with finalize manual: take ownership now. NotSupported for a seeder.
 	r3d::ResultMsg<void> finalize(const std::string &id);
+	/// The app's answer to FinalizeRequested on a seeder with finalizeSignal, from the
+	/// seeder's caller or root (`callerUid`).
+	r3d::ResultMsg<void> answerFinalize(const std::string &id, bool proceed, std::string reason, uid_t callerUid);
 	/// Stops serving and ends the seeder or leecher; the object goes away.
 	r3d::ResultMsg<void> cancel(const std::string &id);
 
@@ -93,6 +104,8 @@ private:
 	struct Entry;
 
 	r3d::ResultMsg<MigrationInfo> add(std::shared_ptr<Entry> e);
+	/// PhaseChanged for the entry's progress callbacks.
+	r3d::migration::ProgressCallback phaseWatch(Entry &e);
 
 	const Config &config_;
 	const AccessPolicy &access_;

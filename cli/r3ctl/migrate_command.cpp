@@ -14,12 +14,13 @@ namespace r3ctl {
 namespace {
 
 constexpr const char *kUsage =
-	"usage: r3ctl migrate seed URI --listen ADDR [--export ADDR] [--id ID] [--on-finalize CMD]\n"
+	"usage: r3ctl migrate seed URI --listen ADDR [--export ADDR] [--id ID] [--on-finalize CMD | --finalize-signal]\n"
 	"                          [--tls-cert F --tls-key F [--tls-ca F]] [--token-file F]\n"
 	"       r3ctl migrate pull r3://HOST:PORT/ID[?tls-ca=F&token-file=F...] --export ADDR\n"
 	"                          [--downtime D] [--max-rounds N] [--rate R] [--finalize auto|manual]\n"
 	"       r3ctl migrate finalize|status ID [--wait]\n"
 	"       r3ctl migrate cancel ID\n"
+	"       r3ctl migrate answer ID yes|no [REASON]\n"
 	"       r3ctl migrate ls\n"
 	"Live migration through r3mapd. seed makes URI a migration source listening on ADDR\n"
 	"(HOST:PORT, loopback unless --tls-cert) and, with --export, serves its writable front over\n"
@@ -27,7 +28,9 @@ constexpr const char *kUsage =
 	"the migration id, the r3 URI (seed) and the NBD address. finalize takes ownership (for\n"
 	"--finalize manual); cancel ends it. --on-finalize CMD runs (sh -c, as you, at most 30 s)\n"
 	"when a leecher finalizes, before the seeder stops writes: pause the app there; the\n"
-	"handover goes on only if CMD exits 0. With --wait, finalize and status return once the\n"
+	"handover goes on only if CMD exits 0. --finalize-signal: the seeder's object emits\n"
+	"FinalizeRequested instead, and the handover waits (25 s) for the app's AnswerFinalize, or\n"
+	"for answer ID yes (no refuses it). With --wait, finalize and status return once the\n"
 	"migration is complete (exit 0) or failed (exit 1), with progress of the pull, and print\n"
 	"the last status.\n";
 
@@ -92,7 +95,11 @@ int printCreated(Context &ctx, const std::string &path)
 
 int seed(Context &ctx, const std::vector<std::string> &argv)
 {
-	std::vector<Args::Option> flags{ { "listen", true }, { "export", true }, { "id", true }, { "on-finalize", true } };
+	std::vector<Args::Option> flags{ { "listen", true },
+					 { "export", true },
+					 { "id", true },
+					 { "on-finalize", true },
+					 { "finalize-signal", false } };
 	for (const auto &f : securityFlags())
 		flags.push_back(f);
 	auto args = Args::parse(argv, flags, 1, 1);
@@ -108,6 +115,8 @@ int seed(Context &ctx, const std::vector<std::string> &argv)
 		options["id"] = sdbus::Variant(*id);
 	if (auto hook = args->value("on-finalize"))
 		options["on_finalize"] = sdbus::Variant(*hook);
+	if (args->has("finalize-signal"))
+		options["finalize_signal"] = sdbus::Variant(true);
 	addSecurityOptions(*args, options);
 	return printCreated(ctx, ctx.client().manager().Seed(args->positional()[0], *listen, options));
 }
@@ -207,6 +216,18 @@ int onOne(Context &ctx, const std::string &sub, const std::vector<std::string> &
 	return wait ? waitEnded(ctx, path) : kExitOk;
 }
 
+int answer(Context &ctx, const std::vector<std::string> &argv)
+{
+	auto args = Args::parse(argv, {}, 2, 3);
+	if (!args)
+		return ctx.out.usage(args.error().message, kUsage);
+	const auto &words = args->positional();
+	if (words[1] != "yes" && words[1] != "no")
+		return ctx.out.usage(fmt::format("answer '{}': expected yes or no", words[1]), kUsage);
+	ctx.client().migration(resolve(words[0]))->AnswerFinalize(words[1] == "yes", words.size() > 2 ? words[2] : "");
+	return kExitOk;
+}
+
 int list(Context &ctx, const std::vector<std::string> &argv)
 {
 	auto args = Args::parse(argv, {}, 0, 0);
@@ -235,7 +256,7 @@ int list(Context &ctx, const std::vector<std::string> &argv)
 int migrate(Context &ctx, const std::vector<std::string> &argv)
 {
 	if (argv.empty())
-		return ctx.out.usage("missing the subcommand (seed, pull, finalize, cancel, status, ls)", kUsage);
+		return ctx.out.usage("missing the subcommand (seed, pull, finalize, cancel, status, answer, ls)", kUsage);
 	std::string sub = argv[0];
 	std::vector<std::string> rest(argv.begin() + 1, argv.end());
 	if (sub == "seed")
@@ -246,6 +267,8 @@ int migrate(Context &ctx, const std::vector<std::string> &argv)
 		return onOne(ctx, sub, rest);
 	if (sub == "ls")
 		return list(ctx, rest);
+	if (sub == "answer")
+		return answer(ctx, rest);
 	return ctx.out.usage(fmt::format("unknown subcommand '{}'", sub), kUsage);
 }
 

@@ -95,6 +95,10 @@ public:
 	~MigrationProxy() { unregisterProxy(); }
 
 private:
+	// r3ctl polls; an app that pauses for a handover listens to these.
+	void onPhaseChanged(const std::string &) override {}
+	void onFinalizeRequested() override {}
+	void onFinalizeAborted(const std::string &) override {}
 	void onPropertiesChanged(const std::string &, const std::map<std::string, sdbus::Variant> &,
 				 const std::vector<std::string> &) override
 	{

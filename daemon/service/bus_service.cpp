@@ -219,6 +219,30 @@ void BusService::refreshManaged()
 	}
 }
 
+namespace {
+
+// A signal of one published object, sent without the service's lock (as every signal).
+template <class Object, class Emit>
+void signalOne(BusService::Impl &d, std::map<std::string, std::shared_ptr<Object>> &objects, const std::string &id,
+	       const char *what, Emit emit)
+{
+	std::shared_ptr<Object> object;
+	{
+		std::lock_guard lock(d.mutex);
+		auto it = objects.find(id);
+		if (it == objects.end())
+			return;
+		object = it->second;
+	}
+	try {
+		emit(*object);
+	} catch (const std::exception &e) {
+		r3d::log::get("dbus")->warn("{} {}: cannot signal: {}", what, id, e.what());
+	}
+}
+
+} // namespace
+
 void BusService::mountAdded(const MountInfo &info)
 {
 	publish<MountObject>(*impl_, impl_->mounts, info);
@@ -226,19 +250,7 @@ void BusService::mountAdded(const MountInfo &info)
 
 void BusService::mountChanged(const MountInfo &info)
 {
-	std::shared_ptr<MountObject> object;
-	{
-		std::lock_guard lock(impl_->mutex);
-		auto it = impl_->mounts.find(info.id);
-		if (it == impl_->mounts.end())
-			return;
-		object = it->second;
-	}
-	try {
-		object->update(info);
-	} catch (const std::exception &e) {
-		r3d::log::get("dbus")->warn("mount {}: cannot signal the change: {}", info.id, e.what());
-	}
+	signalOne(*impl_, impl_->mounts, info.id, "mount", [&](MountObject &m) { m.update(info); });
 }
 
 void BusService::mountRemoved(const std::string &id)
@@ -274,6 +286,22 @@ void BusService::migrationAdded(const MigrationInfo &info)
 void BusService::migrationRemoved(const std::string &id)
 {
 	unpublish(*impl_, impl_->migrations, id);
+}
+
+
+void BusService::migrationPhaseChanged(const std::string &id, const std::string &phase)
+{
+	signalOne(*impl_, impl_->migrations, id, "migration", [&](MigrationObject &m) { m.phaseChanged(phase); });
+}
+
+void BusService::migrationFinalizeRequested(const std::string &id)
+{
+	signalOne(*impl_, impl_->migrations, id, "migration", [](MigrationObject &m) { m.finalizeRequested(); });
+}
+
+void BusService::migrationFinalizeAborted(const std::string &id, const std::string &reason)
+{
+	signalOne(*impl_, impl_->migrations, id, "migration", [&](MigrationObject &m) { m.finalizeAborted(reason); });
 }
 
 void BusService::syncAdded(const SyncInfo &info)

@@ -78,6 +78,9 @@ public:
 	void regionRemoved(const std::string &id) override;
 	void migrationAdded(const MigrationInfo &info) override;
 	void migrationRemoved(const std::string &id) override;
+	void migrationPhaseChanged(const std::string &id, const std::string &phase) override;
+	void migrationFinalizeRequested(const std::string &id) override;
+	void migrationFinalizeAborted(const std::string &id, const std::string &reason) override;
 	void syncAdded(const SyncInfo &info) override;
 	void syncRemoved(const std::string &id) override;
 

@@ -50,6 +50,17 @@ void MigrationObject::Finalize(sdbus::Result<> &&result)
 		 [migrations = state_.context.migrations, id = info_.id] { return migrations->finalize(id); });
 }
 
+void MigrationObject::AnswerFinalize(sdbus::Result<> &&result, bool proceed, std::string reason)
+{
+	auto caller = admit(state_, getObject(), result, fmt::format("AnswerFinalize {} on migration {}", proceed, info_.id));
+	if (!caller)
+		return;
+	runAsync(state_, std::move(result),
+		 [migrations = state_.context.migrations, id = info_.id, proceed, reason = std::move(reason), uid = caller->uid] {
+			 return migrations->answerFinalize(id, proceed, reason, uid);
+		 });
+}
+
 void MigrationObject::Cancel(sdbus::Result<> &&result)
 {
 	if (!admit(state_, getObject(), result, fmt::format("Cancel migration {}", info_.id)))

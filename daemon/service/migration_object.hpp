@@ -19,9 +19,14 @@ public:
 	MigrationObject(sdbus::IConnection &connection, ServiceState &state, MigrationInfo info);
 	~MigrationObject();
 
+	void phaseChanged(const std::string &phase) { emitPhaseChanged(phase); }
+	void finalizeRequested() { emitFinalizeRequested(); }
+	void finalizeAborted(const std::string &reason) { emitFinalizeAborted(reason); }
+
 private:
 	void Finalize(sdbus::Result<> &&result) override;
 	void Cancel(sdbus::Result<> &&result) override;
+	void AnswerFinalize(sdbus::Result<> &&result, bool proceed, std::string reason) override;
 	std::string Id() override { return info_.id; }
 	std::string Role() override { return info_.role; }
 	std::string Source() override { return info_.source; }

@@ -311,6 +311,7 @@ r3d::ResultMsg<SeedRequest> seedRequest(std::string backendUri, std::string list
 		{ "export_listen", set<SeedRequest, &SeedRequest::exportListen, stringOption> },
 		{ "id", set<SeedRequest, &SeedRequest::migrationId, stringOption> },
 		{ "on_finalize", set<SeedRequest, &SeedRequest::onFinalize, stringOption> },
+		{ "finalize_signal", set<SeedRequest, &SeedRequest::finalizeSignal, boolOption> },
 	});
 	SeedRequest r;
 	r.backendUri = std::move(backendUri);

@@ -101,6 +101,7 @@ implementations = {
     ],
     ("Migration1", "Finalize"): admit + worker + [("daemon/migration_manager.cpp", "MigrationManager::finalize")],
     ("Migration1", "Cancel"): admit + worker + [("daemon/migration_manager.cpp", "MigrationManager::cancel")],
+    ("Migration1", "AnswerFinalize"): admit + worker + [("daemon/migration_manager.cpp", "MigrationManager::answerFinalize")],
     ("Manager1", "StartSync"): admit + worker + [
         ("daemon/service/manager_object.cpp", "ManagerObject::StartSync"),
         ("daemon/service/manager_object.cpp", "syncsHere"),

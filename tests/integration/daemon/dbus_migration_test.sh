@@ -78,6 +78,51 @@ tail -n1 "$TEST_TMP/out" >"$TEST_TMP/last" && mv "$TEST_TMP/last" "$TEST_TMP/out
 expect_r3ctl 0 migrate cancel "$hook_pull"
 expect_r3ctl 0 migrate cancel "$hook_seed"
 
+echo "== the app pauses over D-Bus: FinalizeRequested, AnswerFinalize, FinalizeAborted, PhaseChanged"
+expect_error InvalidArgument "exclude each other" Seed memory:1M 127.0.0.1:0 "{'on_finalize': <'true'>, 'finalize_signal': <true>}"
+expect_error InvalidArgument "option 'finalize_signal': expected b" Seed memory:1M 127.0.0.1:0 "{'finalize_signal': <'yes'>}"
+run_r3ctl --json migrate seed memory:1M --listen 127.0.0.1:0 --finalize-signal
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "seed with --finalize-signal failed"; }
+sig_seed=$(json_field 'j["id"]')
+sig_uri=$(json_field 'j["uri"]')
+expect_r3ctl 1 migrate answer "$sig_seed" yes
+grep -q "no finalize is waiting" "$TEST_TMP/err" || fail "an answer nobody asked for: $(cat "$TEST_TMP/err")"
+expect_r3ctl 2 migrate answer "$sig_seed" maybe
+# The app: a real listener of the seeder's signals (gdbus monitor); it refuses the first
+# request and accepts the second (the leecher asks again after a refusal).
+gdbus monitor --system --dest org.r3map.r3mapd --object-path "/org/r3map/migrations/$sig_seed" >"$TEST_TMP/signals" 2>&1 &
+track $!
+wait_for_file "$TEST_TMP/signals" || fail "gdbus monitor did not start"
+run_r3ctl --json migrate pull "$sig_uri" --export 127.0.0.1:0 --finalize manual
+[ "$rc" -eq 0 ] || { cat "$TEST_TMP/err"; fail "pull of the signalling seeder failed"; }
+sig_pull=$(json_field 'j["id"]')
+expect_r3ctl 1 migrate answer "$sig_pull" yes
+grep -q "is a leecher" "$TEST_TMP/err" || fail "an answer on the leecher: $(cat "$TEST_TMP/err")"
+grep -q FinalizeRequested "$TEST_TMP/signals" && fail "FinalizeRequested before any finalize"
+app() {
+	local i
+	for i in $(seq 600); do
+		case $(grep -c 'Migration1.FinalizeRequested' "$TEST_TMP/signals") in
+		0) ;;
+		1) [ -e "$TEST_TMP/refused" ] || { "$R3CTL" migrate answer "$sig_seed" no "not yet" && touch "$TEST_TMP/refused"; } ;;
+		*) "$R3CTL" migrate answer "$sig_seed" yes && return ;;
+		esac
+		sleep 0.05
+	done
+}
+app >"$TEST_TMP/app.log" 2>&1 &
+track $!
+expect_r3ctl 0 --json migrate finalize "$sig_pull" --wait
+tail -n1 "$TEST_TMP/out" >"$TEST_TMP/last" && mv "$TEST_TMP/last" "$TEST_TMP/out"
+[ "$(json_field 'j["phase"]')" = complete ] || fail "the signalled handover did not complete: $(cat "$TEST_TMP/out")"
+[ -e "$TEST_TMP/refused" ] || fail "the app never saw FinalizeRequested: $(cat "$TEST_TMP/signals" "$TEST_TMP/app.log")"
+grep -q "Migration1.FinalizeAborted ('the app refused to pause: not yet',)" "$TEST_TMP/signals" ||
+	fail "no FinalizeAborted after the refusal: $(cat "$TEST_TMP/signals")"
+grep -q "Migration1.PhaseChanged ('finalizing',)" "$TEST_TMP/signals" ||
+	fail "no PhaseChanged to finalizing: $(cat "$TEST_TMP/signals")"
+expect_r3ctl 0 migrate cancel "$sig_pull"
+expect_r3ctl 0 migrate cancel "$sig_seed"
+
 echo "== a seeder with TLS and a token off loopback; the pull needs both"
 "$R3MAP_SOURCE_DIR/tests/support/make_test_certs.sh" "$TEST_TMP/certs"
 echo "migration-token" >"$TEST_TMP/token"
