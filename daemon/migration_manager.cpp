@@ -254,15 +254,18 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::pull(const PullRequest &request)
 	return add(std::move(e));
 }
 
+std::shared_ptr<MigrationManager::Entry> MigrationManager::live(const std::string &id) const
+{
+	std::lock_guard lock(mutex_);
+	auto e = entries_.find(id);
+	return e && !e->cancelling ? e : nullptr;
+}
+
 r3d::ResultMsg<void> MigrationManager::finalize(const std::string &id)
 {
-	std::shared_ptr<Entry> e;
-	{
-		std::lock_guard lock(mutex_);
-		e = entries_.find(id);
-		if (!e || e->cancelling)
-			return fail(Errc::NotFound, fmt::format("no migration '{}'", id));
-	}
+	auto e = live(id);
+	if (!e)
+		return fail(Errc::NotFound, fmt::format("no migration '{}'", id));
 	if (!e->leecher)
 		return fail(Errc::NotSupported,
 			    fmt::format("migration {} is a seeder: its leecher finalizes (Finalize on the pulling side)", id));
@@ -276,13 +279,9 @@ r3d::ResultMsg<void> MigrationManager::finalize(const std::string &id)
 r3d::ResultMsg<void> MigrationManager::answerFinalize(const std::string &id, bool proceed, std::string reason,
 						     uid_t callerUid)
 {
-	std::shared_ptr<Entry> e;
-	{
-		std::lock_guard lock(mutex_);
-		e = entries_.find(id);
-		if (!e || e->cancelling)
-			return fail(Errc::NotFound, fmt::format("no migration '{}'", id));
-	}
+	auto e = live(id);
+	if (!e)
+		return fail(Errc::NotFound, fmt::format("no migration '{}'", id));
 	if (!e->seeder)
 		return fail(Errc::NotSupported, fmt::format("migration {} is a leecher: the app answers on its seeder", id));
 	if (!e->gate)

@@ -104,6 +104,8 @@ private:
 	struct Entry;
 
 	r3d::ResultMsg<MigrationInfo> add(std::shared_ptr<Entry> e);
+	/// The entry of `id` unless it is missing or being cancelled.
+	std::shared_ptr<Entry> live(const std::string &id) const;
 	/// PhaseChanged for the entry's progress callbacks.
 	r3d::migration::ProgressCallback phaseWatch(Entry &e);
 
