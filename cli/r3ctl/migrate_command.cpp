@@ -60,6 +60,8 @@ nlohmann::json migrationJson(const std::string &path, const PropertyMap &p)
 		{ "dirty_bytes", get<uint64_t>(p, "DirtyBytes") },
 		{ "predicted_downtime_us", get<int64_t>(p, "PredictedDowntimeUs") },
 		{ "measured_downtime_us", get<uint64_t>(p, "MeasuredDowntimeUs") },
+		{ "bandwidth", get<uint64_t>(p, "Bandwidth") },
+		{ "dirty_rate", get<uint64_t>(p, "DirtyRate") },
 		{ "owner", get<bool>(p, "Owner") },
 		{ "last_error", get<std::string>(p, "LastError") },
 	};
@@ -176,7 +178,8 @@ int waitEnded(Context &ctx, const std::string &path)
 		auto shown = std::chrono::steady_clock::time_point{};
 		while (!ended(m)) {
 			if (auto now = std::chrono::steady_clock::now(); now - shown >= report.interval()) {
-				report.update(m["transferred_bytes"].get<uint64_t>(), m["region_bytes"].get<uint64_t>(), 0);
+				report.update(m["transferred_bytes"].get<uint64_t>(), m["region_bytes"].get<uint64_t>(),
+					      m["bandwidth"].get<uint64_t>());
 				shown = now;
 			}
 			std::this_thread::sleep_for(kPoll);

@@ -40,6 +40,8 @@ private:
 	uint64_t DirtyBytes() override { return progress().dirtyBytes; }
 	int64_t PredictedDowntimeUs() override;
 	uint64_t MeasuredDowntimeUs() override;
+	uint64_t Bandwidth() override { return static_cast<uint64_t>(progress().bandwidth); }
+	uint64_t DirtyRate() override { return static_cast<uint64_t>(progress().dirtyRate); }
 	bool Owner() override { return progress().owner; }
 	std::string LastError() override { return progress().failure; }
 
