@@ -288,7 +288,6 @@ void BusService::migrationRemoved(const std::string &id)
 	unpublish(*impl_, impl_->migrations, id);
 }
 
-
 void BusService::migrationPhaseChanged(const std::string &id, const std::string &phase)
 {
 	signalOne(*impl_, impl_->migrations, id, "migration", [&](MigrationObject &m) { m.phaseChanged(phase); });

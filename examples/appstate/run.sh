@@ -64,8 +64,8 @@ date +%s.%N >"$work/a/hook.time"
 date +%s.%N >>"$work/a/hook.time"
 HOOK
 chmod +x "$work/a/pause.sh"
-# The two hosts' migration tools: seed_start, pull_start, finalize, wait_owner, and result,
-# which prints the pull's last status as {round, region_bytes, transferred_bytes, downtime_ms}.
+# The two hosts' migration tools: seed_start, pull_start, finalize, wait_owner; the last
+# line of $final is the pull's last status (JSON).
 if [ $mode = tools ]; then
 	seed_start() {
 		"$r3migrate" seed "file:$work/a/state.img" --listen 127.0.0.1:0 --export "unix:$work/a/nbd.sock" \
@@ -88,10 +88,7 @@ if [ $mode = tools ]; then
 		grep -q '"phase":"complete".*"owner":true' "$work/pull.out" ||
 			{ cat "$work/pull.log" >&2; echo "run.sh: B did not take ownership" >&2; exit 1; }
 	}
-	result() {
-		tail -n1 "$work/pull.out" | /usr/bin/python3 -c 'import json, sys; j = json.load(sys.stdin)
-print(json.dumps({"round": j["round"], "region_bytes": j["region_bytes"], "transferred_bytes": j["transferred_bytes"], "downtime_ms": j["downtime_ns"] / 1e6}))'
-	}
+	final=$work/pull.out
 else
 	# Each host: a private system bus of its own and an r3mapd on it (lib.sh).
 	declare -A bus
@@ -130,10 +127,7 @@ else
 		tail -n1 "$work/final.out" | grep '"owner":true' | grep -q '"phase":"complete"' ||
 			{ cat "$work/final.out" "$work"/[ab]/r3mapd.log >&2; echo "run.sh: B did not take ownership" >&2; exit 1; }
 	}
-	result() {
-		tail -n1 "$work/final.out" | /usr/bin/python3 -c 'import json, sys; j = json.load(sys.stdin)
-print(json.dumps({"round": j["round"], "region_bytes": j["region_bytes"], "transferred_bytes": j["transferred_bytes"], "downtime_ms": j["measured_downtime_us"] / 1e3}))'
-	}
+	final=$work/final.out
 fi
 
 seed_start
@@ -177,7 +171,7 @@ todo "$work/b/todo.sock" quit >/dev/null
 cmp -s "$work/a/list" "$work/b/list" || { diff "$work/a/list" "$work/b/list" >&2; echo "run.sh: B's list differs from A's" >&2; exit 1; }
 echo "B lists $(wc -l <"$work/b/list") items, the same as A's last list; after one more on B:"
 sed -n '1,3p;$p' "$work/b/list-after" | sed 's/^/  /'
-/usr/bin/python3 - $(cat "$work/a/hook.time") "$t_owner" "$t_mounted" "$t_serving" "$(result)" "$work/b/list-after" "$items" "${JSON:-}" <<'PY'
+/usr/bin/python3 - $(cat "$work/a/hook.time") "$t_owner" "$t_mounted" "$t_serving" "$(tail -n1 "$final")" "$work/b/list-after" "$items" "${JSON:-}" <<'PY'
 import json, re, sys
 hook, paused, owner, mounted, serving = (float(x) for x in sys.argv[1:6])
 pull, listing, items, out = json.loads(sys.argv[6]), sys.argv[7], int(sys.argv[8]), sys.argv[9]
@@ -188,7 +182,8 @@ assert got == want, f"B's list is not every item in order: {got}"
 done = [l.split(" ", 1)[0] for l in lines if "[x]" in l]
 assert done == ["1", "2", "3"], f"done items: {done}"
 app = serving - hook
-handover = pull["downtime_ms"]
+# r3migrate says downtime_ns, r3ctl measured_downtime_us.
+handover = pull["downtime_ns"] / 1e6 if "downtime_ns" in pull else pull["measured_downtime_us"] / 1e3
 print("| items | pre-copy rounds | region | pulled | hook to A paused | handover (measured by B) | hook to B owning | to B mounted | to B's r3todo answering |")
 print("|---|---|---|---|---|---|---|---|---|")
 ms = lambda t: f"{(t - hook) * 1e3:.0f} ms"
