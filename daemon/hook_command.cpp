@@ -3,16 +3,21 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
+
+#include <r3d/unique_fd.hpp>
 
 namespace r3mapd {
 
@@ -70,6 +75,10 @@ r3d::ResultMsg<void> HookCommand::run(std::chrono::milliseconds timeout) const
 		::execv("/bin/sh", const_cast<char *const *>(argv));
 		::_exit(127);
 	}
+	// Woken by the child's exit through a pidfd, not by polling: the hook's run is inside the
+	// migration's downtime when it is the suspend hook.
+	// (syscall: Debian 12's <sys/pidfd.h> declares pidfd_open without C linkage.)
+	r3d::UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 	auto deadline = std::chrono::steady_clock::now() + timeout;
 	int status = 0;
 	for (;;) {
@@ -78,14 +87,21 @@ r3d::ResultMsg<void> HookCommand::run(std::chrono::milliseconds timeout) const
 			break;
 		if (r < 0 && errno != EINTR)
 			return r3d::fail(errno, fmt::format("waiting for the hook: {}", std::strerror(errno)));
-		if (std::chrono::steady_clock::now() >= deadline) {
+		auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+		if (left.count() <= 0) {
 			::kill(-pid, SIGKILL);
 			::kill(pid, SIGKILL);
 			::waitpid(pid, &status, 0);
 			return r3d::fail(ETIMEDOUT, fmt::format("'{}' did not finish within {} ms; killed", command_,
 								 timeout.count()));
 		}
-		std::this_thread::sleep_for(std::chrono::milliseconds(5));
+		if (pidfd) {
+			struct pollfd p { pidfd.get(), POLLIN, 0 };
+			::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count() + 1, 60000)));
+		} else {
+			// No pidfd (a kernel before 5.3): poll the status.
+			std::this_thread::sleep_for(std::chrono::milliseconds(5));
+		}
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return {};

@@ -118,6 +118,10 @@ void Leecher::finalize()
 {
 	finalizeAsked_ = true;
 	controller_.requestFinalize();
+	{
+		std::lock_guard lock(mutex_);
+		++finalizeAsks_;
+	}
 	changed_.notify_all();
 }
 
@@ -468,11 +472,17 @@ Leecher::Step Leecher::finalizeStep()
 		if (code == EPERM)
 			return readOnlyCopy();
 		if (code == EBUSY || code == ECANCELED || code == ESTALE) {
-			// Another leecher finalizes, or this handover was aborted: go on and ask again.
-			logger()->info("migration {}: finalize refused for now: {}", options_.migrationId,
-				       ok.error().message);
+			// Another leecher finalizes, or this handover was aborted (the app said no, the hook
+			// failed): go on and ask again, backing off so a refusing app is not asked 10 times a
+			// second. An explicit finalize() asks again at once.
+			auto wait = std::min(kRefusedFirstWait * (1u << std::min(refusals_, 6u)), kRefusedMaxWait);
+			++refusals_;
+			logger()->info("migration {}: finalize refused for now ({} in a row, next ask in {} ms): {}",
+				       options_.migrationId, refusals_, wait.count(), ok.error().message);
 			std::unique_lock lock(mutex_);
-			changed_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stopping_.load(); });
+			uint64_t asks = finalizeAsks_;
+			if (changed_.wait_for(lock, wait, [&] { return stopping_.load() || finalizeAsks_ != asks; }))
+				refusals_ = 0;
 			return Step::Again;
 		}
 		return failWith(ok.error().message);
@@ -507,6 +517,7 @@ Leecher::Step Leecher::finalizeStep()
 	}
 	region_->unlock();
 	owner_ = true;
+	refusals_ = 0;
 	{
 		std::lock_guard lock(mutex_);
 		downtime_ = lockedAtAck + (Clock::now() - acked);

@@ -151,6 +151,10 @@ private:
 	std::atomic<bool> owner_{ false };
 	std::atomic<bool> stopping_{ false };
 	std::atomic<bool> finalizeAsked_{ false };
+	uint64_t finalizeAsks_ = 0; // under mutex_: each finalize() call, so a backoff ends at once
+	unsigned refusals_ = 0;	    // finalize refusals in a row (drive thread only)
+	static constexpr std::chrono::milliseconds kRefusedFirstWait{ 100 };
+	static constexpr std::chrono::milliseconds kRefusedMaxWait{ 5000 };
 	std::thread driver_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -161,6 +162,36 @@ TEST_CASE("one-pass mode (max rounds 0) and a manual finalize")
 	CHECK(readAll(*(*leecher)->region()) == f.sourceBytes());
 }
 
+TEST_CASE("a refused finalize is asked again with a growing pause, then goes through")
+{
+	// The app says no three times: the leecher asks again after 100, 200, 400 ms, not 10 times a
+	// second. The pauses are lower bounds (load only stretches them), so this cannot flake.
+	std::mutex mutex;
+	std::vector<std::chrono::steady_clock::time_point> asks;
+	SeederOptions so;
+	so.onSuspend = [&]() -> ResultMsg<void> {
+		std::lock_guard lock(mutex);
+		asks.push_back(std::chrono::steady_clock::now());
+		if (asks.size() <= 3)
+			return fail(ECANCELED, "the app refused to pause");
+		return {};
+	};
+	SeederFixture f(so);
+	auto o = f.leecherOptions();
+	o.autoFinalize = false;
+	auto leecher = Leecher::connect(f.runtime, o);
+	REQUIRE(leecher);
+	(*leecher)->finalize();
+	REQUIRE((*leecher)->wait(60s));
+	CHECK((*leecher)->owner());
+	std::lock_guard lock(mutex);
+	REQUIRE(asks.size() == 4);
+	CHECK(asks[1] - asks[0] >= 100ms);
+	CHECK(asks[2] - asks[1] >= 200ms);
+	CHECK(asks[3] - asks[2] >= 400ms);
+	CHECK(readAll(*(*leecher)->region()) == f.sourceBytes());
+}
+
 TEST_CASE("a link cut during pre-copy resumes and loses nothing")
 {
 	SeederFixture f;
@@ -225,11 +256,11 @@ TEST_CASE("a post-copy read fails with EIO once the seeder stayed away for the t
 	r3test::TcpProxy proxy(f.port);
 	auto o = f.leecherOptions(proxy.port());
 	o.autoFinalize = false;
-	o.pullRate = 256 << 10;
+	o.pullRate = 1 << 20; // slow enough that chunk 190 is still missing when the link goes down
 	o.postCopyTimeout = 1s;
 	auto leecher = Leecher::connect(f.runtime, o);
 	REQUIRE(leecher);
-	for (int i = 0; i < 200 && (*leecher)->phase() == Phase::Tracking; ++i)
+	for (int i = 0; i < 600 && (*leecher)->phase() == Phase::Tracking; ++i)
 		std::this_thread::sleep_for(100ms);
 	std::vector<std::byte> block(kChunk, std::byte{ 0x33 });
 	for (uint64_t i = 0; i < 64; ++i)
