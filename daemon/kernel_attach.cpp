@@ -40,6 +40,7 @@ AttachFn kernelAttach(r3d::Runtime *runtime)
 		options.readOnly = params.readOnly;
 		options.attach.blockSize = static_cast<uint32_t>(std::min(params.chunkSize, kMaxBlockSize));
 		options.attach.name = params.name;
+		options.maxRequest = params.maxRequest;
 		options.runtime = runtime;
 		if (params.region) {
 			// The region takes any offset and length itself: no pipeline in front.

@@ -24,6 +24,8 @@ struct AttachParams {
 	std::string name;
 	/// A managed mount: `backend` is its top(), and the attach makes a ManagedMount.
 	std::shared_ptr<r3d::mount::ManagedRegion> region;
+	/// The configuration's max_request_size: for the device's server and the kernel.
+	uint32_t maxRequest = 32u << 20;
 };
 
 /// Attaches a backend to a free kernel NBD device and returns once it is ready for I/O.

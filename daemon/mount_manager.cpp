@@ -267,6 +267,7 @@ r3d::ResultMsg<MountInfo> MountManager::mountEntry(const MountRequest &request, 
 	params.readOnly = request.readOnly;
 	params.name = request.backendUri;
 	params.region = region;
+	params.maxRequest = static_cast<uint32_t>(config_.maxRequestSize);
 	auto device = attach_(std::move(params));
 	if (!device) {
 		// The region's destructor stops its workers; a cache directory keeps its journal.

@@ -27,6 +27,7 @@ r3d::ResultMsg<void> DeviceMode::start()
 	if (o_.deadConnTimeout)
 		options.attach.deadConnTimeout = std::chrono::seconds(*o_.deadConnTimeout);
 	options.runtime = &runtime_;
+	options.maxRequest = o_.maxRequest;
 	const auto &[name, uri] = o_.exports.front();
 	options.attach.name = name.empty() ? uri : name;
 

@@ -62,6 +62,9 @@ ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(std::shared_ptr<ReadWr
 		return fail(EINVAL, fmt::format("connections must be 1 .. {}, not {}", kMaxConnections, options.connections));
 	if (auto valid = nbd::kernel::checkBlockSize(options.attach.blockSize); !valid)
 		return unexpectedOf(valid.error());
+	if (options.maxRequest < 4096 || options.maxRequest < options.attach.blockSize)
+		return fail(EINVAL, fmt::format("the request cap {} is below 4 KiB or the block size {}",
+						options.maxRequest, options.attach.blockSize));
 	if (backend->size() % options.attach.blockSize != 0)
 		return fail(EINVAL, fmt::format("the backend's size {} is not a multiple of the block size {}",
 						formatSize(backend->size()), options.attach.blockSize));
@@ -89,6 +92,7 @@ ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(std::shared_ptr<ReadWr
 	attach.index = *index;
 	attach.sizeBytes = mount->backend_->size();
 	attach.transmissionFlags = mount->server_->transmissionFlags(exp, false);
+	attach.maxRequestBytes = options.maxRequest;
 	auto device = nbd::kernel::KernelDevice::attach(std::move(kernelEnds), attach);
 	if (!device) {
 		mount->stopServing();
@@ -106,6 +110,7 @@ DirectMount::DirectMount(std::shared_ptr<ReadWriterAt> backend, const DirectMoun
 	serverOptions.ioFlusher = true;
 	serverOptions.workerThreads = options.workerThreads;
 	serverOptions.runtime = options.runtime;
+	serverOptions.maxPayload = options.maxRequest;
 	server_ = std::make_unique<nbd::Server>(serverOptions);
 	server_->addExport({ "", options.attach.name, backend_, options.readOnly });
 }

@@ -36,6 +36,9 @@ struct DirectMountOptions {
 	/// nbd::markIoFlusher); without one the server starts workerThreads of its own.
 	Runtime *runtime = nullptr;
 	unsigned workerThreads = 16;
+	/// Largest request the device's server takes; the kernel is held to it too
+	/// (AttachOptions::maxRequestBytes).
+	uint32_t maxRequest = limits::kDefaultMaxPayload;
 };
 
 /// A backend as a kernel block device, served from this process:

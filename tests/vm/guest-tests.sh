@@ -317,6 +317,25 @@ t_netlink_commands() {
 	dev_free "$dev" || fail "$dev not free"
 }
 
+# 4d. A request cap below the kernel's request size: r3serve lowers queue/max_sectors_kb,
+#     so 4 MiB direct I/O arrives in pieces the server takes, and none is refused.
+t_request_cap() {
+	serve_start cap auto --max-request 64K --stats-file "$WORK/cap.stats" memory:16M || fail "attach"
+	local pid=$SPID dev=$DEV kb errors
+	kb=$(cat "/sys/block/$(basename "$dev")/queue/max_sectors_kb")
+	echo "queue/max_sectors_kb is $kb with --max-request 64K"
+	[ "$kb" -le 64 ] || fail "max_sectors_kb is $kb, above the 64 KiB cap"
+	grep -q "requests capped at 64 KiB" "$WORK/cap.log" || fail "r3serve did not log the cap"
+	dd if=/dev/urandom of="$WORK/cap.in" bs=1M count=4 status=none
+	dd if="$WORK/cap.in" of="$dev" bs=4M oflag=direct status=none || fail "a 4 MiB direct write"
+	dd if="$dev" of="$WORK/cap.out" bs=4M count=1 iflag=direct status=none || fail "a 4 MiB direct read"
+	cmp "$WORK/cap.in" "$WORK/cap.out" || fail "the bytes read back differ"
+	errors=$(stats cap "$pid" errors)
+	echo "server errors: $errors"
+	[ "$errors" = 0 ] || fail "the server refused $errors requests"
+	serve_stop "$pid" "$dev" || fail "stop"
+}
+
 # 5. netlink and ioctl × sysfs and udev readiness (udev: the kernel's events, then with
 #    systemd-udevd running, its events), data checked through each. Time to ready is
 #    measured over several attaches, the variants interleaved so drift hits all alike.
@@ -539,7 +558,7 @@ t_swap() {
 	rm -rf "$dir"
 }
 
-export -f t_memory_ext4 t_file_persistence t_mounted_sigterm t_flush_trim t_concurrent_attach t_busy_device t_multi_conn t_netlink_commands t_methods t_kill9 t_swap
+export -f t_memory_ext4 t_file_persistence t_mounted_sigterm t_flush_trim t_concurrent_attach t_busy_device t_multi_conn t_netlink_commands t_request_cap t_methods t_kill9 t_swap
 
 # ---- runner ------------------------------------------------------------------------------
 

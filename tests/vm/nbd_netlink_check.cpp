@@ -1,5 +1,6 @@
 // Guest-side check of the netlink commands r3serve itself does not use on a live device:
-// STATUS (all devices and one) and RECONFIGURE (timeouts), verified through sysfs.
+// STATUS (all devices and one) and RECONFIGURE (timeouts), verified through sysfs, and the
+// clean-up of a device connected by a CONNECT whose reply was lost.
 //   nbd_netlink_check INDEX FREE_INDEX      checks on INDEX (connected) and FREE_INDEX (not)
 //   nbd_netlink_check --disconnect INDEX    disconnects INDEX as an administrator would
 // Exit 0 when everything holds.
@@ -7,8 +8,17 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <r3d/unique_fd.hpp>
+
+#include "nbd/kernel/kernel_device.hpp"
 #include "nbd/kernel/nbd_netlink.hpp"
+#include "nbd/kernel/sysfs_devices.hpp"
 
 using namespace r3d::nbd::kernel;
 
@@ -90,5 +100,30 @@ int main(int argc, char **argv)
 	request.index = freeIndex;
 	auto refused = netlink->reconfigure(request);
 	check(!refused && refused.error().code.value() == EINVAL, "RECONFIGURE of an unconfigured device is refused");
+
+	// A CONNECT whose reply is lost (sent with a 0 ms reply timeout, the one way to lose it
+	// on demand): the kernel connects the device all the same; disconnectLost finds it by
+	// its identifier and frees it.
+	int sv[2];
+	if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		check(false, "socketpair");
+		return 1;
+	}
+	r3d::UniqueFd ours(sv[0]), peer(sv[1]);
+	ConnectRequest lost;
+	lost.index = freeIndex;
+	lost.sockets = { ours.get() };
+	lost.sizeBytes = 1 << 20;
+	lost.timeoutSeconds = 5;
+	lost.backendIdentifier = "r3map-lost-reply-check#" + std::to_string(::getpid());
+	auto sent = netlink->withTimeout(std::chrono::milliseconds(0)).connect(lost);
+	check(!sent && sent.error().code.value() == ETIMEDOUT, "a CONNECT whose reply is not waited for is ETIMEDOUT");
+	check(sysfs(freeIndex, "backend") == lost.backendIdentifier, "the kernel connected the device all the same");
+	auto freed = KernelDevice::disconnectLost(*netlink, SysfsDevices(), lost.backendIdentifier);
+	check(freed == std::vector<unsigned>{ freeIndex }, "disconnectLost disconnected it");
+	SysfsDevices devices;
+	for (int i = 0; i < 500 && devices.pid(freeIndex); ++i)
+		std::this_thread::sleep_for(std::chrono::milliseconds(20));
+	check(!devices.pid(freeIndex), "the device is not connected any more");
 	return failures ? 1 : 0;
 }

@@ -46,6 +46,9 @@ struct AttachOptions {
 	/// Bound on the whole attach, from the first syscall to "ready".
 	std::chrono::milliseconds readyTimeout{ 15000 };
 	std::string name; ///< shown in /sys/block/nbdN/backend
+	/// The largest request the server takes (0: no cap). Once the device is up,
+	/// queue/max_sectors_kb is lowered to it if the kernel would send larger ones.
+	uint32_t maxRequestBytes = 0;
 	std::string sysRoot = "/sys";
 	std::string devRoot = "/dev";
 	std::string procRoot = "/proc";

@@ -145,6 +145,12 @@ ResultMsg<std::unique_ptr<KernelDevice>> KernelDevice::attach(std::vector<Unique
 				: device->attachIoctl(fds, options, **waiter, deadline);
 	if (!attached)
 		return unexpectedOf(attached.error());
+	// Before anyone mounts it; until here only the kernel's own probes (small reads) ran,
+	// and one over the cap gets a clean EINVAL from the server.
+	if (auto limited = device->limitRequests(options.maxRequestBytes); !limited) {
+		(void)device->detach(std::chrono::seconds(2));
+		return unexpectedOf(limited.error());
+	}
 	device->timeToReady_ = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
 	logger()->info("{} ready after {:.1f} ms ({}, {} readiness, {} connection{})", device->path_,
 		       device->timeToReady_.count() / 1000.0, toString(device->method_), toString(device->readyMethod_),
@@ -167,7 +173,12 @@ ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std
 	request.serverFlags = options.transmissionFlags;
 	// No client flags: DISCONNECT_ON_CLOSE would drop the device whenever its last user
 	// closes it, and DESTROY_ON_DISCONNECT deletes a /dev/nbdN that ioctl users expect.
-	request.backendIdentifier = OwnerTag::self(options.name, options.procRoot).format();
+	// "#N": unique per attach, so a device connected by a CONNECT whose reply was lost is
+	// told from this process's other devices of the same backend.
+	static std::atomic<uint64_t> attachSerial{ 0 };
+	auto tag = OwnerTag::self(options.name, options.procRoot);
+	tag.name += fmt::format("#{}", ++attachSerial);
+	request.backendIdentifier = tag.format();
 	identifier_ = request.backendIdentifier;
 
 	auto index = netlink.connect(request);
@@ -183,8 +194,11 @@ ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std
 		std::this_thread::sleep_for(kBusyRetry);
 		index = netlink.connect(request);
 	}
-	if (!index)
+	if (!index) {
+		if (index.error().code.value() == ETIMEDOUT)
+			(void)disconnectLost(netlink.withTimeout(GenericNetlink::kDefaultTimeout), devices_, identifier_);
 		return unexpectedOf(index.error());
+	}
 	index_ = *index;
 	path_ = devices_.devicePath(index_);
 	method_ = AttachMethod::Netlink;
@@ -198,6 +212,56 @@ ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std
 						       toString(waiter.method()), errnoText(ready.error())));
 	}
 	return {};
+}
+
+ResultMsg<void> KernelDevice::limitRequests(uint32_t maxBytes) const
+{
+	if (maxBytes == 0)
+		return {};
+	std::string file = fmt::format("{}/block/nbd{}/queue/max_sectors_kb", devices_.sysRoot(), index_);
+	auto read = [&]() -> std::optional<uint64_t> {
+		std::ifstream in(file);
+		uint64_t kb = 0;
+		if (in >> kb)
+			return kb;
+		return std::nullopt;
+	};
+	uint64_t capKb = maxBytes / 1024;
+	auto current = read();
+	if (!current)
+		return fail(EIO, fmt::format("{}: cannot read {}", path_, file));
+	if (*current <= capKb)
+		return {};
+	{
+		std::ofstream out(file);
+		out << capKb << "\n";
+		out.flush();
+		if (!out || read().value_or(UINT64_MAX) > capKb)
+			return fail(EROFS, fmt::format("{}: the kernel sends requests of up to {} KiB, over the request cap of {} KiB, "
+						       "and {} cannot be lowered (a read-only /sys, as under the systemd "
+						       "unit's ProtectKernelTunables=yes?): raise the cap to {} KiB or more",
+						       path_, *current, capKb, file, *current));
+	}
+	logger()->info("{}: requests capped at {} KiB (queue/max_sectors_kb was {})", path_, capKb, *current);
+	return {};
+}
+
+std::vector<unsigned> KernelDevice::disconnectLost(const NbdNetlink &netlink, const SysfsDevices &devices,
+						   const std::string &identifier)
+{
+	std::vector<unsigned> done;
+	for (const auto &d : devices.list()) {
+		if (identifier.empty() || d.backend != identifier)
+			continue;
+		if (auto r = netlink.disconnect(d.index); !r) {
+			logger()->error("nbd{} was connected by a CONNECT whose reply was lost, and disconnecting it failed: {}",
+					d.index, r.error().message);
+			continue;
+		}
+		logger()->warn("nbd{} was connected by a CONNECT whose reply was lost: disconnected", d.index);
+		done.push_back(d.index);
+	}
+	return done;
 }
 
 ResultMsg<void> KernelDevice::configureIoctl(int device, const std::vector<int> &sockets,

@@ -72,6 +72,13 @@ public:
 	static std::vector<unsigned> reclaimStale(const AttachOptions &options, std::optional<unsigned> only = std::nullopt,
 						  Clock::time_point deadline = Clock::time_point::max());
 
+	/// After a CONNECT whose reply never came (ETIMEDOUT): the kernel may have connected a
+	/// device all the same, which nobody would ever disconnect (its owner tag names us, a
+	/// live process, so reclaimStale() leaves it). Disconnects every device whose backend
+	/// identifier is `identifier` (unique per attach) and returns their indexes.
+	static std::vector<unsigned> disconnectLost(const NbdNetlink &netlink, const SysfsDevices &devices,
+						    const std::string &identifier);
+
 private:
 	struct IoctlRun;
 
@@ -88,6 +95,8 @@ private:
 	ResultMsg<void> configureIoctl(int device, const std::vector<int> &sockets, const AttachOptions &options,
 				       bool &owned) const;
 	ResultMsg<void> stopIoctl(Clock::time_point deadline);
+	/// Lowers queue/max_sectors_kb to `maxBytes` if it is above it.
+	ResultMsg<void> limitRequests(uint32_t maxBytes) const;
 	bool waitFree(Clock::time_point deadline) const;
 
 	SysfsDevices devices_;

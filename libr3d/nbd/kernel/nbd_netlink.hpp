@@ -52,6 +52,10 @@ public:
 	static ResultMsg<NbdNetlink> open(std::chrono::milliseconds timeout = GenericNetlink::kDefaultTimeout);
 
 	uint16_t familyId() const { return family_; }
+	/// The same family with another reply timeout. 0 sends each command and does not wait
+	/// for its reply: the reply is lost as far as the caller knows (the guest test of
+	/// KernelDevice::disconnectLost makes that fault with it).
+	NbdNetlink withTimeout(std::chrono::milliseconds timeout) const { return NbdNetlink(family_, timeout); }
 
 	/// The index of the connected device.
 	ResultMsg<uint32_t> connect(const ConnectRequest &request) const;
