@@ -1,6 +1,7 @@
 #include "mount/direct_mount.hpp"
 
 #include <cstring>
+#include <thread>
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -81,11 +82,9 @@ ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(std::shared_ptr<ReadWr
 			return fail(err, fmt::format("socketpair: {}", std::strerror(err)));
 		}
 		kernelEnds.emplace_back(pair[0]);
-		mount->serving_.emplace_back([server = mount->server_.get(), fd = UniqueFd(pair[1])]() mutable {
-			auto served = server->serveTransmission(std::move(fd), "");
-			if (!served)
-				logger()->warn("connection from the kernel ended: {}", served.error().message());
-		});
+		++mount->kernelLoops_;
+		mount->serving_.emplace_back(
+			[m = mount.get(), fd = UniqueFd(pair[1])]() mutable { m->serveKernel(std::move(fd)); });
 	}
 
 	nbd::kernel::AttachOptions attach = options.attach;
@@ -100,6 +99,7 @@ ResultMsg<std::unique_ptr<DirectMount>> DirectMount::open(std::shared_ptr<ReadWr
 		return unexpectedOf(device.error());
 	}
 	mount->device_ = std::move(*device);
+	mount->reconnectable_ = mount->device_->method() == nbd::kernel::AttachMethod::Netlink;
 	return mount;
 }
 
@@ -164,9 +164,63 @@ std::vector<std::string> DirectMount::mountpoints() const
 	return device_ && !closed_ ? device_->mountpoints() : std::vector<std::string>{};
 }
 
+void DirectMount::serveKernel(UniqueFd serverEnd)
+{
+	struct Done {
+		std::atomic<unsigned> &loops;
+		~Done() { --loops; }
+	} done{ kernelLoops_ };
+	unsigned quickEnds = 0;
+	for (;;) {
+		bool sawDisc = false;
+		auto started = std::chrono::steady_clock::now();
+		auto served = server_->serveTransmission(std::move(serverEnd), "", &sawDisc);
+		if (!served)
+			logger()->warn("connection from the kernel ended: {}", served.error().message());
+		if (sawDisc || closed_ || !reconnectable_)
+			return;
+		// EOF without NBD_CMD_DISC: the kernel gave up on the connection (a request timed
+		// out on it). Its I/O waits attach.deadConnTimeout for a new one, so give it one.
+		// A socket the kernel did not take (no connection was dead yet) closes at once: try
+		// again a little later, a bounded number of times.
+		if (std::chrono::steady_clock::now() - started < std::chrono::milliseconds(100)) {
+			if (++quickEnds > 50) {
+				logger()->error("{}: the kernel keeps dropping new connections; giving up", device_->path());
+				return;
+			}
+			std::this_thread::sleep_for(std::chrono::milliseconds(50));
+		} else {
+			quickEnds = 0;
+		}
+		auto next = reconnectKernel();
+		if (!next) {
+			logger()->error("{}: the kernel dropped a connection and it could not be replaced: {}",
+					device_->path(), next.error().message);
+			return;
+		}
+		serverEnd = std::move(*next);
+	}
+}
+
+ResultMsg<UniqueFd> DirectMount::reconnectKernel()
+{
+	int pair[2];
+	if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+		return fail(errno, fmt::format("socketpair: {}", std::strerror(errno)));
+	UniqueFd kernelEnd(pair[0]), serverEnd(pair[1]);
+	auto r = device_->reconnect(kernelEnd.get(), std::chrono::seconds(5));
+	if (!r)
+		return unexpectedOf(r.error());
+	auto n = ++reconnects_;
+	logger()->warn("{}: the kernel dropped a connection (a request timed out?); gave it a new one through "
+		       "netlink RECONFIGURE ({} so far)",
+		       device_->path(), n);
+	return serverEnd;
+}
+
 bool DirectMount::serving() const
 {
-	return !closed_ && server_->stats().activeConnections > 0;
+	return !closed_ && kernelLoops_ > 0;
 }
 
 void DirectMount::stopServing()

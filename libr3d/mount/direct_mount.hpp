@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -73,8 +74,8 @@ public:
 	/// From the start of the kernel attach until the device was usable.
 	std::chrono::microseconds timeToReady() const;
 	nbd::Stats stats() const { return server_->stats(); }
-	/// False once the kernel has dropped every connection (disconnected from outside,
-	/// or a request timed out): the device no longer reaches the backend.
+	/// False once every connection from the kernel has ended for good (disconnected from
+	/// outside, or dropped and not replaced): the device no longer reaches the backend.
 	bool serving() const override;
 
 	/// Where filesystems on the device are mounted (none after close()).
@@ -94,13 +95,22 @@ public:
 private:
 	DirectMount(std::shared_ptr<ReadWriterAt> backend, const DirectMountOptions &options);
 	void stopServing();
+	/// One connection from the kernel, served until it ends; if the kernel dropped it
+	/// (a request timed out on it) rather than disconnecting, a new one replaces it.
+	void serveKernel(UniqueFd serverEnd);
+	/// A new socketpair, its kernel end given to the device: the server end.
+	ResultMsg<UniqueFd> reconnectKernel();
 
 	std::shared_ptr<ReadWriterAt> backend_;
 	DirectMountOptions options_;
 	std::unique_ptr<nbd::Server> server_;
 	std::vector<std::thread> serving_;
 	std::unique_ptr<nbd::kernel::KernelDevice> device_;
-	bool closed_ = false;
+	std::atomic<bool> closed_{ false };
+	/// device_ is set and attached through netlink: a dropped connection can be replaced.
+	std::atomic<bool> reconnectable_{ false };
+	std::atomic<uint64_t> reconnects_{ 0 };
+	std::atomic<unsigned> kernelLoops_{ 0 }; ///< serveKernel() calls still serving or reconnecting
 };
 
 } // namespace r3d::mount

@@ -99,13 +99,16 @@ Result<void> Server::serve(UniqueFd socket)
 	return run(session, [](Session &s) { return s.run(); });
 }
 
-Result<void> Server::serveTransmission(UniqueFd socket, const std::string &exportName)
+Result<void> Server::serveTransmission(UniqueFd socket, const std::string &exportName, bool *sawDisc)
 {
 	const Export *exp = findExport(exportName);
 	if (!exp)
 		return unexpected(ENOENT);
 	Session session(*this, std::move(socket));
-	return run(session, [exp](Session &s) { return s.runTransmission(*exp); });
+	auto r = run(session, [exp](Session &s) { return s.runTransmission(*exp); });
+	if (sawDisc)
+		*sawDisc = session.sawDisc();
+	return r;
 }
 
 void Server::acquireBuffers(size_t bytes)

@@ -106,8 +106,10 @@ public:
 	/// shutdown() is called. Returns an error only for transport failures.
 	Result<void> serve(UniqueFd socket);
 	/// Transmission phase only, with simple replies: for the kernel's nbd driver, which
-	/// expects the handshake to be done already.
-	Result<void> serveTransmission(UniqueFd socket, const std::string &exportName);
+	/// expects the handshake to be done already. `sawDisc` (if given) tells whether the
+	/// client ended with NBD_CMD_DISC; the kernel drops a connection without one when a
+	/// request timed out on it.
+	Result<void> serveTransmission(UniqueFd socket, const std::string &exportName, bool *sawDisc = nullptr);
 
 	/// Transmission flags advertised for an export (also what the kernel is told).
 	uint16_t transmissionFlags(const Export &exp, bool structuredReplies) const;

@@ -39,6 +39,7 @@ public:
 	Result<void> run();
 	/// Transmission only, with simple replies (the kernel client).
 	Result<void> runTransmission(const Export &exp);
+	bool sawDisc() const { return sawDisc_; }
 	/// Makes run() wind down: no further requests are read, requests in flight finish,
 	/// and a client that does not take its replies is dropped after a short grace.
 	/// Thread-safe.
@@ -119,6 +120,7 @@ private:
 	std::string metaExport_;
 	bool inline_ = true;
 	bool wrote_ = false;
+	bool sawDisc_ = false; ///< the client ended with NBD_CMD_DISC (not just EOF)
 
 	std::vector<std::byte> batch_; ///< replies of inline requests, sent before blocking
 	std::mutex sendMutex_;

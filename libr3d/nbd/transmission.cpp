@@ -488,8 +488,10 @@ Result<void> Session::transmission()
 			logger()->warn("bad request magic {:#x}; closing the connection", magic);
 			break;
 		}
-		if (r.type == static_cast<uint16_t>(Cmd::Disc))
+		if (r.type == static_cast<uint16_t>(Cmd::Disc)) {
+			sawDisc_ = true;
 			break;
+		}
 
 		bool isWrite = r.type == static_cast<uint16_t>(Cmd::Write);
 		auto [error, reason] = validate(r);

@@ -47,13 +47,14 @@ ResultMsg<FaultOptions> FaultOptions::fromUri(const BackendUri &uri)
 		static const char *const kKeys[] = { "fault-ops",  "fault-eio",          "fault-eio-range",
 						     "fault-short", "fault-latency",     "fault-latency-dist",
 						     "fault-seek", "fault-hang-after",   "fault-hang-for",
-						     "fault-seed" };
+						     "fault-hang-count", "fault-seed" };
 		if (!key.starts_with("fault-"))
 			continue;
 		if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys))
 			return fail(EINVAL, fmt::format("'{}': unknown parameter '{}' (fault+ takes fault-ops, fault-eio, "
 							"fault-eio-range, fault-short, fault-latency, fault-latency-dist, "
-							"fault-seek, fault-hang-after, fault-hang-for, fault-seed)",
+							"fault-seek, fault-hang-after, fault-hang-for, fault-hang-count, "
+							"fault-seed)",
 							uri.text, key));
 	}
 	if (auto it = uri.params.find("fault-ops"); it != uri.params.end()) {
@@ -108,7 +109,8 @@ ResultMsg<FaultOptions> FaultOptions::fromUri(const BackendUri &uri)
 	if (!hangFor)
 		return unexpectedOf(hangFor.error());
 	o.hangFor = std::chrono::duration_cast<std::chrono::milliseconds>(*hangFor);
-	for (auto [key, field] : { std::pair{ "fault-hang-after", &o.hangAfter }, std::pair{ "fault-seed", &o.seed } }) {
+	for (auto [key, field] : { std::pair{ "fault-hang-after", &o.hangAfter }, std::pair{ "fault-hang-count", &o.hangCount },
+				   std::pair{ "fault-seed", &o.seed } }) {
 		auto it = uri.params.find(key);
 		if (it == uri.params.end())
 			continue;
@@ -117,6 +119,8 @@ ResultMsg<FaultOptions> FaultOptions::fromUri(const BackendUri &uri)
 		if (ec != std::errc() || end != text.data() + text.size() || *field == 0)
 			return fail(EINVAL, fmt::format("'{}': {}={} is not a positive integer", uri.text, key, text));
 	}
+	if (o.hangCount > 0 && o.hangAfter == 0)
+		return fail(EINVAL, fmt::format("'{}': fault-hang-count needs fault-hang-after", uri.text));
 	if (o.seed == 0)
 		o.seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) | 1;
 	return o;
@@ -137,8 +141,9 @@ std::string FaultOptions::describe() const
 	if (seek.count() > 0)
 		out += fmt::format(" seek {} µs", seek.count());
 	if (hangAfter > 0)
-		out += hangFor.count() > 0 ? fmt::format(" hang after {} calls for {} ms", hangAfter, hangFor.count())
-					   : fmt::format(" hang after {} calls until closed", hangAfter);
+		out += (hangFor.count() > 0 ? fmt::format(" hang after {} calls for {} ms", hangAfter, hangFor.count())
+					    : fmt::format(" hang after {} calls until closed", hangAfter)) +
+		       (hangCount > 0 ? fmt::format(" ({} calls)", hangCount) : std::string());
 	if (out.ends_with(':'))
 		out += " none";
 	return out + fmt::format("; seed {}", seed);
@@ -188,7 +193,8 @@ FaultingReadWriterAt::Verdict FaultingReadWriterAt::enter(unsigned op, uint64_t 
 		eio = unit(random_) < options_.eioRate;
 		shortCall = unit(random_) < options_.shortRate;
 	}
-	if (options_.hangAfter > 0 && n > options_.hangAfter) {
+	if (options_.hangAfter > 0 && n > options_.hangAfter &&
+	    (options_.hangCount == 0 || n <= options_.hangAfter + options_.hangCount)) {
 		hangs_.fetch_add(1, std::memory_order_relaxed);
 		std::unique_lock lock(hangMutex_);
 		if (options_.hangFor.count() > 0)

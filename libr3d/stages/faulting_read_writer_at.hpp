@@ -36,6 +36,7 @@ struct FaultOptions {
 						///<   start where the previous one ended (a tape)
 	uint64_t hangAfter = 0;                 ///< fault-hang-after=N: calls after the Nth hang...
 	std::chrono::milliseconds hangFor{ 0 }; ///< fault-hang-for=D: ...that long (0: until closed)
+	uint64_t hangCount = 0;                 ///< fault-hang-count=N: only N calls hang (0: all)
 	uint64_t seed = 0;                      ///< fault-seed=N (0: from the clock)
 
 	/// Takes the fault-* parameters of `uri` (any other parameter is left alone). EINVAL

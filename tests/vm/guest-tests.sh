@@ -336,6 +336,24 @@ t_request_cap() {
 	serve_stop "$pid" "$dev" || fail "stop"
 }
 
+# 4e. A request that outlives --timeout: the kernel drops the connection (LINK_DEAD) and
+#     waits --dead-conn-timeout for a new one; r3serve gives it one through netlink
+#     RECONFIGURE, and the reads go on on the same device with the right bytes.
+t_link_dead() {
+	dd if=/dev/urandom of="$WORK/ld.img" bs=1M count=16 status=none
+	serve_start ld auto --netlink --timeout 2 --dead-conn-timeout 30 \
+		"fault+file:$WORK/ld.img?fault-ops=read&fault-hang-after=40&fault-hang-for=5s&fault-hang-count=1" ||
+		fail "attach"
+	local pid=$SPID dev=$DEV
+	dd if="$dev" of="$WORK/ld.out" bs=64k iflag=direct status=none || fail "a read failed across the dropped connection"
+	cmp "$WORK/ld.img" "$WORK/ld.out" || fail "the bytes read differ"
+	dmesg | grep -i "$(basename "$dev")" | grep -i "timed out\|dead\|reconnect" | tail -n 5
+	grep "RECONFIGURE" "$WORK/ld.log" || fail "r3serve did not give the kernel a new connection"
+	dev_free "$dev" && fail "the device was lost"
+	dd if="$WORK/ld.img" of="$dev" bs=1M count=1 oflag=direct status=none || fail "a write after the reconnect"
+	serve_stop "$pid" "$dev" || fail "stop"
+}
+
 # 5. netlink and ioctl × sysfs and udev readiness (udev: the kernel's events, then with
 #    systemd-udevd running, its events), data checked through each. Time to ready is
 #    measured over several attaches, the variants interleaved so drift hits all alike.
@@ -558,7 +576,7 @@ t_swap() {
 	rm -rf "$dir"
 }
 
-export -f t_memory_ext4 t_file_persistence t_mounted_sigterm t_flush_trim t_concurrent_attach t_busy_device t_multi_conn t_netlink_commands t_request_cap t_methods t_kill9 t_swap
+export -f t_memory_ext4 t_file_persistence t_mounted_sigterm t_flush_trim t_concurrent_attach t_busy_device t_multi_conn t_netlink_commands t_request_cap t_link_dead t_methods t_kill9 t_swap
 
 # ---- runner ------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@
 # it boots a guest of its own with little RAM (meson test vm_swap, suite vm), so that
 # going beyond the guest's RAM stays short under TCG.
 guest_tests=(memory_ext4 file_persistence mounted_sigterm flush_trim concurrent_attach busy_device multi_conn
-	netlink_commands request_cap methods kill9)
+	netlink_commands request_cap link_dead methods kill9)
 
 # dev_free /dev/nbdN: the kernel has let go of the device (no pid, size 0). Guest side.
 dev_free() {

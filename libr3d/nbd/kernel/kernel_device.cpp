@@ -214,6 +214,21 @@ ResultMsg<void> KernelDevice::attachNetlink(const NbdNetlink &netlink, const std
 	return {};
 }
 
+ResultMsg<void> KernelDevice::reconnect(int socket, std::chrono::milliseconds timeout) const
+{
+	if (method_ != AttachMethod::Netlink || !attached_)
+		return fail(ENOTSUP, fmt::format("{}: a device attached through ioctls cannot be given a new connection",
+						 path_));
+	auto netlink = NbdNetlink::open(timeout);
+	if (!netlink)
+		return unexpectedOf(netlink.error());
+	ReconfigureRequest request;
+	request.index = index_;
+	request.backendIdentifier = identifier_;
+	request.sockets = { socket };
+	return netlink->reconfigure(request);
+}
+
 ResultMsg<void> KernelDevice::limitRequests(uint32_t maxBytes) const
 {
 	if (maxBytes == 0)

@@ -46,6 +46,11 @@ public:
 	/// From the start of attach() until the device was usable.
 	std::chrono::microseconds timeToReady() const { return timeToReady_; }
 
+	/// Hands the kernel a new socket for a connection it dropped (netlink RECONFIGURE; the
+	/// device, its page cache and mounts stay). The kernel answers success also when no
+	/// connection is dead, and then does not take the socket: the caller sees its end of
+	/// it close. ENOTSUP for a device attached through ioctls.
+	ResultMsg<void> reconnect(int socket, std::chrono::milliseconds timeout) const;
 	/// fsync on the device: its dirty pages and a FLUSH reach the server.
 	ResultMsg<void> flush() const;
 	/// Whether the device is mounted or opened exclusively (O_EXCL open fails with EBUSY).

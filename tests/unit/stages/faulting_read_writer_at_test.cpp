@@ -174,3 +174,16 @@ TEST_CASE("fault-hang-after: later calls hang for fault-hang-for, then go on", "
 	REQUIRE(rw.readAt(buf, 0));
 	CHECK(rw.counters().hangs == 1);
 }
+
+TEST_CASE("fault-hang-count: only that many calls after fault-hang-after hang", "[fault]")
+{
+	FaultingReadWriterAt rw(memory(1 << 20),
+				optionsOf("fault+memory:1M?fault-hang-after=1&fault-hang-for=10ms&fault-hang-count=2"));
+	std::vector<std::byte> buf(512);
+	for (int i = 0; i < 6; ++i)
+		REQUIRE(rw.readAt(buf, 0));
+	CHECK(rw.counters().calls == 6);
+	CHECK(rw.counters().hangs == 2);
+	CHECK(contains(refusal("fault+memory:1M?fault-hang-count=2"), "fault-hang-after"));
+	CHECK(contains(refusal("fault+memory:1M?fault-hang-after=1&fault-hang-count=x"), "fault-hang-count"));
+}
