@@ -305,6 +305,7 @@ r3d::ResultMsg<SyncInfo> SyncManager::start(const SyncStartRequest &request)
 		auto link = destination(uri, name, request.callerUid, shown);
 		if (!link)
 			return r3d::unexpectedOf(link.error());
+		link->compress = request.compress;
 		options.links.push_back(std::move(*link));
 		options.targets.push_back(shown);
 		e->info.destinations.push_back(shown);
@@ -342,6 +343,7 @@ r3d::ResultMsg<SyncInfo> SyncManager::serve(const SyncServeRequest &request)
 			auto link = destination(uri, "hub", request.callerUid, shown);
 			if (!link)
 				return r3d::unexpectedOf(link.error());
+			link->compress = request.compress;
 			ho.links.push_back(std::move(*link));
 			ho.targets.push_back(shown);
 			e->info.destinations.push_back(shown);

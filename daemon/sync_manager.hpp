@@ -29,6 +29,7 @@ struct SyncStartRequest {
 	std::string hub;                       ///< one more destination, a hub's; may be empty
 	std::chrono::milliseconds interval{ 0 }; ///< 0: rounds only at the start and on SyncNow
 	uint64_t chunkSize = 1 << 20;
+	bool compress = false; ///< offer zstd chunks to the destinations
 	uid_t callerUid = static_cast<uid_t>(-1);
 };
 
@@ -40,6 +41,7 @@ struct SyncServeRequest {
 	bool hub = false;
 	bool renameApply = false;
 	bool verify = false;
+	bool compress = false; ///< a hub: offer zstd chunks to its destinations
 	R3Security security;
 	uid_t callerUid = static_cast<uid_t>(-1);
 };

@@ -19,8 +19,8 @@ packages=(
   # transport (protobuf, TLS), redis and s3 backends, WAN emulation
   libprotobuf-dev protobuf-compiler libssl-dev openssl libhiredis-dev libcurl4-openssl-dev
   libnetfilter-queue-dev redis-server redis-tools iproute2 iptables
-  # push sync (r3sync): XXH3-128 chunk hashes
-  libxxhash-dev
+  # push sync (r3sync): XXH3-128 chunk hashes, zstd chunk payloads
+  libxxhash-dev libzstd-dev
   # r3mapd, r3ctl and their tests: D-Bus, systemd, a private bus, packaging
   libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev dbus dbus-bin libglib2.0-bin python3 python3-dbus systemd
   debhelper dpkg-dev fakeroot

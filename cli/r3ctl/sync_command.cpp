@@ -20,11 +20,12 @@ namespace {
 constexpr const char *kUsage =
 	"usage: r3ctl sync ID|DEVICE\n"
 	"       r3ctl sync --export ID\n"
-	"       r3ctl sync start SRC DEST... [--interval T] [--hub ADDR] [--chunk-size S] [--no-wait]\n"
+	"       r3ctl sync start SRC DEST... [--interval T] [--hub ADDR] [--chunk-size S] [--compress]\n"
+	"                        [--no-wait]\n"
 	"       r3ctl sync serve --dir DIR --listen ADDR [--apply journal|rename] [--verify]\n"
 	"                        [--tls-cert F --tls-key F [--tls-ca F]] [--token-file F]\n"
-	"       r3ctl sync hub --listen ADDR --cache DIR DEST... [--tls-cert F --tls-key F [--tls-ca F]]\n"
-	"                      [--token-file F]\n"
+	"       r3ctl sync hub --listen ADDR --cache DIR DEST... [--compress]\n"
+	"                      [--tls-cert F --tls-key F [--tls-ca F]] [--token-file F]\n"
 	"       r3ctl sync now ID\n"
 	"       r3ctl sync status [ID]\n"
 	"       r3ctl sync stop ID\n"
@@ -34,7 +35,7 @@ constexpr const char *kUsage =
 	"(a file, a block device or a mount ID) to each DEST, r3://HOST:PORT[/NAME] with\n"
 	"?tls-ca=F&token-file=F..., in rounds: the first at once (waited for, with progress,\n"
 	"unless --no-wait), then every --interval (without it: on 'sync now'); --hub pushes to a\n"
-	"hub as one more destination. serve receives pushes into copies in DIR; hub receives\n"
+	"hub as one more destination; --compress sends chunks that shrink zstd-compressed. serve receives pushes into copies in DIR; hub receives\n"
 	"into DIR and fans each copy out to every DEST. start, serve and hub print the sync id;\n"
 	"status without ID lists every sync.\n";
 
@@ -193,7 +194,9 @@ int roundResult(Context &ctx, const nlohmann::json &s)
 
 int start(Context &ctx, const std::vector<std::string> &argv)
 {
-	auto args = Args::parse(argv, { { "interval", true }, { "hub", true }, { "chunk-size", true }, { "no-wait", false } },
+	auto args = Args::parse(argv,
+				{ { "interval", true }, { "hub", true }, { "chunk-size", true }, { "compress", false },
+				  { "no-wait", false } },
 				1, SIZE_MAX);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
@@ -208,6 +211,8 @@ int start(Context &ctx, const std::vector<std::string> &argv)
 		options["hub"] = sdbus::Variant(v->starts_with("r3://") ? *v : "r3://" + *v);
 	if (auto v = args->value("chunk-size"))
 		options["chunk_size"] = sdbus::Variant(*v);
+	if (args->has("compress"))
+		options["compress"] = sdbus::Variant(true);
 	std::string path = ctx.client().manager().StartSync(args->positional()[0], destinations, options);
 	if (args->has("no-wait"))
 		return printCreated(ctx, fetch(ctx.client(), path));
@@ -219,6 +224,7 @@ int serve(Context &ctx, const std::vector<std::string> &argv, bool hub)
 	std::vector<Args::Option> flags{ { "listen", true } };
 	if (hub) {
 		flags.push_back({ "cache", true });
+		flags.push_back({ "compress", false });
 	} else {
 		flags.push_back({ "dir", true });
 		flags.push_back({ "apply", true });
@@ -240,6 +246,8 @@ int serve(Context &ctx, const std::vector<std::string> &argv, bool hub)
 		options["apply"] = sdbus::Variant(*v);
 	if (args->has("verify"))
 		options["verify"] = sdbus::Variant(true);
+	if (hub && args->has("compress"))
+		options["compress"] = sdbus::Variant(true);
 	auto &manager = ctx.client().manager();
 	std::string path = hub ? manager.StartSyncHub(*listen, *dir, args->positional(), options)
 			       : manager.ServeSync(*listen, *dir, options);

@@ -398,6 +398,7 @@ r3d::ResultMsg<SyncStartRequest> syncStartRequest(std::string source, std::vecto
 		{ "interval", set<SyncStartRequest, &SyncStartRequest::interval, intervalOption> },
 		{ "hub", set<SyncStartRequest, &SyncStartRequest::hub, stringOption> },
 		{ "chunk_size", set<SyncStartRequest, &SyncStartRequest::chunkSize, sizeOption> },
+		{ "compress", set<SyncStartRequest, &SyncStartRequest::compress, boolOption> },
 	};
 	SyncStartRequest r;
 	r.source = std::move(source);
@@ -426,7 +427,9 @@ r3d::ResultMsg<SyncServeRequest> syncServeRequest(std::string listen, std::strin
 r3d::ResultMsg<SyncServeRequest> syncHubRequest(std::string listen, std::string cacheDir,
 						std::vector<std::string> destinations, const OptionMap &options)
 {
-	static constexpr auto kOptions = withR3Security<SyncServeRequest, &SyncServeRequest::security>();
+	static constexpr auto kOptions = withR3Security<SyncServeRequest, &SyncServeRequest::security>({
+		{ "compress", set<SyncServeRequest, &SyncServeRequest::compress, boolOption> },
+	});
 	SyncServeRequest r;
 	r.listen = std::move(listen);
 	r.dir = std::move(cacheDir);

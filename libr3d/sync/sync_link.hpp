@@ -32,6 +32,9 @@ struct SyncLinkOptions {
 	std::string token;
 	std::string clientName = "r3sync";
 	std::chrono::milliseconds connectTimeout{ 10000 };
+	/// Offer zstd for chunk payloads; a receiver that takes it gets each chunk that
+	/// shrinks compressed (level 1), the others raw.
+	bool compress = false;
 };
 
 struct ReceivedFrame {

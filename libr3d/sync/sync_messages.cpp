@@ -131,6 +131,7 @@ std::string encode(const SyncHello &m)
 	pb.set_size(m.size);
 	pb.set_chunk_size(m.chunkSize);
 	pb.set_hash_kind(m.hashKind);
+	pb.set_encodings(m.encodings);
 	return serialize(pb);
 }
 
@@ -142,6 +143,7 @@ std::string encode(const SyncHelloReply &m)
 	pb.set_generation(m.generation);
 	pb.set_size(m.size);
 	pb.set_hash_count(m.hashCount);
+	pb.set_encodings(m.encodings);
 	return serialize(pb);
 }
 
@@ -176,6 +178,7 @@ std::string encode(const SyncChunk &m)
 	r3::v1::SyncChunk pb;
 	pb.set_generation(m.generation);
 	pb.set_index(m.index);
+	pb.set_encoding(m.encoding);
 	return serialize(pb);
 }
 
@@ -209,7 +212,8 @@ ResultMsg<SyncHello> decodeSyncHello(std::span<const std::byte> meta)
 		return unexpectedOf(ok.error());
 	if (auto ok = checkShape(SyncShape{ pb->size(), pb->chunk_size() }, "sync hello"); !ok)
 		return unexpectedOf(ok.error());
-	return SyncHello{ pb->version(), pb->name(), pb->size(), pb->chunk_size(), pb->hash_kind() };
+	// Unknown encodings are not an error: the reply takes only the ones this side knows.
+	return SyncHello{ pb->version(), pb->name(), pb->size(), pb->chunk_size(), pb->hash_kind(), pb->encodings() };
 }
 
 ResultMsg<SyncHelloReply> decodeSyncHelloReply(std::span<const std::byte> meta, uint64_t chunk)
@@ -219,9 +223,11 @@ ResultMsg<SyncHelloReply> decodeSyncHelloReply(std::span<const std::byte> meta, 
 		return unexpectedOf(pb.error());
 	if (auto ok = checkError(pb->error(), pb->message(), "sync hello reply"); !ok)
 		return unexpectedOf(ok.error());
-	SyncHelloReply m{ pb->error(), pb->message(), pb->generation(), pb->size(), pb->hash_count() };
+	SyncHelloReply m{ pb->error(), pb->message(), pb->generation(), pb->size(), pb->hash_count(), pb->encodings() };
 	if (m.error)
 		return m;
+	if (m.encodings & ~kEncodingsKnown)
+		return fail(EPROTO, fmt::format("sync hello reply takes unknown chunk encodings {:#x}", m.encodings));
 	SyncShape shape{ m.size, chunk };
 	if (auto ok = checkShape(shape, "sync hello reply"); !ok)
 		return unexpectedOf(ok.error());
@@ -279,7 +285,7 @@ ResultMsg<SyncBegin> decodeSyncBegin(std::span<const std::byte> meta, uint64_t c
 }
 
 ResultMsg<SyncChunk> decodeSyncChunk(std::span<const std::byte> meta, uint32_t payloadLength,
-				     const SyncShape &shape)
+				     const SyncShape &shape, uint32_t encodings)
 {
 	auto pb = parse<r3::v1::SyncChunk>(meta, "chunk");
 	if (!pb)
@@ -288,6 +294,15 @@ ResultMsg<SyncChunk> decodeSyncChunk(std::span<const std::byte> meta, uint32_t p
 		return unexpectedOf(ok.error());
 	if (pb->index() >= shape.chunks())
 		return fail(EPROTO, fmt::format("chunk {} is outside the copy's {} chunks", pb->index(), shape.chunks()));
+	if (pb->encoding() != kEncodingRaw) {
+		if (pb->encoding() >= 32 || !(encodings & (1u << pb->encoding())))
+			return fail(EPROTO, fmt::format("chunk {} in encoding {}, which was not agreed", pb->index(),
+							pb->encoding()));
+		if (payloadLength == 0 || payloadLength >= shape.lengthOf(pb->index()))
+			return fail(EPROTO, fmt::format("zstd chunk {} carries {} bytes, not fewer than its {}", pb->index(),
+							payloadLength, shape.lengthOf(pb->index())));
+		return SyncChunk{ pb->generation(), pb->index(), pb->encoding() };
+	}
 	if (payloadLength != shape.lengthOf(pb->index()))
 		return fail(EPROTO, fmt::format("chunk {} carries {} bytes, not its {}", pb->index(), payloadLength,
 						shape.lengthOf(pb->index())));

@@ -24,6 +24,10 @@ inline constexpr uint32_t kSyncVersion = 1;
 inline constexpr const char *kSyncService = "sync";
 /// SyncHello::hashKind: XXH3-128, the only one.
 inline constexpr uint32_t kHashXxh3_128 = 1;
+/// SyncChunk::encoding, and its bit (1 << encoding) in SyncHello(Reply)::encodings.
+inline constexpr uint32_t kEncodingRaw = 0;
+inline constexpr uint32_t kEncodingZstd = 1;
+inline constexpr uint32_t kEncodingsKnown = 1u << kEncodingZstd;
 /// Largest sync message (meta bytes), the longest name and message text.
 inline constexpr size_t kMaxSyncMeta = 64 * 1024;
 inline constexpr size_t kMaxNameLength = 255;
@@ -65,6 +69,7 @@ struct SyncHello {
 	uint64_t size = 0;
 	uint64_t chunkSize = 0;
 	uint32_t hashKind = kHashXxh3_128;
+	uint32_t encodings = 0;
 };
 
 struct SyncHelloReply {
@@ -73,6 +78,7 @@ struct SyncHelloReply {
 	uint64_t generation = 0;
 	uint64_t size = 0;
 	uint64_t hashCount = 0;
+	uint32_t encodings = 0;
 };
 
 /// Hashes of chunks [first, first + hashes.size()); they travel as the payload.
@@ -93,6 +99,7 @@ struct SyncBegin {
 struct SyncChunk {
 	uint64_t generation = 0;
 	uint64_t index = 0;
+	uint32_t encoding = kEncodingRaw;
 };
 
 struct SyncCommit {
@@ -148,9 +155,10 @@ ResultMsg<SyncHashes> decodeSyncHashes(std::span<const std::byte> meta, std::spa
 				       const SyncShape &shape);
 /// `chunk`: the hello's chunk size; the window is checked against the new size.
 ResultMsg<SyncBegin> decodeSyncBegin(std::span<const std::byte> meta, uint64_t chunk);
-/// Against the generation's shape: a chunk inside it, a payload of its exact length.
+/// Against the generation's shape: a chunk inside it, a payload of its exact length; or,
+/// in one of the agreed `encodings` (bits), a payload shorter than that.
 ResultMsg<SyncChunk> decodeSyncChunk(std::span<const std::byte> meta, uint32_t payloadLength,
-				     const SyncShape &shape);
+				     const SyncShape &shape, uint32_t encodings = 0);
 ResultMsg<SyncCommit> decodeSyncCommit(std::span<const std::byte> meta);
 ResultMsg<SyncAck> decodeSyncAck(std::span<const std::byte> meta);
 

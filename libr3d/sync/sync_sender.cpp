@@ -1,7 +1,10 @@
 #include "sync/sync_sender.hpp"
 
+#include <optional>
+
 #include <fmt/format.h>
 
+#include "sync/chunk_codec.hpp"
 #include "sync/sync_messages.hpp"
 
 namespace r3d::sync {
@@ -65,7 +68,8 @@ ResultMsg<void> SyncSender::handshake(uint64_t size, uint64_t &wire)
 	known_ = false;
 	if (auto ok = link_->connect(); !ok)
 		return refused(connectErrorKind(ok.error().code.value()), ok.error());
-	SyncHello hello{ kSyncVersion, options_.link.name, size, options_.chunk, kHashXxh3_128 };
+	SyncHello hello{ kSyncVersion, options_.link.name, size, options_.chunk, kHashXxh3_128,
+			 options_.link.compress ? kEncodingsKnown : 0u };
 	std::string frames;
 	appendSyncFrame(frames, SyncType::Hello, encode(hello), 0, true);
 	wire += frames.size();
@@ -116,6 +120,7 @@ ResultMsg<void> SyncSender::handshake(uint64_t size, uint64_t &wire)
 		return fail(EPROTO, fmt::format("{} hashes for the {} announced", hashes.size(), reply->hashCount));
 	generation_ = reply->generation;
 	copySize_ = reply->size;
+	zstd_ = (reply->encodings & (1u << kEncodingZstd)) != 0;
 	copyHashes_ = std::move(hashes);
 	known_ = true;
 	return {};
@@ -171,10 +176,16 @@ ResultMsg<PushReport> SyncSender::push(const SyncSourceView &source)
 		if (auto ok = source.read(buf, index * options_.chunk); !ok)
 			return failed(ok.error());
 		sentHashes[i] = hashBytes(buf);
-		appendSyncFrame(frames, SyncType::Chunk, encode(SyncChunk{ generation, index }),
-				static_cast<uint32_t>(length), true);
-		frames += data;
-		report.bytesSent += length;
+		std::optional<std::string> packed;
+		if (zstd_)
+			packed = compressChunk(buf);
+		const std::string &payload = packed ? *packed : data;
+		appendSyncFrame(frames, SyncType::Chunk,
+				encode(SyncChunk{ generation, index, packed ? kEncodingZstd : kEncodingRaw }),
+				static_cast<uint32_t>(payload.size()), true);
+		frames += payload;
+		report.bytesSent += payload.size();
+		report.rawBytes += length;
 		if (frames.size() >= options_.batchBytes) {
 			report.wireBytes += frames.size();
 			if (auto ok = link_->send(std::move(frames)); !ok)

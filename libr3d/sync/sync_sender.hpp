@@ -54,7 +54,8 @@ struct SyncSenderOptions {
 struct PushReport {
 	uint64_t generation = 0;    ///< the copy's generation after the push
 	uint64_t chunksChanged = 0;
-	uint64_t bytesSent = 0;     ///< chunk payload bytes
+	uint64_t bytesSent = 0;     ///< chunk payload bytes (compressed where they were)
+	uint64_t rawBytes = 0;      ///< the changed chunks' bytes before compression
 	uint64_t wireBytes = 0;     ///< frames sent and received (headers, messages, payloads)
 	bool reconnected = false;
 };
@@ -86,6 +87,7 @@ private:
 	std::unique_ptr<SyncLink> link_;
 	SyncErrorKind failure_ = SyncErrorKind::Transient;
 	bool known_ = false; ///< the copy's state below is from this connection
+	bool zstd_ = false;  ///< the receiver took zstd chunks
 	uint64_t generation_ = 0;
 	uint64_t copySize_ = 0;
 	std::vector<ChunkHash> copyHashes_;

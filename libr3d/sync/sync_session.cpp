@@ -4,6 +4,7 @@
 
 #include <r3d/log.hpp>
 
+#include "sync/chunk_codec.hpp"
 #include "transport/block/messages.hpp"
 
 namespace r3d::sync {
@@ -143,6 +144,8 @@ asio::awaitable<bool> SyncSession::hello(const SyncMessage &message)
 	}
 	reply.generation = receiver_->generation();
 	reply.size = receiver_->size();
+	encodings_ = h->encodings & kEncodingsKnown;
+	reply.encodings = encodings_;
 	const auto &hashes = receiver_->hashes();
 	reply.hashCount = hashes.size();
 	appendSyncFrame(frames, SyncType::HelloReply, encode(reply), 0, false);
@@ -225,7 +228,8 @@ asio::awaitable<bool> SyncSession::handle(const SyncMessage &message, std::vecto
 	case SyncType::Chunk: {
 		if (!inGeneration_ || !listDone_)
 			co_return refuse("a chunk outside a generation");
-		auto c = decodeSyncChunk(message.bytes(), message.payloadLength, SyncShape{ newSize_, chunk_ });
+		SyncShape shape{ newSize_, chunk_ };
+		auto c = decodeSyncChunk(message.bytes(), message.payloadLength, shape, encodings_);
 		if (!c)
 			co_return refuse(c.error().message);
 		if (c->generation != generation_ || nextChunk_ >= expected_.size() || expected_[nextChunk_] != c->index)
@@ -235,7 +239,14 @@ asio::awaitable<bool> SyncSession::handle(const SyncMessage &message, std::vecto
 		bytes_ += payload.size();
 		if (error_)
 			co_return true;
-		if (auto ok = receiver_->addChunk(c->index, payload); !ok) {
+		std::span<const std::byte> bytes = payload;
+		if (c->encoding == kEncodingZstd) {
+			decoded_.resize(static_cast<size_t>(shape.lengthOf(c->index)));
+			if (auto ok = decompressChunk(payload, decoded_); !ok)
+				co_return refuse(fmt::format("chunk {}: {}", c->index, ok.error().message));
+			bytes = decoded_;
+		}
+		if (auto ok = receiver_->addChunk(c->index, bytes); !ok) {
 			error_ = ok.error().code.value();
 			errorMessage_ = ok.error().message;
 		}

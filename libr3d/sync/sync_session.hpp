@@ -43,6 +43,8 @@ private:
 	SyncReceiver *receiver_ = nullptr;
 	std::string name_;
 	uint64_t chunk_ = 0;
+	uint32_t encodings_ = 0;         ///< chunk encodings agreed at the hello (bits)
+	std::vector<std::byte> decoded_; ///< a zstd chunk's bytes
 
 	// The generation being received.
 	bool inGeneration_ = false;

@@ -4,8 +4,9 @@
 //   r3sync serve --listen HOST:PORT (--dir DIR [--apply journal|rename] | --dest URI) [--verify]
 //        [--token-file F] [--tls-cert F --tls-key F [--tls-ca F]] [--json]
 //   r3sync push SRC --to r3://HOST:PORT[/NAME] [--to ...] [--chunk-size SIZE] [--once | --interval DUR
-//        [--rounds N]] [--threads N] [--token-file F] [--tls-ca F] [--json]
-//   r3sync hub --listen HOST:PORT --dir CACHE_DIR --to r3://HOST:PORT [--to ...] [--token-file F] [--json]
+//        [--rounds N]] [--threads N] [--compress] [--token-file F] [--tls-ca F] [--json]
+//   r3sync hub --listen HOST:PORT --dir CACHE_DIR --to r3://HOST:PORT [--to ...] [--compress] [--token-file F]
+//        [--json]
 //
 // serve and hub print "listening HOST:PORT" on stdout once they accept. push exits 0 when
 // every destination acknowledged the last round, 1 otherwise; SIGINT/SIGTERM end an
@@ -48,9 +49,10 @@ int usage(const std::string &why)
 		     "usage: r3sync serve --listen HOST:PORT (--dir DIR [--apply journal|rename] | --dest URI) [--verify]\n"
 		     "         [--token-file F] [--tls-cert F --tls-key F [--tls-ca F]] [--json]\n"
 		     "       r3sync push SRC --to r3://HOST:PORT[/NAME] [--to ...] [--chunk-size SIZE] [--once |\n"
-		     "         --interval DUR [--rounds N]] [--threads N] [--token-file F] [--tls-ca F] [--json]\n"
+		     "         --interval DUR [--rounds N]] [--threads N] [--compress] [--token-file F] [--tls-ca F]\n"
+		     "         [--json]\n"
 		     "       r3sync hub --listen HOST:PORT --dir CACHE_DIR --to r3://HOST:PORT [--to ...]\n"
-		     "         [--token-file F] [--json]\n"
+		     "         [--compress] [--token-file F] [--json]\n"
 		     "exit status (push, hub): 1 a destination did not acknowledge, 2 bad usage,\n"
 		     "  3 the token or TLS refused, 4 the protocol version (or the copy) refused\n",
 		     why.c_str());
@@ -275,6 +277,7 @@ ResultMsg<std::vector<sync::SyncLinkOptions>> targetLinks(const Args &a, const s
 			return unexpectedOf(link.error());
 		link->token = *token;
 		link->tls.caFile = a.get("tls-ca");
+		link->compress = a.has("compress");
 		links.push_back(std::move(*link));
 	}
 	if (links.empty())
@@ -303,7 +306,7 @@ void printRound(const sync::RoundReport &r, bool json)
 
 int push(int argc, char **argv)
 {
-	auto a = parseArgs(argc, argv, { "once", "json" },
+	auto a = parseArgs(argc, argv, { "once", "json", "compress" },
 			   { "to", "chunk-size", "interval", "rounds", "threads", "token-file", "tls-ca" });
 	if (!a)
 		return usage(a.error().message);
@@ -396,7 +399,8 @@ int push(int argc, char **argv)
 
 int hub(int argc, char **argv)
 {
-	auto a = parseArgs(argc, argv, { "json" }, { "listen", "dir", "to", "token-file", "tls-cert", "tls-key", "tls-ca" });
+	auto a = parseArgs(argc, argv, { "json", "compress" },
+			   { "listen", "dir", "to", "token-file", "tls-cert", "tls-key", "tls-ca" });
 	if (!a)
 		return usage(a.error().message);
 	if (!a->has("listen") || !a->has("dir"))

@@ -1,10 +1,13 @@
 #include "sync/sync_messages.hpp"
 
+#include <cstring>
+
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "sync.pb.h"
+#include "sync/chunk_codec.hpp"
 
 using namespace r3d::sync;
 
@@ -150,4 +153,50 @@ TEST_CASE("an ack carries an errno or a generation", "[sync-messages]")
 	requireRefused(decodeSyncAck(bytes(encode(SyncAck{ 0, 0, "" }))), "generation 0");
 	requireRefused(decodeSyncAck(bytes(encode(SyncAck{ 1, 0, std::string(kMaxMessageText + 1, 'x') }))),
 		       "over the limit");
+}
+
+TEST_CASE("a zstd chunk is taken only when agreed, and only shorter than the chunk", "[sync-messages]")
+{
+	const SyncShape shape{ 5 * 4096 + 1, 4096 };
+	SyncChunk z{ 2, 1, kEncodingZstd };
+	requireRefused(decodeSyncChunk(bytes(encode(z)), 100, shape), "not agreed");
+	auto c = decodeSyncChunk(bytes(encode(z)), 100, shape, kEncodingsKnown);
+	REQUIRE(c);
+	CHECK(c->encoding == kEncodingZstd);
+	requireRefused(decodeSyncChunk(bytes(encode(z)), 4096, shape, kEncodingsKnown), "not fewer");
+	requireRefused(decodeSyncChunk(bytes(encode(z)), 0, shape, kEncodingsKnown), "not fewer");
+	requireRefused(decodeSyncChunk(bytes(encode(SyncChunk{ 2, 1, 7 })), 100, shape, kEncodingsKnown), "not agreed");
+	// A reply may take only encodings this side knows.
+	SyncHelloReply reply{ 0, "", 0, 4096, 1, 1u << 5 };
+	requireRefused(decodeSyncHelloReply(bytes(encode(reply)), 4096), "unknown chunk encodings");
+	reply.encodings = kEncodingsKnown;
+	REQUIRE(decodeSyncHelloReply(bytes(encode(reply)), 4096));
+}
+
+TEST_CASE("zstd chunks round-trip, and a frame of another length is refused", "[sync-messages]")
+{
+	std::vector<std::byte> chunk(65536);
+	for (size_t i = 0; i < chunk.size(); ++i)
+		chunk[i] = std::byte(static_cast<unsigned char>("r3map sync "[i % 11]));
+	auto packed = compressChunk(chunk);
+	REQUIRE(packed);
+	CHECK(packed->size() < chunk.size() / 10);
+	std::vector<std::byte> out(chunk.size());
+	REQUIRE(decompressChunk(bytes(*packed), out));
+	CHECK(out == chunk);
+	// Into a buffer of another length: the declared size does not match.
+	std::vector<std::byte> small(4096);
+	requireRefused(decompressChunk(bytes(*packed), small), "declares 65536");
+	// Garbage, and a truncated frame.
+	std::string junk(100, 'x');
+	requireRefused(decompressChunk(bytes(junk), out), "not one zstd frame");
+	requireRefused(decompressChunk(bytes(packed->substr(0, packed->size() / 2)), out), "zstd chunk");
+	// Random bytes do not shrink: sent raw.
+	std::vector<std::byte> noise(65536);
+	uint64_t x = 88172645463325252ull;
+	for (auto &b : noise) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		b = std::byte(x);
+	}
+	CHECK_FALSE(compressChunk(noise));
 }
