@@ -1,5 +1,8 @@
 #include "client.hpp"
 
+#include <poll.h>
+
+#include <algorithm>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -50,6 +53,23 @@ std::unique_ptr<MountProxy> Client::mount(const std::string &path)
 std::unique_ptr<ExportProxy> Client::exportAt(const std::string &path)
 {
 	return std::make_unique<ExportProxy>(*connection_, path);
+}
+
+void Client::dispatch(std::chrono::milliseconds timeout)
+{
+	bool any = false;
+	while (connection_->processPendingRequest())
+		any = true;
+	if (any)
+		return;
+	auto poll = connection_->getEventLoopPollData();
+	int wait = static_cast<int>(timeout.count());
+	if (poll.timeout_usec != UINT64_MAX)
+		wait = std::min<int64_t>(wait, static_cast<int64_t>(poll.timeout_usec / 1000));
+	pollfd p{ poll.fd, static_cast<short>(poll.events), 0 };
+	if (::poll(&p, 1, std::max(wait, 0)) > 0)
+		while (connection_->processPendingRequest()) {
+		}
 }
 
 std::unique_ptr<MigrationProxy> Client::migration(const std::string &path)

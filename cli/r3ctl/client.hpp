@@ -55,6 +55,10 @@ public:
 	/// An export's object path from "ID" or the path itself.
 	std::string resolveExport(const std::string &id);
 
+	/// Runs the handlers of the signals that came (r3ctl has no event loop), waiting up to
+	/// `timeout` for one if none is queued.
+	void dispatch(std::chrono::milliseconds timeout);
+
 private:
 	std::unique_ptr<sdbus::IConnection> connection_;
 	std::unique_ptr<ManagerProxy> manager_;

@@ -1,6 +1,5 @@
 #include <chrono>
 #include <cstdio>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -171,7 +170,10 @@ bool ended(const nlohmann::json &m)
 // then its last status.
 int waitEnded(Context &ctx, const std::string &path)
 {
-	constexpr std::chrono::milliseconds kPoll{ 10 };
+	// Woken by PhaseChanged (the proxy's match rule lets it reach us); the status is also
+	// read every kPoll for the progress, and in case a signal does not come.
+	constexpr std::chrono::milliseconds kPoll{ 250 };
+	auto signals = ctx.client().migration(path);
 	auto m = fetch(ctx, path);
 	{
 		ProgressReport report(ctx.out, "migrate", m["id"].get<std::string>());
@@ -182,7 +184,8 @@ int waitEnded(Context &ctx, const std::string &path)
 					      m["bandwidth"].get<uint64_t>());
 				shown = now;
 			}
-			std::this_thread::sleep_for(kPoll);
+			ctx.client().dispatch(std::min<std::chrono::milliseconds>(
+				kPoll, std::chrono::duration_cast<std::chrono::milliseconds>(report.interval())));
 			m = fetch(ctx, path);
 		}
 	}

@@ -95,7 +95,8 @@ public:
 	~MigrationProxy() { unregisterProxy(); }
 
 private:
-	// r3ctl polls; an app that pauses for a handover listens to these.
+	// r3ctl --wait is woken by PhaseChanged (Client::dispatch()) and then reads the status;
+	// an app that pauses for a handover listens to the others.
 	void onPhaseChanged(const std::string &) override {}
 	void onFinalizeRequested() override {}
 	void onFinalizeAborted(const std::string &) override {}
