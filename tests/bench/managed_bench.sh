@@ -558,6 +558,10 @@ for g in settings:
     rate, rtt = g.split(":")
     if float(rtt) == 40:
         link, m, k = get(g, "link", "tcp"), get(g, "managed", "seqread"), get(g, "nbdkit", "seqread")
+        if not link or not k:
+            # A read that moved nothing within the cap (nbdkit at 40 ms, a short cap): no ratio.
+            print(f"  managed sequential read, {rate}, 40 ms: no ratio (link {link}, nbdkit {k} MiB/s)")
+            continue
         goals[f"seqread_vs_link_{rate}_40ms"] = m / link
         goals[f"seqread_vs_nbdkit_{rate}_40ms"] = m / k
         print(f"  managed sequential read, {rate}, 40 ms: {m / link:.2f}x the link (goal 0.8: "

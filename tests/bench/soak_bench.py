@@ -213,10 +213,11 @@ def main():
         return 1
     finally:
         stop.set()
-        for p in procs.values():
+        # Last started first: the managed server pushes what is dirty at exit, so its remote
+        # must still be up (stopped together, the push waits out the remote timeout).
+        for p in reversed(list(procs.values())):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in procs.values():
             try:
                 p.wait(timeout=60)
             except subprocess.TimeoutExpired:
