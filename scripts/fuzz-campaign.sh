@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A fuzz campaign: runs one libFuzzer target (nbd, frame, migration, journal or region) for a given
+# A fuzz campaign: runs one libFuzzer target (nbd, frame, migration, journal, region or sync) for a given
 # time with N jobs, then merges what it found into the corpus kept in the tree
 # (tests/fuzz/corpus/TARGET, minimized with -merge=1) and prints the executions.
 #   scripts/fuzz-campaign.sh TARGET SECONDS [JOBS]        (after scripts/bootstrap.sh)
@@ -10,8 +10,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 target=${1:?usage: fuzz-campaign.sh TARGET SECONDS [JOBS]}
 seconds=${2:?usage: fuzz-campaign.sh TARGET SECONDS [JOBS]}
 jobs=${3:-1}
-declare -A sources=([nbd]=nbd_session_fuzz [frame]=frame_fuzz [migration]=migration_fuzz [journal]=journal_fuzz [region]=region_fuzz)
-[ -n "${sources[$target]:-}" ] || { echo "fuzz-campaign: unknown target '$target' (nbd, frame, migration, journal, region)" >&2; exit 2; }
+declare -A sources=([nbd]=nbd_session_fuzz [frame]=frame_fuzz [migration]=migration_fuzz [journal]=journal_fuzz [region]=region_fuzz [sync]=sync_fuzz)
+[ -n "${sources[$target]:-}" ] || { echo "fuzz-campaign: unknown target '$target' (nbd, frame, migration, journal, region, sync)" >&2; exit 2; }
 build=$root/build/fuzz-clang
 work=$root/build/tests/fuzz/$target
 log=$work/campaign.log

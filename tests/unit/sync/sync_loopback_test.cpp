@@ -74,6 +74,17 @@ struct Receiver {
 	~Receiver() { server->stop(); }
 };
 
+/// A push of DIR/src.img to one receiver at `address` over `link`.
+SyncPushOptions pushTo(const r3test::TempDir &dir, const std::string &address, const SyncLinkOptions &link)
+{
+	SyncPushOptions po;
+	po.source = dir / "src.img";
+	po.targets = { "r3://" + address };
+	po.links = { link };
+	po.chunk = kChunk;
+	return po;
+}
+
 } // namespace
 
 TEST_CASE("pushes over loopback send only what changed and converge", "[sync-loopback]")
@@ -92,11 +103,7 @@ TEST_CASE("pushes over loopback send only what changed and converge", "[sync-loo
 	auto link = parseSyncTarget("r3://" + receiver->address, "src.img");
 	REQUIRE(link);
 	CHECK(link->name == "src.img");
-	SyncPushOptions po;
-	po.source = dir / "src.img";
-	po.targets = { "r3://" + receiver->address };
-	po.links = { *link };
-	po.chunk = kChunk;
+	auto po = pushTo(dir, receiver->address, *link);
 	po.backoff = std::chrono::milliseconds(50);
 	auto push = SyncPush::create(rt, pool, po);
 	REQUIRE(push);
@@ -164,12 +171,7 @@ TEST_CASE("with compress, chunks that shrink travel as zstd and the copy is the 
 	auto link = parseSyncTarget("r3://" + receiver.address, "src.img");
 	REQUIRE(link);
 	link->compress = true;
-	SyncPushOptions po;
-	po.source = dir / "src.img";
-	po.targets = { "r3://" + receiver.address };
-	po.links = { *link };
-	po.chunk = kChunk;
-	auto push = SyncPush::create(rt, pool, po);
+	auto push = SyncPush::create(rt, pool, pushTo(dir, receiver.address, *link));
 	REQUIRE(push);
 	auto r1 = (*push)->round();
 	REQUIRE(r1);
