@@ -185,7 +185,6 @@ ResultMsg<PushReport> SyncSender::push(const SyncSourceView &source)
 				static_cast<uint32_t>(payload.size()), true);
 		frames += payload;
 		report.bytesSent += payload.size();
-		report.rawBytes += length;
 		if (frames.size() >= options_.batchBytes) {
 			report.wireBytes += frames.size();
 			if (auto ok = link_->send(std::move(frames)); !ok)

@@ -55,7 +55,6 @@ struct PushReport {
 	uint64_t generation = 0;    ///< the copy's generation after the push
 	uint64_t chunksChanged = 0;
 	uint64_t bytesSent = 0;     ///< chunk payload bytes (compressed where they were)
-	uint64_t rawBytes = 0;      ///< the changed chunks' bytes before compression
 	uint64_t wireBytes = 0;     ///< frames sent and received (headers, messages, payloads)
 	bool reconnected = false;
 };
