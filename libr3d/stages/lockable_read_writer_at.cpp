@@ -1,5 +1,7 @@
 #include "stages/lockable_read_writer_at.hpp"
 
+#include <cerrno>
+
 namespace r3d::stages {
 
 LockableReadWriterAt::LockableReadWriterAt(std::shared_ptr<ReadWriterAt> next)
@@ -84,6 +86,40 @@ bool LockableReadWriterAt::locked() const
 {
 	std::lock_guard lock(mutex_);
 	return locked_;
+}
+
+uint64_t LockableReadWriterAt::size() const
+{
+	std::lock_guard lock(mutex_);
+	return next_->size();
+}
+
+bool LockableReadWriterAt::canFastZero() const
+{
+	std::lock_guard lock(mutex_);
+	return next_->canFastZero();
+}
+
+uint64_t LockableReadWriterAt::preferredChunk() const
+{
+	std::lock_guard lock(mutex_);
+	return next_->preferredChunk();
+}
+
+Result<std::shared_ptr<ReadWriterAt>> LockableReadWriterAt::replaceNext(std::shared_ptr<ReadWriterAt> next)
+{
+	std::lock_guard lock(mutex_);
+	// Calls read next_ outside the mutex once through the gate: only a drained gate may swap it.
+	if (!locked_ || inFlight_ != 0 || !next || next->size() != next_->size())
+		return unexpected(EINVAL);
+	std::swap(next_, next);
+	return next;
+}
+
+std::shared_ptr<ReadWriterAt> LockableReadWriterAt::current() const
+{
+	std::lock_guard lock(mutex_);
+	return next_;
 }
 
 } // namespace r3d::stages

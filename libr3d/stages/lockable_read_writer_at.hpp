@@ -9,7 +9,8 @@ namespace r3d::stages {
 
 /// Blocks all I/O while locked. lock() also waits until the calls already inside `next`
 /// have returned, so once it returns the backend is quiescent (migration finalize).
-/// unlock() wakes every waiter.
+/// unlock() wakes every waiter. While locked, `next` may be replaced (a live mount diverted
+/// through a migration's tracking front, and back): no call is inside the old one then.
 class LockableReadWriterAt final : public ForwardingReadWriterAt
 {
 public:
@@ -25,10 +26,19 @@ public:
 	Result<std::vector<Extent>> extents(uint64_t offset, uint64_t length) override;
 	/// Calls may block for as long as the lock is held: never run them on a network thread.
 	bool isFast() const override { return false; }
+	// Read under the mutex: replaceNext() may swap `next` meanwhile.
+	uint64_t size() const override;
+	bool canFastZero() const override;
+	uint64_t preferredChunk() const override;
 
 	void lock();
 	void unlock();
 	bool locked() const;
+	/// Only while locked (EINVAL otherwise, and for a `next` of another size); returns the
+	/// one replaced.
+	Result<std::shared_ptr<ReadWriterAt>> replaceNext(std::shared_ptr<ReadWriterAt> next);
+	/// What calls go to now.
+	std::shared_ptr<ReadWriterAt> current() const;
 
 private:
 	template <class Fn>

@@ -81,3 +81,25 @@ TEST_CASE("lock() waits for calls already in flight", "[lockable]")
 	CHECK(lockable->locked());
 	lockable->unlock();
 }
+
+TEST_CASE("replaceNext swaps where calls go, only while locked and only for the same size", "[lockable]")
+{
+	auto first = memory(1 << 20);
+	auto second = memory(1 << 20);
+	auto lockable = std::make_shared<LockableReadWriterAt>(first);
+	auto data = r3test::pattern(4096, 3);
+	CHECK(lockable->replaceNext(second).error().value() == EINVAL); // not locked
+	lockable->lock();
+	CHECK(lockable->replaceNext(memory(2 << 20)).error().value() == EINVAL);
+	auto old = lockable->replaceNext(second);
+	REQUIRE(old);
+	CHECK(*old == first);
+	CHECK(lockable->current() == second);
+	lockable->unlock();
+	REQUIRE(lockable->writeAt(data, 4096));
+	std::vector<std::byte> back(4096);
+	REQUIRE(second->readAt(back, 4096));
+	CHECK(back == data);
+	REQUIRE(first->readAt(back, 4096));
+	CHECK(back != data);
+}
