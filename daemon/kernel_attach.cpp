@@ -43,8 +43,9 @@ AttachFn kernelAttach(r3d::Runtime *runtime)
 		options.maxRequest = params.maxRequest;
 		options.runtime = runtime;
 		if (params.region) {
-			// The region takes any offset and length itself: no pipeline in front.
-			auto mount = r3d::mount::ManagedMount::open(std::move(params.region), options);
+			// The region takes any offset and length itself: no pipeline in front of
+			// `backend` (its top, or a stage in front of that).
+			auto mount = r3d::mount::ManagedMount::open(std::move(params.region), options, std::move(params.backend));
 			if (!mount)
 				return rename(attachError(mount.error().code), mount.error());
 			return std::unique_ptr<r3d::mount::Mount>(std::move(*mount));

@@ -22,7 +22,8 @@ struct AttachParams {
 	bool readOnly = false;
 	/// For logs and /sys/block/nbdN/backend: the backend URI.
 	std::string name;
-	/// A managed mount: `backend` is its top(), and the attach makes a ManagedMount.
+	/// A managed mount: `backend` is its top() (or a stage in front of it, served as it is),
+	/// and the attach makes a ManagedMount.
 	std::shared_ptr<r3d::mount::ManagedRegion> region;
 	/// The configuration's max_request_size: for the device's server and the kernel.
 	uint32_t maxRequest = 32u << 20;

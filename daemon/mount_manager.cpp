@@ -36,8 +36,9 @@ struct MountManager::Entry {
 	PushProgress pushed;
 	/// openFd() holds it shared, unmount() exclusively while the device closes.
 	std::shared_mutex ioMutex;
-	/// What lease() lends, set with `device`.
+	/// What lease() lends, set with `device`: `diverter` and what is behind it.
 	std::shared_ptr<r3d::ReadWriterAt> pipeline;
+	std::shared_ptr<r3d::stages::LockableReadWriterAt> diverter;
 	/// Leases out; taken under MountManager::mutex_, given back from anywhere.
 	std::atomic<unsigned> leases{ 0 };
 };
@@ -225,6 +226,10 @@ r3d::ResultMsg<MountInfo> MountManager::mountEntry(const MountRequest &request, 
 		chunk = *resolved;
 	}
 
+	// Under everything that reads and writes the mount: a seeder diverts its I/O here.
+	auto diverter = std::make_shared<r3d::stages::LockableReadWriterAt>(std::move(backend));
+	backend = diverter;
+
 	auto e = restoring ? restoring : std::make_shared<Entry>();
 	MountInfo snapshot;
 	{
@@ -286,6 +291,7 @@ r3d::ResultMsg<MountInfo> MountManager::mountEntry(const MountRequest &request, 
 		e->device = std::shared_ptr<r3d::mount::Mount>(std::move(*device));
 		e->region = region;
 		e->pipeline = std::move(backend);
+		e->diverter = std::move(diverter);
 		e->info.device = e->device->path();
 		e->info.state = MountState::Ready;
 		e->info.stateMessage = restoring ? "restored" : "";
@@ -331,8 +337,9 @@ r3d::ResultMsg<void> MountManager::unmount(const std::string &id, bool force, co
 		if (e->info.state == MountState::Attaching || e->info.state == MountState::Unmounting)
 			return fail(Errc::Busy, fmt::format("mount {} is {}", id, stateName(e->info.state)));
 		if (unsigned n = e->leases.load())
-			return fail(Errc::Busy, fmt::format("mount {} is mapped by {} memory region{}: unmap {} first", id, n,
-							    n == 1 ? "" : "s", n == 1 ? "it" : "them"));
+			return fail(Errc::Busy,
+				    fmt::format("mount {} is lent to {} memory region{} or migration{}: unmap or cancel {} first",
+						id, n, n == 1 ? "" : "s", n == 1 ? "" : "s", n == 1 ? "it" : "them"));
 		failed = e->info.state == MountState::Failed;
 		// No lease from here on (setState() below tells the observers).
 		e->info.state = MountState::Unmounting;
@@ -413,6 +420,7 @@ r3d::ResultMsg<PipelineLease> MountManager::lease(const std::string &id)
 	l.name = fmt::format("mount {}", id);
 	l.backendUri = e->info.backendUri;
 	l.readOnly = e->info.readOnly;
+	l.diverter = e->diverter;
 	return l;
 }
 

@@ -1,10 +1,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include <r3d/read_writer_at.hpp>
+#include <r3d/result.hpp>
+
+#include "stages/lockable_read_writer_at.hpp"
 
 namespace r3mapd {
 
@@ -18,6 +22,13 @@ struct PipelineLease {
 	std::string name; ///< "mount 3", for messages
 	std::string backendUri; ///< the lender's backend, for Region1.Backend
 	bool readOnly = false;  ///< nothing may be written back through it
+	/// A mount's: the gate in front of its backend, under everything that reads and writes
+	/// it (device, regions, `pipeline` itself). Replacing what it leads to diverts the
+	/// mount's I/O (a migration seeder's tracking front). Null for exports.
+	std::shared_ptr<r3d::stages::LockableReadWriterAt> diverter;
 };
+
+/// Lends the pipeline of the lender's object ID (MountManager::lease, ExportManager::lease).
+using PipelineLender = std::function<r3d::ResultMsg<PipelineLease>(const std::string &id)>;
 
 } // namespace r3mapd

@@ -90,7 +90,7 @@ public:
 
 	void setObserver(RegionObserver *observer) { observer_ = observer; }
 	/// Region sources "SCHEME:ID" are lent by `lender` (given the ID). Before start().
-	using Lender = std::function<r3d::ResultMsg<PipelineLease>(const std::string &id)>;
+	using Lender = PipelineLender;
 	void lendFrom(const std::string &scheme, Lender lender) { lenders_[scheme] = std::move(lender); }
 	/// Listens on `path` (replacing a stale socket there), mode 0666: the access policy
 	/// decides, per connection.

@@ -24,9 +24,10 @@ ResultMsg<std::unique_ptr<ManagedMount>> ManagedMount::open(const std::string &r
 }
 
 ResultMsg<std::unique_ptr<ManagedMount>> ManagedMount::open(std::shared_ptr<ManagedRegion> region,
-							    DirectMountOptions options)
+							    DirectMountOptions options,
+							    std::shared_ptr<ReadWriterAt> served)
 {
-	auto device = DirectMount::open(region->top(), std::move(options));
+	auto device = DirectMount::open(served ? std::move(served) : region->top(), std::move(options));
 	if (!device)
 		return unexpectedOf(device.error());
 	return std::unique_ptr<ManagedMount>(new ManagedMount(std::move(region), std::move(*device)));

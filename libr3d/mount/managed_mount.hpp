@@ -17,8 +17,11 @@ public:
 	/// Opens `remoteUri` on `options.runtime`, the region in front of it, then attaches.
 	static ResultMsg<std::unique_ptr<ManagedMount>> open(const std::string &remoteUri, ManagedOptions managed,
 							     DirectMountOptions options, const Progress &pullFirst = {});
+	/// The device serves `served` (a stage in front of the region's top, e.g. the daemon's
+	/// diverter), or the top itself when null.
 	static ResultMsg<std::unique_ptr<ManagedMount>> open(std::shared_ptr<ManagedRegion> region,
-							     DirectMountOptions options);
+							     DirectMountOptions options,
+							     std::shared_ptr<ReadWriterAt> served = nullptr);
 
 	MountKind kind() const override { return MountKind::Managed; }
 	std::string path() const override { return device_->path(); }

@@ -9,6 +9,7 @@
 #include "config.hpp"
 #include "errors.hpp"
 #include "kernel_attach.hpp"
+#include "backends/memory_backend.hpp"
 
 using namespace r3mapd;
 
@@ -203,12 +204,12 @@ TEST_CASE("a mount lends its pipeline to a memory region and stays while the lea
 	auto e = f.manager->unmount("1");
 	REQUIRE_FALSE(e);
 	CHECK(e.error().code == Errc::Busy);
-	CHECK_THAT(e.error().message, Catch::Contains("mapped by 1 memory region"));
+	CHECK_THAT(e.error().message, Catch::Contains("lent to 1 memory region or migration"));
 	CHECK(f.log.calls.empty());
 	CHECK(f.manager->find("1")->state == MountState::Ready);
 	auto second = f.manager->lease("1");
 	REQUIRE(second);
-	CHECK_THAT(f.manager->unmount("1").error().message, Catch::Contains("mapped by 2 memory regions"));
+	CHECK_THAT(f.manager->unmount("1").error().message, Catch::Contains("lent to 2 memory regions or migrations"));
 	lent->hold.reset();
 	second->hold.reset();
 	// Given back: the device decides again (here: a mounted filesystem, EBUSY).
@@ -216,4 +217,40 @@ TEST_CASE("a mount lends its pipeline to a memory region and stays while the lea
 	CHECK(f.log.calls == std::vector<std::string>{ "close" });
 	f.manager->unmountAll();
 	CHECK(f.manager->lease("1").error().code == Errc::NotFound);
+}
+
+TEST_CASE("a lease's diverter sends the device's I/O elsewhere and back (a seeded mount)", "[mount]")
+{
+	Config config;
+	Recorder events;
+	std::shared_ptr<r3d::ReadWriterAt> served; // what the device reads and writes
+	DeviceLog log;
+	AttachFn attach = [&](AttachParams params) -> r3d::ResultMsg<std::unique_ptr<r3d::mount::Mount>> {
+		served = params.backend;
+		return std::unique_ptr<r3d::mount::Mount>(std::make_unique<MountedDevice>(log));
+	};
+	MountManager m(config, attach, events);
+	REQUIRE(m.mount({ "memory:1M", std::nullopt, std::nullopt, false }));
+	auto lent = m.lease("1");
+	REQUIRE(lent);
+	REQUIRE(lent->diverter);
+	auto original = lent->diverter->current();
+	auto elsewhere = std::shared_ptr<r3d::ReadWriterAt>(std::move(r3d::backends::MemoryBackend::create(1 << 20).value()));
+	std::vector<std::byte> a(4096, std::byte{ 0xa1 }), b(4096, std::byte{ 0xb2 }), back(4096);
+	REQUIRE(served->writeAt(a, 0));
+	lent->diverter->lock();
+	REQUIRE(lent->diverter->replaceNext(elsewhere));
+	lent->diverter->unlock();
+	REQUIRE(served->writeAt(b, 0));
+	REQUIRE(elsewhere->readAt(back, 0));
+	CHECK(back == b);
+	REQUIRE(original->readAt(back, 0));
+	CHECK(back == a); // the write after the divert went elsewhere only
+	lent->diverter->lock();
+	REQUIRE(lent->diverter->replaceNext(original));
+	lent->diverter->unlock();
+	REQUIRE(served->readAt(back, 0));
+	CHECK(back == a);
+	lent->hold.reset();
+	m.unmountAll();
 }
