@@ -44,7 +44,7 @@ Daemon::Daemon(Config config, AttachFactory attach, std::unique_ptr<StateStore> 
 	: config_(std::move(config)), state_(std::move(state)), runtime_(runtimeOptions()), signals_(io_, SIGTERM, SIGINT), deviceTimer_(io_), watchdog_(io_), access_(config_.accessGroup),
 	  mounts_(config_, attach(runtime_), service_, state_ ? *state_ : StateStore::none(), &runtime_),
 	  exports_(config_, access_, service_, &runtime_, state_ ? *state_ : StateStore::none()),
-	  migrations_(config_, access_, service_, runtime_), syncs_(service_,
+	  migrations_(config_, access_, service_, runtime_, attach(runtime_)), syncs_(service_,
 		 [this](const std::string &id) -> std::optional<std::string> {
 			 auto m = mounts_.find(id);
 			 if (!m)
@@ -109,6 +109,8 @@ int Daemon::run()
 	// mount:ID and export:ID regions read and write through that mount's or export's pipeline.
 	regions_.lendFrom("mount", [this](const std::string &id) { return mounts_.lease(id); });
 	regions_.lendFrom("export", [this](const std::string &id) { return exports_.lease(id); });
+	// mount:ID seeds divert that mount's I/O through the seeder.
+	migrations_.lendFrom("mount", [this](const std::string &id) { return mounts_.lease(id); });
 	if (!config_.regionSocket.empty())
 		if (auto r = regions_.start(config_.regionSocket); !r)
 			log->error("no memory regions: {}", r.error().message);
@@ -146,8 +148,9 @@ void Daemon::shutdown(int exitCode)
 	service_.stopAccepting();
 	work_.close();
 	regions_.stopAll();
-	mounts_.unmountAll();
+	// Before the mounts: seeded mounts get their backends back, leechers' devices go.
 	migrations_.stopAll();
+	mounts_.unmountAll();
 	syncs_.stopAll();
 	exports_.stopAll();
 	busCheck_.stop();

@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <r3d/backend_uri.hpp>
 #include <r3d/log.hpp>
@@ -15,6 +16,7 @@
 #include "hook_command.hpp"
 #include "migration/leecher.hpp"
 #include "migration/seeder.hpp"
+#include "mount/mount.hpp"
 #include "nbd/server.hpp"
 #include "nbd_export.hpp"
 #include "transport/client_security.hpp"
@@ -36,7 +38,14 @@ struct MigrationManager::Entry {
 	std::unique_ptr<mig::Seeder> seeder;
 	std::unique_ptr<mig::Leecher> leecher;
 	std::unique_ptr<NbdExport> served;
+	std::unique_ptr<r3d::mount::Mount> device; ///< a leecher's kernel device
+	/// A seeded mount's lease, and what its diverter led to before the seed.
+	PipelineLease lent;
+	std::shared_ptr<r3d::ReadWriterAt> divertedFrom;
 	bool cancelling = false; ///< guarded by MigrationManager::mutex_
+
+	// Stopped while every member lives: the seeder's and leecher's callbacks use this entry.
+	~Entry() { stop(); }
 
 	/// The id once its object is announced: the callbacks signal only then.
 	std::string published() const
@@ -59,10 +68,26 @@ struct MigrationManager::Entry {
 		// Apps first: nothing writes through the region once its seeder or leecher ends.
 		if (served)
 			served->stop();
+		if (device)
+			(void)device->close(true); // cancel() refused while it is held; this is shutdown
 		if (seeder)
 			seeder->stop();
+		undivert();
 		if (leecher)
 			leecher->stop();
+	}
+
+	/// A seeded mount gets its backend back, unless a leecher owns the region: then its
+	/// writes keep failing through the sealed front. Either way the lease ends.
+	void undivert()
+	{
+		if (lent.diverter && divertedFrom && !(seeder && seeder->handedOver())) {
+			lent.diverter->lock();
+			(void)lent.diverter->replaceNext(divertedFrom);
+			lent.diverter->unlock();
+		}
+		divertedFrom.reset();
+		lent = {};
 	}
 
 private:
@@ -96,8 +121,8 @@ std::string exportAddress(const NbdExport *served, const std::string &asked)
 } // namespace
 
 MigrationManager::MigrationManager(const Config &config, const AccessPolicy &access, MigrationObserver &observer,
-				   r3d::Runtime &runtime)
-	: config_(config), access_(access), observer_(observer), runtime_(runtime)
+				   r3d::Runtime &runtime, AttachFn attach)
+	: config_(config), access_(access), observer_(observer), runtime_(runtime), attach_(std::move(attach))
 {
 }
 
@@ -171,13 +196,49 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::seed(const SeedRequest &request)
 	}
 	if (auto secured = request.security.apply(request.callerUid, request.listen, "a seeder", options.server); !secured)
 		return r3d::unexpectedOf(secured.error());
-	auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, &runtime_);
-	if (!backend)
-		return r3d::unexpectedOf(backend.error());
-	auto seeder = mig::Seeder::create(runtime_, std::move(*backend), options);
+	std::shared_ptr<r3d::ReadWriterAt> source;
+	auto colon = request.backendUri.find(':');
+	auto lender = colon == std::string::npos ? lenders_.end() : lenders_.find(request.backendUri.substr(0, colon));
+	if (lender != lenders_.end()) {
+		auto lent = lender->second(request.backendUri.substr(colon + 1));
+		if (!lent)
+			return r3d::unexpectedOf(lent.error());
+		if (!lent->diverter)
+			return fail(Errc::NotSupported, fmt::format("{} cannot be seeded: seed its backend URI instead", lent->name));
+		{
+			std::lock_guard lock(mutex_);
+			bool taken = false;
+			entries_.forEach([&](const std::string &, const std::shared_ptr<Entry> &other) {
+				taken = taken || other->lent.diverter == lent->diverter;
+			});
+			if (taken)
+				return fail(Errc::Busy, fmt::format("{} is already being seeded", lent->name));
+			e->lent = std::move(*lent);
+		}
+		source = e->lent.diverter->current();
+	} else {
+		auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, &runtime_);
+		if (!backend)
+			return r3d::unexpectedOf(backend.error());
+		source = std::move(*backend);
+	}
+	auto seeder = mig::Seeder::create(runtime_, source, options);
 	if (!seeder)
 		return fail(Errc::BackendFailed, seeder.error().message);
 	e->seeder = std::move(*seeder);
+	if (e->lent.diverter) {
+		// The mount's I/O goes through the tracking front from here on; the lock waits
+		// out what is in flight, so no write slips past the tracker.
+		e->lent.diverter->lock();
+		auto replaced = e->lent.diverter->replaceNext(e->seeder->front());
+		e->lent.diverter->unlock();
+		if (!replaced) {
+			e->stop();
+			return fail(Errc::Failed, fmt::format("{}: the seeder's front does not fit the mount", e->lent.name));
+		}
+		e->divertedFrom = std::move(source);
+		r3d::log::get("migration")->info("{}: its I/O is tracked by the seeder from now on", e->lent.name);
+	}
 	if (!request.exportListen.empty()) {
 		auto served = serveNbd(config_, runtime_, e->seeder->front(), request.exportListen);
 		if (!served) {
@@ -222,8 +283,6 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::pull(const PullRequest &request)
 	std::string migrationId = uri->path.starts_with("/") ? uri->path.substr(1) : uri->path;
 	if (migrationId.empty())
 		return fail(Errc::InvalidArgument, fmt::format("source '{}': no migration id after the address", request.source));
-	if (request.exportListen.empty())
-		return fail(Errc::InvalidArgument, "export_listen is empty: give HOST:PORT or unix:PATH");
 	auto e = std::make_shared<Entry>();
 	e->caller = request.callerUid;
 	mig::LeecherOptions options;
@@ -241,12 +300,27 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::pull(const PullRequest &request)
 	if (!leecher)
 		return fail(Errc::BackendFailed, fmt::format("{}: {}", request.source, leecher.error().message));
 	e->leecher = std::move(*leecher);
-	auto served = serveNbd(config_, runtime_, e->leecher->region(), request.exportListen);
-	if (!served) {
-		e->stop();
-		return r3d::unexpectedOf(served.error());
+	if (request.exportListen.empty()) {
+		AttachParams params;
+		params.backend = e->leecher->region();
+		params.chunkSize = 4096; // the region takes any offset: no stage in front
+		params.name = "migration " + migrationId;
+		params.maxRequest = static_cast<uint32_t>(config_.maxRequestSize);
+		auto device = attach_(std::move(params));
+		if (!device) {
+			e->stop();
+			return r3d::unexpectedOf(device.error());
+		}
+		e->device = std::move(*device);
+		e->info.device = e->device->path();
+	} else {
+		auto served = serveNbd(config_, runtime_, e->leecher->region(), request.exportListen);
+		if (!served) {
+			e->stop();
+			return r3d::unexpectedOf(served.error());
+		}
+		e->served = std::move(*served);
 	}
-	e->served = std::move(*served);
 	e->info.role = "leecher";
 	e->info.source = request.source;
 	e->info.migrationId = migrationId;
@@ -305,6 +379,17 @@ r3d::ResultMsg<void> MigrationManager::cancel(const std::string &id)
 		e = entries_.find(id);
 		if (!e)
 			return fail(Errc::NotFound, fmt::format("no migration '{}'", id));
+		if (e->cancelling)
+			return fail(Errc::Busy, fmt::format("migration {} is already stopping", id));
+	}
+	// A device still held stays, with the migration: nothing under a mounted filesystem goes.
+	if (e->device) {
+		if (auto holders = e->device->holders(); !holders.empty())
+			return fail(Errc::Busy, fmt::format("migration {}: {} is in use (mounted at: {}): unmount it first", id,
+							    e->info.device, fmt::join(holders, ", ")));
+	}
+	{
+		std::lock_guard lock(mutex_);
 		if (e->cancelling)
 			return fail(Errc::Busy, fmt::format("migration {} is already stopping", id));
 		e->cancelling = true;

@@ -13,9 +13,9 @@ namespace r3ctl {
 namespace {
 
 constexpr const char *kUsage =
-	"usage: r3ctl migrate seed URI --listen ADDR [--export ADDR] [--id ID] [--on-finalize CMD | --finalize-signal]\n"
+	"usage: r3ctl migrate seed URI|mount:ID --listen ADDR [--export ADDR] [--id ID] [--on-finalize CMD | --finalize-signal]\n"
 	"                          [--tls-cert F --tls-key F [--tls-ca F]] [--token-file F]\n"
-	"       r3ctl migrate pull r3://HOST:PORT/ID[?tls-ca=F&token-file=F...] --export ADDR\n"
+	"       r3ctl migrate pull r3://HOST:PORT/ID[?tls-ca=F&token-file=F...] [--export ADDR]\n"
 	"                          [--downtime D] [--max-rounds N] [--rate R] [--finalize auto|manual]\n"
 	"       r3ctl migrate finalize|status ID [--wait]\n"
 	"       r3ctl migrate cancel ID\n"
@@ -23,10 +23,12 @@ constexpr const char *kUsage =
 	"       r3ctl migrate ls\n"
 	"Live migration through r3mapd. seed makes URI a migration source listening on ADDR\n"
 	"(HOST:PORT, loopback unless --tls-cert) and, with --export, serves its writable front over\n"
-	"NBD; pull pulls a seeder into memory and serves the region over NBD on --export. Both print\n"
-	"the migration id, the r3 URI (seed) and the NBD address. finalize takes ownership (for\n"
-	"--finalize manual); cancel ends it. --on-finalize CMD runs (sh -c, as you, at most 30 s)\n"
-	"when a leecher finalizes, before the seeder stops writes: pause the app there; the\n"
+	"NBD; seed mount:ID tracks a live mount's writes instead (it is read-only once a leecher\n"
+	"owns the region). pull pulls a seeder into memory and serves the region on a kernel\n"
+	"device, or over NBD on --export; its I/O waits until the leecher owns the region. Both\n"
+	"print the migration id, the r3 URI (seed), the device or the NBD address. finalize takes\n"
+	"ownership (for --finalize manual); cancel ends it. --on-finalize CMD runs (sh -c, as you,\n"
+	"at most 30 s) when a leecher finalizes, before the seeder stops writes: pause the app; the\n"
 	"handover goes on only if CMD exits 0. --finalize-signal: the seeder's object emits\n"
 	"FinalizeRequested instead, and the handover waits (25 s) for the app's AnswerFinalize, or\n"
 	"for answer ID yes (no refuses it). With --wait, finalize and status return once the\n"
@@ -52,6 +54,7 @@ nlohmann::json migrationJson(const std::string &path, const PropertyMap &p)
 		{ "listen", get<std::string>(p, "Listen") },
 		{ "migration_id", get<std::string>(p, "MigrationId") },
 		{ "export", get<std::string>(p, "ExportAddress") },
+		{ "device", get<std::string>(p, "Device") },
 		{ "phase", get<std::string>(p, "Phase") },
 		{ "round", get<uint64_t>(p, "Round") },
 		{ "region_bytes", get<uint64_t>(p, "RegionBytes") },
@@ -91,6 +94,8 @@ int printCreated(Context &ctx, const std::string &path)
 		ctx.out.line(m["uri"].get<std::string>());
 	if (!m["export"].get<std::string>().empty())
 		ctx.out.line("export " + m["export"].get<std::string>());
+	if (!m["device"].get<std::string>().empty())
+		ctx.out.line("device " + m["device"].get<std::string>());
 	return kExitOk;
 }
 
@@ -130,9 +135,7 @@ int pull(Context &ctx, const std::vector<std::string> &argv)
 				1, 1);
 	if (!args)
 		return ctx.out.usage(args.error().message, kUsage);
-	auto exportListen = args->value("export");
-	if (!exportListen)
-		return ctx.out.usage("--export ADDR is required", kUsage);
+	std::string exportListen = args->value("export").value_or(""); // none: a kernel device
 	std::map<std::string, sdbus::Variant> options;
 	// The daemon checks the values: one place says what is wrong with them.
 	if (auto d = args->value("downtime"))
@@ -148,7 +151,7 @@ int pull(Context &ctx, const std::vector<std::string> &argv)
 		options["rate"] = sdbus::Variant(*r);
 	if (auto f = args->value("finalize"))
 		options["finalize"] = sdbus::Variant(*f);
-	return printCreated(ctx, ctx.longClient().manager().Pull(args->positional()[0], *exportListen, options));
+	return printCreated(ctx, ctx.longClient().manager().Pull(args->positional()[0], exportListen, options));
 }
 
 void printStatus(Context &ctx, const nlohmann::json &m)

@@ -110,7 +110,7 @@ void ManagerObject::Pull(sdbus::Result<sdbus::ObjectPath> &&result, std::string 
 		replyError(result, toDbusError(r3d::Error{ make_error_code(Errc::NotSupported), "no migrations here" }));
 		return;
 	}
-	auto action = fmt::format("Pull {} to {}", source, export_listen);
+	auto action = fmt::format("Pull {} to {}", source, export_listen.empty() ? "a device" : export_listen);
 	createObject(
 		state_, getObject(), std::move(result), action,
 		[&] { return pullRequest(std::move(source), std::move(export_listen), options); },

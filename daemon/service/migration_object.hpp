@@ -33,6 +33,7 @@ private:
 	std::string Listen() override { return info_.listen; }
 	std::string MigrationId() override { return info_.migrationId; }
 	std::string ExportAddress() override { return info_.exportAddress; }
+	std::string Device() override { return info_.device; }
 	std::string Phase() override;
 	uint64_t Round() override { return progress().round; }
 	uint64_t RegionBytes() override { return progress().regionBytes; }

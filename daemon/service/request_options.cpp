@@ -335,9 +335,7 @@ r3d::ResultMsg<PullRequest> pullRequest(std::string source, std::string exportLi
 	};
 	PullRequest r;
 	r.source = std::move(source);
-	r.exportListen = std::move(exportListen);
-	if (r.exportListen.empty())
-		return fail(Errc::InvalidArgument, "export_listen is empty: give HOST:PORT or unix:PATH");
+	r.exportListen = std::move(exportListen); // empty: a kernel device
 	if (auto ok = applyOptions(r, options, kOptions); !ok)
 		return r3d::unexpectedOf(ok.error());
 	return r;

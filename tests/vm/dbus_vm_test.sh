@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Meson test "vm_dbus": boots the test guest once and runs dbus_guest.sh in it: r3mapd on a
-# private system bus, mounts on real /dev/nbdN, an fd passed to an unprivileged process.
-#   dbus_vm_test.sh BUILD_DIR
-# Exit 77 (skip) only when qemu-system-x86_64 is missing; logs in BUILD_DIR/tests/vm/dbus-out.
+# Meson tests "vm_dbus" and "vm_migrate": boots the test guest once and runs GUEST_SCRIPT
+# in it (default dbus_guest.sh: r3mapd on a private system bus, mounts on real /dev/nbdN,
+# an fd passed to an unprivileged process; migrate_guest.sh: a live ext4 moved between two
+# r3mapd).
+#   dbus_vm_test.sh BUILD_DIR [GUEST_SCRIPT]
+# Exit 77 (skip) only when qemu-system-x86_64 is missing; logs in
+# BUILD_DIR/tests/vm/NAME-out (NAME: the script's name up to its first _).
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="$(cd "$1" && pwd)"
+script="${2:-dbus_guest.sh}"
 
 source "$here/vm_lib.sh"
 vm_preflight
@@ -16,12 +20,12 @@ for bin in "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK" "$R3SERVE"; d
 done
 
 guest="$("$here/prepare-guest.sh")" || { echo "FAIL: preparing the guest failed" >&2; exit 1; }
-out="$build/tests/vm/dbus-out"
+out="$build/tests/vm/${script%%_*}-out"
 rm -rf "$out"
 mkdir -p "$out"
 status=0
 "$here/run-guest.sh" "$guest" "$out" "${R3_VM_TIMEOUT:-300}" \
-	"$here/dbus_guest.sh" /run/r3results "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK" "$R3SERVE" || status=$?
+	"$here/$script" /run/r3results "$R3MAPD" "$R3CTL" "$MMAP_PATTERN" "$NBD_NETLINK_CHECK" "$R3SERVE" || status=$?
 cat "$out/guest.log" 2>/dev/null
 if [ "$status" -ne 0 ] || ! grep -q '^PASS$' "$out/guest.log" 2>/dev/null; then
 	echo "---- console (last 40 lines of $out/console.log)"
@@ -29,5 +33,7 @@ if [ "$status" -ne 0 ] || ! grep -q '^PASS$' "$out/guest.log" 2>/dev/null; then
 	echo "FAIL: the guest test failed (status $status)"
 	exit 1
 fi
-echo "---- r3ctl ls in the guest"
-cat "$out/r3ctl-ls.txt"
+if [ -f "$out/r3ctl-ls.txt" ]; then
+	echo "---- r3ctl ls in the guest"
+	cat "$out/r3ctl-ls.txt"
+fi

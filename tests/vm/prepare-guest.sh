@@ -13,7 +13,7 @@ mkdir -p "$cache_root"
 log() { echo "prepare-guest: $*" >&2; }
 
 # Modules to load, in dependency order (modprobe resolves it from the package's tree).
-modules=(nbd ext4 9pnet_virtio 9p virtio_pci virtio_blk)
+modules=(nbd ext4 9pnet_virtio 9p virtio_pci virtio_blk veth sch_netem)
 
 kernel_package() {
 	apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-6/ { print $2; exit }'
