@@ -13,6 +13,7 @@
 
 #include "errors.hpp"
 #include "service/dbus_errors.hpp"
+#include "service/reply_scope.hpp"
 #include "service/service_state.hpp"
 #include "work_queue.hpp"
 
@@ -35,6 +36,8 @@ void replyError(const sdbus::Result<Out...> &reply, const sdbus::Error &error) n
 template <class... Out, class Work>
 void complete(const sdbus::Result<Out...> &reply, Work &work) noexcept
 {
+	// Objects the work removes from the bus go after the reply (see ReplyScope).
+	ReplyScope scope;
 	try {
 		auto result = work();
 		if (!result)

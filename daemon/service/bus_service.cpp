@@ -16,6 +16,7 @@
 #include "service/manager_object.hpp"
 #include "service/migration_object.hpp"
 #include "service/mount_object.hpp"
+#include "service/reply_scope.hpp"
 #include "service/region_object.hpp"
 #include "service/service_state.hpp"
 #include "service/sync_object.hpp"
@@ -77,6 +78,9 @@ void unpublish(BusService::Impl &d, std::map<std::string, std::shared_ptr<Object
 		object = std::move(it->second);
 		objects.erase(it);
 	}
+	// Removed from the bus when the last reference goes: after the reply of a call that
+	// removed its own object.
+	ReplyScope::keep(std::move(object));
 }
 
 } // namespace
