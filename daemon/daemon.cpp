@@ -109,8 +109,9 @@ int Daemon::run()
 	// mount:ID and export:ID regions read and write through that mount's or export's pipeline.
 	regions_.lendFrom("mount", [this](const std::string &id) { return mounts_.lease(id); });
 	regions_.lendFrom("export", [this](const std::string &id) { return exports_.lease(id); });
-	// mount:ID seeds divert that mount's I/O through the seeder.
+	// mount:ID and export:ID seeds divert that mount's or export's I/O through the seeder.
 	migrations_.lendFrom("mount", [this](const std::string &id) { return mounts_.lease(id); });
+	migrations_.lendFrom("export", [this](const std::string &id) { return exports_.lease(id); });
 	if (!config_.regionSocket.empty())
 		if (auto r = regions_.start(config_.regionSocket); !r)
 			log->error("no memory regions: {}", r.error().message);

@@ -40,7 +40,8 @@ struct ExportManager::Entry {
 	bool stopping = false;      ///< guarded by ExportManager::mutex_
 	bool servedStopped = false; ///< only the region's final push is left; set while stopping
 	PushProgress pushed;
-	std::shared_ptr<r3d::ReadWriterAt> top; ///< what the clients read and write through
+	std::shared_ptr<r3d::ReadWriterAt> top; ///< what the clients read and write through: `diverter`
+	std::shared_ptr<r3d::stages::LockableReadWriterAt> diverter;
 	/// Leases out; taken under ExportManager::mutex_, given back from anywhere.
 	std::atomic<unsigned> leases{ 0 };
 };
@@ -246,6 +247,9 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request, st
 		top = std::move(pipeline->top);
 		description = pipeline->description;
 	}
+	// Under everything clients read and write: a seeder diverts the export's I/O here.
+	auto diverter = std::make_shared<r3d::stages::LockableReadWriterAt>(std::move(top));
+	top = diverter;
 	auto served = serve(request, top, region ? region->meta() : nullptr);
 	if (!served)
 		return r3d::unexpectedOf(served.error());
@@ -254,6 +258,7 @@ r3d::ResultMsg<ExportInfo> ExportManager::start(const ExportRequest &request, st
 	e->served = std::move(*served);
 	e->region = region;
 	e->top = top;
+	e->diverter = std::move(diverter);
 	e->info.backendUri = request.backendUri;
 	e->info.listen = r3d::nbd::Listener::unixPathOf(request.listen) ? "unix:" + e->served->address() : e->served->address();
 	e->info.name = request.name;
@@ -303,6 +308,7 @@ r3d::ResultMsg<PipelineLease> ExportManager::lease(const std::string &id)
 	l.name = fmt::format("export {}", id);
 	l.backendUri = e->info.backendUri;
 	l.readOnly = e->info.readOnly;
+	l.diverter = e->diverter;
 	return l;
 }
 
@@ -323,8 +329,9 @@ r3d::ResultMsg<void> ExportManager::stop(const std::string &id, const StopOption
 		if (e->stopping)
 			return fail(Errc::Busy, fmt::format("export {} is already stopping", id));
 		if (unsigned n = e->leases.load())
-			return fail(Errc::Busy, fmt::format("export {} is mapped by {} memory region{}: unmap {} first", id, n,
-							    n == 1 ? "" : "s", n == 1 ? "it" : "them"));
+			return fail(Errc::Busy,
+				    fmt::format("export {} is lent to {} memory region{} or migration{}: unmap or cancel {} first",
+						id, n, n == 1 ? "" : "s", n == 1 ? "" : "s", n == 1 ? "it" : "them"));
 		e->stopping = true;
 	}
 	auto pushFailed = [&](const r3d::Error &error, const char *then) {

@@ -22,9 +22,9 @@ struct PipelineLease {
 	std::string name; ///< "mount 3", for messages
 	std::string backendUri; ///< the lender's backend, for Region1.Backend
 	bool readOnly = false;  ///< nothing may be written back through it
-	/// A mount's: the gate in front of its backend, under everything that reads and writes
-	/// it (device, regions, `pipeline` itself). Replacing what it leads to diverts the
-	/// mount's I/O (a migration seeder's tracking front). Null for exports.
+	/// The gate in front of the lender's backend, under everything that reads and writes
+	/// it (device or clients, regions, `pipeline` itself). Replacing what it leads to
+	/// diverts the lender's I/O (a migration seeder's tracking front).
 	std::shared_ptr<r3d::stages::LockableReadWriterAt> diverter;
 };
 

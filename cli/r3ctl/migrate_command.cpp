@@ -13,7 +13,7 @@ namespace r3ctl {
 namespace {
 
 constexpr const char *kUsage =
-	"usage: r3ctl migrate seed URI|mount:ID --listen ADDR [--export ADDR] [--id ID] [--on-finalize CMD | --finalize-signal]\n"
+	"usage: r3ctl migrate seed URI|mount:ID|export:ID --listen ADDR [--export ADDR] [--id ID] [--on-finalize CMD | --finalize-signal]\n"
 	"                          [--tls-cert F --tls-key F [--tls-ca F]] [--token-file F]\n"
 	"       r3ctl migrate pull r3://HOST:PORT/ID[?tls-ca=F&token-file=F...] [--export ADDR]\n"
 	"                          [--downtime D] [--max-rounds N] [--rate R] [--finalize auto|manual]\n"
@@ -23,9 +23,10 @@ constexpr const char *kUsage =
 	"       r3ctl migrate ls\n"
 	"Live migration through r3mapd. seed makes URI a migration source listening on ADDR\n"
 	"(HOST:PORT, loopback unless --tls-cert) and, with --export, serves its writable front over\n"
-	"NBD; seed mount:ID tracks a live mount's writes instead (it is read-only once a leecher\n"
-	"owns the region). pull pulls a seeder into memory and serves the region on a kernel\n"
-	"device, or over NBD on --export; its I/O waits until the leecher owns the region. Both\n"
+	"NBD; seed mount:ID or export:ID tracks a live mount's or export's writes instead (it is\n"
+	"read-only once a leecher owns the region). pull pulls a seeder into memory and serves the\n"
+	"region on a kernel device, or over NBD on --export; its I/O waits until the leecher owns\n"
+	"the region. Both\n"
 	"print the migration id, the r3 URI (seed), the device or the NBD address. finalize takes\n"
 	"ownership (for --finalize manual); cancel ends it. --on-finalize CMD runs (sh -c, as you,\n"
 	"at most 30 s) when a leecher finalizes, before the seeder stops writes: pause the app; the\n"

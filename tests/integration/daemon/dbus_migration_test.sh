@@ -150,6 +150,42 @@ expect_r3ctl 0 migrate cancel "$sec_pull"
 expect_r3ctl 0 migrate cancel "$sec_seed"
 echo "ok: migration over TLS with a token"
 
+echo "== a live NBD export moves: seed export:ID, its clients' writes after the seed arrive too"
+head -c 8M /dev/urandom >"$TEST_TMP/live"
+head -c 1M /dev/urandom >"$TEST_TMP/late"
+expect_r3ctl 0 --json export memory:8M --listen 127.0.0.1:0
+live_export=$(json_field 'j["id"]') live_nbd=$(json_field 'j["listen"]')
+nbdcopy "$TEST_TMP/live" "nbd://$live_nbd"
+expect_r3ctl 0 --json migrate seed "export:$live_export" --listen 127.0.0.1:0
+live_seed=$(json_field 'j["id"]') live_uri=$(json_field 'j["uri"]')
+[ "$(json_field 'j["source"]')" = "export:$live_export" ] || fail "seed of an export: $(cat "$TEST_TMP/out")"
+expect_r3ctl 1 --json unexport "$live_export"
+[ "$(json_error)" = org.r3map.Error.Busy ] || fail "unexport of a seeded export: $(cat "$TEST_TMP/out")"
+expect_r3ctl 1 --json migrate seed "export:$live_export" --listen 127.0.0.1:0
+[ "$(json_error)" = org.r3map.Error.Busy ] || fail "a second seed of the export: $(cat "$TEST_TMP/out")"
+expect_r3ctl 0 --json migrate pull "$live_uri" --export 127.0.0.1:0 --finalize manual
+live_pull=$(json_field 'j["id"]') live_region=$(json_field 'j["export"]')
+# Written by the export's own client once the first pass is done: only the tracking can
+# bring it over.
+for _ in $(seq 100); do
+	run_r3ctl --json migrate status "$live_pull"
+	[ "$(json_field 'j["phase"]')" = pre-copy ] && break
+	sleep 0.1
+done
+[ "$(json_field 'j["phase"]')" = pre-copy ] || fail "the pull of the export never reached pre-copy: $(cat "$TEST_TMP/out")"
+nbdsh -u "nbd://$live_nbd" -c "h.pwrite(open('$TEST_TMP/late', 'rb').read(), 3 << 20)"
+python3 -c 'import sys; d = bytearray(open(sys.argv[1], "rb").read()); d[3 << 20:4 << 20] = open(sys.argv[2], "rb").read(); open(sys.argv[3], "wb").write(d)' \
+	"$TEST_TMP/live" "$TEST_TMP/late" "$TEST_TMP/live.expected"
+expect_r3ctl 0 migrate finalize "$live_pull" --wait
+nbdcopy "nbd://$live_region" "$TEST_TMP/live.back"
+cmp "$TEST_TMP/live.expected" "$TEST_TMP/live.back" || fail "the moved export differs from what its client wrote"
+nbdsh -u "nbd://$live_nbd" -c "h.pwrite(b'x' * 4096, 0)" 2>"$TEST_TMP/late.err" \
+	&& fail "the export took a write after the leecher took ownership"
+echo "ok: the export refuses writes after the handover: $(grep -o 'Operation not permitted\|Read-only.*\|EPERM' "$TEST_TMP/late.err" | head -1)"
+expect_r3ctl 0 migrate cancel "$live_pull"
+expect_r3ctl 0 migrate cancel "$live_seed"
+expect_r3ctl 0 unexport "$live_export"
+
 echo "== what cannot be seeded or pulled here: an unknown mount, a device without the nbd driver"
 run_r3ctl --json migrate seed mount:99 --listen 127.0.0.1:0
 [ "$rc" -ne 0 ] && [ "$(json_error)" = org.r3map.Error.NotFound ] || fail "seed mount:99: $(cat "$TEST_TMP/out")"

@@ -159,7 +159,7 @@ rid=${line#mapped }
 busctl --system get-property org.r3map.r3mapd "/org/r3map/regions/$rid" org.r3map.Region1 Backend \
 	| grep -qx "s \"export:$eid\"" || fail "Region1.Backend of an export's region"
 expect_r3ctl 1 --json unexport "$eid"
-[ "$(json_error)" = org.r3map.Error.Busy ] && grep -q "mapped by 1 memory region" "$TEST_TMP/out" \
+[ "$(json_error)" = org.r3map.Error.Busy ] && grep -q "lent to 1 memory region or migration" "$TEST_TMP/out" \
 	|| fail "unexport under a region: $(cat "$TEST_TMP/out" "$TEST_TMP/err")"
 exec {HOLD[1]}>&-
 wait "$hold" 2>/dev/null || true
