@@ -7,13 +7,7 @@
 # The log goes to OUT_DIR/guest.log.
 OUT=$1
 export R3MAPD=$2 R3CTL=$3 MMAP_PATTERN=$4 NBD_NETLINK_CHECK=$5 R3SERVE=$6
-here=$(cd "$(dirname "$0")" && pwd)
-export R3MAP_SOURCE_DIR="$here/../.."
-export R3MAP_DBUS_DIR="$R3MAP_SOURCE_DIR/dbus"
-exec >"$OUT/guest.log" 2>&1
-source "$here/../integration/lib.sh"
-source "$here/../integration/daemon/bus_lib.sh"
-source "$here/vm_lib.sh"
+source "$(dirname "$0")/daemon_guest_lib.sh" "$OUT"
 require mount dd cmp mkfs.ext4 e2fsck md5sum
 
 step() { echo "== $*"; }

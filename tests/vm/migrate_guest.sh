@@ -13,13 +13,7 @@
 # OUT_DIR/guest.log, the daemons' next to it.
 OUT=$1
 export R3MAPD=$2 R3CTL=$3
-here=$(cd "$(dirname "$0")" && pwd)
-export R3MAP_SOURCE_DIR="$here/../.."
-export R3MAP_DBUS_DIR="$R3MAP_SOURCE_DIR/dbus"
-exec >"$OUT/guest.log" 2>&1
-source "$here/../integration/lib.sh"
-source "$here/../integration/daemon/bus_lib.sh"
-source "$here/vm_lib.sh"
+source "$(dirname "$0")/daemon_guest_lib.sh" "$OUT"
 require ip tc mount umount mkfs.ext4 e2fsck openssl dd
 records="$here/record_log.py"
 # The daemons' logs are kept next to guest.log, whatever happens.
