@@ -1,6 +1,8 @@
 #include "migration_manager.hpp"
 
 #include <atomic>
+#include <functional>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -42,6 +44,7 @@ struct MigrationManager::Entry {
 	/// A seeded mount's lease, and what its diverter led to before the seed.
 	PipelineLease lent;
 	std::shared_ptr<r3d::ReadWriterAt> divertedFrom;
+	std::function<void()> release; ///< lets another seed of the lender in
 	bool cancelling = false; ///< guarded by MigrationManager::mutex_
 
 	// Stopped while every member lives: the seeder's and leecher's callbacks use this entry.
@@ -88,6 +91,8 @@ struct MigrationManager::Entry {
 		}
 		divertedFrom.reset();
 		lent = {};
+		if (release)
+			std::exchange(release, nullptr)();
 	}
 
 private:
@@ -206,15 +211,16 @@ r3d::ResultMsg<MigrationInfo> MigrationManager::seed(const SeedRequest &request)
 		if (!lent->diverter)
 			return fail(Errc::NotSupported, fmt::format("{} cannot be seeded: seed its backend URI instead", lent->name));
 		{
-			std::lock_guard lock(mutex_);
-			bool taken = false;
-			entries_.forEach([&](const std::string &, const std::shared_ptr<Entry> &other) {
-				taken = taken || other->lent.diverter == lent->diverter;
-			});
-			if (taken)
+			std::lock_guard lock(seedingMutex_);
+			if (!seeding_.insert(lent->diverter.get()).second)
 				return fail(Errc::Busy, fmt::format("{} is already being seeded", lent->name));
-			e->lent = std::move(*lent);
 		}
+		auto *diverter = lent->diverter.get();
+		e->release = [this, diverter] {
+			std::lock_guard lock(seedingMutex_);
+			seeding_.erase(diverter);
+		};
+		e->lent = std::move(*lent);
 		source = e->lent.diverter->current();
 	} else {
 		auto backend = openAllowedBackend(config_, request.backendUri, std::nullopt, request.callerUid, &runtime_);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,9 @@ private:
 	r3d::Runtime &runtime_;
 	AttachFn attach_;
 	std::map<std::string, PipelineLender> lenders_;
+	/// The lenders' diverters being seeded: one seed each at a time.
+	std::mutex seedingMutex_;
+	std::set<const void *> seeding_;
 	mutable std::mutex mutex_;
 	Registry<Entry> entries_;
 };
